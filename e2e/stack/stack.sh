@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# wye's local stack: MariaDB + RabbitMQ from Debian, Elasticsearch 7.17, Elasticsearch 8.14
+# and OpenSearch 2.19 from Maven Central. No Docker. All state lives under $WYE_STACK_DIR.
+#
+#   stack.sh up     [service...]   install what is missing, start, wait for health
+#   stack.sh down   [service...]   stop (data kept)
+#   stack.sh status                one line per service
+#   stack.sh logs   [service] [n]  tail a service's log
+#   stack.sh clean                 down + delete all data (downloads kept)
+#
+# Services: mariadb rabbitmq es7 es8 os2. Idempotent: `up` on a running stack only checks it.
+# Invariant: every wait polls a health condition with a deadline, and a failed wait prints
+# the failing service's log tail and exits non-zero.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STACK="${WYE_STACK_DIR:-/var/tmp/wye-stack}"
+SERVICES=(mariadb rabbitmq es7 es8 os2)
+
+MYSQL_PORT="${WYE_MYSQL_PORT:-3306}"
+AMQP_PORT="${WYE_AMQP_PORT:-5672}"
+HEAP="${WYE_STACK_HEAP:-512m}"
+WAIT_SECS="${WYE_STACK_WAIT:-240}"
+
+# Search engines: name -> maven coordinates, http port, transport port.
+# The codelibs runners for ES 7.17.9 / 8.14.1 are not served by Maven Central (its metadata
+# stops at 7.10.2.0), so all three clusters use the engines' own minimal distributions
+# ("integ-test-zip", the real server without X-Pack features) from Maven Central.
+# ES 8.14.1 is not published in that form; 8.14.3 is the nearest one.
+declare -A ENGINE_GAV=(
+  [es7]="org.elasticsearch.distribution.integ-test-zip:elasticsearch:7.17.9:zip"
+  [es8]="org.elasticsearch.distribution.integ-test-zip:elasticsearch:8.14.3:zip"
+  [os2]="org.opensearch.distribution.integ-test-zip:opensearch:2.19.1:zip"
+)
+declare -A HTTP_PORT=([es7]="${WYE_ES7_PORT:-9217}" [es8]="${WYE_ES8_PORT:-9218}" [os2]="${WYE_OS2_PORT:-9219}")
+declare -A TRANSPORT_PORT=([es7]=9317 [es8]=9318 [os2]=9319)
+
+# Dev-only credentials of the local stack; the e2e tests use the same defaults.
+SOURCE_USER=wye_source SOURCE_PASS=wye-source   # SELECT + replication on the source
+CONTROL_USER=wye CONTROL_PASS=wye-control       # read/write on the control schema only
+APP_USER=wye_app APP_PASS=wye-app               # the application/workload user (tests)
+AMQP_USER=wye AMQP_PASS=wye-amqp
+SVC_USER=wye-stack                              # runs the JVMs when invoked as root
+
+log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || die "not root and no sudo: cannot install packages"
+  SUDO="sudo"
+fi
+
+# as USER CMD...: run CMD as USER when we are root; as ourselves otherwise.
+as() {
+  local user=$1; shift
+  if [[ $(id -u) -eq 0 ]]; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+own() { # own USER PATH...
+  if [[ $(id -u) -eq 0 ]]; then chown -R "$1:$1" "${@:2}"; fi
+}
+
+# wait_for DESC LOGFILE CMD...: poll CMD until it succeeds or WAIT_SECS pass.
+wait_for() {
+  local desc=$1 logfile=$2; shift 2
+  local deadline=$((SECONDS + WAIT_SECS))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "$desc not healthy after ${WAIT_SECS}s; last lines of $logfile:"
+      tail -n 40 "$logfile" >&2 2>/dev/null || true
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- installation
+
+apt_install() {
+  log "installing Debian packages: $*"
+  # Keep the packages' own init scripts from starting system-wide servers on our ports.
+  local policy=/usr/sbin/policy-rc.d added=""
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null
+    $SUDO chmod +x $policy
+    added=1
+  fi
+  if [[ ! -e $STACK/.apt-updated ]] || ! apt-cache policy "$1" | grep -q Candidate; then
+    $SUDO apt-get update -qq
+    mkdir -p "$STACK" && touch "$STACK/.apt-updated"
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  if [[ -n $added ]]; then $SUDO rm -f $policy; fi
+}
+
+java_ok() {
+  command -v java >/dev/null || return 1
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/{print $2}')
+  [[ ${v%%.*} -ge 17 ]]
+}
+
+install_missing() {
+  local pkgs=()
+  command -v mariadbd >/dev/null || pkgs+=(mariadb-server mariadb-client)
+  [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || ls /usr/lib/rabbitmq/lib/*/sbin/rabbitmq-server >/dev/null 2>&1 || pkgs+=(rabbitmq-server)
+  java_ok || pkgs+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || pkgs+=(maven)
+  command -v unzip >/dev/null || pkgs+=(unzip)
+  command -v curl >/dev/null || pkgs+=(curl)
+  if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; fi
+  if [[ $(id -u) -eq 0 ]] && ! id "$SVC_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$SVC_USER"
+  fi
+}
+
+java_home() { dirname "$(dirname "$(readlink -f "$(command -v java)")")"; }
+
+# Downloads an engine distribution through Maven (~/.m2 caches it) and unpacks it once.
+engine_home() {
+  local name=$1 gav=${ENGINE_GAV[$1]}
+  local artifact version
+  artifact=$(cut -d: -f2 <<<"$gav"); version=$(cut -d: -f3 <<<"$gav")
+  local home="$STACK/dist/$artifact-$version"
+  if [[ ! -x $home/bin/$artifact ]]; then
+    log "$name: fetching $gav from Maven Central"
+    mkdir -p "$STACK/dist"
+    mvn -q -B dependency:copy -Dartifact="$gav" -DoutputDirectory="$STACK/dist" >&2 \
+      || die "$name: maven could not fetch $gav"
+    unzip -q -o "$STACK/dist/$artifact-$version.zip" -d "$STACK/dist"
+    rm -f "$STACK/dist/$artifact-$version.zip"
+  fi
+  echo "$home"
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+MY="$STACK/mariadb"
+my_cnf() {
+  cat <<EOF
+[mariadbd]
+datadir=$MY/data
+socket=$MY/mysqld.sock
+pid-file=$MY/mysqld.pid
+port=$MYSQL_PORT
+bind-address=127.0.0.1
+log_error=$MY/error.log
+# CDC: binlog on, row format, full images, strict GTIDs.
+server_id=1
+log_bin=$MY/binlog/mariadb-bin
+binlog_format=ROW
+binlog_row_image=FULL
+gtid_strict_mode=ON
+expire_logs_days=2
+max_connections=500
+innodb_buffer_pool_size=256M
+innodb_flush_log_at_trx_commit=2
+sync_binlog=0
+character-set-server=utf8mb4
+collation-server=utf8mb4_unicode_ci
+default-time-zone='+00:00'
+EOF
+}
+mysql_root() { mariadb --socket="$MY/mysqld.sock" -u root "$@"; }
+mariadb_up() { mysql_root -e 'SELECT 1' >/dev/null 2>&1; }
+mariadb_start() {
+  mkdir -p "$MY/binlog"
+  my_cnf >"$MY/my.cnf"
+  if [[ ! -d $MY/data/mysql ]]; then
+    log "mariadb: initializing data directory"
+    own mysql "$MY"
+    mariadb-install-db --defaults-file="$MY/my.cnf" --user=mysql --skip-test-db \
+      --auth-root-authentication-method=socket >"$MY/install.log" 2>&1 \
+      || { tail -n 30 "$MY/install.log" >&2; die "mariadb: install-db failed"; }
+  fi
+  own mysql "$MY"
+  if ! mariadb_up 2>/dev/null; then
+    port_busy "$MYSQL_PORT" && die "mariadb: port $MYSQL_PORT is taken by another process (set WYE_MYSQL_PORT)"
+    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
+    setsid nohup mariadbd --defaults-file="$MY/my.cnf" --user=mysql >>"$MY/error.log" 2>&1 </dev/null &
+    wait_for mariadb "$MY/error.log" mariadb_up
+  fi
+  mysql_root <<SQL
+CREATE USER IF NOT EXISTS '$SOURCE_USER'@'%' IDENTIFIED BY '$SOURCE_PASS';
+GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$SOURCE_USER'@'%';
+CREATE DATABASE IF NOT EXISTS wye;
+CREATE USER IF NOT EXISTS '$CONTROL_USER'@'%' IDENTIFIED BY '$CONTROL_PASS';
+GRANT ALL PRIVILEGES ON wye.* TO '$CONTROL_USER'@'%';
+CREATE USER IF NOT EXISTS '$APP_USER'@'%' IDENTIFIED BY '$APP_PASS';
+GRANT ALL PRIVILEGES ON *.* TO '$APP_USER'@'%';
+CREATE DATABASE IF NOT EXISTS catalog CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS wye_test CHARACTER SET utf8mb4;
+SQL
+}
+mariadb_stop() {
+  if mariadb_up 2>/dev/null; then
+    log "mariadb: stopping"
+    mysql_root -e 'SHUTDOWN' || true
+    local deadline=$((SECONDS + 60))
+    while [[ -e $MY/mysqld.pid ]] && kill -0 "$(cat "$MY/mysqld.pid" 2>/dev/null)" 2>/dev/null; do
+      ((SECONDS < deadline)) || die "mariadb: did not stop within 60s"
+      sleep 0.5
+    done
+  fi
+}
+mariadb_status() {
+  if mariadb_up 2>/dev/null; then
+    echo "mariadb   up    127.0.0.1:$MYSQL_PORT  $(mysql_root -Nse 'SELECT VERSION()') binlog=$(mysql_root -Nse "SELECT @@log_bin, @@binlog_format" | tr '\t' '/')"
+  else
+    echo "mariadb   down"
+  fi
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+RQ="$STACK/rabbitmq"
+rabbit_bin() { # the real scripts, not Debian's wrappers that switch user and reset the env
+  local d
+  for d in /usr/lib/rabbitmq/bin /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin; do
+    [[ -x $d/$1 ]] && { echo "$d/$1"; return; }
+  done
+  die "rabbitmq: $1 not found"
+}
+rabbit_user() { if [[ $(id -u) -eq 0 ]]; then echo rabbitmq; else id -un; fi; }
+rabbit() { # rabbit CMD ARGS...: run a rabbitmq script against our node, with our env
+  local cmd=$1; shift
+  as "$(rabbit_user)" env HOME="$RQ/home" \
+    RABBITMQ_NODENAME=wye@localhost \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
+    RABBITMQ_DIST_PORT=$((AMQP_PORT + 20000)) \
+    RABBITMQ_MNESIA_BASE="$RQ/mnesia" RABBITMQ_LOG_BASE="$RQ/log" \
+    RABBITMQ_CONFIG_FILE="$RQ/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$RQ/enabled_plugins" \
+    RABBITMQ_PID_FILE="$RQ/rabbitmq.pid" \
+    "$(rabbit_bin "$cmd")" "$@"
+}
+rabbit_up() { rabbit rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; }
+rabbit_start() {
+  mkdir -p "$RQ/home" "$RQ/mnesia" "$RQ/log"
+  cat >"$RQ/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+log.file.level = info
+vm_memory_high_watermark.relative = 0.2
+EOF
+  echo '[rabbitmq_consistent_hash_exchange].' >"$RQ/enabled_plugins"
+  own "$(rabbit_user)" "$RQ"
+  if ! rabbit_up 2>/dev/null; then
+    port_busy "$AMQP_PORT" && die "rabbitmq: port $AMQP_PORT is taken by another process (set WYE_AMQP_PORT)"
+    log "rabbitmq: starting on 127.0.0.1:$AMQP_PORT"
+    rabbit rabbitmq-server -detached >>"$RQ/start.log" 2>&1 || { tail -n 30 "$RQ/start.log" >&2; die "rabbitmq: start failed"; }
+    wait_for rabbitmq "$RQ/log/wye@localhost.log" rabbit rabbitmqctl -q await_startup --timeout 5
+  fi
+  if ! rabbit rabbitmqctl -q list_users | grep -q "^$AMQP_USER\b"; then
+    rabbit rabbitmqctl -q add_user "$AMQP_USER" "$AMQP_PASS" >/dev/null
+    rabbit rabbitmqctl -q set_user_tags "$AMQP_USER" administrator >/dev/null
+    rabbit rabbitmqctl -q set_permissions -p / "$AMQP_USER" '.*' '.*' '.*' >/dev/null
+  fi
+}
+rabbit_stop() {
+  if rabbit_up 2>/dev/null; then
+    log "rabbitmq: stopping"
+    rabbit rabbitmqctl -q stop >/dev/null 2>&1 || true
+  fi
+}
+rabbit_status() {
+  if rabbit_up 2>/dev/null; then
+    echo "rabbitmq  up    127.0.0.1:$AMQP_PORT  $(rabbit rabbitmqctl -q version) plugins=$(rabbit rabbitmq-plugins -q list -e -m | tr '\n' ',')"
+  else
+    echo "rabbitmq  down"
+  fi
+}
+
+# ---------------------------------------------------------------- search engines
+
+engine_url() { echo "http://127.0.0.1:${HTTP_PORT[$1]}"; }
+engine_up() {
+  curl -fsS "$(engine_url "$1")/_cluster/health?wait_for_status=yellow&timeout=1s" | grep -q '"status"'
+}
+engine_pid() { cat "$STACK/$1/pid" 2>/dev/null; }
+engine_start() {
+  local name=$1 home dir="$STACK/$1"
+  home=$(engine_home "$name")
+  local bin; bin=$(basename "$(cut -d: -f2 <<<"${ENGINE_GAV[$name]}")")
+  if engine_up "$name" 2>/dev/null; then return; fi
+  port_busy "${HTTP_PORT[$name]}" && die "$name: port ${HTTP_PORT[$name]} is taken by another process"
+  mkdir -p "$dir/data" "$dir/logs"
+  if [[ ! -d $dir/config ]]; then cp -r "$home/config" "$dir/config"; fi
+  # jvm.options names logs/ and data relative to the distribution's home, where the
+  # launcher cds to; point them at this cluster's own directories.
+  sed -i -e "s#file=logs/#file=$dir/logs/#" -e "s#HeapDumpPath=data#HeapDumpPath=$dir/data#" \
+    -e "s#ErrorFile=logs/#ErrorFile=$dir/logs/#" "$dir/config/jvm.options"
+  local yml="$dir/config/$bin.yml"
+  {
+    echo "cluster.name: wye-$name"
+    echo "node.name: $name"
+    echo "path.data: $dir/data"
+    echo "path.logs: $dir/logs"
+    echo "network.host: 127.0.0.1"
+    echo "http.port: ${HTTP_PORT[$name]}"
+    echo "transport.port: ${TRANSPORT_PORT[$name]}"
+    echo "discovery.type: single-node"
+    echo "cluster.routing.allocation.disk.threshold_enabled: false"
+    echo "action.auto_create_index: true"
+    if [[ $bin == elasticsearch ]]; then echo "xpack.security.enabled: false"; fi
+  } >"$yml"
+  local runas=$SVC_USER
+  [[ $(id -u) -eq 0 ]] || runas=$(id -un)
+  own "$runas" "$dir"
+  chmod 755 "$STACK" "$STACK/dist"
+  log "$name: starting $(basename "$home") on $(engine_url "$name") (heap $HEAP)"
+  local jh; jh=$(java_home)
+  local confvar=ES_PATH_CONF optsvar=ES_JAVA_OPTS
+  if [[ $bin == opensearch ]]; then confvar=OPENSEARCH_PATH_CONF optsvar=OPENSEARCH_JAVA_OPTS; fi
+  mkdir -p "$dir/tmp" && own "$runas" "$dir/tmp"
+  (cd "$dir" && as "$runas" env JAVA_HOME="$jh" ES_JAVA_HOME="$jh" OPENSEARCH_JAVA_HOME="$jh" \
+    ES_TMPDIR="$dir/tmp" OPENSEARCH_TMPDIR="$dir/tmp" \
+    "$confvar=$dir/config" "$optsvar=-Xms$HEAP -Xmx$HEAP" \
+    "$home/bin/$bin" -d -p "$dir/pid") >>"$dir/start.log" 2>&1 \
+    || { tail -n 30 "$dir/start.log" >&2; tail -n 30 "$dir/logs/wye-$name.log" >&2 2>/dev/null; die "$name: start failed"; }
+}
+engine_wait() { wait_for "$1" "$STACK/$1/logs/wye-$1.log" engine_up "$1"; }
+engine_stop() {
+  local name=$1 pid; pid=$(engine_pid "$name")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    log "$name: stopping (pid $pid)"
+    kill "$pid"
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((SECONDS >= deadline)); then kill -9 "$pid" 2>/dev/null || true; break; fi
+      sleep 0.5
+    done
+  fi
+  rm -f "$STACK/$name/pid"
+}
+engine_status() {
+  local name=$1 body
+  # Version from /_nodes/_local: the ES 8 integ-test-zip lacks the rest-root module, so
+  # GET / answers 405 there.
+  if body=$(curl -fsS "$(engine_url "$name")/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null); then
+    local ver health
+    ver=$(grep -o '"version":"[^"]*"' <<<"$body" | cut -d'"' -f4 || true)
+    health=$(curl -fsS "$(engine_url "$name")/_cluster/health" | grep -o '"status":"[^"]*"' | cut -d'"' -f4 || true)
+    printf '%-9s up    %s  %s %s health=%s\n' "$name" "$(engine_url "$name")" \
+      "$(cut -d: -f2 <<<"${ENGINE_GAV[$name]}")" "$ver" "$health"
+  else
+    printf '%-9s down\n' "$name"
+  fi
+}
+
+# ---------------------------------------------------------------- commands
+
+pick() { if (($#)); then echo "$@"; else echo "${SERVICES[@]}"; fi; }
+check_names() {
+  local s
+  for s in "$@"; do
+    [[ " ${SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${SERVICES[*]})"
+  done
+}
+
+cmd_up() {
+  check_names "$@"
+  mkdir -p "$STACK"; chmod 755 "$STACK"
+  install_missing
+  local s engines=()
+  # Start the JVMs first: they take longest, and start in parallel with the databases.
+  for s in $(pick "$@"); do
+    case $s in es7 | es8 | os2) engine_start "$s"; engines+=("$s") ;; esac
+  done
+  for s in $(pick "$@"); do
+    case $s in mariadb) mariadb_start ;; rabbitmq) rabbit_start ;; esac
+  done
+  for s in "${engines[@]}"; do engine_wait "$s"; done
+  cmd_status "$@"
+}
+cmd_down() {
+  check_names "$@"
+  local s
+  for s in $(pick "$@"); do
+    case $s in
+      mariadb) mariadb_stop ;;
+      rabbitmq) rabbit_stop ;;
+      *) engine_stop "$s" ;;
+    esac
+  done
+}
+cmd_status() {
+  local s
+  for s in $(pick "$@"); do
+    case $s in
+      mariadb) mariadb_status ;;
+      rabbitmq) rabbit_status ;;
+      *) engine_status "$s" ;;
+    esac
+  done
+}
+cmd_logs() {
+  local s=${1:-} n=${2:-50}
+  case $s in
+    mariadb) tail -n "$n" "$MY/error.log" ;;
+    rabbitmq) tail -n "$n" "$RQ/log/wye@localhost.log" ;;
+    es7 | es8 | os2) tail -n "$n" "$STACK/$s/logs/wye-$s.log" ;;
+    *) die "usage: stack.sh logs {${SERVICES[*]}} [lines]" ;;
+  esac
+}
+cmd_clean() {
+  cmd_down
+  log "removing data under $STACK (downloads in $STACK/dist are kept)"
+  rm -rf "$MY" "$RQ" "$STACK/es7" "$STACK/es8" "$STACK/os2"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  logs) shift; cmd_logs "$@" ;;
+  clean) shift; cmd_clean ;;
+  *) echo "usage: $0 {up|down|status|logs|clean} [service...]   services: ${SERVICES[*]}" >&2; exit 2 ;;
+esac
