@@ -22,10 +22,11 @@ func TestMariaDBIsConfiguredForCDC(t *testing.T) {
 	}
 	t.Logf("source server: %s", version)
 	want := map[string]string{
-		"log_bin":          "1",
-		"binlog_format":    "ROW",
-		"binlog_row_image": "FULL",
-		"gtid_strict_mode": "1",
+		"log_bin":             "1",
+		"binlog_format":       "ROW",
+		"binlog_row_image":    "FULL",
+		"binlog_row_metadata": "FULL",
+		"gtid_strict_mode":    "1",
 	}
 	for name, w := range want {
 		var got string

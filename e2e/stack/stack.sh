@@ -152,6 +152,9 @@ server_id=1
 log_bin=$MY/binlog/mariadb-bin
 binlog_format=ROW
 binlog_row_image=FULL
+# Column names, signedness and primary key travel in each TABLE_MAP event, so events
+# describe themselves at their own binlog point (ALTER TABLE mid-stream, replays).
+binlog_row_metadata=FULL
 gtid_strict_mode=ON
 expire_logs_days=2
 max_connections=500

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/config"
+)
+
+func init() { subcommands = append(subcommands, newConfigCmd) }
+
+// newConfigCmd is `wye config check [--print]`: load and validate the configuration offline
+// (no server is contacted) and optionally print it resolved, with secrets redacted.
+func newConfigCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the configuration",
+		Args:  cobra.NoArgs,
+	}
+	var print bool
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration file without contacting any server",
+		Long: "Validate the configuration file, WYE_* environment overrides and secret references " +
+			"without contacting any server. Prints one line per fault and exits 2 if there is any.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if print {
+				b, err := cfg.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), summary(g.configFile, cfg))
+			return err
+		},
+	}
+	check.Flags().BoolVar(&print, "print", false, "print the resolved configuration as YAML (secrets shown as ***)")
+	cmd.AddCommand(check)
+	return cmd
+}
+
+// checkConfig loads g.configFile, with --log-level as an override when it was given.
+// Faults are written to faults, one per line; the returned usageError only counts them, so
+// exitCode's single "wye: ..." line does not repeat them.
+func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer) (*config.Config, error) {
+	var opts config.Options
+	if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed {
+		opts.Overrides = map[string]string{"log.level": g.logLevel}
+	}
+	cfg, err := config.Load(g.configFile, opts)
+	var errs config.Errors
+	switch {
+	case errors.As(err, &errs):
+		for _, e := range errs {
+			fmt.Fprintln(faults, e)
+		}
+		return nil, usageError{fmt.Errorf("%s: invalid configuration: %d %s", g.configFile, len(errs), plural(len(errs), "fault"))}
+	case err != nil:
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// summary is the one line `config check` prints for a valid configuration.
+func summary(file string, c *config.Config) string {
+	master, _ := c.Master()
+	var slaves []string
+	for _, cl := range c.Clusters {
+		if cl.Role != config.RoleMaster {
+			slaves = append(slaves, cl.Name)
+		}
+	}
+	roles := "master: " + master.Name
+	if len(slaves) > 0 {
+		roles += "; slaves: " + strings.Join(slaves, ", ")
+	}
+	return fmt.Sprintf("ok: %s: %d %s (%s), %d %s, source %s %s (server_id %d), control %s/%s, amqp %s",
+		file, len(c.Clusters), plural(len(c.Clusters), "cluster"), roles,
+		len(c.Entities), plural(len(c.Entities), "entity"),
+		c.Source.Flavor, c.Source.Addr(), c.Source.ServerID,
+		c.Control.Addr(), c.Control.Database, c.AMQP.Host())
+}
+
+func plural(n int, word string) string {
+	switch {
+	case n == 1:
+		return word
+	case strings.HasSuffix(word, "y"):
+		return strings.TrimSuffix(word, "y") + "ies"
+	}
+	return word + "s"
+}

@@ -1,0 +1,345 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is wye's whole configuration. Every field carries a mapstructure tag (its key in the
+// file, lower case) and a yaml tag (how --print shows it); the two always agree.
+type Config struct {
+	Source   Source    `mapstructure:"source" yaml:"source"`
+	Control  Control   `mapstructure:"control" yaml:"control"`
+	AMQP     AMQP      `mapstructure:"amqp" yaml:"amqp"`
+	Clusters []Cluster `mapstructure:"clusters" yaml:"clusters"`
+	Metrics  Metrics   `mapstructure:"metrics" yaml:"metrics"`
+	Log      Log       `mapstructure:"log" yaml:"log"`
+	Entities []Entity  `mapstructure:"entities" yaml:"entities"`
+}
+
+// Flavor is the source server's product; it decides the GTID format of the binlog.
+type Flavor string
+
+const (
+	FlavorMariaDB Flavor = "mariadb"
+	FlavorMySQL   Flavor = "mysql"
+)
+
+// Source is the MySQL/MariaDB server whose binlog wye follows and whose tables it reads to
+// denormalize documents.
+type Source struct {
+	Flavor       Flavor `mapstructure:"flavor" yaml:"flavor"`
+	Host         string `mapstructure:"host" yaml:"host"`
+	Port         int    `mapstructure:"port" yaml:"port"`
+	User         string `mapstructure:"user" yaml:"user"`
+	Password     Secret `mapstructure:"password" yaml:"password,omitempty"`
+	PasswordEnv  string `mapstructure:"password_env" yaml:"password_env,omitempty"`
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
+	// ServerID identifies wye as a replica to the source; it must differ from every other
+	// replica's server_id or the source drops one of the two binlog streams.
+	ServerID uint32 `mapstructure:"server_id" yaml:"server_id"`
+}
+
+// Control is the database holding wye's own schema: checkpoints, roles, the ledger.
+type Control struct {
+	Host         string `mapstructure:"host" yaml:"host"`
+	Port         int    `mapstructure:"port" yaml:"port"`
+	User         string `mapstructure:"user" yaml:"user"`
+	Password     Secret `mapstructure:"password" yaml:"password,omitempty"`
+	PasswordEnv  string `mapstructure:"password_env" yaml:"password_env,omitempty"`
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
+	Database     string `mapstructure:"database" yaml:"database"`
+}
+
+// AMQP is the RabbitMQ broker that carries change events from the binlog reader to the indexer.
+type AMQP struct {
+	// URL names the broker and the user, never the password (see URLWithPassword).
+	URL          string `mapstructure:"url" yaml:"url"`
+	Password     Secret `mapstructure:"password" yaml:"password,omitempty"`
+	PasswordEnv  string `mapstructure:"password_env" yaml:"password_env,omitempty"`
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
+	Exchange     string `mapstructure:"exchange" yaml:"exchange"`
+	Queue        string `mapstructure:"queue" yaml:"queue"`
+	// Prefetch bounds the unacknowledged deliveries in flight (AMQP basic.qos, 16 bits).
+	Prefetch int `mapstructure:"prefetch" yaml:"prefetch"`
+}
+
+// Role is a cluster's part in the fleet.
+type Role string
+
+const (
+	RoleMaster Role = "master" // the cluster the others are compared against; exactly one
+	RoleSlave  Role = "slave"
+)
+
+// Cluster is one Elasticsearch or OpenSearch cluster kept in step with the source.
+type Cluster struct {
+	Name     string   `mapstructure:"name" yaml:"name"`
+	URLs     []string `mapstructure:"urls" yaml:"urls"`
+	Role     Role     `mapstructure:"role" yaml:"role"`
+	Mapping  string   `mapstructure:"mapping" yaml:"mapping"`
+	Auth     Auth     `mapstructure:"auth" yaml:"auth,omitempty"`
+	TLS      TLS      `mapstructure:"tls" yaml:"tls,omitempty"`
+	Timeouts Timeouts `mapstructure:"timeouts" yaml:"timeouts"`
+}
+
+// Auth holds at most one of three methods: basic (username + password), API key, bearer token.
+type Auth struct {
+	Username        string `mapstructure:"username" yaml:"username,omitempty"`
+	Password        Secret `mapstructure:"password" yaml:"password,omitempty"`
+	PasswordEnv     string `mapstructure:"password_env" yaml:"password_env,omitempty"`
+	PasswordFile    string `mapstructure:"password_file" yaml:"password_file,omitempty"`
+	APIKey          Secret `mapstructure:"api_key" yaml:"api_key,omitempty"`
+	APIKeyEnv       string `mapstructure:"api_key_env" yaml:"api_key_env,omitempty"`
+	APIKeyFile      string `mapstructure:"api_key_file" yaml:"api_key_file,omitempty"`
+	BearerToken     Secret `mapstructure:"bearer_token" yaml:"bearer_token,omitempty"`
+	BearerTokenEnv  string `mapstructure:"bearer_token_env" yaml:"bearer_token_env,omitempty"`
+	BearerTokenFile string `mapstructure:"bearer_token_file" yaml:"bearer_token_file,omitempty"`
+}
+
+// TLS adjusts how https URLs are verified.
+type TLS struct {
+	CAFile             string `mapstructure:"ca_file" yaml:"ca_file,omitempty"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify" yaml:"insecure_skip_verify,omitempty"`
+}
+
+// Timeouts bound each request to a cluster.
+type Timeouts struct {
+	Request time.Duration `mapstructure:"request" yaml:"request"`
+	Bulk    time.Duration `mapstructure:"bulk" yaml:"bulk"`
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	Listen string `mapstructure:"listen" yaml:"listen"` // host:port; empty disables the endpoint
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `mapstructure:"level" yaml:"level"`   // debug | info | warn | error
+	Format string `mapstructure:"format" yaml:"format"` // text | json
+}
+
+// Entity maps a root table to an index. Relations (joined and nested tables) come with the
+// indexer issue; until then a "relations" key is an unknown key like any other.
+type Entity struct {
+	Name  string `mapstructure:"name" yaml:"name"`
+	Index string `mapstructure:"index" yaml:"index"`
+	Root  Root   `mapstructure:"root" yaml:"root"`
+}
+
+// Root is the table whose rows become documents, and its primary key column.
+type Root struct {
+	Table string `mapstructure:"table" yaml:"table"` // schema.table
+	Key   string `mapstructure:"key" yaml:"key"`
+}
+
+// Options adjusts where Load reads its overrides from. The zero value reads the process
+// environment and applies no flag overrides.
+type Options struct {
+	// LookupEnv reads the WYE_* overrides and the variables that *_env keys name.
+	// Nil means os.LookupEnv.
+	LookupEnv func(key string) (string, bool)
+	// Overrides are applied last (flags win over env, env over the file), keyed by path:
+	// {"log.level": "debug"}. A path that is not a scalar key is an error.
+	Overrides map[string]string
+}
+
+// Load reads the YAML file at path, applies the defaults, WYE_* environment overrides and
+// opts.Overrides, resolves secrets and validates the result. A configuration fault returns
+// Errors listing every fault; an unreadable or malformed file returns a plain error.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := parse(data, opts)
+	if err != nil {
+		var faults Errors
+		if errors.As(err, &faults) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// parse is Load without the file: the stages in order are defaults, file, env, flags,
+// strict decoding, secret resolution, validation. Faults of all stages are reported together.
+func parse(data []byte, opts Options) (*Config, error) {
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		var pe viper.ConfigParseError
+		if errors.As(err, &pe) {
+			err = pe.Unwrap()
+		}
+		return nil, err
+	}
+
+	// Overrides go through viper's own top layer (Set), so they merge into the file's maps.
+	origin := map[string]string{} // path -> where an override came from, for fault messages
+	keys := scalarKeys()
+	for _, k := range keys {
+		if val, ok := lookup(k.env); ok && val != "" {
+			setOverride(v, k, val)
+			origin[k.path] = "$" + k.env
+		}
+	}
+	for _, path := range slices.Sorted(maps.Keys(opts.Overrides)) {
+		i := slices.IndexFunc(keys, func(k scalarKey) bool { return k.path == path })
+		if i < 0 {
+			return nil, fmt.Errorf("override %s: not a key that can be overridden", path)
+		}
+		setOverride(v, keys[i], opts.Overrides[path])
+		origin[path] = "a flag"
+	}
+
+	c := Default()
+	d := decoder{}
+	d.value("", v.AllSettings(), reflect.ValueOf(&c).Elem())
+
+	faults := d.faults
+	later := resolveSecrets(&c, lookup)
+	if err := c.Validate(); err != nil {
+		later = append(later, err.(Errors)...)
+	}
+	for _, f := range later {
+		if !d.explains(f.Path) {
+			faults = append(faults, f)
+		}
+	}
+	if len(faults) == 0 {
+		return &c, nil
+	}
+	for i, f := range faults {
+		if o, ok := origin[f.Path]; ok {
+			faults[i].Msg += " (set by " + o + ")"
+		}
+	}
+	faults.sort()
+	return nil, faults
+}
+
+// setOverride sets one scalar key above the file. Setting one source of a secret (password_env,
+// say) clears its siblings, so WYE_SOURCE_PASSWORD_FILE replaces the file's password_env
+// instead of conflicting with it.
+func setOverride(v *viper.Viper, k scalarKey, val string) {
+	for _, s := range k.clears {
+		v.Set(s, "")
+	}
+	v.Set(k.path, val)
+}
+
+// Master returns the cluster whose role is master. A validated Config has exactly one.
+func (c *Config) Master() (Cluster, bool) {
+	for _, cl := range c.Clusters {
+		if cl.Role == RoleMaster {
+			return cl, true
+		}
+	}
+	return Cluster{}, false
+}
+
+// YAML renders the resolved configuration, defaults included. Secrets print as "***".
+func (c *Config) YAML() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Addr is host:port of the source.
+func (s Source) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// MySQLConfig is the go-sql-driver configuration for reading the source, password included.
+// Prefer mysql.NewConnector(MySQLConfig()) to DSN(): no string holding the password is made.
+// parseTime stays off so DATETIME values arrive as text, the form the binlog decoder gives.
+func (s Source) MySQLConfig() *mysql.Config {
+	m := mysql.NewConfig()
+	m.Net = "tcp"
+	m.Addr = s.Addr()
+	m.User = s.User
+	m.Passwd = s.Password.Reveal()
+	return m
+}
+
+// DSN is MySQLConfig as a go-sql-driver DSN. It contains the password: never log it.
+func (s Source) DSN() string { return s.MySQLConfig().FormatDSN() }
+
+// Addr is host:port of the control database.
+func (c Control) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// MySQLConfig is the go-sql-driver configuration for the control schema, password included.
+// parseTime is on: checkpoint and ledger timestamps scan into time.Time.
+func (c Control) MySQLConfig() *mysql.Config {
+	m := mysql.NewConfig()
+	m.Net = "tcp"
+	m.Addr = c.Addr()
+	m.User = c.User
+	m.Passwd = c.Password.Reveal()
+	m.DBName = c.Database
+	m.ParseTime = true
+	return m
+}
+
+// DSN is MySQLConfig as a go-sql-driver DSN. It contains the password: never log it.
+func (c Control) DSN() string { return c.MySQLConfig().FormatDSN() }
+
+// URLWithPassword is the broker URL with the password put into it, for amqp091.Dial.
+// It contains the password: never log it (log URL, which has none).
+func (a AMQP) URLWithPassword() string {
+	u, err := url.Parse(a.URL)
+	if err != nil || a.Password.IsZero() || u.User == nil {
+		return a.URL // Validate rejects the first and the last case
+	}
+	u.User = url.UserPassword(u.User.Username(), a.Password.Reveal())
+	return u.String()
+}
+
+// Host is the broker's host:port, for log lines.
+func (a AMQP) Host() string {
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// under reports whether path is parent or lies below it.
+func under(path, parent string) bool {
+	return path == parent || strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
+}

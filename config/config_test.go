@@ -1,0 +1,450 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// valid is a minimal valid configuration; cases below add to it or break it.
+const valid = `
+source: {flavor: mariadb, host: 127.0.0.1, user: wye_source, password_env: SRC_PW, server_id: 4101}
+control: {host: 127.0.0.1, user: wye, password_env: CTL_PW}
+amqp: {url: "amqp://wye@127.0.0.1:5672/", password_env: MQ_PW}
+clusters:
+  - {name: es7, urls: ["http://127.0.0.1:9217"], role: master, mapping: v1}
+  - {name: es8, urls: ["http://127.0.0.1:9218"], role: slave, mapping: v1}
+`
+
+// env is a fake environment: tests never read or change the process environment.
+type env map[string]string
+
+func (e env) lookup(k string) (string, bool) { v, ok := e[k]; return v, ok }
+
+var secrets = env{"SRC_PW": "src-secret", "CTL_PW": "ctl-secret", "MQ_PW": "mq-secret"}
+
+func mustParse(t *testing.T, yaml string, e env) *Config {
+	t.Helper()
+	c, err := parse([]byte(yaml), Options{LookupEnv: e.lookup})
+	if err != nil {
+		t.Fatalf("parse: unexpected error:\n%v", err)
+	}
+	return c
+}
+
+// faultLines parses yaml and returns its faults, one string per fault.
+func faultLines(t *testing.T, yaml string, o Options) []string {
+	t.Helper()
+	if o.LookupEnv == nil {
+		o.LookupEnv = secrets.lookup
+	}
+	_, err := parse([]byte(yaml), o)
+	if err == nil {
+		return nil
+	}
+	var faults Errors
+	if !errors.As(err, &faults) {
+		t.Fatalf("want Errors, got %T: %v", err, err)
+	}
+	return strings.Split(faults.Error(), "\n")
+}
+
+func wantLines(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("faults:\n  got  %q\n  want %q", got, want)
+	}
+}
+
+func TestBadFileReportsExactlyOneLinePerFault(t *testing.T) {
+	_, err := Load("testdata/bad.yaml", Options{LookupEnv: env{}.lookup})
+	var faults Errors
+	if !errors.As(err, &faults) {
+		t.Fatalf("want Errors, got %T: %v", err, err)
+	}
+	wantLines(t, strings.Split(err.Error(), "\n"),
+		`source.password_env: "WYE_SOURCE_PASSWORD": environment variable is not set`,
+		`control.databse: unknown key (did you mean "database"?)`,
+		`amqp.url: "http://wye@127.0.0.1:5672/": unsupported scheme (want amqp or amqps)`,
+		`clusters: must not be empty`,
+	)
+	for _, f := range faults {
+		if f.Path == "" || f.Msg == "" {
+			t.Errorf("fault without path or message: %#v", f)
+		}
+	}
+}
+
+func TestValidFileLoadsWithDefaults(t *testing.T) {
+	c := mustParse(t, valid, secrets)
+	if c.Source.Port != 3306 || c.Control.Database != "wye" || c.AMQP.Prefetch != 512 ||
+		c.AMQP.Exchange != "wye.changes" || c.AMQP.Queue != "wye.index" ||
+		c.Metrics.Listen != "127.0.0.1:9464" || c.Log != (Log{Level: "info", Format: "text"}) {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	for i, cl := range c.Clusters {
+		if cl.Timeouts != (Timeouts{Request: 30 * time.Second, Bulk: 60 * time.Second}) {
+			t.Errorf("clusters[%d].timeouts = %+v, want the defaults", i, cl.Timeouts)
+		}
+	}
+	if m, _ := c.Master(); m.Name != "es7" {
+		t.Errorf("Master() = %q, want es7", m.Name)
+	}
+}
+
+func TestUnknownKeyAtAnyLevelIsReportedWithItsPath(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"top level", "metric: {listen: ':1'}", `metric: unknown key (did you mean "metrics"?)`},
+		{"in source, transposed letters", "source: {hots: x}", `source.hots: unknown key (did you mean "host"?)`},
+		{"in a cluster", "clusters: [{urlz: [x]}]", `clusters[0].urlz: unknown key (did you mean "urls"?)`},
+		{"in a cluster's auth", "clusters: [{auth: {pasword_env: X}}]", `clusters[0].auth.pasword_env: unknown key (did you mean "password_env"?)`},
+		{"one level too high", "clusters: [{username: elastic}]", `clusters[0].username: unknown key (did you mean "auth.username"?)`},
+		{"no close match", "amqp: {vhost: /}", `amqp.vhost: unknown key`},
+		{"relations before the indexer issue", "entities: [{relations: []}]", `entities[0].relations: unknown key`},
+		{"keys are case-insensitive, typos are not", "SOURCE: {Hots: x}", `source.hots: unknown key (did you mean "host"?)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := faultLines(t, tc.yaml+"\n"+validWithout(tc.yaml), Options{})
+			if !contains(got, tc.want) {
+				t.Errorf("faults %q\n  do not include %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// validWithout returns valid minus the top-level sections that the snippets (or section
+// names) start with, so a case can rewrite a section without a duplicate-key error.
+func validWithout(snippets ...string) string {
+	var out []string
+	skip := false
+	for _, line := range strings.Split(valid, "\n") {
+		if line != "" && line[0] != ' ' {
+			skip = false
+			for _, sn := range snippets {
+				section, _, _ := strings.Cut(strings.ToLower(sn), ":")
+				skip = skip || strings.HasPrefix(line, section+":")
+			}
+		}
+		if !skip {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func contains(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMisspeltKeyDoesNotAlsoReportTheKeyItMeant(t *testing.T) {
+	got := faultLines(t, validWithout("source")+`
+source: {flavor: mariadb, hots: 127.0.0.1, user: wye_source, password_env: SRC_PW, server_id: 4101}`, Options{})
+	wantLines(t, got, `source.hots: unknown key (did you mean "host"?)`)
+}
+
+func TestMistypedValueIsReportedWithItsPath(t *testing.T) {
+	for _, tc := range []struct{ name, snippet, want string }{
+		{"port not a number", "source: {port: abc}", `source.port: "abc": want an integer`},
+		{"server_id negative", "source: {server_id: -1}", `source.server_id: "-1": want an integer between 0 and 4294967295`},
+		{"server_id over 32 bits", "source: {server_id: 4294967296}", `source.server_id: "4294967296": want an integer between 0 and 4294967295`},
+		{"duration without unit", "clusters: [{timeouts: {request: 30}}]", `clusters[0].timeouts.request: "30": want a duration with a unit, like 30s or 1m30s`},
+		{"bool", "clusters: [{tls: {insecure_skip_verify: maybe}}]", `clusters[0].tls.insecure_skip_verify: "maybe": want true or false`},
+		{"clusters not a list", "clusters: {name: es7}", `clusters: want a list`},
+		{"urls not a list", "clusters: [{urls: http://x}]", `clusters[0].urls: "http://x": want a list`},
+		{"section not a mapping", "source: db.internal", `source: "db.internal": want a mapping of keys to values`},
+		{"a mistyped secret is not shown", "control: {password: [hunter2]}", `control.password: want a string`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := faultLines(t, tc.snippet+"\n"+validWithout(tc.snippet), Options{})
+			if !contains(got, tc.want) {
+				t.Errorf("faults %q\n  do not include %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidationRejects(t *testing.T) {
+	caFile := filepath.Join("testdata", "ca.pem")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		want   []string
+	}{
+		{"no clusters", func(c *Config) { c.Clusters = nil }, []string{`clusters: must not be empty`}},
+		{"unsupported url scheme", func(c *Config) { c.Clusters[1].URLs = []string{"htp://x"} },
+			[]string{`clusters[1].urls[0]: "htp://x": unsupported scheme (want http or https)`}},
+		{"url without scheme", func(c *Config) { c.Clusters[1].URLs = []string{"127.0.0.1:9200"} },
+			[]string{`clusters[1].urls[0]: "127.0.0.1:9200": missing scheme (want http:// or https://)`}},
+		{"url without host", func(c *Config) { c.Clusters[0].URLs = []string{"http:///x"} },
+			[]string{`clusters[0].urls[0]: "http:///x": missing host`}},
+		{"password in a cluster url, and it is not echoed", func(c *Config) { c.Clusters[0].URLs = []string{"http://elastic:hunter2@h:9200"} },
+			[]string{`clusters[0].urls[0]: "http://elastic:xxxxx@h:9200": must not contain a password; set clusters[0].auth.password_env or clusters[0].auth.password_file`}},
+		{"no urls", func(c *Config) { c.Clusters[0].URLs = nil }, []string{`clusters[0].urls: must not be empty`}},
+		{"two clusters on one server", func(c *Config) { c.Clusters[1].URLs = []string{"http://127.0.0.1:9217/"} },
+			[]string{`clusters[1].urls[0]: "http://127.0.0.1:9217/": the same server as clusters[0].urls[0]: each cluster must be a different one`}},
+		{"duplicate cluster names", func(c *Config) { c.Clusters[1].Name = "es7" },
+			[]string{`clusters[1].name: "es7": duplicate: clusters[0] has the same name`}},
+		{"cluster name unfit for a metric label", func(c *Config) { c.Clusters[1].Name = "ES 8" },
+			[]string{`clusters[1].name: "ES 8": want lower-case letters, digits, - or _`}},
+		{"unknown role", func(c *Config) { c.Clusters[1].Role = "primary" },
+			[]string{`clusters[1].role: "primary": want master or slave`}},
+		{"two masters", func(c *Config) { c.Clusters[1].Role = RoleMaster },
+			[]string{`clusters[1].role: "master": clusters[0] is already the master; want exactly one`}},
+		{"no master", func(c *Config) { c.Clusters[0].Role = RoleSlave },
+			[]string{`clusters: no cluster has role master; want exactly one`}},
+		{"no mapping", func(c *Config) { c.Clusters[0].Mapping = "" }, []string{`clusters[0].mapping: must not be empty`}},
+		{"two auth methods", func(c *Config) { c.Clusters[0].Auth = Auth{Username: "u", PasswordEnv: "P", APIKeyFile: "/k"} },
+			[]string{`clusters[0].auth: set at most one method: username/password, api_key or bearer_token (got username/password and api_key)`}},
+		{"username without password", func(c *Config) { c.Clusters[0].Auth = Auth{Username: "elastic"} },
+			[]string{`clusters[0].auth.password: must be set with a username (password, password_env or password_file)`}},
+		{"password without username", func(c *Config) { c.Clusters[0].Auth = Auth{Password: NewSecret("x")} },
+			[]string{`clusters[0].auth.username: must be set with a password`}},
+		{"unreadable ca file", func(c *Config) { c.Clusters[0].TLS.CAFile = "testdata/nope.pem" },
+			[]string{`clusters[0].tls.ca_file: "testdata/nope.pem": cannot read: no such file or directory`}},
+		{"ca file without certificate", func(c *Config) { c.Clusters[0].TLS.CAFile = notPEM },
+			[]string{`clusters[0].tls.ca_file: "` + notPEM + `": holds no PEM certificate`}},
+		{"zero request timeout", func(c *Config) { c.Clusters[0].Timeouts.Request = 0 },
+			[]string{`clusters[0].timeouts.request: "0s": must be greater than 0`}},
+		{"negative bulk timeout", func(c *Config) { c.Clusters[1].Timeouts.Bulk = -time.Second },
+			[]string{`clusters[1].timeouts.bulk: "-1s": must be greater than 0`}},
+		{"unknown flavor", func(c *Config) { c.Source.Flavor = "percona" },
+			[]string{`source.flavor: "percona": want mariadb or mysql`}},
+		{"no flavor", func(c *Config) { c.Source.Flavor = "" }, []string{`source.flavor: want mariadb or mysql`}},
+		{"port out of range", func(c *Config) { c.Source.Port = 70000 },
+			[]string{`source.port: "70000": must be between 1 and 65535`}},
+		{"control port zero", func(c *Config) { c.Control.Port = 0 },
+			[]string{`control.port: "0": must be between 1 and 65535`}},
+		{"server_id zero", func(c *Config) { c.Source.ServerID = 0 },
+			[]string{`source.server_id: must be between 1 and 4294967295, and differ from every other replica's server_id`}},
+		{"no source host", func(c *Config) { c.Source.Host = "" }, []string{`source.host: must not be empty`}},
+		{"no control user", func(c *Config) { c.Control.User = "" }, []string{`control.user: must not be empty`}},
+		{"control database needing quotes", func(c *Config) { c.Control.Database = "wye`; drop" },
+			[]string{"control.database: \"wye`; drop\": want letters, digits, _ or $"}},
+		{"password in the amqp url, and it is not echoed", func(c *Config) { c.AMQP.URL = "amqp://wye:hunter2@127.0.0.1:5672/" },
+			[]string{`amqp.url: "amqp://wye:xxxxx@127.0.0.1:5672/": must not contain a password; set amqp.password_env or amqp.password_file`}},
+		{"unparseable url with a password is not echoed", func(c *Config) { c.AMQP.URL = "amqp://wye:hunter2@127.0.0.1:56 72/" },
+			[]string{`amqp.url: "amqp://***@127.0.0.1:56 72/": not a url: invalid port ":56 72" after host`}},
+		{"amqp url scheme", func(c *Config) { c.AMQP.URL = "http://wye@127.0.0.1:5672/" },
+			[]string{`amqp.url: "http://wye@127.0.0.1:5672/": unsupported scheme (want amqp or amqps)`}},
+		{"amqp password without a user", func(c *Config) { c.AMQP.URL = "amqp://127.0.0.1:5672/" },
+			[]string{`amqp.url: "amqp://127.0.0.1:5672/": must name the user the password is for, like amqp://USER@host:5672/`}},
+		{"prefetch beyond basic.qos", func(c *Config) { c.AMQP.Prefetch = 70000 },
+			[]string{`amqp.prefetch: "70000": must be between 1 and 65535`}},
+		{"no queue", func(c *Config) { c.AMQP.Queue = "" }, []string{`amqp.queue: must not be empty`}},
+		{"metrics listen", func(c *Config) { c.Metrics.Listen = "9464" },
+			[]string{`metrics.listen: "9464": want host:port, like 127.0.0.1:9464 (empty disables metrics)`}},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" },
+			[]string{`log.level: "verbose": want debug, info, warn or error`}},
+		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`log.format: "logfmt": want text or json`}},
+		{"entity", func(c *Config) {
+			c.Entities = []Entity{
+				{Name: "program", Index: "programs", Root: Root{Table: "catalog.programs", Key: "id"}},
+				{Name: "program", Index: "_Programs", Root: Root{Table: "programs"}},
+			}
+		}, []string{
+			`entities[1].name: "program": duplicate: entities[0] has the same name`,
+			`entities[1].index: "_Programs": not a valid index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`,
+			`entities[1].root.table: "programs": want schema.table`,
+			`entities[1].root.key: must not be empty`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustParse(t, valid, secrets)
+			c.Clusters[0].TLS.CAFile = caFile // a readable CA must pass
+			tc.change(c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tc.want)
+			}
+			wantLines(t, strings.Split(err.Error(), "\n"), tc.want...)
+		})
+	}
+}
+
+func TestValidConfigValidates(t *testing.T) {
+	if err := mustParse(t, valid, secrets).Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+}
+
+func TestSecretIsReadFromTheSourceNamed(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pw")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, validWithout("control", "clusters")+"control: {host: h, user: u, password_file: "+file+"}\n"+`
+clusters:
+  - {name: es7, urls: ["http://a:9200"], role: master, mapping: v1, auth: {username: u, password: literal}}
+  - {name: es8, urls: ["http://b:9200"], role: slave, mapping: v1, auth: {bearer_token_env: TOKEN}}
+`, env{"SRC_PW": "src-secret", "MQ_PW": "m", "TOKEN": "tok"})
+	for _, tc := range []struct{ name, got, want string }{
+		{"file, trailing newline trimmed", c.Control.Password.Reveal(), "from-file"},
+		{"env", c.Source.Password.Reveal(), "src-secret"},
+		{"literal", c.Clusters[0].Auth.Password.Reveal(), "literal"},
+		{"env, in a list element", c.Clusters[1].Auth.BearerToken.Reveal(), "tok"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestSecretSourceFaults(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, control, want string }{
+		{"env var not set", "password_env: NOPE", `control.password_env: "NOPE": environment variable is not set`},
+		{"env var empty", "password_env: EMPTY", `control.password_env: "EMPTY": environment variable is empty`},
+		{"file missing", "password_file: " + dir + "/missing", `control.password_file: "` + dir + `/missing": cannot read: no such file or directory`},
+		{"file empty", "password_file: " + empty, `control.password_file: "` + empty + `": file is empty`},
+		{"two sources", "password: lit, password_file: " + empty, `control.password: set at most one of password, password_env and password_file (got password and password_file)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := env{"SRC_PW": "s", "MQ_PW": "m", "EMPTY": ""}
+			got := faultLines(t, validWithout("control")+"\ncontrol: {host: h, user: u, "+tc.control+"}", Options{LookupEnv: e.lookup})
+			wantLines(t, got, tc.want)
+		})
+	}
+}
+
+func TestEnvOverridesFileForScalarKeys(t *testing.T) {
+	e := env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m",
+		"WYE_SOURCE_HOST": "db.example", "WYE_AMQP_URL": "amqps://wye@mq.example:5671/",
+		"WYE_LOG_LEVEL": "debug", "WYE_CLUSTERS_0_NAME": "ignored", "WYE_AMQP_PREFETCH": "64",
+		"WYE_SOURCE_SERVER_ID": "7", "WYE_CONTROL_PASSWORD": "not-a-key"}
+	c := mustParse(t, valid, e)
+	if c.Source.Host != "db.example" || c.AMQP.URL != "amqps://wye@mq.example:5671/" || c.Log.Level != "debug" ||
+		c.AMQP.Prefetch != 64 || c.Source.ServerID != 7 {
+		t.Errorf("env not applied: source=%+v amqp=%+v log=%+v", c.Source, c.AMQP, c.Log)
+	}
+	if c.Clusters[0].Name != "es7" {
+		t.Errorf("a list element was overridden from the environment: %q", c.Clusters[0].Name)
+	}
+	if got := c.Control.Password.Reveal(); got != "c" {
+		t.Errorf("WYE_CONTROL_PASSWORD replaced control.password_env's value: got %q", got)
+	}
+}
+
+func TestFaultInAnOverrideNamesTheVariable(t *testing.T) {
+	got := faultLines(t, valid, Options{LookupEnv: env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_SOURCE_PORT": "33o6"}.lookup})
+	wantLines(t, got, `source.port: "33o6": want an integer (set by $WYE_SOURCE_PORT)`)
+}
+
+func TestEnvSecretFileReplacesTheFilesSecretSource(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(file, []byte("mounted"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// valid names source.password_env; a Kubernetes deployment mounts a file instead.
+	c := mustParse(t, valid, env{"CTL_PW": "c", "MQ_PW": "m", "WYE_SOURCE_PASSWORD_FILE": file})
+	if got := c.Source.Password.Reveal(); got != "mounted" {
+		t.Errorf("source.password = %q, want the mounted file's", got)
+	}
+}
+
+func TestFlagOverridesEnv(t *testing.T) {
+	e := env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_LOG_LEVEL": "warn"}
+	c, err := parse([]byte(valid), Options{LookupEnv: e.lookup, Overrides: map[string]string{"log.level": "debug"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" {
+		t.Errorf("log.level = %q, want the flag's debug", c.Log.Level)
+	}
+	if _, err := parse([]byte(valid), Options{LookupEnv: e.lookup, Overrides: map[string]string{"clusters": "x"}}); err == nil {
+		t.Error("override of a list key: want an error")
+	}
+}
+
+func TestUnreadableOrMalformedFileIsAPlainError(t *testing.T) {
+	if _, err := Load("testdata/missing.yaml", Options{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: err = %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("source: {host: a}\nsource: {host: b}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(bad, Options{})
+	var faults Errors
+	if err == nil || errors.As(err, &faults) || !strings.Contains(err.Error(), `mapping key "source" already defined`) {
+		t.Errorf("duplicate key: err = %v", err)
+	}
+}
+
+func TestHelpersCarryThePassword(t *testing.T) {
+	c := mustParse(t, valid, secrets)
+	if got, want := c.Source.DSN(), "wye_source:src-secret@tcp(127.0.0.1:3306)/"; got != want {
+		t.Errorf("Source.DSN() = %q, want %q", got, want)
+	}
+	if got, want := c.Control.DSN(), "wye:ctl-secret@tcp(127.0.0.1:3306)/wye?parseTime=true"; got != want {
+		t.Errorf("Control.DSN() = %q, want %q", got, want)
+	}
+	if got, want := c.AMQP.URLWithPassword(), "amqp://wye:mq-secret@127.0.0.1:5672/"; got != want {
+		t.Errorf("AMQP.URLWithPassword() = %q, want %q", got, want)
+	}
+	if c.AMQP.URL != "amqp://wye@127.0.0.1:5672/" {
+		t.Errorf("AMQP.URL changed: %q", c.AMQP.URL)
+	}
+}
+
+func TestExampleFileIsValid(t *testing.T) {
+	c, err := Load("../wye.example.yaml", Options{LookupEnv: env{
+		"WYE_SOURCE_PASSWORD": "wye-source", "WYE_CONTROL_PASSWORD": "wye-control", "WYE_AMQP_PASSWORD": "wye-amqp"}.lookup})
+	if err != nil {
+		t.Fatalf("wye.example.yaml:\n%v", err)
+	}
+	if c.Source.DSN() != "wye_source:wye-source@tcp(127.0.0.1:3306)/" || c.AMQP.URLWithPassword() != "amqp://wye:wye-amqp@127.0.0.1:5672/" {
+		t.Errorf("example does not match the dev stack: %s, %s", c.Source.DSN(), c.AMQP.URLWithPassword())
+	}
+}
+
+// Every key of the schema must be in the reference, so docs cannot fall behind the code.
+func TestDocsListEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, t reflect.Type)
+	var keys []string
+	walk = func(path string, t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			p := join(path, keyOf(f))
+			keys = append(keys, p)
+			ft := f.Type
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+				walk(p+"[]", ft.Elem())
+			} else if ft.Kind() == reflect.Struct && ft != secretType {
+				walk(p, ft)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	for _, k := range keys {
+		if !strings.Contains(string(b), "`"+k+"`") {
+			t.Errorf("docs/configuration.md does not document `%s`", k)
+		}
+	}
+	for _, k := range scalarKeys() {
+		if !strings.Contains(string(b), k.env) {
+			t.Errorf("docs/configuration.md does not name %s", k.env)
+		}
+	}
+}

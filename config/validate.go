@@ -1,0 +1,273 @@
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	// Cluster names label metrics and rows of the control schema.
+	clusterName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// The control database name is spliced into SQL (identifiers cannot be bound), so it is
+	// restricted to characters that never need quoting.
+	identifier = regexp.MustCompile(`^[A-Za-z0-9_$]+$`)
+	// Elasticsearch and OpenSearch index names: lower case, none of \/*?"<>| ,# and not
+	// starting with -, _ or +.
+	indexName = regexp.MustCompile(`^[a-z0-9][^A-Z\\/*?"<>| ,#:]*$`)
+)
+
+// Validate checks a decoded configuration and returns Errors with every fault, or nil.
+// It reads the files it names (tls.ca_file) but reaches no server. Secrets are checked by
+// which sources are set, not by their resolved value, so it also works before resolution.
+func (c *Config) Validate() error {
+	var f Errors
+	c.Source.validate(&f)
+	c.Control.validate(&f)
+	c.AMQP.validate(&f)
+	validateClusters(&f, c.Clusters)
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !validPort(port) {
+			f.add("metrics.listen", c.Metrics.Listen, "want host:port, like 127.0.0.1:9464 (empty disables metrics)")
+		}
+	}
+	oneOf(&f, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(&f, "log.format", c.Log.Format, "text", "json")
+	validateEntities(&f, c.Entities)
+	return f.err()
+}
+
+func (s *Source) validate(f *Errors) {
+	oneOf(f, "source.flavor", string(s.Flavor), string(FlavorMariaDB), string(FlavorMySQL))
+	notEmpty(f, "source.host", s.Host)
+	portRange(f, "source.port", s.Port)
+	notEmpty(f, "source.user", s.User)
+	if s.ServerID == 0 {
+		f.add("source.server_id", "", "must be between 1 and 4294967295, and differ from every other replica's server_id")
+	}
+}
+
+func (c *Control) validate(f *Errors) {
+	notEmpty(f, "control.host", c.Host)
+	portRange(f, "control.port", c.Port)
+	notEmpty(f, "control.user", c.User)
+	if notEmpty(f, "control.database", c.Database) && !identifier.MatchString(c.Database) {
+		f.add("control.database", c.Database, "want letters, digits, _ or $")
+	}
+}
+
+func (a *AMQP) validate(f *Errors) {
+	if notEmpty(f, "amqp.url", a.URL) {
+		u, err := url.Parse(a.URL)
+		switch {
+		case !strings.Contains(a.URL, "://"):
+			f.add("amqp.url", redactRaw(a.URL), "missing scheme (want amqp:// or amqps://)")
+		case err != nil:
+			f.add("amqp.url", redactRaw(a.URL), "not a url: %v", errors.Unwrap(err))
+		case u.Scheme != "amqp" && u.Scheme != "amqps":
+			f.add("amqp.url", u.Redacted(), "unsupported scheme (want amqp or amqps)")
+		case u.Host == "":
+			f.add("amqp.url", u.Redacted(), "missing host")
+		case hasPassword(u):
+			f.add("amqp.url", u.Redacted(), "must not contain a password; set amqp.password_env or amqp.password_file")
+		case u.User == nil && a.Password.configured(a.PasswordEnv, a.PasswordFile):
+			f.add("amqp.url", u.Redacted(), "must name the user the password is for, like amqp://USER@host:5672/")
+		}
+	}
+	notEmpty(f, "amqp.exchange", a.Exchange)
+	notEmpty(f, "amqp.queue", a.Queue)
+	if a.Prefetch < 1 || a.Prefetch > 65535 {
+		f.add("amqp.prefetch", strconv.Itoa(a.Prefetch), "must be between 1 and 65535")
+	}
+}
+
+func validateClusters(f *Errors, clusters []Cluster) {
+	if len(clusters) == 0 {
+		f.add("clusters", "", "must not be empty")
+		return
+	}
+	names := map[string]string{} // name -> path of the cluster that has it
+	urls := map[string]string{}  // normalized url -> path of its first use
+	master := ""
+	for i, c := range clusters {
+		p := index("clusters", i)
+		if notEmpty(f, p+".name", c.Name) {
+			switch {
+			case !clusterName.MatchString(c.Name):
+				f.add(p+".name", c.Name, "want lower-case letters, digits, - or _")
+			case names[c.Name] != "":
+				f.add(p+".name", c.Name, "duplicate: %s has the same name", names[c.Name])
+			default:
+				names[c.Name] = p
+			}
+		}
+		if len(c.URLs) == 0 {
+			f.add(p+".urls", "", "must not be empty")
+		}
+		for j, raw := range c.URLs {
+			up := index(p+".urls", j)
+			u, err := url.Parse(raw)
+			switch {
+			case !strings.Contains(raw, "://"):
+				f.add(up, redactRaw(raw), "missing scheme (want http:// or https://)")
+			case err != nil:
+				f.add(up, redactRaw(raw), "not a url: %v", errors.Unwrap(err))
+			case u.Scheme != "http" && u.Scheme != "https":
+				f.add(up, u.Redacted(), "unsupported scheme (want http or https)")
+			case u.Host == "":
+				f.add(up, u.Redacted(), "missing host")
+			case hasPassword(u):
+				f.add(up, u.Redacted(), "must not contain a password; set %s.auth.password_env or %s.auth.password_file", p, p)
+			default:
+				key := strings.ToLower(u.Scheme+"://"+u.Host) + strings.TrimSuffix(u.Path, "/")
+				if first, seen := urls[key]; seen {
+					f.add(up, u.Redacted(), "the same server as %s: each cluster must be a different one", first)
+				} else {
+					urls[key] = up
+				}
+			}
+		}
+		switch c.Role {
+		case RoleMaster:
+			if master != "" {
+				f.add(p+".role", string(c.Role), "%s is already the master; want exactly one", master)
+			} else {
+				master = p
+			}
+		case RoleSlave:
+		default:
+			f.add(p+".role", string(c.Role), "want master or slave")
+		}
+		notEmpty(f, p+".mapping", c.Mapping)
+		c.Auth.validate(f, p+".auth")
+		if c.TLS.CAFile != "" {
+			b, err := os.ReadFile(c.TLS.CAFile)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			switch {
+			case err != nil:
+				f.add(p+".tls.ca_file", c.TLS.CAFile, "cannot read: %v", err)
+			case !x509.NewCertPool().AppendCertsFromPEM(b):
+				f.add(p+".tls.ca_file", c.TLS.CAFile, "holds no PEM certificate")
+			}
+		}
+		positive(f, p+".timeouts.request", c.Timeouts.Request)
+		positive(f, p+".timeouts.bulk", c.Timeouts.Bulk)
+	}
+	if master == "" {
+		// Roles that are merely misspelt were reported above; this says what is missing.
+		f.add("clusters", "", "no cluster has role master; want exactly one")
+	}
+}
+
+func (a *Auth) validate(f *Errors, p string) {
+	basic := a.Username != "" || a.Password.configured(a.PasswordEnv, a.PasswordFile)
+	var methods []string
+	if basic {
+		methods = append(methods, "username/password")
+	}
+	if a.APIKey.configured(a.APIKeyEnv, a.APIKeyFile) {
+		methods = append(methods, "api_key")
+	}
+	if a.BearerToken.configured(a.BearerTokenEnv, a.BearerTokenFile) {
+		methods = append(methods, "bearer_token")
+	}
+	if len(methods) > 1 {
+		f.add(p, "", "set at most one method: username/password, api_key or bearer_token (got %s)",
+			strings.Join(methods, " and "))
+		return
+	}
+	switch {
+	case basic && a.Username == "":
+		f.add(p+".username", "", "must be set with a password")
+	case basic && !a.Password.configured(a.PasswordEnv, a.PasswordFile):
+		f.add(p+".password", "", "must be set with a username (password, password_env or password_file)")
+	}
+}
+
+func validateEntities(f *Errors, entities []Entity) {
+	names := map[string]string{}
+	for i, e := range entities {
+		p := index("entities", i)
+		if notEmpty(f, p+".name", e.Name) {
+			if first := names[e.Name]; first != "" {
+				f.add(p+".name", e.Name, "duplicate: %s has the same name", first)
+			} else {
+				names[e.Name] = p
+			}
+		}
+		if notEmpty(f, p+".index", e.Index) && !indexName.MatchString(e.Index) {
+			f.add(p+".index", e.Index, `not a valid index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`)
+		}
+		if notEmpty(f, p+".root.table", e.Root.Table) {
+			if db, table, ok := strings.Cut(e.Root.Table, "."); !ok || db == "" || table == "" || strings.Contains(table, ".") {
+				f.add(p+".root.table", e.Root.Table, "want schema.table")
+			}
+		}
+		notEmpty(f, p+".root.key", e.Root.Key)
+	}
+}
+
+func notEmpty(f *Errors, path, v string) bool {
+	if v == "" {
+		f.add(path, "", "must not be empty")
+		return false
+	}
+	return true
+}
+
+func oneOf(f *Errors, path, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	last := len(allowed) - 1
+	f.add(path, v, "want %s or %s", strings.Join(allowed[:last], ", "), allowed[last])
+}
+
+func portRange(f *Errors, path string, port int) {
+	if port < 1 || port > 65535 {
+		f.add(path, strconv.Itoa(port), "must be between 1 and 65535")
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func positive(f *Errors, path string, d time.Duration) {
+	if d <= 0 {
+		f.add(path, d.String(), "must be greater than 0")
+	}
+}
+
+// hasPassword reports a password in the URL's user info. Secrets never go in URLs: URLs are
+// logged, shown by --print and end up in process listings.
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
+}
+
+// redactRaw hides the user info of a URL that does not parse, since it may hold a password.
+func redactRaw(raw string) string {
+	i := strings.Index(raw, "://")
+	j := strings.LastIndex(raw, "@")
+	if i >= 0 && j > i {
+		return raw[:i+3] + "***" + raw[j:]
+	}
+	if j >= 0 {
+		return "***" + raw[j:]
+	}
+	return raw
+}
