@@ -1,6 +1,8 @@
-// Package mapping manages explicit, versioned index mappings per cluster.
-// In: mapping files from the repository and each cluster's live mappings. Out: a plan
-// (create, alias, nothing, drift) and the calls that apply it. Owns: index names and aliases.
-//
-// Status: not built yet (issue 5).
+// Package mapping manages explicit, versioned index mappings on every cluster.
+// In: the mapping files of the repository (mappings/<index>/<vN>/, see Load) and, per cluster,
+// its engine and configured version plus the live mappings, settings and aliases it reports.
+// Out: a Plan (create, alias, nothing, drift), the calls that apply it, the alias switch and
+// garbage collection of a version bump, and WriteTargets for the indexer. Owns: concrete
+// index names (<prefix><index>_vN), the application-facing alias (<prefix><index>) and the
+// normalization that makes a live mapping comparable with the declared one.
 package mapping

@@ -1,0 +1,159 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultRequestTimeout bounds every request (detection included) when
+// Options.RequestTimeout is zero.
+const DefaultRequestTimeout = 30 * time.Second
+
+// Options describe how to reach one cluster. The config package fills it; field names in
+// validation errors are the snake_case config keys.
+type Options struct {
+	Name string   // used in every error and metric label
+	URLs []string // one or more node URLs, e.g. "https://es-1:9200"
+
+	// At most one kind of credentials: Username/Password (basic), APIKey, or BearerToken.
+	Username, Password string
+	// APIKey is the base64 "encoded" form Elasticsearch returns when the key is created
+	// (base64 of "id:api_key"); it is sent as "Authorization: ApiKey <APIKey>".
+	APIKey string
+	// BearerToken is sent as "Authorization: Bearer <BearerToken>" (service tokens, JWT).
+	BearerToken string
+
+	// CAFile is a PEM file of the certificate authorities trusted for this cluster; when
+	// set, only these are trusted (not the system pool).
+	CAFile string
+	// InsecureSkipVerify turns off TLS certificate verification. For tests against
+	// throwaway clusters only: it makes the connection open to interception.
+	InsecureSkipVerify bool
+
+	// RequestTimeout bounds each request, including reading the answer. Default
+	// DefaultRequestTimeout. Each cluster has its own, so a slow slave cannot hold the master.
+	RequestTimeout time.Duration
+}
+
+// validate checks the options and returns a copy with defaults applied.
+func (o Options) validate() (Options, error) {
+	if o.Name == "" {
+		return o, errors.New("validate cluster options: name: must not be empty")
+	}
+	fail := func(field, format string, a ...any) error {
+		return fmt.Errorf("validate cluster %s options: %s: %s", o.Name, field, fmt.Sprintf(format, a...))
+	}
+	if len(o.URLs) == 0 {
+		return o, fail("urls", "must not be empty")
+	}
+	for i, raw := range o.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return o, fail(fmt.Sprintf("urls[%d]", i), "%v", err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return o, fail(fmt.Sprintf("urls[%d]", i), "scheme must be http or https, got %q", u.Scheme)
+		}
+		if u.Host == "" {
+			return o, fail(fmt.Sprintf("urls[%d]", i), "missing host in %q", raw)
+		}
+		if u.User != nil {
+			return o, fail(fmt.Sprintf("urls[%d]", i), "credentials in the URL are not allowed; use username/password")
+		}
+	}
+	if o.Password != "" && o.Username == "" {
+		return o, fail("password", "set without username")
+	}
+	if o.APIKey != "" && o.Username != "" {
+		return o, fail("api_key", "must not be set together with username/password")
+	}
+	if o.BearerToken != "" && (o.Username != "" || o.APIKey != "") {
+		return o, fail("bearer_token", "must not be set together with username/password or api_key")
+	}
+	if o.RequestTimeout < 0 {
+		return o, fail("request_timeout", "must not be negative")
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	return o, nil
+}
+
+// authorization is the value of the Authorization header, "" for none.
+func (o Options) authorization() string {
+	switch {
+	case o.Username != "":
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(o.Username+":"+o.Password))
+	case o.APIKey != "":
+		return "ApiKey " + o.APIKey
+	case o.BearerToken != "":
+		return "Bearer " + o.BearerToken
+	}
+	return ""
+}
+
+// baseTransport is the HTTP transport shared by detection and the es client, with TLS
+// settings applied and the request headers we own.
+func (o Options) baseTransport() (http.RoundTripper, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read cluster %s ca_file: %w", o.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("load cluster %s ca_file %s: no PEM certificate found", o.Name, o.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32, // concurrent bulk requests to one node reuse connections
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &headerTransport{next: t, authorization: o.authorization()}, nil
+}
+
+// headerTransport sets the headers wye owns on every request.
+//
+// Invariant: no request leaves with a "compatible-with=8" media type. The es client adds
+// them when ELASTIC_CLIENT_APIVERSIONING=true is in the environment; Elasticsearch 7 answers
+// 400 and OpenSearch 406 to them.
+type headerTransport struct {
+	next          http.RoundTripper
+	authorization string
+}
+
+func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not modify the caller's request
+	if t.authorization != "" {
+		req.Header.Set("Authorization", t.authorization)
+	}
+	if strings.Contains(req.Header.Get("Accept"), "compatible-with") {
+		req.Header.Set("Accept", "application/json")
+	}
+	if strings.Contains(req.Header.Get("Content-Type"), "compatible-with") {
+		ct := "application/json"
+		if p := req.URL.Path; strings.HasSuffix(p, "/_bulk") || strings.HasSuffix(p, "/_msearch") {
+			ct = "application/x-ndjson"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	return t.next.RoundTrip(req)
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/config"
+	"github.com/wyehq/wye/mapping"
+)
+
+func init() { subcommands = append(subcommands, newMappingCmd) }
+
+// mappingFlags hold what the configuration file has no key for (yet): where the mapping
+// files are, the index-name prefix and the version field's name.
+type mappingFlags struct {
+	dir          string
+	prefix       string
+	versionField string
+	clusters     []string
+	json         bool
+	dryRun       bool
+}
+
+// driftError is a check that found drift or an incomplete step: exit 1, after the plan or
+// the results were printed.
+type driftError struct{ msg string }
+
+func (e driftError) Error() string { return e.msg }
+func (e driftError) ExitCode() int { return exitFailure }
+
+// newMappingCmd is `wye mapping plan|apply|verify|switch|gc`.
+func newMappingCmd(g *globalFlags) *cobra.Command {
+	f := &mappingFlags{}
+	cmd := &cobra.Command{
+		Use:   "mapping",
+		Short: "Explicit, versioned index mappings on every cluster: plan, apply, verify, switch, gc",
+		Long: "Compare the mapping files (mappings/<index>/<vN>/) with every configured cluster and bring\n" +
+			"them in line. Each cluster runs the version its configuration names (clusters[].mapping);\n" +
+			"concrete indices are <prefix><index>_<vN>, the application queries the alias <prefix><index>.\n" +
+			"See docs/mapping.md.",
+		Args: cobra.NoArgs,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.dir, "mappings", envOr("WYE_MAPPINGS", "mappings"), "directory of the mapping files (env WYE_MAPPINGS)")
+	pf.StringVar(&f.prefix, "index-prefix", envOr("WYE_INDEX_PREFIX", ""), "prefix of every managed index and alias name (env WYE_INDEX_PREFIX)")
+	pf.StringVar(&f.versionField, "version-field", envOr("WYE_VERSION_FIELD", mapping.DefaultVersionField), "document field holding the source version, mapped as long (env WYE_VERSION_FIELD)")
+	pf.StringSliceVar(&f.clusters, "cluster", nil, "only these clusters (repeatable; default all)")
+	pf.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "plan",
+			Short: "Show per cluster what apply would do, and any drift",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+					p := mapping.MakePlan(ctx, s.set, s.targets, s.opts)
+					if err := writePlan(w, f, p); err != nil {
+						return err
+					}
+					// Drift is a finding, not a failure of plan: verify is the gate.
+					if n := p.Failures(); n > 0 {
+						return driftError{fmt.Sprintf("mapping plan: %d index %s could not be planned", n, plural(n, "family"))}
+					}
+					return nil
+				})
+			},
+		},
+		&cobra.Command{
+			Use:   "verify",
+			Short: "Exit 1 unless every cluster matches its mapping version (drift, missing index or alias, unreachable)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+					p := mapping.MakePlan(ctx, s.set, s.targets, s.opts)
+					if err := writePlan(w, f, p); err != nil {
+						return err
+					}
+					if n := p.Problems(); n > 0 {
+						return driftError{fmt.Sprintf("mapping verify: %d index %s not as declared", n, plural(n, "family"))}
+					}
+					return nil
+				})
+			},
+		},
+		withDryRun(f, &cobra.Command{
+			Use:   "apply",
+			Short: "Create missing indices and aliases (idempotent); never touches a drifted index",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+					p := mapping.MakePlan(ctx, s.set, s.targets, s.opts)
+					rs := mapping.Apply(ctx, p, s.targets, f.dryRun)
+					if f.json {
+						if err := mapping.WriteJSON(w, map[string]any{"plan": p, "results": rs}); err != nil {
+							return err
+						}
+					} else {
+						if err := p.WriteTable(w); err != nil {
+							return err
+						}
+						fmt.Fprintln(w)
+						if err := mapping.WriteResults(w, rs); err != nil {
+							return err
+						}
+					}
+					return resultsError("mapping apply", p, rs)
+				})
+			},
+		}),
+		withDryRun(f, &cobra.Command{
+			Use:   "switch",
+			Short: "Move each alias to its cluster's configured version in one atomic call; refuses while the new index has fewer documents",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+					rs := mapping.Switch(ctx, s.set, s.targets, s.opts, f.dryRun)
+					if err := writeResults(w, f, rs); err != nil {
+						return err
+					}
+					return resultsError("mapping switch", nil, rs)
+				})
+			},
+		}),
+		withDryRun(f, &cobra.Command{
+			Use:   "gc",
+			Short: "Delete the versioned indices an alias no longer points at (after switch)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+					rs := mapping.GC(ctx, s.set, s.targets, s.opts, f.dryRun)
+					if err := writeResults(w, f, rs); err != nil {
+						return err
+					}
+					return resultsError("mapping gc", nil, rs)
+				})
+			},
+		}),
+	)
+	return cmd
+}
+
+func withDryRun(f *mappingFlags, c *cobra.Command) *cobra.Command {
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would be done, change nothing")
+	return c
+}
+
+func writePlan(w io.Writer, f *mappingFlags, p *mapping.Plan) error {
+	if f.json {
+		return mapping.WriteJSON(w, p)
+	}
+	return p.WriteTable(w)
+}
+
+func writeResults(w io.Writer, f *mappingFlags, rs []mapping.Result) error {
+	if f.json {
+		if rs == nil {
+			rs = []mapping.Result{}
+		}
+		return mapping.WriteJSON(w, rs)
+	}
+	return mapping.WriteResults(w, rs)
+}
+
+func resultsError(what string, p *mapping.Plan, rs []mapping.Result) error {
+	switch {
+	case mapping.Incomplete(rs):
+		return driftError{what + ": some steps failed, were refused or skipped (see above)"}
+	case p != nil && p.HasDrift():
+		return driftError{what + ": drift found (see above)"}
+	}
+	return nil
+}
+
+// mappingSession is what every mapping subcommand works on.
+type mappingSession struct {
+	set     *mapping.Set
+	targets []mapping.Target
+	opts    mapping.Options
+}
+
+// runMapping loads the configuration and the mapping files, connects to the clusters and
+// checks every definition against every reachable engine before fn may write anything.
+func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(context.Context, io.Writer, *mappingSession) error) error {
+	cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	set, err := mapping.Load(f.dir, mapping.LoadOptions{VersionField: f.versionField})
+	if err != nil {
+		return usageError{fmt.Errorf("load mappings:\n%w", err)}
+	}
+	clusters, err := selectClusters(cfg, f.clusters)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := checkEntities(cfg, set); err != nil {
+		return usageError{err}
+	}
+	for _, c := range clusters {
+		for _, idx := range set.Indices() {
+			if !set.Has(idx, c.Mapping) {
+				return usageError{fmt.Errorf("clusters %s: mapping %s: no %s/%s/%s directory (have %v)",
+					c.Name, c.Mapping, f.dir, idx, c.Mapping, set.Versions(idx))}
+			}
+		}
+	}
+	s := &mappingSession{set: set, opts: mapping.Options{Prefix: f.prefix}, targets: connectMappingTargets(clusters)}
+	if err := mapping.Resolve(set, s.targets); err != nil {
+		return usageError{fmt.Errorf("check mappings against the clusters:\n%w", err)}
+	}
+	return fn(cmd.Context(), cmd.OutOrStdout(), s)
+}
+
+func selectClusters(cfg *config.Config, names []string) ([]config.Cluster, error) {
+	if len(names) == 0 {
+		return cfg.Clusters, nil
+	}
+	var out []config.Cluster
+	for _, n := range names {
+		i := slices.IndexFunc(cfg.Clusters, func(c config.Cluster) bool { return c.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("--cluster %s: no such cluster in the configuration", n)
+		}
+		out = append(out, cfg.Clusters[i])
+	}
+	return out, nil
+}
+
+// checkEntities makes sure every configured entity's index has mapping files: without
+// them the indexer would write to an index nobody created.
+func checkEntities(cfg *config.Config, set *mapping.Set) error {
+	var errs []error
+	for i, e := range cfg.Entities {
+		if !slices.Contains(set.Indices(), e.Index) {
+			errs = append(errs, fmt.Errorf("entities[%d].index: %q has no directory in %s", i, e.Index, set.Dir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// connectMappingTargets connects to every cluster at once (each New is bounded by the
+// cluster's request timeout); an unreachable cluster becomes a Target with Err set.
+func connectMappingTargets(clusters []config.Cluster) []mapping.Target {
+	targets := make([]mapping.Target, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Go(func() {
+			t := mapping.Target{Name: c.Name, Version: c.Mapping}
+			cl, err := cluster.New(cluster.Options{
+				Name: c.Name, URLs: c.URLs,
+				Username: c.Auth.Username, Password: c.Auth.Password.Reveal(),
+				APIKey: c.Auth.APIKey.Reveal(), BearerToken: c.Auth.BearerToken.Reveal(),
+				CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+				RequestTimeout: c.Timeouts.Request,
+			})
+			if err != nil {
+				t.Err = err
+			} else {
+				t.API, t.Engine = cl, mapping.EngineOf(cl.Info())
+			}
+			targets[i] = t
+		})
+	}
+	wg.Wait()
+	return targets
+}

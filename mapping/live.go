@@ -1,0 +1,231 @@
+package mapping
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+)
+
+// Requester performs one untyped esapi request and returns the status and whole body; a
+// non-2xx status is not an error. *cluster.Client implements it.
+type Requester interface {
+	Do(ctx context.Context, req esapi.Request) (status int, body []byte, err error)
+}
+
+// Live is what one cluster holds for one index family: the alias and every concrete index
+// named <alias>_vN.
+type Live struct {
+	Alias string
+	// Indices are the concrete indices of the family, by name.
+	Indices map[string]*LiveIndex
+	// AliasOn are the concrete indices the alias points at (sorted; normally zero or one).
+	AliasOn []string
+	// AliasIsIndex: a concrete index carries the alias's name, typically auto-created by a
+	// write that came before apply. The alias cannot be created until it is gone.
+	AliasIsIndex bool
+}
+
+// LiveIndex is one concrete index of a family as the cluster reports it.
+type LiveIndex struct {
+	Name     string
+	Version  string            // "v2"
+	Mapping  map[string]any    // normalized
+	Settings map[string]string // flat
+}
+
+// Names lists the family's concrete indices in version order.
+func (l *Live) Names() []string {
+	names := slices.Collect(maps.Keys(l.Indices))
+	slices.SortFunc(names, func(a, b string) int {
+		return versionNumber(l.Indices[a].Version) - versionNumber(l.Indices[b].Version)
+	})
+	return names
+}
+
+func familyPattern(alias string) *regexp.Regexp {
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(alias) + `_(v[1-9][0-9]*)$`)
+}
+
+// Observe reads the family of alias (prefix included) from a cluster: three GETs, nothing
+// written.
+func Observe(ctx context.Context, api Requester, alias string) (*Live, error) {
+	live := &Live{Alias: alias, Indices: map[string]*LiveIndex{}}
+	family := familyPattern(alias)
+	names := []string{alias, alias + "_v*"}
+	yes := true
+
+	body, err := call(ctx, api, esapi.IndicesGetMappingRequest{Index: names, IgnoreUnavailable: &yes, AllowNoIndices: &yes},
+		"get mappings of "+alias)
+	if err != nil {
+		return nil, err
+	}
+	var mappings map[string]struct {
+		Mappings map[string]any `json:"mappings"`
+	}
+	if err := decode(body, &mappings); err != nil {
+		return nil, fmt.Errorf("decode mappings of %s: %w", alias, err)
+	}
+	for name, m := range mappings {
+		if name == alias {
+			live.AliasIsIndex = true
+			continue
+		}
+		if v := family.FindStringSubmatch(name); v != nil {
+			live.Indices[name] = &LiveIndex{Name: name, Version: v[1], Mapping: Normalize(m.Mappings)}
+		}
+	}
+	if len(live.Indices) > 0 {
+		body, err = call(ctx, api, esapi.IndicesGetSettingsRequest{Index: live.Names(), FlatSettings: &yes},
+			"get settings of "+alias)
+		if err != nil {
+			return nil, err
+		}
+		var settings map[string]struct {
+			Settings map[string]any `json:"settings"`
+		}
+		if err := decode(body, &settings); err != nil {
+			return nil, fmt.Errorf("decode settings of %s: %w", alias, err)
+		}
+		for name, s := range settings {
+			if li := live.Indices[name]; li != nil {
+				li.Settings = liveSettings(s.Settings)
+			}
+		}
+	}
+
+	status, body, err := api.Do(ctx, esapi.IndicesGetAliasRequest{Name: []string{alias}})
+	if err != nil {
+		return nil, fmt.Errorf("get alias %s: %w", alias, err)
+	}
+	switch {
+	case status == 404:
+		// No index carries the alias.
+	case status/100 == 2:
+		var aliases map[string]any
+		if err := decode(body, &aliases); err != nil {
+			return nil, fmt.Errorf("decode alias %s: %w", alias, err)
+		}
+		live.AliasOn = slices.Sorted(maps.Keys(aliases))
+	default:
+		return nil, fmt.Errorf("get alias %s: %w", alias, statusError(status, body))
+	}
+	return live, nil
+}
+
+// WriteTargets returns the concrete indices the indexer must write every document of alias
+// (prefix included) to on one cluster: every index of the family that exists, in version
+// order. While a version bump is under way that is both <alias>_vN and <alias>_vN+1, so the
+// new index stays current while it is backfilled and the old one stays current until
+// `wye mapping gc` removes it (a switch back remains possible until then).
+//
+// It fails when no index exists: the indexer must then stop rather than write to the alias
+// name, which would auto-create an index with a dynamic mapping. Call it at start and again
+// after a write answers index_not_found_exception (gc removed an index).
+func WriteTargets(ctx context.Context, api Requester, alias string) ([]string, error) {
+	yes := true
+	// _alias on the wildcard lists every matching index, with or without aliases.
+	status, body, err := api.Do(ctx, esapi.IndicesGetAliasRequest{Index: []string{alias + "_v*"}, AllowNoIndices: &yes})
+	if err != nil {
+		return nil, fmt.Errorf("list indices of %s: %w", alias, err)
+	}
+	if status/100 != 2 {
+		return nil, fmt.Errorf("list indices of %s: %w", alias, statusError(status, body))
+	}
+	var found map[string]any
+	if err := decode(body, &found); err != nil {
+		return nil, fmt.Errorf("decode indices of %s: %w", alias, err)
+	}
+	family := familyPattern(alias)
+	var out []string
+	for name := range found {
+		if family.MatchString(name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("list indices of %s: none exists; run `wye mapping apply`", alias)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		return versionNumber(family.FindStringSubmatch(a)[1]) - versionNumber(family.FindStringSubmatch(b)[1])
+	})
+	return out, nil
+}
+
+// call performs req and returns the body of a 2xx answer; anything else is an error
+// that says what was being done.
+func call(ctx context.Context, api Requester, req esapi.Request, what string) ([]byte, error) {
+	status, body, err := api.Do(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if status/100 != 2 {
+		return nil, fmt.Errorf("%s: %w", what, statusError(status, body))
+	}
+	return body, nil
+}
+
+// StatusError is a non-2xx answer to a request this package made.
+type StatusError struct {
+	Status int
+	Type   string // Elasticsearch error type, e.g. "resource_already_exists_exception"
+	Reason string
+}
+
+func (e *StatusError) Error() string {
+	s := "status " + strconv.Itoa(e.Status)
+	if e.Type != "" {
+		s += " " + e.Type
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+func statusError(status int, body []byte) *StatusError {
+	var e struct {
+		Error json.RawMessage `json:"error"`
+	}
+	se := &StatusError{Status: status}
+	if json.Unmarshal(body, &e) == nil && len(e.Error) > 0 {
+		var obj struct {
+			Type     string `json:"type"`
+			Reason   string `json:"reason"`
+			CausedBy *struct {
+				Type   string `json:"type"`
+				Reason string `json:"reason"`
+			} `json:"caused_by"`
+		}
+		if json.Unmarshal(e.Error, &obj) == nil {
+			se.Type, se.Reason = obj.Type, obj.Reason
+			if c := obj.CausedBy; c != nil && c.Reason != "" && c.Reason != obj.Reason {
+				se.Reason += " (caused by " + c.Type + ": " + c.Reason + ")"
+			}
+			return se
+		}
+		var s string
+		if json.Unmarshal(e.Error, &s) == nil {
+			se.Reason = s
+			return se
+		}
+	}
+	se.Reason = strings.TrimSpace(string(body))
+	if len(se.Reason) > 200 {
+		se.Reason = se.Reason[:200] + "..."
+	}
+	return se
+}
+
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
