@@ -14,7 +14,7 @@ const (
 	OK Class = iota
 	// Stale: an external-version conflict; a newer version is already in the index.
 	Stale
-	// Retryable: try again later (429, 5xx, timeout, connection failure).
+	// Retryable: try again later (408, 429, 5xx, timeout, connection failure).
 	Retryable
 	// Permanent: the same write will fail again (mapping, parsing, illegal argument).
 	Permanent
@@ -41,7 +41,7 @@ func (c Class) String() string {
 //	2xx                                   -> OK
 //	409 version_conflict_engine_exception -> Stale
 //	404 on delete                         -> OK (already gone)
-//	429, 5xx                              -> Retryable
+//	408, 429, 5xx                         -> Retryable (408 is a timeout: DESIGN.md)
 //	anything else (4xx mapping, parsing,
 //	illegal argument, 3xx, unknown)       -> Permanent
 //
@@ -54,7 +54,7 @@ func Classify(status int, errType string, op string) Class {
 		return Stale
 	case status == 404 && op == "delete":
 		return OK
-	case status == 429 || (status >= 500 && status < 600):
+	case status == 408 || status == 429 || (status >= 500 && status < 600):
 		return Retryable
 	}
 	return Permanent

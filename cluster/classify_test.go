@@ -23,6 +23,7 @@ func TestClassifyClusterAnswers(t *testing.T) {
 		{404, "document_missing_exception", "update", Permanent},
 		{429, "es_rejected_execution_exception", "index", Retryable},
 		{429, "circuit_breaking_exception", "bulk", Retryable},
+		{408, "", "bulk", Retryable}, // a request timeout is a timeout (DESIGN.md error classes)
 		{500, "", "index", Retryable},
 		{502, "", "bulk", Retryable},
 		{503, "unavailable_shards_exception", "index", Retryable},

@@ -53,7 +53,7 @@ func TestElasticsearchFlavorGetsNoForgedProductHeader(t *testing.T) {
 	}
 }
 
-func TestProductShimKeepsAGenuineHeader(t *testing.T) {
+func TestClusterProductShimKeepsAGenuineHeader(t *testing.T) {
 	next := roundTripFunc(func(*http.Request) (*http.Response, error) {
 		h := http.Header{}
 		h.Set("X-Elastic-Product", "Other")
