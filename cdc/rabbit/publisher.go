@@ -1,0 +1,323 @@
+package rabbit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wyehq/wye/cdc"
+)
+
+// Options configure the publisher. Zero values take the defaults in brackets.
+type Options struct {
+	URL           string // amqp://user:pass@host:port/vhost
+	Exchange      string // topic exchange ["wye.changes"]
+	Queue         string // quorum queue bound with "#" ["wye.index"]; "-" declares none
+	DeliveryLimit int    // x-delivery-limit of the queue [10]
+	Window        int    // publishes in flight without a confirm [1024]
+	AppID         string // stamped on every message: which reader published it
+	Metrics       *cdc.Metrics
+}
+
+// Publisher opens confirm channels. amqp091 does not reconnect: each cdc session opens a new
+// connection, re-declares the topology and the reader's session loop supplies the backoff.
+type Publisher struct{ opts Options }
+
+var _ cdc.Publisher = (*Publisher)(nil)
+
+// New returns a publisher.
+func New(opts Options) *Publisher {
+	if opts.Exchange == "" {
+		opts.Exchange = "wye.changes"
+	}
+	if opts.Queue == "" {
+		opts.Queue = "wye.index"
+	}
+	if opts.DeliveryLimit <= 0 {
+		opts.DeliveryLimit = 10
+	}
+	if opts.Window <= 0 {
+		opts.Window = 1024
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = cdc.NewMetrics(nil)
+	}
+	return &Publisher{opts: opts}
+}
+
+// Declare declares the exchange and the queue on ch. A queue that already exists (say, declared
+// by the indexer with more arguments) is left as it is: only a missing one is created, as a
+// quorum queue with reject-publish overflow so that a full queue nacks instead of dropping.
+func (p *Publisher) declare(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(p.opts.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", p.opts.Exchange, err)
+	}
+	if p.opts.Queue == "-" {
+		return nil
+	}
+	if _, err := ch.QueueDeclarePassive(p.opts.Queue, true, false, false, false, nil); err != nil {
+		// The passive declare closed the channel (404): use a fresh one.
+		if ch, err = conn.Channel(); err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclare(p.opts.Queue, true, false, false, false, amqp.Table{
+			"x-queue-type":           "quorum",
+			"x-delivery-limit":       p.opts.DeliveryLimit,
+			"x-overflow":             "reject-publish",
+			"x-dead-letter-strategy": "at-least-once",
+		})
+		if err != nil {
+			return fmt.Errorf("declare queue %s: %w", p.opts.Queue, err)
+		}
+	}
+	if err := ch.QueueBind(p.opts.Queue, "#", p.opts.Exchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", p.opts.Queue, err)
+	}
+	return nil
+}
+
+// Open dials, declares the topology and returns a confirm channel.
+func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
+	conn, err := amqp.DialConfig(p.opts.URL, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, fmt.Errorf("dial broker: %w", err)
+	}
+	if err := p.declare(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open confirm channel: %w", err)
+	}
+	c := &channel{
+		opts:     p.opts,
+		conn:     conn,
+		ch:       ch,
+		slots:    make(chan struct{}, p.opts.Window),
+		sent:     make(map[uint64]time.Time, p.opts.Window),
+		acked:    map[uint64]bool{},
+		moved:    make(chan struct{}, 1),
+		failed:   make(chan struct{}),
+		done:     make(chan struct{}),
+		confirms: ch.NotifyPublish(make(chan amqp.Confirmation, p.opts.Window+1)),
+		returns:  ch.NotifyReturn(make(chan amqp.Return, 64)),
+		closed:   conn.NotifyClose(make(chan *amqp.Error, 1)),
+		chClosed: ch.NotifyClose(make(chan *amqp.Error, 1)),
+	}
+	c.wg.Add(1)
+	go c.watch()
+	return c, nil
+}
+
+type channel struct {
+	opts Options
+	conn *amqp.Connection
+	ch   *amqp.Channel
+
+	slots chan struct{} // the in-flight window: one token per unconfirmed publish
+
+	mu    sync.Mutex
+	sent  map[uint64]time.Time // seq -> publish time, unconfirmed
+	acked map[uint64]bool      // confirmed above the watermark (out of order)
+	w     uint64
+	err   error
+
+	moved    chan struct{}
+	failed   chan struct{} // closed with err set
+	done     chan struct{}
+	wg       sync.WaitGroup
+	confirms chan amqp.Confirmation
+	returns  chan amqp.Return
+	closed   chan *amqp.Error
+	chClosed chan *amqp.Error
+}
+
+var _ cdc.Channel = (*channel)(nil)
+
+func (c *channel) Publish(ctx context.Context, m cdc.Message) (uint64, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.failed:
+		return 0, c.Err()
+	}
+	// amqp091 ignores the context: check it here so a cancelled session never publishes.
+	if err := ctx.Err(); err != nil {
+		<-c.slots
+		return 0, err
+	}
+	if err := c.Err(); err != nil {
+		<-c.slots
+		return 0, err
+	}
+	c.mu.Lock()
+	seq := c.ch.GetNextPublishSeqNo()
+	c.sent[seq] = time.Now()
+	c.mu.Unlock()
+	err := c.ch.PublishWithContext(ctx, c.opts.Exchange, m.RoutingKey, true, false, amqp.Publishing{
+		DeliveryMode: amqp.Persistent,
+		ContentType:  "application/json",
+		MessageId:    m.MessageID,
+		AppId:        c.opts.AppID,
+		Type:         "wye.cdc.change.v1",
+		Body:         m.Body,
+	})
+	if err != nil {
+		c.fail(fmt.Errorf("publish: %w", err))
+		return 0, c.Err()
+	}
+	c.opts.Metrics.Pending.Inc()
+	return seq, nil
+}
+
+func (c *channel) Confirmed() (uint64, <-chan struct{}, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w, c.moved, c.err
+}
+
+func (c *channel) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *channel) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.failed)
+		c.signal()
+	}
+}
+
+func (c *channel) signal() {
+	select {
+	case c.moved <- struct{}{}:
+	default:
+	}
+}
+
+// watch drains every notify channel (amqp091 deadlocks if one fills up) and moves the
+// watermark over contiguous confirms.
+func (c *channel) watch() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case r := <-c.returns:
+			c.fail(fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
+				r.ReplyCode, r.ReplyText, r.RoutingKey, r.Exchange))
+		case e := <-c.closed:
+			c.fail(fmt.Errorf("broker connection closed: %v", e))
+			c.drainUntilDone()
+			return
+		case e := <-c.chClosed:
+			c.fail(fmt.Errorf("broker channel closed: %v", e))
+			c.drainUntilDone()
+			return
+		case cf, ok := <-c.confirms:
+			if !ok {
+				c.fail(errors.New("broker channel closed"))
+				c.drainUntilDone()
+				return
+			}
+			// A basic.return precedes the ack of the same message; it is already queued.
+			select {
+			case r := <-c.returns:
+				c.fail(fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
+					r.ReplyCode, r.ReplyText, r.RoutingKey, r.Exchange))
+			default:
+			}
+			if !cf.Ack {
+				c.fail(fmt.Errorf("broker nacked message %d (queue full or unavailable)", cf.DeliveryTag))
+				continue
+			}
+			c.ack(cf.DeliveryTag)
+		}
+	}
+}
+
+func (c *channel) ack(tag uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.sent[tag]; ok {
+		c.opts.Metrics.ConfirmSeconds.Observe(time.Since(t).Seconds())
+		delete(c.sent, tag)
+	}
+	c.opts.Metrics.Pending.Dec()
+	c.opts.Metrics.Confirmed.Inc()
+	<-c.slots
+	if c.err != nil {
+		return // after a failure the watermark stays: later confirms cannot skip the failed one
+	}
+	c.acked[tag] = true
+	moved := false
+	for c.acked[c.w+1] {
+		delete(c.acked, c.w+1)
+		c.w++
+		moved = true
+	}
+	if moved {
+		c.signal()
+	}
+}
+
+// drainUntilDone keeps the notify channels empty until Close; amqp091 closes them on shutdown.
+func (c *channel) drainUntilDone() {
+	returns, confirms, closed, chClosed := c.returns, c.confirms, c.closed, c.chClosed
+	for {
+		select {
+		case <-c.done:
+			return
+		case _, ok := <-returns:
+			if !ok {
+				returns = nil
+			}
+		case _, ok := <-confirms:
+			if !ok {
+				confirms = nil
+			}
+		case _, ok := <-closed:
+			if !ok {
+				closed = nil
+			}
+		case _, ok := <-chClosed:
+			if !ok {
+				chClosed = nil
+			}
+		}
+	}
+}
+
+func (c *channel) Close() error {
+	c.fail(errors.New("channel closed"))
+	err := c.conn.Close()
+	close(c.done)
+	c.wg.Wait()
+	c.mu.Lock()
+	c.opts.Metrics.Pending.Sub(float64(len(c.sent)))
+	c.mu.Unlock()
+	if errors.Is(err, amqp.ErrClosed) {
+		return nil
+	}
+	return err
+}

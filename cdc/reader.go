@@ -1,0 +1,496 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Source is the binlog server, as the reader uses it.
+type Source interface {
+	// Status tells who the server is and where its binlog stands now.
+	Status(ctx context.Context) (SourceStatus, error)
+	// Open streams the binlog from a transaction boundary.
+	Open(ctx context.Context, from Position) (Stream, error)
+}
+
+// Stream yields the binlog's items in commit order.
+type Stream interface {
+	Next(ctx context.Context) (Item, error)
+	Close()
+}
+
+// SourceStatus identifies the source server and its binlog.
+type SourceStatus struct {
+	ID      string   // server identity (MySQL server_uuid; MariaDB server_id + binlog basename)
+	Current Position // end of the binlog now (SHOW MASTER STATUS)
+	Oldest  string   // oldest binlog file still on the server
+}
+
+// Item is one binlog event the reader cares about.
+type Item struct {
+	Changes []Change    // the rows of one rows event of a followed table (Version/Epoch unset)
+	Commit  bool        // the event ends a transaction: Pos is a safe place to resume
+	Pos     Position    // end of the event
+	GTIDSet string      // on commits: the GTID position after this transaction ("" if none)
+	Resync  *ResyncMark // a followed table cannot be streamed faithfully from here
+}
+
+// ResyncMark records that a table needs a full resync (TRUNCATE, undecodable rows, ...).
+type ResyncMark struct {
+	Table  string // "db.table", or "*" for the whole source
+	Reason string // short class: truncate, undecodable, no_metadata, source_changed, purged
+	Detail string
+	Pos    Position
+}
+
+// Checkpoint is where a restarted reader resumes: the end of the last transaction whose
+// events are all confirmed by the broker (invariant 1).
+type Checkpoint struct {
+	Name     string
+	Epoch    uint32
+	SourceID string
+	Pos      Position
+	GTIDSet  string
+}
+
+// Store keeps checkpoints and resync marks in the control schema.
+type Store interface {
+	Load(ctx context.Context, name string) (Checkpoint, bool, error)
+	// Save writes cp, fenced: it fails unless this process still holds the leader lock.
+	Save(ctx context.Context, cp Checkpoint) error
+	MarkResync(ctx context.Context, name string, m ResyncMark) error
+}
+
+// Leader is the one-active-reader lock.
+type Leader interface {
+	// Acquire blocks until the lock is held or ctx ends. The returned context is cancelled the
+	// moment the lock is lost; release gives the lock up.
+	Acquire(ctx context.Context) (held context.Context, release func(), err error)
+}
+
+// Publisher opens broker sessions (one AMQP channel with confirms, topology declared).
+type Publisher interface {
+	Open(ctx context.Context) (Channel, error)
+}
+
+// Channel publishes with confirms. Sequence numbers start at 1 per channel.
+type Channel interface {
+	// Publish sends m and returns its sequence number; it blocks while the in-flight window
+	// is full. After a nack, a returned message or a lost connection every call fails.
+	Publish(ctx context.Context, m Message) (uint64, error)
+	// Confirmed returns the watermark w (every seq <= w is confirmed) and a channel that is
+	// signalled when w moves or the channel fails (then Err is non-nil).
+	Confirmed() (w uint64, moved <-chan struct{}, err error)
+	Close() error
+}
+
+// Message is one event on the wire.
+type Message struct {
+	RoutingKey string // "db.table"
+	Body       []byte
+	MessageID  string
+}
+
+// Options configure a Reader. Zero values take the documented defaults.
+type Options struct {
+	Name               string        // checkpoint and lock name; default "default"
+	Tables             []string      // followed tables, "db.table"
+	CheckpointInterval time.Duration // default 200ms
+	BackoffMin         time.Duration // default 200ms
+	BackoffMax         time.Duration // default 10s
+	Logger             *slog.Logger
+	Metrics            *Metrics
+	// StopAt, when set, makes Run return once every event up to the first transaction
+	// boundary at or after it is confirmed (benchmarks, tests).
+	StopAt *Position
+}
+
+// errStopAt ends the session that reached Options.StopAt.
+var errStopAt = errors.New("reached stop position")
+
+// Reader is the cdc component: it waits for the leader lock, then streams the binlog from the
+// checkpoint to the broker until the lock is lost or ctx ends.
+type Reader struct {
+	opts   Options
+	src    Source
+	store  Store
+	leader Leader
+	pub    Publisher
+	log    *slog.Logger
+	m      *Metrics
+
+	leading    atomic.Bool
+	publishing atomic.Bool
+	stopped    atomic.Bool
+	// highest position published by an earlier session of this process: events re-read up to
+	// it after a restart from the checkpoint are counted as republished.
+	highWater Position
+}
+
+// NewReader wires a reader.
+func NewReader(opts Options, src Source, store Store, leader Leader, pub Publisher) *Reader {
+	if opts.Name == "" {
+		opts.Name = "default"
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 200 * time.Millisecond
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 200 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	return &Reader{opts: opts, src: src, store: store, leader: leader, pub: pub,
+		log: opts.Logger.With("component", "cdc", "name", opts.Name), m: opts.Metrics}
+}
+
+// Ready reports whether the reader holds the lock and is streaming to a live broker channel.
+func (r *Reader) Ready() bool { return r.leading.Load() && r.publishing.Load() }
+
+// Run blocks until ctx ends. It returns nil on a clean stop; failures of the source or the
+// broker are retried with capped exponential backoff, never returned.
+func (r *Reader) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		r.log.Info("waiting for the leader lock")
+		held, release, err := r.leader.Acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.log.Error("acquire leader lock", "err", err)
+			if !sleep(ctx, r.opts.BackoffMax) {
+				return nil
+			}
+			continue
+		}
+		r.log.Info("leader lock acquired: this reader publishes")
+		r.leading.Store(true)
+		r.m.Leader.Set(1)
+		r.lead(held)
+		r.leading.Store(false)
+		r.m.Leader.Set(0)
+		release()
+		if r.stopped.Load() {
+			return nil
+		}
+		if ctx.Err() == nil {
+			r.m.Sessions.WithLabelValues("lock_lost").Inc()
+			r.log.Warn("leader lock lost: stopped publishing, back to standby")
+		}
+	}
+	return nil
+}
+
+// lead runs sessions until the lock is lost; it decides on every failure (log once, back off).
+func (r *Reader) lead(held context.Context) {
+	failures := 0
+	for held.Err() == nil {
+		start := time.Now()
+		err := r.session(held)
+		if errors.Is(err, errStopAt) {
+			r.stopped.Store(true)
+			return
+		}
+		if held.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			failures = 0
+		}
+		failures++
+		wait := r.opts.BackoffMin << min(failures-1, 16)
+		if wait > r.opts.BackoffMax || wait <= 0 {
+			wait = r.opts.BackoffMax
+		}
+		r.m.Sessions.WithLabelValues("error").Inc()
+		r.log.Error("cdc session failed; restarting from the checkpoint", "err", err,
+			"consecutive_failures", failures, "backoff", wait)
+		if !sleep(held, wait) {
+			return
+		}
+	}
+}
+
+// startPoint decides where a session starts and which epoch it publishes under.
+func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, error) {
+	cp, ok, err := r.store.Load(ctx, r.opts.Name)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	fresh := Checkpoint{Name: r.opts.Name, Epoch: 1, SourceID: st.ID, Pos: st.Current}
+	if !ok {
+		r.log.Warn("no checkpoint: starting at the source's current binlog position; earlier changes are the nightly resync's job",
+			"position", st.Current.String(), "epoch", fresh.Epoch)
+		return fresh, r.store.Save(ctx, fresh)
+	}
+	var reason, detail string
+	switch {
+	case cp.SourceID != st.ID:
+		reason, detail = "source_changed", fmt.Sprintf("checkpoint source %q, now %q", cp.SourceID, st.ID)
+	case st.Current.Less(cp.Pos):
+		reason, detail = "source_changed", fmt.Sprintf("binlog went back from %s to %s (RESET MASTER?)", cp.Pos, st.Current)
+	case st.Oldest != "" && (Position{File: cp.Pos.File}).Less(Position{File: st.Oldest}):
+		reason, detail = "purged", fmt.Sprintf("checkpoint file %s purged; oldest is %s", cp.Pos.File, st.Oldest)
+	default:
+		r.log.Info("resuming from checkpoint", "position", cp.Pos.String(), "epoch", cp.Epoch, "gtid_set", cp.GTIDSet)
+		return cp, nil
+	}
+	// The old coordinates cannot be compared with the new ones: a new epoch keeps every new
+	// version above every old one. Changes in between may be lost: mark a resync.
+	fresh.Epoch = cp.Epoch + 1
+	r.log.Error("SOURCE CHANGED: starting a new epoch at the current position; a full resync is needed",
+		"reason", reason, "detail", detail, "old_epoch", cp.Epoch, "new_epoch", fresh.Epoch,
+		"position", st.Current.String())
+	r.m.ResyncNeeded.WithLabelValues(reason).Inc()
+	if err := r.store.MarkResync(ctx, r.opts.Name, ResyncMark{Table: "*", Reason: reason, Detail: detail, Pos: st.Current}); err != nil {
+		return Checkpoint{}, err
+	}
+	return fresh, r.store.Save(ctx, fresh)
+}
+
+// session streams from the checkpoint until an error or the loss of the lock.
+func (r *Reader) session(held context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(held)
+	defer cancel(nil)
+
+	st, err := r.src.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("read source status: %w", err)
+	}
+	cp, err := r.startPoint(ctx, st)
+	if err != nil {
+		return fmt.Errorf("decide start position: %w", err)
+	}
+	r.m.Epoch.Set(float64(cp.Epoch))
+	r.setCheckpointGauges(cp.Pos)
+
+	ch, err := r.pub.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("open broker channel: %w", err)
+	}
+	defer ch.Close()
+	stream, err := r.src.Open(ctx, cp.Pos)
+	if err != nil {
+		return fmt.Errorf("open binlog at %s: %w", cp.Pos, err)
+	}
+	defer stream.Close()
+
+	tr := &tracker{saved: cp, last: cp}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.checkpointLoop(ctx, ch, tr); err != nil {
+			cancel(err)
+		}
+	}()
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+		// A last save of what is confirmed; fenced by the lock, harmless if it fails.
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(held), 2*time.Second)
+		defer fcancel()
+		if w, _, _ := ch.Confirmed(); held.Err() == nil {
+			if cp, ok := tr.ready(w); ok {
+				if r.store.Save(fctx, cp) == nil {
+					r.setCheckpointGauges(cp.Pos)
+				}
+			}
+		}
+		r.publishing.Store(false)
+	}()
+
+	r.publishing.Store(true)
+	lastSeq := uint64(0)
+	for {
+		item, err := stream.Next(ctx)
+		if err != nil {
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				return c
+			}
+			return fmt.Errorf("read binlog: %w", err)
+		}
+		if item.Resync != nil {
+			m := *item.Resync
+			r.m.ResyncNeeded.WithLabelValues(m.Reason).Inc()
+			r.log.Error("followed table needs a resync", "table", m.Table, "reason", m.Reason,
+				"detail", m.Detail, "position", m.Pos.String())
+			if err := r.store.MarkResync(ctx, r.opts.Name, m); err != nil {
+				return fmt.Errorf("mark resync: %w", err)
+			}
+		}
+		for i := range item.Changes {
+			c := &item.Changes[i]
+			c.Epoch = cp.Epoch
+			if c.Version, err = VersionAt(cp.Epoch, c.Pos.File, c.Pos.Pos); err != nil {
+				return err
+			}
+			body, err := c.Encode()
+			if err != nil {
+				// Undecodable value: never drop silently, never crash.
+				mark := ResyncMark{Table: c.Table.FullName(), Reason: "undecodable", Detail: err.Error(), Pos: c.Pos}
+				r.m.ResyncNeeded.WithLabelValues(mark.Reason).Inc()
+				r.log.Error("cannot encode row change; marked for resync", "table", mark.Table, "err", err, "position", c.Pos.String())
+				if err := r.store.MarkResync(ctx, r.opts.Name, mark); err != nil {
+					return fmt.Errorf("mark resync: %w", err)
+				}
+				continue
+			}
+			// Lock loss cancels ctx: check it before every publish so a deposed reader stops at once.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			seq, err := ch.Publish(ctx, Message{RoutingKey: c.Table.FullName(), Body: body,
+				MessageID: fmt.Sprintf("%d/%d", c.Version, i)})
+			if err != nil {
+				return fmt.Errorf("publish event: %w", err)
+			}
+			lastSeq = seq
+			r.m.Events.WithLabelValues(c.Table.FullName(), string(c.Op)).Inc()
+			r.m.Published.Inc()
+			r.m.LagSeconds.Set(time.Since(c.CommitTS).Seconds())
+			if !r.highWater.Less(c.Pos) {
+				r.m.Republished.Inc()
+			} else {
+				r.highWater = c.Pos
+			}
+		}
+		if item.Commit {
+			w, _, err := ch.Confirmed()
+			if err != nil {
+				return fmt.Errorf("broker channel: %w", err)
+			}
+			tr.commit(lastSeq, Checkpoint{Name: cp.Name, Epoch: cp.Epoch, SourceID: cp.SourceID,
+				Pos: item.Pos, GTIDSet: item.GTIDSet}, w)
+			if r.opts.StopAt != nil && !item.Pos.Less(*r.opts.StopAt) {
+				return r.waitConfirmed(ctx, ch, lastSeq)
+			}
+		}
+	}
+}
+
+// waitConfirmed waits until every publish up to seq is confirmed, then ends the session.
+func (r *Reader) waitConfirmed(ctx context.Context, ch Channel, seq uint64) error {
+	for {
+		w, moved, err := ch.Confirmed()
+		if err != nil {
+			return fmt.Errorf("broker channel: %w", err)
+		}
+		if w >= seq {
+			return errStopAt
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		}
+	}
+}
+
+// checkpointLoop saves the checkpoint as confirms arrive, at most once per interval.
+func (r *Reader) checkpointLoop(ctx context.Context, ch Channel, tr *tracker) error {
+	t := time.NewTicker(r.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		w, _, err := ch.Confirmed()
+		if err != nil {
+			return fmt.Errorf("broker channel: %w", err)
+		}
+		if cp, ok := tr.ready(w); ok {
+			if err := r.store.Save(ctx, cp); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("save checkpoint: %w", err)
+			}
+			tr.saved = cp
+			r.setCheckpointGauges(cp.Pos)
+		}
+	}
+}
+
+func (r *Reader) setCheckpointGauges(p Position) {
+	r.m.CheckpointPos.Set(float64(p.Pos))
+	if seq, err := FileSeq(p.File); err == nil {
+		r.m.CheckpointFile.Set(float64(seq))
+	}
+}
+
+// tracker holds the transaction boundaries whose events are not all confirmed yet.
+// Invariant 1: ready(w) returns only a boundary whose last event seq is <= w, i.e. a
+// transaction whose events (and all earlier ones) are confirmed.
+type tracker struct {
+	mu      sync.Mutex
+	pending []boundary // seq strictly increasing
+	last    Checkpoint // newest boundary known confirmed
+	saved   Checkpoint // owned by the checkpoint loop
+}
+
+type boundary struct {
+	seq uint64 // sequence number of the transaction's last published event (or of the one before)
+	cp  Checkpoint
+}
+
+// commit records the end of a transaction whose last event has sequence number seq. The
+// watermark w pops confirmed boundaries so the list stays within the in-flight window.
+func (t *tracker) commit(seq uint64, cp Checkpoint, w uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.pending); n > 0 && t.pending[n-1].seq == seq {
+		t.pending[n-1].cp = cp
+	} else {
+		t.pending = append(t.pending, boundary{seq: seq, cp: cp})
+	}
+	t.popLocked(w)
+}
+
+func (t *tracker) popLocked(w uint64) {
+	i := 0
+	for i < len(t.pending) && t.pending[i].seq <= w {
+		t.last = t.pending[i].cp
+		i++
+	}
+	if i > 0 {
+		t.pending = append(t.pending[:0], t.pending[i:]...)
+	}
+}
+
+// ready returns the newest fully confirmed boundary if it differs from the saved one.
+func (t *tracker) ready(w uint64) (Checkpoint, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.popLocked(w)
+	if t.last.Pos == t.saved.Pos && t.last.Epoch == t.saved.Epoch {
+		return Checkpoint{}, false
+	}
+	return t.last, true
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

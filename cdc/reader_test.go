@@ -1,0 +1,293 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeSource streams a fixed list of items, then blocks.
+type fakeSource struct {
+	items []Item
+	opens int
+}
+
+func (s *fakeSource) Status(context.Context) (SourceStatus, error) {
+	return SourceStatus{ID: "src", Current: Position{File: "b.000001", Pos: 4}, Oldest: "b.000001"}, nil
+}
+func (s *fakeSource) Open(_ context.Context, from Position) (Stream, error) {
+	s.opens++
+	var rest []Item
+	for _, it := range s.items {
+		if from.Less(it.Pos) {
+			rest = append(rest, it)
+		}
+	}
+	return &fakeStream{items: rest}, nil
+}
+
+type fakeStream struct{ items []Item }
+
+func (s *fakeStream) Next(ctx context.Context) (Item, error) {
+	if len(s.items) == 0 {
+		<-ctx.Done()
+		return Item{}, io.EOF
+	}
+	it := s.items[0]
+	s.items = s.items[1:]
+	return it, nil
+}
+func (s *fakeStream) Close() {}
+
+type fakeStore struct {
+	mu    sync.Mutex
+	cp    Checkpoint
+	ok    bool
+	saves []Position
+}
+
+func (s *fakeStore) Load(context.Context, string) (Checkpoint, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cp, s.ok, nil
+}
+func (s *fakeStore) Save(_ context.Context, cp Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cp, s.ok = cp, true
+	s.saves = append(s.saves, cp.Pos)
+	return nil
+}
+func (s *fakeStore) MarkResync(context.Context, string, ResyncMark) error { return nil }
+func (s *fakeStore) allSaves() []Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Position(nil), s.saves...)
+}
+func (s *fakeStore) saved() Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cp.Pos
+}
+
+// fakeLeader grants the lock at once the first time; later calls block (standby).
+type fakeLeader struct {
+	mu       sync.Mutex
+	acquires int
+	lose     context.CancelFunc
+}
+
+func (l *fakeLeader) Acquire(ctx context.Context) (context.Context, func(), error) {
+	l.mu.Lock()
+	l.acquires++
+	n := l.acquires
+	l.mu.Unlock()
+	if n > 1 {
+		<-ctx.Done()
+		return nil, nil, ctx.Err()
+	}
+	held, cancel := context.WithCancel(ctx)
+	l.mu.Lock()
+	l.lose = cancel
+	l.mu.Unlock()
+	return held, cancel, nil
+}
+
+// fakeChannel confirms only what the test confirms.
+type fakeChannel struct {
+	mu        sync.Mutex
+	seq       uint64
+	acked     map[uint64]bool
+	w         uint64
+	moved     chan struct{}
+	onPublish func(seq uint64)
+	after     int // publishes after lostAt was set
+	lostAt    bool
+}
+
+func newFakeChannel() *fakeChannel {
+	return &fakeChannel{acked: map[uint64]bool{}, moved: make(chan struct{}, 1)}
+}
+func (c *fakeChannel) Open(context.Context) (Channel, error) { return c, nil }
+func (c *fakeChannel) Publish(ctx context.Context, m Message) (uint64, error) {
+	c.mu.Lock()
+	c.seq++
+	seq := c.seq
+	if c.lostAt {
+		c.after++
+	}
+	hook := c.onPublish
+	c.mu.Unlock()
+	if hook != nil {
+		hook(seq)
+	}
+	return seq, nil
+}
+func (c *fakeChannel) confirm(seqs ...uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range seqs {
+		c.acked[s] = true
+	}
+	for c.acked[c.w+1] {
+		c.w++
+	}
+	select {
+	case c.moved <- struct{}{}:
+	default:
+	}
+}
+func (c *fakeChannel) Confirmed() (uint64, <-chan struct{}, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w, c.moved, nil
+}
+func (c *fakeChannel) Close() error { return nil }
+
+var tbl = &Table{Schema: "d", Name: "t", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt}}}
+
+func rowsAt(pos uint32, ids ...int64) Item {
+	p := Position{File: "b.000001", Pos: pos}
+	it := Item{Pos: p}
+	for _, id := range ids {
+		it.Changes = append(it.Changes, Change{Table: tbl, Op: OpInsert, After: []any{id}, Pos: p, CommitTS: time.Unix(0, 0)})
+	}
+	return it
+}
+
+func commitAt(pos uint32) Item { return Item{Commit: true, Pos: Position{File: "b.000001", Pos: pos}} }
+
+// TestCheckpointNeverPassesAnUnconfirmedEvent prevents invariant 1's violation: with events
+// 1, 2 (txn A), 3 (txn B) and 4 (txn C) published and 1, 2 and 4 confirmed, the checkpoint
+// may reach the end of A but not B or C; once 3 is confirmed it reaches C.
+func TestCheckpointNeverPassesAnUnconfirmedEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{items: []Item{
+			rowsAt(100, 1, 2), commitAt(110), // A: seq 1, 2
+			rowsAt(200, 3), commitAt(210), // B: seq 3
+			commitAt(250),                 // a transaction on an unfollowed table
+			rowsAt(300, 4), commitAt(310), // C: seq 4
+		}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		r := NewReader(Options{Name: "t", CheckpointInterval: 10 * time.Millisecond}, src, store, &fakeLeader{}, ch)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+
+		synctest.Wait() // everything published, nothing confirmed
+		ch.confirm(1, 2, 4)
+		time.Sleep(time.Second) // fake clock: a hundred checkpoint ticks
+		for _, p := range store.allSaves() {
+			if p.Pos > 110 {
+				t.Fatalf("checkpoint saved at %s while event 3 (txn ending at 210) is unconfirmed; saves %v", p, store.allSaves())
+			}
+		}
+		if got := store.saved().Pos; got != 110 {
+			t.Fatalf("checkpoint at %d, want 110 (end of the confirmed txn A)", got)
+		}
+		ch.confirm(3)
+		time.Sleep(time.Second)
+		if got := store.saved().Pos; got != 310 {
+			t.Fatalf("checkpoint at %d after all confirms, want 310", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	})
+}
+
+// TestLostLockStopsPublishingAtOnce prevents two readers publishing side by side: once the
+// lock is lost, not one more event is published, and the reader returns to standby.
+func TestLostLockStopsPublishingAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var items []Item
+		for i := uint32(1); i <= 50; i++ {
+			items = append(items, rowsAt(i*100, int64(i)), commitAt(i*100+10))
+		}
+		src := &fakeSource{items: items}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		leader := &fakeLeader{}
+		ch := newFakeChannel()
+		ch.onPublish = func(seq uint64) {
+			if seq == 3 {
+				leader.mu.Lock()
+				leader.lose() // the lock monitor noticed another holder
+				leader.mu.Unlock()
+				ch.mu.Lock()
+				ch.lostAt = true
+				ch.mu.Unlock()
+			}
+		}
+		r := NewReader(Options{Name: "t"}, src, store, leader, ch)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		ch.mu.Lock()
+		after, total := ch.after, ch.seq
+		ch.mu.Unlock()
+		if after != 0 {
+			t.Fatalf("%d events published after the lock was lost (total %d)", after, total)
+		}
+		leader.mu.Lock()
+		acquires := leader.acquires
+		leader.mu.Unlock()
+		if acquires != 2 {
+			t.Fatalf("acquire called %d times, want 2 (back to standby)", acquires)
+		}
+		if r.Ready() {
+			t.Fatal("reader reports ready without the lock")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	})
+}
+
+// TestNoCheckpointStartsAtCurrentPositionAndSavesIt prevents losing the changes between the
+// first start and the first confirm: the start position is saved before anything is read.
+func TestNoCheckpointStartsAtCurrentPositionAndSavesIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{}
+		r := NewReader(Options{Name: "t"}, &fakeSource{}, store, &fakeLeader{}, newFakeChannel())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		if saves := store.allSaves(); len(saves) == 0 || saves[0] != (Position{File: "b.000001", Pos: 4}) {
+			t.Fatalf("saves %v, want the current position first", saves)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// TestSourceChangeStartsANewEpoch prevents versions of a new primary sorting below the old
+// primary's: another server identity bumps the epoch.
+func TestSourceChangeStartsANewEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 4, SourceID: "old-primary", Pos: Position{File: "b.000090", Pos: 77}}, ok: true}
+		r := NewReader(Options{Name: "t"}, &fakeSource{}, store, &fakeLeader{}, newFakeChannel())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		store.mu.Lock()
+		cp := store.cp
+		store.mu.Unlock()
+		if cp.Epoch != 5 || cp.SourceID != "src" || cp.Pos.File != "b.000001" {
+			t.Fatalf("checkpoint after source change = %+v, want epoch 5 on src at its current position", cp)
+		}
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	})
+}

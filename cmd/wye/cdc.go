@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/cdc"
+	cdcmysql "github.com/wyehq/wye/cdc/mysql"
+	"github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/config"
+)
+
+func init() { subcommands = append(subcommands, newCDCCmd) }
+
+// cdcFlags hold what the configuration file has no key for yet (see docs/cdc.md).
+type cdcFlags struct {
+	name          string
+	tables        []string
+	window        int
+	deliveryLimit int
+	checkpoint    time.Duration
+	metricsListen string
+}
+
+func newCDCCmd(g *globalFlags) *cobra.Command {
+	f := &cdcFlags{}
+	cmd := &cobra.Command{
+		Use:   "cdc",
+		Short: "Read the binlog and publish versioned change events to RabbitMQ (one active reader)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g, f.metricsListen)
+			if err != nil {
+				return err
+			}
+			return runCDC(cmd.Context(), cfg, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", envOr("WYE_CDC_NAME", "default"), "reader name: checkpoint row and leader lock wye.cdc.<name> (env WYE_CDC_NAME)")
+	fl.StringSliceVar(&f.tables, "table", nil, "follow this table too (db.table; repeatable), besides the entities' root tables")
+	fl.IntVar(&f.window, "window", 1024, "publishes in flight without a broker confirm")
+	fl.IntVar(&f.deliveryLimit, "delivery-limit", 10, "x-delivery-limit of the queue when cdc creates it")
+	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 200*time.Millisecond, "how often confirmed progress is saved")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
+	cmd.AddCommand(newCDCBenchCmd(g))
+	return cmd
+}
+
+func loadConfig(g *globalFlags, metricsListen string) (*config.Config, error) {
+	opts := config.Options{}
+	if metricsListen != "" {
+		opts.Overrides = map[string]string{"metrics.listen": metricsListen}
+	}
+	cfg, err := config.Load(g.configFile, opts)
+	if err != nil {
+		var faults config.Errors
+		if errors.As(err, &faults) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// followedTables are the entities' root tables plus --table.
+func followedTables(cfg *config.Config, extra []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range cfg.Entities {
+		if !seen[e.Root.Table] {
+			seen[e.Root.Table] = true
+			out = append(out, e.Root.Table)
+		}
+	}
+	for _, t := range extra {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
+	log := slog.Default()
+	tables := followedTables(cfg, f.tables)
+	if len(tables) == 0 {
+		return usageError{errors.New("cdc: no table to follow: add entities or --table")}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := cdc.NewMetrics(reg)
+
+	src, err := cdcmysql.NewSource(cdcmysql.SourceOptions{
+		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
+		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
+		Tables: tables, Logger: log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	defer src.Close()
+	ctl, err := cdcmysql.OpenControl(ctx, cdcmysql.ControlOptions{
+		Host: cfg.Control.Host, Port: uint16(cfg.Control.Port), User: cfg.Control.User,
+		Password: cfg.Control.Password.Reveal(), Database: cfg.Control.Database, Name: f.name, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	host, _ := os.Hostname()
+	pub := rabbit.New(rabbit.Options{
+		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue,
+		DeliveryLimit: f.deliveryLimit, Window: f.window, AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()),
+		Metrics: metrics,
+	})
+	reader := cdc.NewReader(cdc.Options{Name: f.name, Tables: tables, CheckpointInterval: f.checkpoint,
+		Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
+
+	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, reader.Ready)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	log.Info("cdc starting", "name", f.name, "tables", tables, "source", cfg.Source.Addr(),
+		"broker", cfg.AMQP.Host(), "exchange", cfg.AMQP.Exchange, "queue", cfg.AMQP.Queue, "metrics", cfg.Metrics.Listen)
+	return reader.Run(ctx)
+}
+
+// serveMetrics serves /metrics, /healthz (the process runs) and /readyz (holds the lock,
+// connected, publishing). An empty address disables it.
+func serveMetrics(addr string, reg *prometheus.Registry, ready func() bool) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: standby, or not connected", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen metrics %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
