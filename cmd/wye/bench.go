@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wyehq/wye/cdc"
-	cdcmysql "github.com/wyehq/wye/cdc/mysql"
 	"github.com/wyehq/wye/cdc/rabbit"
 )
 
@@ -47,11 +46,7 @@ prints both rates and their ratio.`,
 			ctx := cmd.Context()
 			tables = followedTables(cfg, tables)
 			log := slog.Default()
-			src, err := cdcmysql.NewSource(cdcmysql.SourceOptions{
-				Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
-				User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
-				Tables: tables, Logger: log,
-			})
+			src, err := newCDCSource(cfg, tables, log)
 			if err != nil {
 				return usageError{err}
 			}

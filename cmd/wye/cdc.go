@@ -102,11 +102,7 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := cdc.NewMetrics(reg)
 
-	src, err := cdcmysql.NewSource(cdcmysql.SourceOptions{
-		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
-		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
-		Tables: tables, Logger: log,
-	})
+	src, err := newCDCSource(cfg, tables, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -172,4 +168,13 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready func() bool) (fun
 		srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// newCDCSource builds the binlog source of cfg.Source following tables.
+func newCDCSource(cfg *config.Config, tables []string, log *slog.Logger) (*cdcmysql.Source, error) {
+	return cdcmysql.NewSource(cdcmysql.SourceOptions{
+		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
+		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
+		Tables: tables, Logger: log,
+	})
 }
