@@ -134,18 +134,64 @@ type Log struct {
 	Format string `mapstructure:"format" yaml:"format"` // text | json
 }
 
-// Entity maps a root table to an index. Relations (joined and nested tables) come with the
-// indexer issue; until then a "relations" key is an unknown key like any other.
+// Entity maps a root table to an index: each root row becomes one document, with the rows of
+// its relations nested in it (objects for many-to-one, arrays for one-to-many and
+// many-to-many). The indexer reads only the columns named here (all when none are).
 type Entity struct {
 	Name  string `mapstructure:"name" yaml:"name"`
 	Index string `mapstructure:"index" yaml:"index"`
 	Root  Root   `mapstructure:"root" yaml:"root"`
+	// VersionField is the document field that carries the change version, so that a
+	// document says which binlog position it reflects. Default "wye_version".
+	VersionField string     `mapstructure:"version_field" yaml:"version_field"`
+	Relations    []Relation `mapstructure:"relations" yaml:"relations,omitempty"`
 }
 
 // Root is the table whose rows become documents, and its primary key column.
 type Root struct {
-	Table string `mapstructure:"table" yaml:"table"` // schema.table
-	Key   string `mapstructure:"key" yaml:"key"`
+	Table   string   `mapstructure:"table" yaml:"table"` // schema.table
+	Key     string   `mapstructure:"key" yaml:"key"`
+	Columns []string `mapstructure:"columns" yaml:"columns,omitempty"` // see SplitColumn; empty: all
+}
+
+// Relation nests the rows of another table into the parent document (the root or, for a
+// nested relation, the enclosing relation's rows). Exactly one of From, ParentKey or
+// Through.Table says how a row links to its parent:
+//
+//	from: c          many-to-one: the parent's column c holds this table's Key (an object)
+//	parent_key: c    one-to-many: this table's column c holds the parent's key (an array
+//	                 with many: true, else the first row as an object)
+//	through: {...}   many-to-many: a join table with parent_key (the parent's key) and key
+//	                 (this table's Key); always an array
+//
+// The parent's key is the root's key, or the enclosing relation's Key.
+type Relation struct {
+	Name      string     `mapstructure:"name" yaml:"name"` // the field in the parent document
+	Table     string     `mapstructure:"table" yaml:"table"`
+	Key       string     `mapstructure:"key" yaml:"key"`
+	From      string     `mapstructure:"from" yaml:"from,omitempty"`
+	ParentKey string     `mapstructure:"parent_key" yaml:"parent_key,omitempty"`
+	Through   Through    `mapstructure:"through" yaml:"through,omitempty"`
+	Many      bool       `mapstructure:"many" yaml:"many,omitempty"`
+	Columns   []string   `mapstructure:"columns" yaml:"columns,omitempty"`
+	Relations []Relation `mapstructure:"relations" yaml:"relations,omitempty"`
+}
+
+// Through is the join table of a many-to-many relation.
+type Through struct {
+	Table     string `mapstructure:"table" yaml:"table"`
+	ParentKey string `mapstructure:"parent_key" yaml:"parent_key"` // holds the parent's key
+	Key       string `mapstructure:"key" yaml:"key"`               // holds the related table's key
+}
+
+// SplitColumn reads one entry of a columns list: "title" keeps the column under its name,
+// "name as channel_name" renames it ("AS" in any case).
+func SplitColumn(entry string) (column, field string) {
+	f := strings.Fields(entry)
+	if len(f) == 3 && strings.EqualFold(f[1], "as") {
+		return f[0], f[2]
+	}
+	return strings.TrimSpace(entry), strings.TrimSpace(entry)
 }
 
 // Options adjusts where Load reads its overrides from. The zero value reads the process

@@ -104,7 +104,7 @@ func TestUnknownKeyAtAnyLevelIsReportedWithItsPath(t *testing.T) {
 		{"in a cluster's auth", "clusters: [{auth: {pasword_env: X}}]", `clusters[0].auth.pasword_env: unknown key (did you mean "password_env"?)`},
 		{"one level too high", "clusters: [{username: elastic}]", `clusters[0].username: unknown key (did you mean "auth.username"?)`},
 		{"no close match", "amqp: {vhost: /}", `amqp.vhost: unknown key`},
-		{"relations before the indexer issue", "entities: [{relations: []}]", `entities[0].relations: unknown key`},
+		{"in a nested relation", "entities: [{relations: [{relations: [{parent_kye: x}]}]}]", `entities[0].relations[0].relations[0].parent_kye: unknown key (did you mean "parent_key"?)`},
 		{"keys are case-insensitive, typos are not", "SOURCE: {Hots: x}", `source.hots: unknown key (did you mean "host"?)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,13 +251,13 @@ func TestValidationRejects(t *testing.T) {
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`log.format: "logfmt": want text or json`}},
 		{"entity", func(c *Config) {
 			c.Entities = []Entity{
-				{Name: "program", Index: "programs", Root: Root{Table: "catalog.programs", Key: "id"}},
-				{Name: "program", Index: "_Programs", Root: Root{Table: "programs"}},
+				{Name: "program", Index: "programs", Root: Root{Table: "catalog.programs", Key: "id"}, VersionField: "v"},
+				{Name: "program", Index: "_Programs", Root: Root{Table: "programs"}, VersionField: "v"},
 			}
 		}, []string{
 			`entities[1].name: "program": duplicate: entities[0] has the same name`,
 			`entities[1].index: "_Programs": not a valid index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`,
-			`entities[1].root.table: "programs": want schema.table`,
+			`entities[1].root.table: "programs": want schema.table (letters, digits, _ or $)`,
 			`entities[1].root.key: must not be empty`,
 		}},
 	} {
@@ -423,13 +423,16 @@ func TestDocsListEveryKey(t *testing.T) {
 	}
 	var walk func(path string, t reflect.Type)
 	var keys []string
+	inside := map[reflect.Type]bool{} // relations nest relations: document the level once
 	walk = func(path string, t reflect.Type) {
+		inside[t] = true
+		defer delete(inside, t)
 		for i := range t.NumField() {
 			f := t.Field(i)
 			p := join(path, keyOf(f))
 			keys = append(keys, p)
 			ft := f.Type
-			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !inside[ft.Elem()] {
 				walk(p+"[]", ft.Elem())
 			} else if ft.Kind() == reflect.Struct && ft != secretType {
 				walk(p, ft)
@@ -446,5 +449,66 @@ func TestDocsListEveryKey(t *testing.T) {
 		if !strings.Contains(string(b), k.env) {
 			t.Errorf("docs/configuration.md does not name %s", k.env)
 		}
+	}
+}
+
+// relationsBase is a valid entity with every kind of relation, nested two levels deep.
+const relationsBase = `
+entities:
+  - name: program
+    index: programs
+    root: {table: catalog.programs, key: id, columns: [id, title, "duration_s as duration"]}
+    relations:
+      - {name: channel, table: catalog.channels, key: id, from: channel_id, columns: [id, name],
+         relations: [{name: network, table: catalog.networks, key: id, from: network_id}]}
+      - name: episodes
+        table: catalog.episodes
+        key: id
+        parent_key: program_id
+        many: true
+        relations:
+          - {name: credits, table: catalog.credits, key: id, parent_key: episode_id, many: true}
+      - {name: tags, table: catalog.tags, key: id, many: true,
+         through: {table: catalog.program_tags, parent_key: program_id, key: tag_id}}
+`
+
+func TestNestedRelationsLoad(t *testing.T) {
+	c := mustParse(t, valid+relationsBase, secrets)
+	e := c.Entities[0]
+	if e.VersionField != "wye_version" {
+		t.Errorf("version_field = %q, want the default wye_version", e.VersionField)
+	}
+	if len(e.Relations) != 3 || e.Relations[0].Relations[0].Name != "network" ||
+		e.Relations[1].Relations[0].ParentKey != "episode_id" || e.Relations[2].Through.Key != "tag_id" {
+		t.Errorf("relations not decoded: %+v", e.Relations)
+	}
+	if col, field := SplitColumn(e.Root.Columns[2]); col != "duration_s" || field != "duration" {
+		t.Errorf("SplitColumn(%q) = %q, %q", e.Root.Columns[2], col, field)
+	}
+}
+
+func TestRelationFaultsNameEntityAndField(t *testing.T) {
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"no link", "from: channel_id, columns", "columns", `entities[0].relations[0]: set one of from (many-to-one), parent_key (one-to-many) or through (many-to-many)`},
+		{"two links", "key: id, from: channel_id", "key: id, parent_key: x, from: channel_id", `entities[0].relations[0]: set only one of from, parent_key and through (got from and parent_key)`},
+		{"many-to-one is an object", "from: channel_id,", "from: channel_id, many: true,", `entities[0].relations[0].many: "true": a many-to-one relation (from) is one object; remove many`},
+		{"join table is a list", "tags, table: catalog.tags, key: id, many: true", "tags, table: catalog.tags, key: id", `entities[0].relations[2].many: "false": a relation through a join table is a list; set many: true`},
+		{"nested table", "table: catalog.credits", "table: credits", `entities[0].relations[1].relations[0].table: "credits": want schema.table (letters, digits, _ or $)`},
+		{"nested key", "{name: network, table: catalog.networks, key: id,", "{name: network, table: catalog.networks,", `entities[0].relations[0].relations[0].key: must not be empty`},
+		{"join key", "key: tag_id", "key: ''", `entities[0].relations[2].through.key: must not be empty`},
+		{"column injection", "columns: [id, name]", "columns: [id, \"name; drop\"]", `entities[0].relations[0].columns[1]: "name; drop": want "column" or "column as field"`},
+		{"renamed onto another field", `"duration_s as duration"`, `"duration_s as title"`, `entities[0].root.columns[2]: "duration_s as title": duplicate field: entities[0].root.columns[1] has the same name`},
+		{"relation hides a column", "name: tags", "name: title", `entities[0].relations[2].name: "title": duplicate field: entities[0].root.columns[1] has the same name`},
+		{"relation is the version field", "name: tags", "name: wye_version", `entities[0].relations[2].name: "wye_version": is the version field`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(relationsBase, tc.old) {
+				t.Fatalf("case does not apply: %q not in the base", tc.old)
+			}
+			got := faultLines(t, valid+strings.Replace(relationsBase, tc.old, tc.new, 1), Options{})
+			if !contains(got, tc.want) {
+				t.Errorf("faults %q\n  do not include %q", got, tc.want)
+			}
+		})
 	}
 }

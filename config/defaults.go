@@ -44,10 +44,19 @@ func defaultCluster() Cluster {
 	}
 }
 
+// DefaultVersionField is the document field carrying the change version.
+const DefaultVersionField = "wye_version"
+
+// defaultEntity is the starting value of each entities[i].
+func defaultEntity() Entity { return Entity{VersionField: DefaultVersionField} }
+
 // defaultElem returns the starting value of one element of a list of type t.
 func defaultElem(t reflect.Type) reflect.Value {
-	if t == reflect.TypeFor[Cluster]() {
+	switch t {
+	case reflect.TypeFor[Cluster]():
 		return reflect.ValueOf(defaultCluster())
+	case reflect.TypeFor[Entity]():
+		return reflect.ValueOf(defaultEntity())
 	}
 	return reflect.New(t).Elem()
 }

@@ -194,8 +194,16 @@ func (a *Auth) validate(f *Errors, p string) {
 	}
 }
 
+// maxRelationDepth bounds nesting: each level costs one query per batch and per relation.
+const maxRelationDepth = 4
+
+// fieldName is a document field: no dots (they would read as object paths) and no leading
+// underscore (Elasticsearch reserves those for metadata fields).
+var fieldName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
 func validateEntities(f *Errors, entities []Entity) {
 	names := map[string]string{}
+	indices := map[string]string{}
 	for i, e := range entities {
 		p := index("entities", i)
 		if notEmpty(f, p+".name", e.Name) {
@@ -205,15 +213,122 @@ func validateEntities(f *Errors, entities []Entity) {
 				names[e.Name] = p
 			}
 		}
-		if notEmpty(f, p+".index", e.Index) && !indexName.MatchString(e.Index) {
-			f.add(p+".index", e.Index, `not a valid index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`)
-		}
-		if notEmpty(f, p+".root.table", e.Root.Table) {
-			if db, table, ok := strings.Cut(e.Root.Table, "."); !ok || db == "" || table == "" || strings.Contains(table, ".") {
-				f.add(p+".root.table", e.Root.Table, "want schema.table")
+		if notEmpty(f, p+".index", e.Index) {
+			switch {
+			case !indexName.MatchString(e.Index):
+				f.add(p+".index", e.Index, `not a valid index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`)
+			case indices[e.Index] != "":
+				f.add(p+".index", e.Index, "duplicate: %s writes to the same index", indices[e.Index])
+			default:
+				indices[e.Index] = p
 			}
 		}
-		notEmpty(f, p+".root.key", e.Root.Key)
+		tableName(f, p+".root.table", e.Root.Table)
+		columnName(f, p+".root.key", e.Root.Key)
+		if notEmpty(f, p+".version_field", e.VersionField) && !fieldName.MatchString(e.VersionField) {
+			f.add(p+".version_field", e.VersionField, "want letters, digits, _ or -, not starting with _ or -")
+		}
+		fields := validateColumns(f, p+".root.columns", e.Root.Columns)
+		validateRelations(f, p, e.Relations, fields, e.VersionField, 1)
+	}
+}
+
+// validateRelations checks the relations of one parent at path parent. fields are the parent
+// document's field names so far (its columns), which a relation's name must not reuse.
+func validateRelations(f *Errors, parent string, rels []Relation, fields map[string]string, versionField string, depth int) {
+	for i, r := range rels {
+		p := index(parent+".relations", i)
+		if depth > maxRelationDepth {
+			f.add(p, "", "nested deeper than %d levels", maxRelationDepth)
+			return
+		}
+		if notEmpty(f, p+".name", r.Name) {
+			switch {
+			case !fieldName.MatchString(r.Name):
+				f.add(p+".name", r.Name, "want letters, digits, _ or -, not starting with _ or -")
+			case fields[r.Name] != "":
+				f.add(p+".name", r.Name, "duplicate field: %s has the same name", fields[r.Name])
+			case depth == 1 && r.Name == versionField:
+				f.add(p+".name", r.Name, "is the version field")
+			default:
+				fields[r.Name] = p + ".name"
+			}
+		}
+		tableName(f, p+".table", r.Table)
+		columnName(f, p+".key", r.Key)
+		var links []string
+		if r.From != "" {
+			links = append(links, "from")
+		}
+		if r.ParentKey != "" {
+			links = append(links, "parent_key")
+		}
+		if r.Through != (Through{}) {
+			links = append(links, "through")
+		}
+		switch len(links) {
+		case 0:
+			f.add(p, "", "set one of from (many-to-one), parent_key (one-to-many) or through (many-to-many)")
+		case 1:
+		default:
+			f.add(p, "", "set only one of from, parent_key and through (got %s)", strings.Join(links, " and "))
+		}
+		switch {
+		case r.From != "":
+			columnName(f, p+".from", r.From)
+			if r.Many {
+				f.add(p+".many", "true", "a many-to-one relation (from) is one object; remove many")
+			}
+		case r.ParentKey != "":
+			columnName(f, p+".parent_key", r.ParentKey)
+		case r.Through != (Through{}):
+			tableName(f, p+".through.table", r.Through.Table)
+			columnName(f, p+".through.parent_key", r.Through.ParentKey)
+			columnName(f, p+".through.key", r.Through.Key)
+			if !r.Many {
+				f.add(p+".many", "false", "a relation through a join table is a list; set many: true")
+			}
+		}
+		own := validateColumns(f, p+".columns", r.Columns)
+		validateRelations(f, p, r.Relations, own, versionField, depth+1)
+	}
+}
+
+// validateColumns checks a columns list and returns the document fields it makes.
+func validateColumns(f *Errors, path string, cols []string) map[string]string {
+	fields := map[string]string{}
+	for j, entry := range cols {
+		cp := index(path, j)
+		col, field := SplitColumn(entry)
+		switch {
+		case len(strings.Fields(entry)) != 1 && col == field:
+			f.add(cp, entry, `want "column" or "column as field"`)
+		case !identifier.MatchString(col):
+			f.add(cp, entry, "column: want letters, digits, _ or $")
+		case !fieldName.MatchString(field):
+			f.add(cp, entry, "field: want letters, digits, _ or -, not starting with _ or -")
+		case fields[field] != "":
+			f.add(cp, entry, "duplicate field: %s has the same name", fields[field])
+		default:
+			fields[field] = cp
+		}
+	}
+	return fields
+}
+
+func tableName(f *Errors, path, v string) {
+	if notEmpty(f, path, v) {
+		db, table, ok := strings.Cut(v, ".")
+		if !ok || !identifier.MatchString(db) || !identifier.MatchString(table) {
+			f.add(path, v, "want schema.table (letters, digits, _ or $)")
+		}
+	}
+}
+
+// columnName checks a column that is spliced into SQL: identifiers cannot be bound.
+func columnName(f *Errors, path, v string) {
+	if notEmpty(f, path, v) && !identifier.MatchString(v) {
+		f.add(path, v, "want a column name (letters, digits, _ or $)")
 	}
 }
 

@@ -1,6 +1,6 @@
-// Package indexer turns change events into documents and writes them to every cluster.
-// In: change events from RabbitMQ. Out: versioned _bulk writes to the master and slaves,
-// retries and parked messages. Owns: denormalization SQL and per-cluster fan-out.
-//
-// Status: not built yet (issue 4).
+// Package indexer turns change events into documents and hands them to every cluster.
+// In: change events (cdc message schema 1) and targeted retry messages. Out: one versioned
+// document or delete per affected entity, master results split into ack / retry / park.
+// Owns: the entity model, resolution of row events to entity ids, and batched denormalization.
+// Adapters: indexer/sql (reads), indexer/es (fan-out _bulk), indexer/rabbit (queue, retries).
 package indexer

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/config"
+	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/indexer/control"
+	"github.com/wyehq/wye/indexer/es"
+	"github.com/wyehq/wye/indexer/rabbit"
+	indexersql "github.com/wyehq/wye/indexer/sql"
+)
+
+func init() { subcommands = append(subcommands, newIndexerCmd) }
+
+type indexerFlags struct {
+	metricsListen string
+	parked        string
+	retryDelays   []time.Duration
+	maxAttempts   int
+	batchSize     int
+	batchBytes    int
+	batchWait     time.Duration
+	slaveBacklog  int
+	rolesPoll     time.Duration
+	stopTimeout   time.Duration
+}
+
+func newIndexerCmd(g *globalFlags) *cobra.Command {
+	f := &indexerFlags{}
+	cmd := &cobra.Command{
+		Use:   "indexer",
+		Short: "Consume change events, denormalize each entity once and write it to every cluster",
+		Long: "Consume the change queue in batches, resolve row changes to entity ids, read each entity once " +
+			"from the source and send the same versioned _bulk to the master and every slave. Master failures " +
+			"are retried through TTL queues (master only) or parked; slave failures are counted and recorded " +
+			"in the repair ledger. Any number of replicas may run. See docs/indexer.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g, f.metricsListen)
+			if err != nil {
+				return err
+			}
+			return runIndexer(cmd.Context(), cfg, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
+	fl.StringVar(&f.parked, "parked-queue", "wye.parked", "queue for messages that cannot be written (with reason headers)")
+	fl.DurationSliceVar(&f.retryDelays, "retry-delays", rabbit.DefaultRetryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 10, "writes of one entity to the master before it is parked")
+	fl.IntVar(&f.batchSize, "batch-size", 256, "messages per batch (at most amqp.prefetch)")
+	fl.IntVar(&f.batchBytes, "batch-bytes", 4<<20, "message bytes per batch")
+	fl.DurationVar(&f.batchWait, "batch-wait", 200*time.Millisecond, "longest wait for a batch to fill")
+	fl.IntVar(&f.slaveBacklog, "slave-backlog", 64, "batches queued per slave before its writes are dropped to the repair ledger")
+	fl.DurationVar(&f.rolesPoll, "roles-poll", 2*time.Second, "how often cluster roles are re-read from the control schema")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on shutdown, how long slaves may drain their backlog")
+	return cmd
+}
+
+func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error {
+	log := slog.Default()
+	if len(cfg.Entities) == 0 {
+		return usageError{errors.New("indexer: no entities configured")}
+	}
+	model, err := indexer.NewModel(cfg.Entities)
+	if err != nil {
+		return usageError{err}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := indexer.NewMetrics(reg)
+
+	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var targets []es.Target
+	seed := map[string]string{}
+	var names []string
+	for _, c := range cfg.Clusters {
+		var bulker es.Bulker
+		client, err := cluster.New(clusterOptions(c))
+		var te *cluster.TransportError
+		switch {
+		case errors.As(err, &te):
+			// Unreachable now: start anyway (a dead cluster must not stop the others) and
+			// connect on its first write; until then its writes are retryable failures.
+			log.Warn("cluster unreachable at start; will connect on write", "name", c.Name, "role", c.Role, "err", err)
+			bulker = &es.Lazy{New: func() (*cluster.Client, error) { return cluster.New(clusterOptions(c)) }}
+		case err != nil: // refused credentials, not a search engine, unsupported version
+			return fmt.Errorf("connect cluster %s: %w", c.Name, err)
+		default:
+			log.Info("cluster", "name", c.Name, "role", c.Role, "info", client.Info().String())
+			bulker = client
+		}
+		targets = append(targets, es.Target{Name: c.Name, Client: bulker, Timeout: c.Timeouts.Bulk})
+		seed[c.Name] = string(c.Role)
+		names = append(names, c.Name)
+	}
+	if err := store.Seed(ctx, seed); err != nil {
+		return err
+	}
+	roles, err := control.NewRoles(ctx, store, names, f.rolesPoll, log)
+	if err != nil {
+		return err
+	}
+	fan := es.New(es.Options{Targets: targets, Roles: roles, Ledger: store, Metrics: metrics, Logger: log, Backlog: f.slaveBacklog})
+	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: f.maxAttempts})
+	consumer := rabbit.New(rabbit.Options{
+		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
+		RetryDelays: f.retryDelays, Prefetch: cfg.AMQP.Prefetch, BatchSize: f.batchSize, BatchBytes: f.batchBytes,
+		BatchWait: f.batchWait, Metrics: metrics, Logger: log,
+	}, pipe)
+
+	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, consumer.Ready)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
+		"broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
+
+	// The fan-out outlives the consumer: slaves drain what the last batches queued.
+	fanCtx, stopFan := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFan()
+	fan.Start(fanCtx)
+	var wg sync.WaitGroup
+	wg.Go(func() { roles.Run(ctx) })
+	err = consumer.Run(ctx)
+	wg.Wait()
+	stop, cancel := context.WithTimeout(context.Background(), f.stopTimeout)
+	defer cancel()
+	fan.Stop(stop)
+	log.Info("indexer stopped")
+	return err
+}
+
+func clusterOptions(c config.Cluster) cluster.Options {
+	return cluster.Options{
+		Name: c.Name, URLs: c.URLs,
+		Username: c.Auth.Username, Password: c.Auth.Password.Reveal(),
+		APIKey: c.Auth.APIKey.Reveal(), BearerToken: c.Auth.BearerToken.Reveal(),
+		CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+		RequestTimeout: c.Timeouts.Request,
+	}
+}

@@ -1,0 +1,447 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wyehq/wye/indexer/control"
+)
+
+// Each test is its own world (database, index, queues, cluster names): see newIndexerRig.
+// The events are built by the test from the changes it commits, in the message schema of
+// docs/cdc.md, so these tests do not depend on the binlog reader.
+
+func TestIndexerConvergesAllClustersAfterRandomWorkload(t *testing.T) {
+	r := newIndexerRig(t)
+	changes := 3000
+	if s := os.Getenv("WYE_E2E_INDEXER_CHANGES"); s != "" {
+		changes, _ = strconv.Atoi(s)
+	}
+	procs := []*indexerProc{r.start(), r.start(), r.start()} // three replicas on one queue
+	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
+	start, first := time.Now(), r.version
+	c.seed(3, 12, 150, 300, 20)
+	for range changes {
+		c.step()
+	}
+	published := r.version
+	t.Logf("workload: %d events in %v: %v", published-first, time.Since(start).Round(time.Millisecond), c.counts)
+	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	t.Logf("converged %v after the workload started (last version %d)", time.Since(start).Round(time.Millisecond), published)
+
+	var parked, queries, batches float64
+	for _, p := range procs {
+		parked += p.metric(t, "wye_indexer_messages_total", "result", "parked")
+		queries += p.metric(t, "wye_indexer_sql_queries_per_batch_sum")
+		batches += p.metric(t, "wye_indexer_sql_queries_per_batch_count")
+	}
+	if parked != 0 {
+		t.Errorf("%v messages parked during a clean workload", parked)
+	}
+	t.Logf("SQL queries per batch: %.1f over %v batches", queries/max(batches, 1), batches)
+}
+
+func TestIndexerParksMappingRejectedDocumentAndIndexesTheRest(t *testing.T) {
+	r := newIndexerRig(t)
+	c := newIndexerCatalog(r, 1)
+	c.seed(1, 2, 0, 0, 0)
+	var good []string
+	for range 4 {
+		id := c.id()
+		c.insert("programs", c.program(id))
+		good = append(good, strconv.Itoa(id))
+	}
+	bad := c.program(c.id())
+	bad["updated_at"] = "0000-00-00 00:00:00" // MariaDB takes it, the strict date mapping refuses it
+	c.insert("programs", bad)
+	r.publishRaw("x.y", []byte(`{this is not json`))
+	r.publishRaw("x.y", []byte(`{"schema":99,"table":"x.y","op":"insert","after":{"id":1},"version":5}`))
+	r.start() // after the events, so that they share a batch
+
+	eventually(t, 30*time.Second, func() error {
+		got, err := r.docs("es7")
+		if err != nil {
+			return err
+		}
+		for _, id := range good {
+			if got[id] == nil {
+				return fmt.Errorf("document %s not indexed", id)
+			}
+		}
+		return nil
+	})
+	parked := r.drainParked(3, 30*time.Second)
+	var reasons []string
+	for _, d := range parked {
+		reasons = append(reasons, fmt.Sprintf("%v|%v|%v|%v", d.Headers["x-wye-cluster"], d.Headers["x-wye-status"], d.Headers["x-wye-error-type"], d.Headers["x-wye-reason"]))
+	}
+	slices.Sort(reasons)
+	t.Logf("parked:\n%s", strings.Join(reasons, "\n"))
+	want := []string{
+		"|0|poison|not a JSON object",
+		"|0|poison|unknown schema version 99",
+		r.names["es7"] + "|400|mapper_parsing_exception|failed to parse field [updated_at]",
+	}
+	for _, w := range want {
+		parts := strings.Split(w, "|")
+		if !slices.ContainsFunc(reasons, func(s string) bool {
+			g := strings.Split(s, "|")
+			return g[0] == parts[0] && g[1] == parts[1] && g[2] == parts[2] && strings.Contains(g[3], parts[3])
+		}) {
+			t.Errorf("no parked message like %q", w)
+		}
+	}
+	for _, d := range parked {
+		if d.Headers["x-wye-error-type"] == "mapper_parsing_exception" {
+			if d.Headers["x-wye-attempt"] != int32(1) || d.Headers["x-wye-first-seen"] == nil {
+				t.Errorf("parked headers: %v", d.Headers)
+			}
+			if !strings.Contains(string(d.Body), `"entity":"program"`) {
+				t.Errorf("parked body does not name the entity: %s", d.Body)
+			}
+		}
+	}
+}
+
+// drainParked reads n messages from the parked queue.
+func (r *indexerRig) drainParked(n int, timeout time.Duration) []amqp.Delivery {
+	r.t.Helper()
+	var out []amqp.Delivery
+	eventually(r.t, timeout, func() error {
+		for {
+			d, ok, err := r.ch.Get(r.parked, true)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			out = append(out, d)
+		}
+		if len(out) < n {
+			return fmt.Errorf("%d parked messages, want %d", len(out), n)
+		}
+		return nil
+	})
+	return out
+}
+
+// hangingCluster forwards reads to the real cluster (so the client detects it) and lets
+// every write hang: a slave that accepts connections and never answers a _bulk.
+func hangingCluster(t *testing.T, real string) string {
+	quit := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet {
+			res, err := http.Get(real + req.URL.RequestURI())
+			if err != nil {
+				http.Error(w, err.Error(), 502)
+				return
+			}
+			defer res.Body.Close()
+			for k, v := range res.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(res.StatusCode)
+			io.Copy(w, res.Body)
+			return
+		}
+		select {
+		case <-req.Context().Done():
+		case <-quit:
+		}
+	}))
+	t.Cleanup(func() { close(quit); s.CloseClientConnections(); s.Close() })
+	return s.URL
+}
+
+func TestIndexerDeadSlaveDoesNotStopTheMasterAndLedgerHoldsMissedIDs(t *testing.T) {
+	r := newIndexerRig(t)
+	r.urls["es8"] = hangingCluster(t, r.urls["es8"])
+	p := r.start("--slave-backlog", "2")
+	c := newIndexerCatalog(r, 2)
+	start := time.Now()
+	c.seed(1, 3, 60, 60, 5)
+	eventually(t, 60*time.Second, func() error { return r.converged("es7", "os2") })
+	t.Logf("master and healthy slave converged in %v with es8 hanging", time.Since(start).Round(time.Millisecond))
+
+	ctl := openMySQL(t, "wye", "wye-control", "wye")
+	eventually(t, 60*time.Second, func() error {
+		rows, err := ctl.Query("SELECT doc_id FROM repair_ledger WHERE cluster = ? AND entity = 'program'", r.names["es8"])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		have := map[string]bool{}
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			have[id] = true
+		}
+		for id := range c.rows["programs"] {
+			if !have[strconv.Itoa(id)] {
+				return fmt.Errorf("program %d missing from the repair ledger of es8 (%d ids there)", id, len(have))
+			}
+		}
+		if other := p.metric(t, "wye_indexer_ledger_entries_total", "cluster", r.names["es7"]); other != 0 {
+			return fmt.Errorf("master ids in the ledger: %v", other)
+		}
+		return nil
+	})
+	failed := p.metric(t, "wye_indexer_items_total", "cluster", r.names["es8"], "result", "retryable") +
+		p.metric(t, "wye_indexer_items_total", "cluster", r.names["es8"], "result", "dropped")
+	if failed == 0 {
+		t.Error("no es8 failures counted in wye_indexer_items_total")
+	}
+	t.Logf("es8 failures counted: %v", failed)
+}
+
+// flakyCluster forwards everything to the real cluster, except while down() is true: then it
+// drops every connection without an answer, as a killed node would.
+func flakyCluster(t *testing.T, real string, down func() bool) string {
+	target, _ := url.Parse(real)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if down() {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(func() { s.CloseClientConnections(); s.Close() })
+	return s.URL
+}
+
+func TestIndexerMasterOutageRetriesThroughTiersAndConverges(t *testing.T) {
+	r := newIndexerRig(t)
+	var down atomic.Bool
+	r.urls["es7"] = flakyCluster(t, r.urls["es7"], down.Load)
+	outage := 10 * time.Second
+	if s := os.Getenv("WYE_E2E_INDEXER_OUTAGE"); s != "" {
+		outage, _ = time.ParseDuration(s)
+	}
+	p := r.start()
+	c := newIndexerCatalog(r, 3)
+	c.seed(2, 6, 60, 100, 10)
+	for range 300 {
+		c.step()
+	}
+	down.Store(true)
+	downAt := time.Now()
+	for time.Since(downAt) < outage {
+		c.step()
+	}
+	down.Store(false)
+	t.Logf("master was down for %v", time.Since(downAt).Round(time.Millisecond))
+	for range 300 {
+		c.step()
+	}
+	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	retryable := p.metric(t, "wye_indexer_items_total", "cluster", r.names["es7"], "result", "retryable")
+	retried := p.metric(t, "wye_indexer_messages_total", "result", "retried")
+	parked := p.metric(t, "wye_indexer_messages_total", "result", "parked")
+	t.Logf("master retryable items %v, retry messages %v, parked %v", retryable, retried, parked)
+	if retryable == 0 || retried == 0 {
+		t.Error("the outage left no trace in wye_indexer_items_total / wye_indexer_messages_total")
+	}
+	if parked != 0 {
+		t.Errorf("%v messages parked for a 10 s outage; the retry tiers should outlast it", parked)
+	}
+}
+
+func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
+	r := newIndexerRig(t)
+	procs := []*indexerProc{r.start(), r.start()}
+	c := newIndexerCatalog(r, 4)
+	c.seed(2, 8, 80, 150, 12)
+	for kill := range 3 {
+		for range 400 {
+			c.step()
+		}
+		victim := procs[kill%len(procs)]
+		must(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+		procs[kill%len(procs)] = r.start()
+	}
+	for range 200 {
+		c.step()
+	}
+	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+}
+
+func TestIndexerSeesARoleChangeWithin5Seconds(t *testing.T) {
+	r := newIndexerRig(t)
+	ctx := context.Background()
+	cfg := mysqlDriverConfig("wye", "wye-control", "wye")
+	store, err := control.Open(ctx, cfg)
+	must(t, err)
+	defer store.Close()
+	names := []string{r.names["es7"], r.names["es8"]}
+	must(t, store.Seed(ctx, map[string]string{names[0]: "master", names[1]: "slave"}))
+	roles, err := control.NewRoles(ctx, store, names, time.Second, nil)
+	must(t, err)
+	if roles.Master() != names[0] {
+		t.Fatalf("master %q, want %q", roles.Master(), names[0])
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); roles.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+
+	must(t, store.SetRole(ctx, names[0], "slave"))
+	must(t, store.SetRole(ctx, names[1], "master"))
+	changed := time.Now()
+	eventually(t, 5*time.Second, func() error {
+		if m := roles.Master(); m != names[1] {
+			return fmt.Errorf("master still %q", m)
+		}
+		return nil
+	})
+	t.Logf("role change seen after %v", time.Since(changed).Round(time.Millisecond))
+	// Seeding again (a restart with the old file) does not undo the promote.
+	must(t, store.Seed(ctx, map[string]string{names[0]: "master", names[1]: "slave"}))
+	roles2, err := control.NewRoles(ctx, store, names, time.Second, nil)
+	must(t, err)
+	if roles2.Master() != names[1] {
+		t.Errorf("a restart with the config's roles made %q master again", roles2.Master())
+	}
+}
+
+// TestIndexerWithRealCDCConverges runs the whole flow: binlog -> `wye cdc` -> RabbitMQ ->
+// `wye indexer` -> three clusters, with the workload's changes made in MariaDB only.
+func TestIndexerWithRealCDCConverges(t *testing.T) {
+	r := newIndexerRig(t)
+	r.viaCDC = true
+	cfg := r.config(freePort(t))
+	cdcMetrics := freePort(t)
+	args := []string{"cdc", "-c", cfg, "--name", "idx_" + r.id, "--metrics-listen", cdcMetrics}
+	for _, tb := range []string{"networks", "channels", "episodes", "tags", "program_tags"} {
+		args = append(args, "--table", r.db+"."+tb) // cdc follows root tables by itself
+	}
+	cmd := exec.Command(wyeBinary(t), args...)
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
+	var out strings.Builder
+	var mu sync.Mutex
+	cmd.Stdout = lockedWriterS{&mu, &out}
+	cmd.Stderr = lockedWriterS{&mu, &out}
+	must(t, cmd.Start())
+	ctl := openMySQL(t, "wye", "wye-control", "wye")
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		ctl.Exec("DELETE FROM cdc_checkpoint WHERE name = ?", "idx_"+r.id)
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("cdc output:\n%s", out.String())
+			mu.Unlock()
+		}
+	})
+	eventually(t, 30*time.Second, func() error {
+		res, err := http.Get("http://" + cdcMetrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("cdc readyz %d", res.StatusCode)
+		}
+		return nil
+	})
+	r.start()
+	r.start()
+	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
+	c.seed(3, 10, 100, 200, 15)
+	for range 1500 {
+		c.step()
+	}
+	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	if n := len(r.expectedDocs()); n == 0 {
+		t.Fatal("no documents expected: the workload did nothing")
+	}
+}
+
+type lockedWriterS struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriterS) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestIndexerWyeRunConverges: `wye run` (cdc + indexer in one process) keeps all three
+// clusters equal to MariaDB.
+func TestIndexerWyeRunConverges(t *testing.T) {
+	r := newIndexerRig(t)
+	r.viaCDC = true
+	metrics := freePort(t)
+	cmd := exec.Command(wyeBinary(t), "run", "-c", r.config(metrics), "--name", "idx_"+r.id)
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
+	var out strings.Builder
+	var mu sync.Mutex
+	cmd.Stdout = lockedWriterS{&mu, &out}
+	cmd.Stderr = lockedWriterS{&mu, &out}
+	must(t, cmd.Start())
+	ctl := openMySQL(t, "wye", "wye-control", "wye")
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		ctl.Exec("DELETE FROM cdc_checkpoint WHERE name = ?", "idx_"+r.id)
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("wye run output:\n%s", out.String())
+			mu.Unlock()
+		}
+	})
+	// Ready means the indexer consumes; the reader logs the binlog position it starts from
+	// (changes before it are the nightly resync's job).
+	eventually(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		res, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(out.String(), "no checkpoint: starting at the source's current binlog position") {
+			return fmt.Errorf("not ready: %d", res.StatusCode)
+		}
+		return nil
+	})
+	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
+	c.seed(2, 6, 60, 120, 10)
+	for range 800 {
+		c.step()
+	}
+	eventually(t, 2*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	if n := len(r.expectedDocs()); n == 0 {
+		t.Fatal("no documents expected: the workload did nothing")
+	}
+}

@@ -1,0 +1,422 @@
+package es
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/indexer"
+)
+
+// Bulker sends one _bulk body to one cluster; *cluster.Client is one.
+type Bulker interface {
+	Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption) ([]cluster.BulkItem, error)
+}
+
+var _ Bulker = (*cluster.Client)(nil)
+
+// Roles says which cluster is the master now; it may change at any time (promote).
+type Roles interface {
+	Master() string
+}
+
+// Ledger remembers entity ids a slave missed, for a targeted repair.
+type Ledger interface {
+	Record(ctx context.Context, cluster string, missed []Missed) error
+}
+
+// Missed is one document a slave did not take.
+type Missed struct {
+	Entity  string
+	ID      string
+	Version int64
+	Class   string // retryable, permanent, dropped (backlog full or shut down)
+	Reason  string
+}
+
+// Target is one cluster.
+type Target struct {
+	Name    string
+	Client  Bulker
+	Timeout time.Duration // bounds one _bulk on this cluster; each cluster has its own
+}
+
+// Options configure a FanOut.
+type Options struct {
+	Targets []Target
+	Roles   Roles
+	Ledger  Ledger
+	Metrics *indexer.Metrics
+	Logger  *slog.Logger
+	// Backlog bounds the batches waiting for one slave (default 64); a worker sends what
+	// waits as one request. When it is full the
+	// batch is not sent to that slave: its ids go to the ledger instead, and the master
+	// path never waits (invariant 7).
+	Backlog int
+	// LogEvery rate-limits slave failure logs: one line per cluster per interval (default 10s).
+	LogEvery time.Duration
+}
+
+// FanOut is the indexer's Writer: the master is written in the caller's goroutine, each
+// slave by its own worker.
+//
+// Integration point (mapping, issue 5): documents go to Doc.Index, the entity's alias. While
+// a mapping version bump runs, mapping.WriteTargets gives several concrete indices per
+// cluster; the body will then repeat each action per target index of that cluster.
+type FanOut struct {
+	opts    Options
+	targets map[string]*worker
+	order   []string
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+var _ indexer.Writer = (*FanOut)(nil)
+
+type job struct {
+	body []byte
+	docs []indexer.Doc
+}
+
+type worker struct {
+	t     Target
+	queue chan job
+	f     *FanOut
+
+	mu       sync.Mutex
+	lastLog  time.Time
+	failures map[string]int // class -> count since the last log line
+	dropped  []indexer.Doc  // ids of batches the backlog had no room for, for the ledger
+	overflow int            // dropped beyond maxDropped, not recorded
+}
+
+// New builds a FanOut; Start runs the slave workers.
+func New(opts Options) *FanOut {
+	if opts.Backlog <= 0 {
+		opts.Backlog = 64
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = indexer.NewMetrics(nil)
+	}
+	f := &FanOut{opts: opts, targets: map[string]*worker{}}
+	for _, t := range opts.Targets {
+		if t.Timeout <= 0 {
+			t.Timeout = time.Minute
+		}
+		f.targets[t.Name] = &worker{t: t, queue: make(chan job, opts.Backlog), f: f, failures: map[string]int{}}
+		f.order = append(f.order, t.Name)
+	}
+	return f
+}
+
+// Start runs one worker per cluster for the slave writes.
+func (f *FanOut) Start(ctx context.Context) {
+	ctx, f.cancel = context.WithCancel(ctx)
+	for _, name := range f.order {
+		w := f.targets[name]
+		f.wg.Go(func() { w.run(ctx) })
+	}
+}
+
+// Stop must be called after the last Write. It lets the workers finish the queued batches until ctx is done, then cancels them;
+// whatever was not written is recorded in the ledger as dropped.
+func (f *FanOut) Stop(ctx context.Context) {
+	for _, name := range f.order {
+		close(f.targets[name].queue)
+	}
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.cancel()
+		<-done
+	}
+	f.cancel()
+}
+
+// Write implements indexer.Writer.
+func (f *FanOut) Write(ctx context.Context, docs []indexer.Doc, target string) (string, []indexer.Result, error) {
+	decider := target
+	if f.targets[decider] == nil {
+		// A change event, or a retry for a cluster no longer configured: the master decides.
+		decider = f.opts.Roles.Master()
+	}
+	m := f.targets[decider]
+	if m == nil {
+		return "", nil, fmt.Errorf("write to %q: no such cluster", decider)
+	}
+	body, err := Body(docs)
+	if err != nil {
+		return "", nil, err
+	}
+	f.opts.Metrics.BulkBytes.Observe(float64(len(body)))
+	if target == "" {
+		for _, name := range f.order {
+			if name != decider {
+				f.targets[name].enqueue(job{body: body, docs: docs})
+			}
+		}
+	}
+	return decider, m.write(ctx, body, docs), nil
+}
+
+// Body renders docs as one _bulk body. Every action carries the external version: a write
+// lands only if its version is greater than the stored one, so replays, retries and
+// replicas in any order converge (DESIGN.md, invariant 1).
+func Body(docs []indexer.Doc) ([]byte, error) {
+	var b bytes.Buffer
+	for _, d := range docs {
+		if d.Version < 0 {
+			return nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
+		}
+		op := "index"
+		if d.Source == nil {
+			op = "delete"
+		}
+		b.WriteString(`{"` + op + `":{"_index":`)
+		writeJSON(&b, d.Index)
+		b.WriteString(`,"_id":`)
+		writeJSON(&b, d.ID)
+		b.WriteString(`,"version":` + strconv.FormatInt(d.Version, 10) + `,"version_type":"external"}}` + "\n")
+		if d.Source != nil {
+			b.Write(d.Source)
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes(), nil
+}
+
+func writeJSON(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s)
+	b.Write(enc)
+}
+
+// write sends one body to this cluster under its own timeout and returns one result per doc.
+func (w *worker) write(ctx context.Context, body []byte, docs []indexer.Doc) []indexer.Result {
+	ctx, cancel := context.WithTimeout(ctx, w.t.Timeout)
+	defer cancel()
+	start := time.Now()
+	items, err := w.t.Client.Bulk(ctx, body)
+	w.f.opts.Metrics.BulkSeconds.WithLabelValues(w.t.Name).Observe(time.Since(start).Seconds())
+	var se *cluster.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge && len(docs) > 1 {
+		// The body exceeds http.max_content_length: a permanent answer for the request, not
+		// for its documents. Halve it rather than park the whole batch.
+		h := len(docs) / 2
+		left, lerr := Body(docs[:h])
+		right, rerr := Body(docs[h:])
+		if lerr == nil && rerr == nil {
+			return append(w.write(ctx, left, docs[:h]), w.write(ctx, right, docs[h:])...)
+		}
+	}
+	out := make([]indexer.Result, len(docs))
+	if err == nil && len(items) != len(docs) {
+		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.t.Name, len(items), len(docs))
+	}
+	if err != nil {
+		r := indexer.Result{Class: cluster.ClassOf(err), Reason: err.Error()}
+		if errors.As(err, &se) {
+			r.Status, r.ErrType = se.Status, se.Type
+		}
+		for i := range out {
+			out[i] = r
+		}
+	} else {
+		for i, it := range items {
+			out[i] = indexer.Result{Class: it.Class, Status: it.Status, ErrType: it.ErrType, Reason: it.Reason}
+		}
+	}
+	for _, r := range out {
+		w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, className(r.Class)).Inc()
+	}
+	return out
+}
+
+func className(c cluster.Class) string {
+	switch c {
+	case cluster.OK:
+		return "ok"
+	case cluster.Stale:
+		return "stale"
+	case cluster.Retryable:
+		return "retryable"
+	default:
+		return "permanent"
+	}
+}
+
+// maxDropped bounds the ids of dropped batches held for the ledger per slave; beyond it
+// drops are still counted (wye_indexer_items_total{result="dropped"}) but not recorded.
+const maxDropped = 100_000
+
+// enqueue hands a batch to a slave without ever blocking: a full backlog means the slave
+// misses this batch; its ids are kept for the worker to record in the ledger, so the master
+// path never touches the control database either.
+func (w *worker) enqueue(j job) {
+	select {
+	case w.queue <- j:
+		w.f.opts.Metrics.SlaveBacklog.WithLabelValues(w.t.Name).Set(float64(len(w.queue)))
+		return
+	default:
+	}
+	w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, "dropped").Add(float64(len(j.docs)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range j.docs {
+		if len(w.dropped) >= maxDropped {
+			w.overflow++
+			continue
+		}
+		w.dropped = append(w.dropped, indexer.Doc{Entity: d.Entity, ID: d.ID, Version: d.Version})
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case j, ok := <-w.queue:
+			if !ok {
+				w.flushDropped(ctx)
+				return
+			}
+			w.f.opts.Metrics.SlaveBacklog.WithLabelValues(w.t.Name).Set(float64(len(w.queue)))
+			if ctx.Err() != nil {
+				w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, "dropped").Add(float64(len(j.docs)))
+				w.missed(ctx, j.docs, nil, "dropped", "shut down before the write")
+				continue
+			}
+			j = w.coalesce(j)
+			w.missed(ctx, j.docs, w.write(ctx, j.body, j.docs), "", "")
+		case <-tick.C:
+			w.flushDropped(ctx)
+		}
+	}
+}
+
+// maxCoalesce bounds the body of one slave _bulk made of several queued batches.
+const maxCoalesce = 8 << 20
+
+// coalesce appends the batches already waiting to j, so a slave that fell behind catches up
+// with fewer, larger requests instead of dropping. Order within the body does not matter:
+// external versions decide which write of one document wins.
+func (w *worker) coalesce(j job) job {
+	for len(j.body) < maxCoalesce {
+		select {
+		case next, ok := <-w.queue:
+			if !ok {
+				return j
+			}
+			j = job{body: append(j.body[:len(j.body):len(j.body)], next.body...), docs: append(j.docs[:len(j.docs):len(j.docs)], next.docs...)}
+		default:
+			return j
+		}
+	}
+	return j
+}
+
+func (w *worker) flushDropped(ctx context.Context) {
+	w.mu.Lock()
+	docs, overflow := w.dropped, w.overflow
+	w.dropped, w.overflow = nil, 0
+	w.mu.Unlock()
+	if overflow > 0 {
+		w.f.opts.Logger.Error("slave backlog overflowed the ledger buffer; a full resync of this cluster is needed",
+			"cluster", w.t.Name, "unrecorded", overflow)
+	}
+	if len(docs) > 0 {
+		w.missed(ctx, docs, nil, "dropped", "slave backlog full")
+	}
+}
+
+// missed counts, logs (rate-limited) and records in the ledger the docs this slave did not
+// take: every doc when results is nil, else those whose result is retryable or permanent.
+func (w *worker) missed(ctx context.Context, docs []indexer.Doc, results []indexer.Result, class, reason string) {
+	var ms []Missed
+	for i, d := range docs {
+		c, why := class, reason
+		if results != nil {
+			r := results[i]
+			if r.Class != cluster.Retryable && r.Class != cluster.Permanent {
+				continue
+			}
+			c, why = className(r.Class), r.Reason
+		}
+		ms = append(ms, Missed{Entity: d.Entity, ID: d.ID, Version: d.Version, Class: c, Reason: why})
+	}
+	if len(ms) == 0 {
+		return
+	}
+	w.mu.Lock()
+	for _, m := range ms {
+		w.failures[m.Class]++
+	}
+	var logNow map[string]int
+	if time.Since(w.lastLog) >= w.f.opts.LogEvery {
+		logNow, w.failures, w.lastLog = w.failures, map[string]int{}, time.Now()
+	}
+	w.mu.Unlock()
+	if logNow != nil {
+		w.f.opts.Logger.Warn("slave missed writes; ids recorded in the repair ledger",
+			"cluster", w.t.Name, "counts", logNow, "example_reason", ms[0].Reason)
+	}
+	if w.f.opts.Ledger == nil {
+		return
+	}
+	// The ledger write has its own deadline: a stuck control database must not stall the worker.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.f.opts.Ledger.Record(lctx, w.t.Name, ms); err != nil {
+		w.f.opts.Logger.Error("record repair ledger", "cluster", w.t.Name, "ids", len(ms), "err", err)
+		return
+	}
+	w.f.opts.Metrics.Ledger.WithLabelValues(w.t.Name).Add(float64(len(ms)))
+}
+
+// Lazy is a Bulker for a cluster that did not answer at start: each Bulk first tries to
+// connect (New runs the flavor detection) until it succeeds, so one dead cluster never keeps
+// the indexer from starting, and its writes fail as retryable transport errors meanwhile.
+type Lazy struct {
+	New func() (*cluster.Client, error)
+
+	mu sync.Mutex
+	c  *cluster.Client
+}
+
+var _ Bulker = (*Lazy)(nil)
+
+// Bulk connects if needed, then sends body.
+func (l *Lazy) Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption) ([]cluster.BulkItem, error) {
+	l.mu.Lock()
+	c := l.c
+	if c == nil {
+		var err error
+		if c, err = l.New(); err != nil {
+			l.mu.Unlock()
+			var te *cluster.TransportError
+			if errors.As(err, &te) {
+				return nil, err
+			}
+			return nil, &cluster.TransportError{Op: "Bulk", Err: err}
+		}
+		l.c = c
+	}
+	l.mu.Unlock()
+	return c.Bulk(ctx, body, opts...)
+}

@@ -1,0 +1,198 @@
+package es
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/indexer"
+)
+
+type fixedRoles string
+
+func (r fixedRoles) Master() string { return string(r) }
+
+// memLedger records what a slave missed.
+type memLedger struct {
+	mu  sync.Mutex
+	ids map[string][]string // cluster -> "id:class"
+}
+
+func (l *memLedger) Record(_ context.Context, cl string, ms []Missed) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range ms {
+		l.ids[cl] = append(l.ids[cl], m.ID+":"+m.Class)
+	}
+	return nil
+}
+
+func (l *memLedger) get(cl string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.ids[cl]...)
+}
+
+// fakeES answers GET / as Elasticsearch 7.17 and _bulk with bulk(), counting bodies.
+func fakeES(t *testing.T, bulk func(w http.ResponseWriter, r *http.Request, body string)) *httptest.Server {
+	root, err := os.ReadFile("../../cluster/testdata/root-es7.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		if r.URL.Path == "/" {
+			w.Write(root)
+			return
+		}
+		b := make([]byte, r.ContentLength)
+		r.Body.Read(b)
+		bulk(w, r, string(b))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func client(t *testing.T, name, url string) *cluster.Client {
+	c, err := cluster.New(cluster.Options{Name: name, URLs: []string{url}, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// okBulk answers every action of the body: 201, or the status given for an id.
+func okBulk(special map[string]string) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, _ *http.Request, body string) {
+		var items []string
+		for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+			if !strings.HasPrefix(line, `{"index"`) && !strings.HasPrefix(line, `{"delete"`) {
+				continue
+			}
+			id := line[strings.Index(line, `"_id":"`)+7:]
+			id = id[:strings.Index(id, `"`)]
+			if s, ok := special[id]; ok {
+				items = append(items, s)
+				continue
+			}
+			items = append(items, fmt.Sprintf(`{"index":{"_index":"p","_id":%q,"_version":1,"result":"created","status":201}}`, id))
+		}
+		fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
+	}
+}
+
+func docs(n int) []indexer.Doc {
+	out := make([]indexer.Doc, n)
+	for i := range out {
+		out[i] = indexer.Doc{Entity: "program", Index: "programs", ID: fmt.Sprint(i), Key: indexer.Value(fmt.Sprint(i)),
+			Version: int64(100 + i), Source: []byte(fmt.Sprintf(`{"id":%d}`, i))}
+	}
+	return out
+}
+
+func TestHangingSlaveNeverDelaysTheMaster(t *testing.T) {
+	release := make(chan struct{})
+	hanging := fakeES(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+		select { // a slave that accepts the connection and never answers
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	master := fakeES(t, okBulk(map[string]string{
+		"1": `{"index":{"_id":"1","status":400,"error":{"type":"strict_dynamic_mapping_exception","reason":"mapping set to strict, dynamic introduction of [x] is not allowed"}}}`,
+		"2": `{"index":{"_id":"2","status":409,"error":{"type":"version_conflict_engine_exception","reason":"current version [200] is higher"}}}`,
+		"3": `{"index":{"_id":"3","status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected"}}}`,
+	}))
+	ledger := &memLedger{ids: map[string][]string{}}
+	f := New(Options{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 1, Targets: []Target{
+		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
+		{Name: "dead", Client: client(t, "dead", hanging.URL), Timeout: 300 * time.Millisecond},
+	}})
+	ctx := t.Context()
+	f.Start(ctx)
+
+	start := time.Now()
+	for range 5 { // more batches than the slave's backlog holds
+		decider, res, err := f.Write(ctx, docs(4), "")
+		if err != nil || decider != "es7" {
+			t.Fatalf("Write: %q %v", decider, err)
+		}
+		want := []cluster.Class{cluster.OK, cluster.Permanent, cluster.Stale, cluster.Retryable}
+		for i, r := range res {
+			if r.Class != want[i] {
+				t.Errorf("doc %d: class %v, want %v (%+v)", i, r.Class, want[i], r)
+			}
+		}
+		if !strings.Contains(res[1].Reason, "mapping set to strict") || res[1].Status != 400 {
+			t.Errorf("permanent result lost its reason: %+v", res[1])
+		}
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("5 master writes took %v with a hanging slave (its timeout is 300ms); the master waited", d)
+	}
+	// The slave's misses (timeouts and backlog drops) all reach the ledger.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ledger.get("dead")) < 20 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := ledger.get("dead"); len(got) != 20 {
+		t.Errorf("ledger for the dead slave holds %d ids, want all 20: %v", len(got), got)
+	}
+	if got := ledger.get("es7"); len(got) != 0 {
+		t.Errorf("master failures went to the ledger: %v", got)
+	}
+	stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f.Stop(stop)
+}
+
+func TestBodyIsExternallyVersionedAndDeletesHaveNoSource(t *testing.T) {
+	d := docs(2)
+	d[1].Source = nil
+	b, err := Body(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"index":{"_index":"programs","_id":"0","version":100,"version_type":"external"}}` + "\n" + `{"id":0}` + "\n" +
+		`{"delete":{"_index":"programs","_id":"1","version":101,"version_type":"external"}}` + "\n"
+	if string(b) != want {
+		t.Errorf("body:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+func TestTooLargeBodyIsSplitNotParked(t *testing.T) {
+	var requests int
+	var mu sync.Mutex
+	limited := fakeES(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		if strings.Count(body, `"version_type"`) > 2 {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		okBulk(nil)(w, r, body)
+	})
+	f := New(Options{Roles: fixedRoles("es7"), Targets: []Target{{Name: "es7", Client: client(t, "es7", limited.URL), Timeout: 5 * time.Second}}})
+	_, res, err := f.Write(t.Context(), docs(7), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Class != cluster.OK {
+			t.Errorf("doc %d: %+v, want ok after splitting", i, r)
+		}
+	}
+	if len(res) != 7 || requests < 5 {
+		t.Errorf("%d results after %d requests", len(res), requests)
+	}
+}

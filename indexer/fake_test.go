@@ -1,0 +1,195 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wyehq/wye/config"
+)
+
+// fakeDB is an in-memory source: tables of rows, every Rows call counted.
+type fakeDB struct {
+	tables  map[string][]Row
+	queries []string // "table.where" per call
+	fail    error
+}
+
+var _ Source = (*fakeDB)(nil)
+
+func (f *fakeDB) Snapshot(context.Context) (Reader, error) {
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	return f, nil
+}
+func (f *fakeDB) Close() error { return nil }
+
+func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
+	f.queries = append(f.queries, table+"."+where)
+	var out []Row
+	for _, r := range f.tables[table] {
+		if slices.Contains(values, r[where]) {
+			if cols == nil {
+				out = append(out, r)
+				continue
+			}
+			p := Row{}
+			for _, c := range cols {
+				p[c] = r[c]
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// set replaces the row of table whose column id equals r[id].
+func (f *fakeDB) set(table, id string, r Row) {
+	rows := f.tables[table]
+	for i := range rows {
+		if rows[i][id] == r[id] {
+			rows[i] = r
+			return
+		}
+	}
+	f.tables[table] = append(rows, r)
+}
+
+func (f *fakeDB) del(table, id string, v Value) {
+	f.tables[table] = slices.DeleteFunc(f.tables[table], func(r Row) bool { return r[id] == v })
+}
+
+// r builds a row from alternating column names and Go values.
+func r(kv ...any) Row {
+	row := Row{}
+	for i := 0; i < len(kv); i += 2 {
+		b, _ := json.Marshal(kv[i+1])
+		row[kv[i].(string)] = Value(b)
+	}
+	return row
+}
+
+// catalogEntity is the sample catalog: program -> channel -> network (two levels of
+// many-to-one), program -> episodes -> credits (two levels of one-to-many), program <-> tags.
+func catalogEntity() config.Entity {
+	return config.Entity{
+		Name: "program", Index: "programs", VersionField: "wye_version",
+		Root: config.Root{Table: "cat.programs", Key: "id", Columns: []string{"id", "title", "channel_id"}},
+		Relations: []config.Relation{
+			{Name: "channel", Table: "cat.channels", Key: "id", From: "channel_id", Columns: []string{"id", "name"},
+				Relations: []config.Relation{{Name: "network", Table: "cat.networks", Key: "id", From: "network_id"}}},
+			{Name: "episodes", Table: "cat.episodes", Key: "id", ParentKey: "program_id", Many: true,
+				Columns:   []string{"id", "title as name"},
+				Relations: []config.Relation{{Name: "credits", Table: "cat.credits", Key: "id", ParentKey: "episode_id", Many: true}}},
+			{Name: "tags", Table: "cat.tags", Key: "id", Many: true,
+				Through: config.Through{Table: "cat.program_tags", ParentKey: "program_id", Key: "tag_id"}},
+		},
+	}
+}
+
+func catalogDB() *fakeDB {
+	return &fakeDB{tables: map[string][]Row{
+		"cat.networks": {r("id", 1, "name", "ARD")},
+		"cat.channels": {r("id", 10, "name", "One", "network_id", 1), r("id", 11, "name", "Two", "network_id", 1), r("id", 12, "name", "Solo", "network_id", nil)},
+		"cat.programs": {r("id", 100, "title", "News", "channel_id", 10), r("id", 101, "title", "Sport", "channel_id", 11), r("id", 102, "title", "Film", "channel_id", 12)},
+		"cat.episodes": {r("id", 1000, "title", "e1", "program_id", 100), r("id", 1001, "title", "e2", "program_id", 100), r("id", 1002, "title", "e3", "program_id", 101)},
+		"cat.credits":  {r("id", 5, "episode_id", 1000, "person", "Ann")},
+		"cat.tags":     {r("id", 7, "name", "live"), r("id", 8, "name", "hd")},
+		"cat.program_tags": {r("program_id", 100, "tag_id", 7), r("program_id", 101, "tag_id", 7),
+			r("program_id", 101, "tag_id", 8)},
+	}}
+}
+
+func catalogModel(t *testing.T) *Model {
+	t.Helper()
+	m, err := NewModel([]config.Entity{catalogEntity()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// event is a change message body of schema 1.
+func event(table, op string, version int64, before, after Row) []byte {
+	m := map[string]any{"schema": 1, "table": table, "op": op, "version": version, "commit_ts": "2026-01-02T03:04:05Z"}
+	if before != nil {
+		m["before"] = before
+	}
+	if after != nil {
+		m["after"] = after
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// fakeWriter records the batches and answers with the results it is given per doc id.
+type fakeWriter struct {
+	batches [][]Doc
+	targets []string
+	answer  func(d Doc) Result
+}
+
+var _ Writer = (*fakeWriter)(nil)
+
+func (w *fakeWriter) Write(_ context.Context, docs []Doc, target string) (string, []Result, error) {
+	w.batches = append(w.batches, docs)
+	w.targets = append(w.targets, target)
+	out := make([]Result, len(docs))
+	for i, d := range docs {
+		if w.answer != nil {
+			out[i] = w.answer(d)
+		}
+	}
+	decider := target
+	if decider == "" {
+		decider = "es7"
+	}
+	return decider, out, nil
+}
+
+// written returns "id@version" or "id@version:delete" for every doc of every batch.
+func (w *fakeWriter) written() []string {
+	var out []string
+	for _, b := range w.batches {
+		for _, d := range b {
+			s := fmt.Sprintf("%s@%d", d.ID, d.Version)
+			if d.Source == nil {
+				s += ":delete"
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (w *fakeWriter) source(id string) string {
+	for _, b := range w.batches {
+		for _, d := range b {
+			if d.ID == id {
+				return string(d.Source)
+			}
+		}
+	}
+	return ""
+}
+
+func msgs(bodies ...[]byte) []Message {
+	out := make([]Message, len(bodies))
+	for i, b := range bodies {
+		out[i] = Message{Body: b}
+	}
+	return out
+}
+
+func sameStrings(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got  %s\n want %s", what, strings.Join(got, " "), strings.Join(want, " "))
+	}
+}

@@ -1,0 +1,55 @@
+package indexer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the indexer's Prometheus series (docs/indexer.md, "Observability"). Adapters
+// (fan-out, consumer) record into the same struct: one per process, labels by cluster.
+type Metrics struct {
+	Items        *prometheus.CounterVec   // wye_indexer_items_total{cluster,result}: ok, stale, retryable, permanent, dropped
+	BulkSeconds  *prometheus.HistogramVec // wye_indexer_bulk_seconds{cluster}
+	BulkBytes    prometheus.Histogram     // wye_indexer_bulk_bytes: one body, sent to every cluster
+	Queries      prometheus.Histogram     // wye_indexer_sql_queries_per_batch
+	BatchDocs    prometheus.Histogram     // wye_indexer_batch_documents
+	BatchSeconds prometheus.Histogram     // wye_indexer_batch_seconds: receive of the first message -> ack
+	LagSeconds   prometheus.Histogram     // wye_indexer_lag_seconds: commit -> acked after the master write
+	Messages     *prometheus.CounterVec   // wye_indexer_messages_total{result}: acked, retried, parked, requeued
+	Ledger       *prometheus.CounterVec   // wye_indexer_ledger_entries_total{cluster}
+	SlaveBacklog *prometheus.GaugeVec     // wye_indexer_slave_backlog_batches{cluster}
+	Failures     prometheus.Counter       // wye_indexer_batch_failures_total: batches kept for a retry
+	QueueDepth   *prometheus.GaugeVec     // wye_indexer_queue_messages{queue}: ready messages, sampled
+}
+
+// NewMetrics creates the series and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Items: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_items_total",
+			Help: "Document writes per cluster by result class (ok, stale, retryable, permanent, dropped)."}, []string{"cluster", "result"}),
+		BulkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wye_indexer_bulk_seconds",
+			Help: "Latency of one _bulk request, per cluster.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}, []string{"cluster"}),
+		BulkBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_bulk_bytes",
+			Help: "Size of one _bulk body (the same bytes go to every cluster).", Buckets: prometheus.ExponentialBuckets(1024, 4, 8)}),
+		Queries: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_sql_queries_per_batch",
+			Help: "SQL queries one batch made to resolve and denormalize its entities.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
+		BatchDocs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_batch_documents",
+			Help: "Documents written per batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		BatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_batch_seconds",
+			Help: "From the first message of a batch to its ack.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		LagSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_lag_seconds",
+			Help: "End-to-end lag: source commit to ack after the master write.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_messages_total",
+			Help: "Deliveries by outcome (acked, retried, parked, requeued)."}, []string{"result"}),
+		Ledger: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_ledger_entries_total",
+			Help: "Entity ids recorded in the repair ledger, per slave."}, []string{"cluster"}),
+		SlaveBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_slave_backlog_batches",
+			Help: "Batches waiting for a slave."}, []string{"cluster"}),
+		Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batch_failures_total",
+			Help: "Batches that could not be processed (source or broker down) and were kept for another try."}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_queue_messages",
+			Help: "Messages ready in the change, retry and parked queues (sampled every 5s while consuming)."}, []string{"queue"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
+			m.Messages, m.Ledger, m.SlaveBacklog, m.Failures, m.QueueDepth)
+	}
+	return m
+}

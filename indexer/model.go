@@ -1,0 +1,163 @@
+package indexer
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/wyehq/wye/config"
+)
+
+// Model is the entity definitions as the indexer walks them: a tree of tables per entity,
+// and for every followed table the places it appears in.
+type Model struct {
+	entities []*Entity
+	byTable  map[string][]*node // table -> nodes reading it
+	byJoin   map[string][]*node // join table -> many-to-many nodes going through it
+}
+
+// Entity is one configured entity.
+type Entity struct {
+	Name         string
+	Index        string
+	VersionField string
+	root         *node
+}
+
+// node is the root or one relation of an entity.
+type node struct {
+	entity    *Entity
+	parent    *node // nil for the root
+	name      string
+	table     string
+	key       string
+	from      string         // many-to-one: parent's column holding key
+	parentKey string         // one-to-many: own column holding the parent's key
+	through   config.Through // many-to-many
+	many      bool
+	cols      []column // nil: every column
+	children  []*node
+	depth     int
+}
+
+type column struct{ name, field string }
+
+// link is how a node's rows attach to their parent's.
+type link int
+
+const (
+	linkRoot      link = iota // the entity's own table
+	linkFrom                  // many-to-one: the parent's column holds this key
+	linkParentKey             // one-to-many: this table's column holds the parent's key
+	linkThrough               // many-to-many: a join table holds both keys
+)
+
+func (n *node) kind() link {
+	switch {
+	case n.parent == nil:
+		return linkRoot
+	case n.from != "":
+		return linkFrom
+	case n.parentKey != "":
+		return linkParentKey
+	default:
+		return linkThrough
+	}
+}
+
+// fetch is the columns to read from the node's table: the selected ones plus every column a
+// link needs (nil when every column is read anyway).
+func (n *node) fetch() []string {
+	if n.cols == nil {
+		return nil
+	}
+	var out []string
+	add := func(c string) {
+		if c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range n.cols {
+		add(c.name)
+	}
+	add(n.key)
+	add(n.parentKey)
+	for _, ch := range n.children {
+		add(ch.from)
+	}
+	return out
+}
+
+// NewModel builds the model of validated entity definitions.
+func NewModel(entities []config.Entity) (*Model, error) {
+	m := &Model{byTable: map[string][]*node{}, byJoin: map[string][]*node{}}
+	for _, ce := range entities {
+		if ce.VersionField == "" {
+			ce.VersionField = config.DefaultVersionField
+		}
+		e := &Entity{Name: ce.Name, Index: ce.Index, VersionField: ce.VersionField}
+		e.root = &node{entity: e, table: ce.Root.Table, key: ce.Root.Key, cols: columns(ce.Root.Columns)}
+		m.add(e.root)
+		m.relations(e.root, ce.Relations)
+		m.entities = append(m.entities, e)
+	}
+	if len(m.entities) == 0 {
+		return nil, fmt.Errorf("build entity model: no entities configured")
+	}
+	return m, nil
+}
+
+func (m *Model) relations(parent *node, rels []config.Relation) {
+	for _, r := range rels {
+		n := &node{entity: parent.entity, parent: parent, name: r.Name, table: r.Table, key: r.Key,
+			from: r.From, parentKey: r.ParentKey, through: r.Through, many: r.Many || r.Through.Table != "",
+			cols: columns(r.Columns), depth: parent.depth + 1}
+		parent.children = append(parent.children, n)
+		m.add(n)
+		if n.through.Table != "" {
+			m.byJoin[n.through.Table] = append(m.byJoin[n.through.Table], n)
+		}
+		m.relations(n, r.Relations)
+	}
+}
+
+func (m *Model) add(n *node) { m.byTable[n.table] = append(m.byTable[n.table], n) }
+
+func columns(entries []string) []column {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([]column, len(entries))
+	for i, e := range entries {
+		out[i].name, out[i].field = config.SplitColumn(e)
+	}
+	return out
+}
+
+// Entities lists the configured entities.
+func (m *Model) Entities() []*Entity { return m.entities }
+
+// Tables lists every table the model reads, join tables included: what cdc must follow.
+func (m *Model) Tables() []string {
+	var out []string
+	for t := range m.byTable {
+		out = append(out, t)
+	}
+	for t := range m.byJoin {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *Model) entity(name string) *Entity {
+	for _, e := range m.entities {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+func (m *Model) follows(table string) bool { return m.byTable[table] != nil || m.byJoin[table] != nil }

@@ -1,0 +1,206 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/wyehq/wye/cluster"
+)
+
+// Writer sends one batch of documents to the clusters (indexer/es.FanOut).
+type Writer interface {
+	// Write sends docs to the master and, without waiting for them, to the slaves; or, when
+	// target is not "", to that cluster alone (a retry). It returns the name of the cluster
+	// whose results decide the batch (the master, or target) and one result per doc, in
+	// order. A request that failed as a whole gives every doc that request's class.
+	Write(ctx context.Context, docs []Doc, target string) (decider string, results []Result, err error)
+}
+
+// Result is the outcome of one document's write on one cluster.
+type Result struct {
+	Class   cluster.Class // from cluster.Classify: the one classification of bulk items
+	Status  int           // 0 when the request got no answer
+	ErrType string
+	Reason  string
+}
+
+// Outcome is what the broker must do with a processed batch before its deliveries are
+// acked: publish the retries, park what cannot be written.
+type Outcome struct {
+	Retries []Outgoing
+	Parked  []Outgoing
+	Commits []time.Time // commit time of every change event, for the end-to-end lag
+	Docs    int         // documents written (deletes included)
+	Queries int         // SQL queries the batch made
+}
+
+// Outgoing is one message to publish, with its headers' content.
+type Outgoing struct {
+	Body      []byte
+	Attempt   int    // for a retry: the attempt it will be; for parked: attempts made
+	Target    string // retry: the cluster to write to. parked: the cluster that refused
+	Status    int
+	ErrType   string
+	Reason    string
+	FirstSeen time.Time
+}
+
+// Options tune the pipeline.
+type Options struct {
+	MaxAttempts int              // writes of one entity to the master before it is parked; default 10
+	Now         func() time.Time // default time.Now
+}
+
+// Pipeline processes one batch at a time: decode, resolve, denormalize once, write, and say
+// what to retry and park.
+type Pipeline struct {
+	model  *Model
+	source Source
+	writer Writer
+	opts   Options
+}
+
+// NewPipeline wires the pipeline.
+func NewPipeline(m *Model, src Source, w Writer, opts Options) *Pipeline {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Pipeline{model: m, source: src, writer: w, opts: opts}
+}
+
+// group is the work of one write target: "" for change events (every cluster), a cluster
+// name for retries.
+type group struct {
+	refs     map[Ref]int64
+	attempts map[Ref]int       // retries: attempts made so far
+	first    map[Ref]time.Time // retries: first failure
+}
+
+// Process handles one batch. An error means nothing of the batch was decided (the source
+// could not be read, or no cluster is master): the caller keeps the deliveries and tries
+// again later. Otherwise every message is accounted for: written, in Retries or in Parked.
+func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error) {
+	var out Outcome
+	groups := map[string]*group{}
+	get := func(target string) *group {
+		if groups[target] == nil {
+			groups[target] = &group{refs: map[Ref]int64{}, attempts: map[Ref]int{}, first: map[Ref]time.Time{}}
+		}
+		return groups[target]
+	}
+	res := newResolver(p.model)
+	for _, m := range msgs {
+		change, retry, err := p.model.decode(m.Body)
+		var pe *PoisonError
+		if errors.As(err, &pe) {
+			out.Parked = append(out.Parked, Outgoing{Body: m.Body, Attempt: m.Attempt, ErrType: "poison", Reason: pe.Reason, FirstSeen: p.opts.Now()})
+			continue
+		}
+		if retry != nil {
+			g := get(m.Target)
+			ref := Ref{Entity: retry.Entity, Key: retry.Key}
+			g.refs[ref] = max(g.refs[ref], retry.Version)
+			g.attempts[ref] = max(g.attempts[ref], m.Attempt)
+			if f, ok := g.first[ref]; !ok || m.FirstSeen.Before(f) {
+				g.first[ref] = m.FirstSeen
+			}
+			continue
+		}
+		res.add(change)
+		if !change.CommitTS.IsZero() {
+			out.Commits = append(out.Commits, change.CommitTS)
+		}
+	}
+
+	if len(groups) == 0 && len(res.pending) == 0 {
+		return out, nil // only poison, or updates of columns no document shows
+	}
+	snap, err := p.source.Snapshot(ctx)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("open source snapshot: %w", err)
+	}
+	defer snap.Close()
+	q := &counter{r: snap}
+	refs, err := res.resolve(ctx, q)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(refs) > 0 {
+		maps.Copy(get("").refs, refs)
+	}
+	// Denormalize ONCE (invariant 3): the union of every group, one read per entity.
+	all := map[Ref]int64{}
+	for _, g := range groups {
+		for ref, v := range g.refs {
+			all[ref] = max(all[ref], v)
+		}
+	}
+	docs, err := p.model.denormalize(ctx, q, all)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Queries = q.queries
+	byRef := map[Ref]Doc{}
+	for _, d := range docs {
+		byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
+	}
+
+	for _, target := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[target]
+		batch := make([]Doc, 0, len(g.refs))
+		for _, ref := range slices.SortedFunc(maps.Keys(g.refs), compareRefs) {
+			// A retry and a change of one entity in one batch share the highest version: the
+			// body is read after both were committed, so it reflects both.
+			batch = append(batch, byRef[ref])
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		decider, results, err := p.writer.Write(ctx, batch, target)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("write batch: %w", err)
+		}
+		out.Docs += len(batch)
+		for i, r := range results {
+			d := batch[i]
+			ref := Ref{Entity: d.Entity, Key: d.Key}
+			attempt := max(g.attempts[ref], 1) // this write was attempt number `attempt`
+			first := g.first[ref]
+			if first.IsZero() {
+				first = p.opts.Now()
+			}
+			o := Outgoing{Body: EncodeRetry(Retry{Entity: d.Entity, Key: d.Key, Version: d.Version}),
+				Target: decider, Status: r.Status, ErrType: r.ErrType, Reason: r.Reason, FirstSeen: first}
+			switch {
+			case r.Class == cluster.Retryable && attempt < p.opts.MaxAttempts:
+				o.Attempt = attempt + 1
+				out.Retries = append(out.Retries, o)
+			case r.Class == cluster.Retryable:
+				o.Attempt = attempt
+				o.Reason = fmt.Sprintf("gave up after %d attempts: %s", attempt, r.Reason)
+				out.Parked = append(out.Parked, o)
+			case r.Class == cluster.Permanent:
+				o.Attempt = attempt
+				out.Parked = append(out.Parked, o)
+			}
+		}
+	}
+	return out, nil
+}
+
+func compareRefs(a, b Ref) int {
+	if a.Entity != b.Entity {
+		if a.Entity < b.Entity {
+			return -1
+		}
+		return 1
+	}
+	return compareValues(a.Key, b.Key)
+}

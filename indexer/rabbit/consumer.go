@@ -1,0 +1,391 @@
+package rabbit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wyehq/wye/indexer"
+)
+
+// Headers the indexer reads and writes. Retry messages carry attempt, target and first-seen;
+// parked messages carry all of them plus the failure.
+const (
+	HeaderAttempt   = "x-wye-attempt"    // which write attempt the message is (retry), or attempts made (parked)
+	HeaderTarget    = "x-wye-target"     // retry: the one cluster to write to (the master that failed)
+	HeaderFirstSeen = "x-wye-first-seen" // RFC 3339: when the first attempt failed
+	HeaderCluster   = "x-wye-cluster"    // parked: the cluster that refused ("" for poison)
+	HeaderStatus    = "x-wye-status"     // parked: HTTP status of the item (0: no answer)
+	HeaderErrorType = "x-wye-error-type" // parked: Elasticsearch error type, or "poison"
+	HeaderReason    = "x-wye-reason"     // parked: readable reason
+)
+
+// Processor handles one batch (indexer.Pipeline).
+type Processor interface {
+	Process(ctx context.Context, msgs []indexer.Message) (indexer.Outcome, error)
+}
+
+var _ Processor = (*indexer.Pipeline)(nil)
+
+// Options configure the consumer. Zero values take the defaults in brackets.
+type Options struct {
+	URL           string // with the password; never logged
+	Exchange      string // ["wye.changes"]
+	Queue         string // the change queue ["wye.index"]
+	Parked        string // ["wye.parked"]
+	RetryDelays   []time.Duration
+	DeliveryLimit int // x-delivery-limit if this consumer declares the change queue [10]
+	Prefetch      int // unacked deliveries in flight [512]
+	BatchSize     int // messages per batch [256]
+	BatchBytes    int // message bytes per batch [4 MiB]
+	BatchWait     time.Duration
+	Metrics       *indexer.Metrics
+	Logger        *slog.Logger
+}
+
+// DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
+// every later attempt 2m. Ten attempts span about 13 minutes, more than a cluster restart.
+var DefaultRetryDelays = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+
+// Consumer runs the batch loop; it reconnects after a broker failure.
+type Consumer struct {
+	opts  Options
+	p     Processor
+	ready atomic.Bool
+}
+
+// New applies the defaults.
+func New(opts Options, p Processor) *Consumer {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&opts.Exchange, "wye.changes")
+	def(&opts.Queue, "wye.index")
+	def(&opts.Parked, "wye.parked")
+	if len(opts.RetryDelays) == 0 {
+		opts.RetryDelays = DefaultRetryDelays
+	}
+	if opts.DeliveryLimit <= 0 {
+		opts.DeliveryLimit = 10
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 512
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	opts.BatchSize = min(opts.BatchSize, opts.Prefetch) // a batch can never wait for more than prefetch
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 4 << 20
+	}
+	if opts.BatchWait <= 0 {
+		opts.BatchWait = 200 * time.Millisecond
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = indexer.NewMetrics(nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Consumer{opts: opts, p: p}
+}
+
+// Ready reports whether the consumer is connected and consuming (/readyz).
+func (c *Consumer) Ready() bool { return c.ready.Load() }
+
+// RetryQueue is the tier queue for a delay: "<queue>.retry.5s".
+func (c *Consumer) RetryQueue(d time.Duration) string { return c.opts.Queue + ".retry." + d.String() }
+
+// Run consumes until ctx is done. Broker failures reconnect with capped backoff; the error
+// is logged here, once, with the count of consecutive failures.
+func (c *Consumer) Run(ctx context.Context) error {
+	failures := 0
+	for {
+		start := time.Now()
+		err := c.session(ctx)
+		c.ready.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			failures = 0
+		}
+		failures++
+		wait := min(time.Duration(1<<min(failures-1, 5))*time.Second, 30*time.Second)
+		c.opts.Logger.Error("consume changes; reconnecting", "queue", c.opts.Queue, "failures", failures, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Declare creates the topology the indexer needs (idempotent): the exchange, the change
+// queue if cdc has not declared it yet (same arguments), the retry tiers and the parked queue.
+func (c *Consumer) Declare(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(c.opts.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", c.opts.Exchange, err)
+	}
+	quorum := amqp.Table{"x-queue-type": "quorum"}
+	if _, err := ch.QueueDeclarePassive(c.opts.Queue, true, false, false, false, nil); err != nil {
+		if ch, err = conn.Channel(); err != nil { // the failed passive declare closed it
+			return fmt.Errorf("open channel: %w", err)
+		}
+		defer ch.Close()
+		if _, err := ch.QueueDeclare(c.opts.Queue, true, false, false, false, amqp.Table{
+			"x-queue-type": "quorum", "x-delivery-limit": c.opts.DeliveryLimit,
+			"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
+		}); err != nil {
+			return fmt.Errorf("declare queue %s: %w", c.opts.Queue, err)
+		}
+	}
+	if err := ch.QueueBind(c.opts.Queue, "#", c.opts.Exchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", c.opts.Queue, err)
+	}
+	for _, d := range c.opts.RetryDelays {
+		// A tier holds messages for its TTL, then dead-letters them through the default
+		// exchange straight back into the change queue.
+		if _, err := ch.QueueDeclare(c.RetryQueue(d), true, false, false, false, amqp.Table{
+			"x-queue-type": "quorum", "x-message-ttl": d.Milliseconds(),
+			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": c.opts.Queue,
+			"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
+		}); err != nil {
+			return fmt.Errorf("declare retry queue %s: %w", c.RetryQueue(d), err)
+		}
+	}
+	if _, err := ch.QueueDeclare(c.opts.Parked, true, false, false, false, quorum); err != nil {
+		return fmt.Errorf("declare parked queue %s: %w", c.opts.Parked, err)
+	}
+	return nil
+}
+
+func (c *Consumer) session(ctx context.Context) error {
+	conn, err := amqp.DialConfig(c.opts.URL, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("dial broker: %w", err)
+	}
+	defer conn.Close()
+	if err := c.Declare(conn); err != nil {
+		return err
+	}
+	pub, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open publish channel: %w", err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		return fmt.Errorf("enable confirms: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open consume channel: %w", err)
+	}
+	if err := ch.Qos(c.opts.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, c.opts.Queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.opts.Queue, err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	c.ready.Store(true)
+	var sampled time.Time
+	for {
+		if time.Since(sampled) > 5*time.Second {
+			sampled = time.Now()
+			if err := c.sampleDepth(conn); err != nil {
+				return err
+			}
+		}
+		batch, err := c.collect(ctx, deliveries, closed)
+		if err != nil || len(batch) == 0 {
+			return err // nil when ctx is done: unacked deliveries return to the queue on close
+		}
+		if err := c.handle(ctx, pub, ch, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// sampleDepth records how many messages wait in each of the indexer's queues.
+func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	queues := []string{c.opts.Queue, c.opts.Parked}
+	for _, d := range c.opts.RetryDelays {
+		queues = append(queues, c.RetryQueue(d))
+	}
+	for _, name := range queues {
+		q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		if err != nil {
+			return fmt.Errorf("inspect queue %s: %w", name, err)
+		}
+		c.opts.Metrics.QueueDepth.WithLabelValues(name).Set(float64(q.Messages))
+	}
+	return nil
+}
+
+// collect waits for a first delivery, then gathers more until the batch is full (count or
+// bytes) or BatchWait has passed since the first one.
+func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) ([]amqp.Delivery, error) {
+	var batch []amqp.Delivery
+	select {
+	case <-ctx.Done():
+		return nil, nil
+	case e := <-closed:
+		return nil, fmt.Errorf("broker connection closed: %v", e)
+	case d, ok := <-deliveries:
+		if !ok {
+			return nil, errors.New("delivery channel closed")
+		}
+		batch = append(batch, d)
+	}
+	size := len(batch[0].Body)
+	timer := time.NewTimer(c.opts.BatchWait)
+	defer timer.Stop()
+	for len(batch) < c.opts.BatchSize && size < c.opts.BatchBytes {
+		select {
+		case <-ctx.Done():
+			return batch, nil
+		case <-timer.C:
+			return batch, nil
+		case d, ok := <-deliveries:
+			if !ok {
+				return batch, nil
+			}
+			batch = append(batch, d)
+			size += len(d.Body)
+		}
+	}
+	return batch, nil
+}
+
+// handle processes one batch, publishes its retries and parked messages with confirms, and
+// only then acks every delivery of the batch (invariant 1). A batch the pipeline cannot
+// decide (source down) is kept and tried again with backoff, not requeued: requeues count
+// against the queue's delivery limit.
+func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, batch []amqp.Delivery) error {
+	start := time.Now()
+	msgs := make([]indexer.Message, len(batch))
+	for i, d := range batch {
+		msgs[i] = message(d)
+	}
+	var out indexer.Outcome
+	for failures := 0; ; failures++ {
+		var err error
+		out, err = c.p.Process(ctx, msgs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.opts.Metrics.Failures.Inc()
+		wait := min(time.Duration(200<<min(failures, 7))*time.Millisecond, 15*time.Second)
+		c.opts.Logger.Error("process batch; keeping it for another try", "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	var confirms []*amqp.DeferredConfirmation
+	for _, o := range out.Retries {
+		d := c.opts.RetryDelays[min(max(o.Attempt-2, 0), len(c.opts.RetryDelays)-1)]
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.RetryQueue(d), true, false, amqp.Publishing{
+			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: o.Body,
+			Headers: amqp.Table{HeaderAttempt: int32(o.Attempt), HeaderTarget: o.Target,
+				HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), HeaderReason: o.Reason},
+		})
+		if err != nil {
+			return fmt.Errorf("publish retry: %w", err)
+		}
+		confirms = append(confirms, dc)
+	}
+	for _, o := range out.Parked {
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.opts.Parked, true, false, amqp.Publishing{
+			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: o.Body,
+			Headers: amqp.Table{HeaderCluster: o.Target, HeaderStatus: int32(o.Status), HeaderErrorType: o.ErrType,
+				HeaderReason: o.Reason, HeaderAttempt: int32(o.Attempt), HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano)},
+		})
+		if err != nil {
+			return fmt.Errorf("publish parked: %w", err)
+		}
+		confirms = append(confirms, dc)
+	}
+	for _, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for publish confirm: %w", err)
+		}
+		if !ok {
+			return errors.New("broker refused a retry or parked message (nack); the batch is not acked")
+		}
+	}
+	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
+		return fmt.Errorf("ack batch: %w", err)
+	}
+	now := time.Now()
+	m := c.opts.Metrics
+	m.Messages.WithLabelValues("acked").Add(float64(len(batch)))
+	m.Messages.WithLabelValues("retried").Add(float64(len(out.Retries)))
+	m.Messages.WithLabelValues("parked").Add(float64(len(out.Parked)))
+	m.Queries.Observe(float64(out.Queries))
+	m.BatchDocs.Observe(float64(out.Docs))
+	m.BatchSeconds.Observe(now.Sub(start).Seconds())
+	for _, ts := range out.Commits {
+		m.LagSeconds.Observe(now.Sub(ts).Seconds())
+	}
+	for _, p := range out.Parked {
+		c.opts.Logger.Warn("parked", "queue", c.opts.Parked, "cluster", p.Target, "status", p.Status, "type", p.ErrType, "reason", p.Reason)
+	}
+	return nil
+}
+
+// message reads a delivery's headers into an indexer.Message.
+func message(d amqp.Delivery) indexer.Message {
+	m := indexer.Message{Body: d.Body}
+	if n, ok := toInt(d.Headers[HeaderAttempt]); ok {
+		m.Attempt = n
+	}
+	if s, ok := d.Headers[HeaderTarget].(string); ok {
+		m.Target = s
+	}
+	if s, ok := d.Headers[HeaderFirstSeen].(string); ok {
+		m.FirstSeen, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return m
+}
+
+func toInt(v any) (int, bool) {
+	switch x := v.(type) {
+	case int32:
+		return int(x), true
+	case int64:
+		return int(x), true
+	case int:
+		return x, true
+	case int16:
+		return int(x), true
+	case string:
+		n, err := strconv.Atoi(x)
+		return n, err == nil
+	}
+	return 0, false
+}

@@ -1,0 +1,73 @@
+package rabbit
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
+	c := New(Options{Prefetch: 100, BatchSize: 3, BatchBytes: 100, BatchWait: 200 * time.Millisecond}, nil)
+	body := func(n int) amqp.Delivery { return amqp.Delivery{Body: []byte(strings.Repeat("x", n))} }
+
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan amqp.Delivery, 10)
+		for range 5 {
+			ch <- body(1)
+		}
+		b, err := c.collect(t.Context(), ch, nil)
+		if err != nil || len(b) != 3 {
+			t.Errorf("count: got %d deliveries (%v), want 3", len(b), err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan amqp.Delivery, 10)
+		for range 5 {
+			ch <- body(60)
+		}
+		b, _ := c.collect(t.Context(), ch, nil)
+		if len(b) != 2 {
+			t.Errorf("bytes: got %d deliveries, want 2 (120 bytes >= 100)", len(b))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan amqp.Delivery, 10)
+		ch <- body(1)
+		start := time.Now()
+		b, _ := c.collect(t.Context(), ch, nil)
+		if len(b) != 1 || time.Since(start) != 200*time.Millisecond {
+			t.Errorf("time: got %d deliveries after %v, want 1 after the 200ms batch wait", len(b), time.Since(start))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { time.Sleep(time.Second); cancel() }()
+		b, err := c.collect(ctx, make(chan amqp.Delivery), nil)
+		if len(b) != 0 || err != nil {
+			t.Errorf("shutdown while idle: %d deliveries, %v", len(b), err)
+		}
+	})
+}
+
+func TestBatchSizeNeverExceedsPrefetch(t *testing.T) {
+	// A batch larger than the prefetch would wait for deliveries the broker never sends.
+	if c := New(Options{Prefetch: 10, BatchSize: 500}, nil); c.opts.BatchSize != 10 {
+		t.Errorf("batch size %d with prefetch 10", c.opts.BatchSize)
+	}
+}
+
+func TestRetryHeadersRoundTrip(t *testing.T) {
+	seen := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	m := message(amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{
+		HeaderAttempt: int32(4), HeaderTarget: "es7", HeaderFirstSeen: seen.Format(time.RFC3339Nano)}})
+	if m.Attempt != 4 || m.Target != "es7" || !m.FirstSeen.Equal(seen) {
+		t.Errorf("message = %+v", m)
+	}
+	if m := message(amqp.Delivery{Body: []byte("{}")}); m.Attempt != 0 || m.Target != "" {
+		t.Errorf("a change event read as a retry: %+v", m)
+	}
+}

@@ -1,0 +1,150 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Ref is one entity document: the entity and its root key.
+type Ref struct {
+	Entity string
+	Key    Value
+}
+
+// versions maps key values to the highest version of a change that touched them.
+type versions map[Value]int64
+
+func (vs versions) add(v Value, version int64) {
+	if v.IsNull() {
+		return
+	}
+	if version > vs[v] {
+		vs[v] = version
+	}
+}
+
+func (vs versions) keys() []Value { return slices.SortedFunc(maps.Keys(vs), compareValues) }
+
+// resolver turns the changes of one batch into the entity documents they affect.
+type resolver struct {
+	m *Model
+	// pending holds, per node, the key values of that node's rows that changed or whose
+	// rows are affected, with their highest version. Root values are entity ids.
+	pending map[*node]versions
+}
+
+func newResolver(m *Model) *resolver { return &resolver{m: m, pending: map[*node]versions{}} }
+
+func (r *resolver) at(n *node) versions {
+	vs := r.pending[n]
+	if vs == nil {
+		vs = versions{}
+		r.pending[n] = vs
+	}
+	return vs
+}
+
+// add records one change. It reads nothing: what the event's images tell is recorded where
+// it is known, what they cannot tell is left for resolve's lookups.
+func (r *resolver) add(c *Change) {
+	images := []Row{c.Before, c.After}
+	for _, n := range r.m.byTable[c.Table] {
+		if c.Op == "update" && !n.changed(c.Before, c.After) {
+			continue // a column no document shows: nothing to re-index
+		}
+		for _, img := range images {
+			if img == nil {
+				continue
+			}
+			switch n.kind() {
+			case linkRoot, linkFrom, linkThrough:
+				// Root: the id itself. from/through: this row's key, which parents hold;
+				// which parents hold it takes a lookup.
+				r.at(n).add(img[n.key], c.Version)
+			case linkParentKey:
+				// The image names its parent: before AND after, so a child moved from
+				// parent A to B re-indexes both (invariant 5).
+				r.at(n.parent).add(img[n.parentKey], c.Version)
+			}
+		}
+	}
+	for _, n := range r.m.byJoin[c.Table] {
+		for _, img := range images {
+			if img != nil {
+				r.at(n.parent).add(img[n.through.ParentKey], c.Version)
+			}
+		}
+	}
+}
+
+// changed reports whether an update touched a column the node's documents show or link by.
+func (n *node) changed(before, after Row) bool {
+	if n.cols == nil {
+		return !maps.Equal(before, after)
+	}
+	for _, c := range n.fetch() {
+		if before[c] != after[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve climbs every pending value up to its entity's root, deepest nodes first, with one
+// query per node (per maxIn values), and returns the entities with their highest version.
+func (r *resolver) resolve(ctx context.Context, q *counter) (map[Ref]int64, error) {
+	nodes := slices.Collect(maps.Keys(r.pending))
+	// Deepest first, so a node's lookups have all been added before it is climbed.
+	for len(nodes) > 0 {
+		slices.SortFunc(nodes, func(a, b *node) int { return b.depth - a.depth })
+		n := nodes[0]
+		if n.parent == nil {
+			break
+		}
+		nodes = nodes[1:]
+		vs := r.pending[n]
+		delete(r.pending, n)
+		if len(vs) == 0 {
+			continue
+		}
+		if err := r.up(ctx, q, n, vs); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(nodes, n.parent) {
+			nodes = append(nodes, n.parent)
+		}
+	}
+	out := map[Ref]int64{}
+	for n, vs := range r.pending {
+		for v, ver := range vs {
+			ref := Ref{Entity: n.entity.Name, Key: v}
+			out[ref] = max(out[ref], ver)
+		}
+	}
+	return out, nil
+}
+
+// up maps key values of node n to key values of its parent: the lookup query for changes
+// the event alone cannot place (a tag renamed -> every program with that tag).
+func (r *resolver) up(ctx context.Context, q *counter, n *node, vs versions) error {
+	var table, match, parent string
+	switch n.kind() {
+	case linkFrom: // parents whose from column holds these keys
+		table, match, parent = n.parent.table, n.from, n.parent.key
+	case linkParentKey: // these rows' parent column
+		table, match, parent = n.table, n.key, n.parentKey
+	case linkThrough: // join rows pointing at these keys
+		table, match, parent = n.through.Table, n.through.Key, n.through.ParentKey
+	}
+	rows, err := q.rows(ctx, table, []string{match, parent}, match, vs.keys())
+	if err != nil {
+		return fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)
+	}
+	up := r.at(n.parent)
+	for _, row := range rows {
+		up.add(row[parent], vs[row[match]])
+	}
+	return nil
+}
