@@ -44,7 +44,10 @@ prints both rates and their ratio.`,
 				return usageError{fmt.Errorf("--to: %w", err)}
 			}
 			ctx := cmd.Context()
-			tables = followedTables(cfg, tables)
+			tables, err = followedTables(cfg, tables)
+			if err != nil {
+				return usageError{err}
+			}
 			log := slog.Default()
 			src, err := newCDCSource(cfg, tables, log)
 			if err != nil {

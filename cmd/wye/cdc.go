@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	cdcmysql "github.com/wyehq/wye/cdc/mysql"
 	"github.com/wyehq/wye/cdc/rabbit"
 	"github.com/wyehq/wye/config"
+	"github.com/wyehq/wye/indexer"
 )
 
 func init() { subcommands = append(subcommands, newCDCCmd) }
@@ -74,27 +76,29 @@ func loadConfig(g *globalFlags, metricsListen string) (*config.Config, error) {
 }
 
 // followedTables are the entities' root tables plus --table.
-func followedTables(cfg *config.Config, extra []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, e := range cfg.Entities {
-		if !seen[e.Root.Table] {
-			seen[e.Root.Table] = true
-			out = append(out, e.Root.Table)
-		}
+// followedTables is every table the entities read (roots, relations, join tables: the
+// indexer's model is the one definition of that) plus extra.
+func followedTables(cfg *config.Config, extra []string) ([]string, error) {
+	model, err := indexer.NewModel(cfg.Entities)
+	if err != nil {
+		return nil, err
 	}
+	out := model.Tables()
+	slices.Sort(out)
 	for _, t := range extra {
-		if !seen[t] {
-			seen[t] = true
+		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 	log := slog.Default()
-	tables := followedTables(cfg, f.tables)
+	tables, err := followedTables(cfg, f.tables)
+	if err != nil {
+		return usageError{err}
+	}
 	if len(tables) == 0 {
 		return usageError{errors.New("cdc: no table to follow: add entities or --table")}
 	}
