@@ -3,10 +3,14 @@ GO      ?= go
 STACK   := e2e/stack/stack.sh
 BIN     := bin/wye
 
-.PHONY: build test unit e2e stack-up stack-down stack-status stack-logs stack-clean vet
+.PHONY: build demo test unit e2e stack-up stack-down stack-status stack-logs stack-clean vet
 
 build:
 	$(GO) build -o $(BIN) ./cmd/wye
+
+# The first demo: stack up, sample catalog, `wye run` + a workload, live summary (Ctrl-C stops).
+demo:
+	bash examples/catalog/demo.sh
 
 # The full suite: unit tests, then the e2e suite against the real stack it brings up.
 # With CI=true an e2e test whose server is unreachable fails instead of skipping.
