@@ -24,6 +24,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wyehq/wye/indexer/rabbit"
 )
 
 // indexerRig is one indexer test's private world: its own database (the sample catalog),
@@ -78,16 +80,23 @@ func newIndexerRig(t *testing.T) *indexerRig {
 		t.Fatalf("create catalog: %v", err)
 	}
 
-	mapping, err := os.ReadFile("../examples/catalog/index.json")
+	// The index as `wye mapping apply` lays it out: the shipped catalog mapping in
+	// <index>_v1 behind the alias <index>, which is what the indexer resolves its targets from.
+	mapping, err := os.ReadFile("../mappings/programs/v1/mapping.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range clusterNames {
 		base := clusterURL(t, c)
-		if status, body := indexerHTTP(t, "PUT", base+"/"+r.index, mapping); status != 200 {
+		concrete := r.index + "_v1"
+		if status, body := indexerHTTP(t, "PUT", base+"/"+concrete, mapping); status != 200 {
 			t.Fatalf("create index on %s: %d %s", c, status, body)
 		}
-		t.Cleanup(func() { indexerHTTP(t, "DELETE", base+"/"+r.index, nil) })
+		t.Cleanup(func() { indexerHTTP(t, "DELETE", base+"/"+concrete, nil) })
+		alias := []byte(`{"actions":[{"add":{"index":"` + concrete + `","alias":"` + r.index + `"}}]}`)
+		if status, body := indexerHTTP(t, "POST", base+"/_aliases", alias); status != 200 {
+			t.Fatalf("add alias on %s: %d %s", c, status, body)
+		}
 	}
 
 	conn, err := amqp.Dial(amqpURL)
@@ -114,7 +123,11 @@ func newIndexerRig(t *testing.T) *indexerRig {
 			return
 		}
 		ch.ExchangeDelete(r.exchange, false, false)
-		for _, q := range []string{r.queue, r.parked, r.queue + ".retry.1s", r.queue + ".retry.2s", r.queue + ".retry.5s"} {
+		queues := []string{r.queue, r.parked}
+		for _, d := range append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second}, rabbit.DefaultRetryDelays...) {
+			queues = append(queues, r.queue+".retry."+d.String())
+		}
+		for _, q := range queues {
 			ch.QueueDelete(q, false, false, false)
 		}
 	})

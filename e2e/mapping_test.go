@@ -81,15 +81,18 @@ func statuses(p *mapping.Plan) map[string]mapping.Status {
 	return out
 }
 
-// sampleProgram is a document of the shape the indexer will build for the programs index.
-func sampleProgram(id string, version int64) map[string]any {
+// sampleProgram is a document as the indexer builds it from the sample catalog
+// (examples/catalog/entity.yaml): INT columns as JSON numbers, DECIMAL and DATETIME as
+// strings, a many-to-one relation as an object (null when there is no row), the others as
+// arrays. Its _id is the root key in decimal.
+func sampleProgram(id int, version int64) map[string]any {
 	return map[string]any{
-		"id": id, "title": "Program " + id, "synopsis": "A story about " + id,
-		"status": "published", "kind": "series", "runtime_minutes": 52,
-		"published_at": "2024-05-01T20:00:00Z", "rating": 4.5,
-		"channel":     map[string]any{"id": "c1", "code": "ARTE", "name": "Arte"},
-		"episodes":    []any{map[string]any{"id": "e1", "number": 1, "title": "Pilot", "air_date": "2024-05-01"}},
-		"tags":        []any{map[string]any{"id": "t1", "slug": "drama", "name": "Drama"}, map[string]any{"id": "t2", "slug": "crime", "name": "Crime"}},
+		"id": id, "title": fmt.Sprintf("Program %d", id), "channel_id": 7, "duration_s": 3120,
+		"rating": "4.5", "code": fmt.Sprintf("P-%05d", id), "updated_at": "2026-05-01 20:00:00",
+		"channel": map[string]any{"id": 7, "name": "Channel 7",
+			"network": map[string]any{"id": 2, "name": "Network 2"}},
+		"episodes":    []any{map[string]any{"id": 10*id + 1, "number": 1, "episode_title": "Pilot"}},
+		"tags":        []any{map[string]any{"id": 3, "name": "drama"}, map[string]any{"id": 5, "name": "crime"}},
 		"wye_version": version,
 	}
 }
@@ -173,15 +176,20 @@ func TestMappingApplyVerifyAndDriftOnRealClusters(t *testing.T) {
 		t.Fatalf("wye mapping verify after apply: exit %d, want 0:\n%s", code, out)
 	}
 
-	// Strict: the sample document is accepted, one with an unmapped field is refused.
+	// Strict: the sample documents are accepted (one without relations: null and [], never
+	// absent), one with an unmapped field is refused.
+	bare := sampleProgram(3, 12)
+	bare["channel_id"], bare["rating"], bare["channel"] = nil, nil, nil
+	bare["episodes"], bare["tags"] = []any{}, []any{}
 	for name, c := range clients {
-		good := bulkIndex(t, c, alias, map[string]map[string]any{"p1": sampleProgram("p1", 10)})
-		if good[0].Class != cluster.OK {
-			t.Errorf("%s: sample document refused: %+v", name, good[0])
+		for _, it := range bulkIndex(t, c, alias, map[string]map[string]any{"1": sampleProgram(1, 10), "3": bare}) {
+			if it.Class != cluster.OK {
+				t.Errorf("%s: sample document refused: %+v", name, it)
+			}
 		}
-		doc := sampleProgram("p2", 11)
+		doc := sampleProgram(2, 11)
 		doc["unmapped_field"] = "surprise"
-		bad := bulkIndex(t, c, alias, map[string]map[string]any{"p2": doc})
+		bad := bulkIndex(t, c, alias, map[string]map[string]any{"2": doc})
 		if bad[0].Class != cluster.Permanent || bad[0].ErrType != "strict_dynamic_mapping_exception" {
 			t.Errorf("%s: document with an unmapped field: class %s type %s (%s), want permanent strict_dynamic_mapping_exception",
 				name, bad[0].Class, bad[0].ErrType, bad[0].Reason)
@@ -260,7 +268,7 @@ func TestMappingVersionBumpSwitchesOnlyWhenBackfilled(t *testing.T) {
 	if rs := mapping.Apply(t.Context(), mapping.MakePlan(t.Context(), set, targets, opts), targets, false); mapping.Incomplete(rs) {
 		t.Fatalf("apply v1: %+v", rs)
 	}
-	docs := map[string]map[string]any{"p1": sampleProgram("p1", 1), "p2": sampleProgram("p2", 2), "p3": sampleProgram("p3", 3)}
+	docs := map[string]map[string]any{"1": sampleProgram(1, 1), "2": sampleProgram(2, 2), "3": sampleProgram(3, 3)}
 	for _, c := range clients {
 		for _, it := range bulkIndex(t, c, i1, docs) {
 			if it.Class != cluster.OK {

@@ -19,6 +19,7 @@ import (
 	"github.com/wyehq/wye/indexer/es"
 	"github.com/wyehq/wye/indexer/rabbit"
 	indexersql "github.com/wyehq/wye/indexer/sql"
+	"github.com/wyehq/wye/mapping"
 )
 
 func init() { subcommands = append(subcommands, newIndexerCmd) }
@@ -34,6 +35,8 @@ type indexerFlags struct {
 	slaveBacklog  int
 	rolesPoll     time.Duration
 	stopTimeout   time.Duration
+	indexTargets  string
+	targetsTTL    time.Duration
 }
 
 func newIndexerCmd(g *globalFlags) *cobra.Command {
@@ -65,6 +68,8 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	fl.IntVar(&f.slaveBacklog, "slave-backlog", 64, "batches queued per slave before its writes are dropped to the repair ledger")
 	fl.DurationVar(&f.rolesPoll, "roles-poll", 2*time.Second, "how often cluster roles are re-read from the control schema")
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on shutdown, how long slaves may drain their backlog")
+	fl.StringVar(&f.indexTargets, "index-targets", "mapping", "mapping: write every existing <index>_vN (wye mapping); alias: write the entity's index name as is (indices wye mapping does not manage)")
+	fl.DurationVar(&f.targetsTTL, "targets-ttl", 10*time.Second, "how long the <index>_vN write targets of a cluster are reused before they are listed again")
 	return cmd
 }
 
@@ -76,6 +81,9 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	model, err := indexer.NewModel(cfg.Entities)
 	if err != nil {
 		return usageError{err}
+	}
+	if f.indexTargets != "mapping" && f.indexTargets != "alias" {
+		return usageError{fmt.Errorf("--index-targets: want mapping or alias, got %q", f.indexTargets)}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -93,6 +101,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	defer store.Close()
 
 	var targets []es.Target
+	apis := mappingTargets{}
 	seed := map[string]string{}
 	var names []string
 	for _, c := range cfg.Clusters {
@@ -104,12 +113,13 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 			// Unreachable now: start anyway (a dead cluster must not stop the others) and
 			// connect on its first write; until then its writes are retryable failures.
 			log.Warn("cluster unreachable at start; will connect on write", "name", c.Name, "role", c.Role, "err", err)
-			bulker = &es.Lazy{New: func() (*cluster.Client, error) { return cluster.New(clusterOptions(c)) }}
+			lazy := &es.Lazy{New: func() (*cluster.Client, error) { return cluster.New(clusterOptions(c)) }}
+			bulker, apis[c.Name] = lazy, lazy
 		case err != nil: // refused credentials, not a search engine, unsupported version
 			return fmt.Errorf("connect cluster %s: %w", c.Name, err)
 		default:
 			log.Info("cluster", "name", c.Name, "role", c.Role, "info", client.Info().String())
-			bulker = client
+			bulker, apis[c.Name] = client, client
 		}
 		targets = append(targets, es.Target{Name: c.Name, Client: bulker, Timeout: c.Timeouts.Bulk})
 		seed[c.Name] = string(c.Role)
@@ -122,7 +132,12 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	if err != nil {
 		return err
 	}
-	fan := es.New(es.Options{Targets: targets, Roles: roles, Ledger: store, Metrics: metrics, Logger: log, Backlog: f.slaveBacklog})
+	var resolver es.TargetResolver = apis
+	if f.indexTargets == "alias" {
+		resolver = nil // mapping management explicitly off: write the configured names
+	}
+	fan := es.New(es.Options{Targets: targets, Roles: roles, Ledger: store, Metrics: metrics, Logger: log,
+		Backlog: f.slaveBacklog, Resolver: resolver, TargetsTTL: f.targetsTTL})
 	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: f.maxAttempts})
 	consumer := rabbit.New(rabbit.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
@@ -136,7 +151,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	}
 	defer stopHTTP()
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
-		"broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
+		"index_targets", f.indexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
 
 	// The fan-out outlives the consumer: slaves drain what the last batches queued.
 	fanCtx, stopFan := context.WithCancel(context.WithoutCancel(ctx))
@@ -161,4 +176,20 @@ func clusterOptions(c config.Cluster) cluster.Options {
 		CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
 		RequestTimeout: c.Timeouts.Request,
 	}
+}
+
+// mappingTargets resolves the write targets of an entity's index with mapping.WriteTargets,
+// per cluster (docs/mapping.md, "Version bump without downtime"). Invariant: it never
+// returns a name that no <name>_vN index carries, so a write can never auto-create a
+// dynamic index; an index laid out outside `wye mapping` takes `--index-targets alias`.
+type mappingTargets map[string]mapping.Requester
+
+var _ es.TargetResolver = mappingTargets(nil)
+
+func (m mappingTargets) WriteTargets(ctx context.Context, cl, alias string) ([]string, error) {
+	api := m[cl]
+	if api == nil {
+		return nil, fmt.Errorf("list indices of %s: no cluster %q", alias, cl)
+	}
+	return mapping.WriteTargets(ctx, api, alias)
 }

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/indexer"
@@ -42,6 +45,14 @@ type Missed struct {
 	Reason  string
 }
 
+// TargetResolver lists the concrete indices one cluster must receive every document of alias
+// in: every <alias>_vN that exists, in version order (mapping.WriteTargets; two while a
+// mapping version bump runs, issue 5). An error means there is nothing safe to write to: the
+// alias name itself must not be written, or the engine would auto-create a dynamic index.
+type TargetResolver interface {
+	WriteTargets(ctx context.Context, cluster, alias string) ([]string, error)
+}
+
 // Target is one cluster.
 type Target struct {
 	Name    string
@@ -63,27 +74,48 @@ type Options struct {
 	Backlog int
 	// LogEvery rate-limits slave failure logs: one line per cluster per interval (default 10s).
 	LogEvery time.Duration
+	// Resolver gives the concrete indices of each entity's alias per cluster. nil writes to
+	// Doc.Index as configured: only for indices that `wye mapping` does not manage.
+	Resolver TargetResolver
+	// TargetsTTL is how long resolved targets are reused per (cluster, alias) (default 10s).
+	// An index_not_found_exception on a target forgets them at once.
+	TargetsTTL time.Duration
 }
 
 // FanOut is the indexer's Writer: the master is written in the caller's goroutine, each
-// slave by its own worker.
-//
-// Integration point (mapping, issue 5): documents go to Doc.Index, the entity's alias. While
-// a mapping version bump runs, mapping.WriteTargets gives several concrete indices per
-// cluster; the body will then repeat each action per target index of that cluster.
+// slave by its own worker. With a Resolver, each cluster's body repeats every action once per
+// target index of that cluster (same source bytes, same external version), and a document
+// counts as written to a cluster only when every one of its target writes is OK or Stale.
 type FanOut struct {
 	opts    Options
 	targets map[string]*worker
 	order   []string
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
+	cache   targetCache
+}
+
+// targetCache holds resolved write targets per (cluster, alias). Entries are read by the
+// master path and the slave workers concurrently.
+type targetCache struct {
+	mu sync.Mutex
+	m  map[cacheKey]*cached
+}
+
+type cacheKey struct{ cluster, alias string }
+
+type cached struct {
+	names    []string
+	at       time.Time // zero: not resolved (or forgotten)
+	failures int       // consecutive failed resolutions
+	lastLog  time.Time
 }
 
 var _ indexer.Writer = (*FanOut)(nil)
 
 type job struct {
-	body []byte
 	docs []indexer.Doc
+	size int // estimated body bytes, bounds coalescing
 }
 
 type worker struct {
@@ -112,7 +144,10 @@ func New(opts Options) *FanOut {
 	if opts.Metrics == nil {
 		opts.Metrics = indexer.NewMetrics(nil)
 	}
-	f := &FanOut{opts: opts, targets: map[string]*worker{}}
+	if opts.TargetsTTL <= 0 {
+		opts.TargetsTTL = 10 * time.Second
+	}
+	f := &FanOut{opts: opts, targets: map[string]*worker{}, cache: targetCache{m: map[cacheKey]*cached{}}}
 	for _, t := range opts.Targets {
 		if t.Timeout <= 0 {
 			t.Timeout = time.Minute
@@ -160,27 +195,91 @@ func (f *FanOut) Write(ctx context.Context, docs []indexer.Doc, target string) (
 	if m == nil {
 		return "", nil, fmt.Errorf("write to %q: no such cluster", decider)
 	}
-	body, err := Body(docs)
-	if err != nil {
-		return "", nil, err
+	size := 0
+	for _, d := range docs {
+		if d.Version < 0 {
+			return "", nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
+		}
+		size += len(d.Source) + len(d.Index) + len(d.ID) + 80
 	}
-	f.opts.Metrics.BulkBytes.Observe(float64(len(body)))
 	if target == "" {
 		for _, name := range f.order {
 			if name != decider {
-				f.targets[name].enqueue(job{body: body, docs: docs})
+				f.targets[name].enqueue(job{docs: docs, size: size})
 			}
 		}
 	}
-	return decider, m.write(ctx, body, docs), nil
+	return decider, m.write(ctx, docs, true), nil
+}
+
+// resolve returns the write targets of alias on one cluster: [alias] without a Resolver,
+// else the cached answer while it is younger than TargetsTTL, else a fresh one. Failures are
+// not cached: the next write asks again. They are logged here, once per LogEvery per
+// (cluster, alias), with the count of consecutive failures; the caller turns them into
+// retryable results.
+func (f *FanOut) resolve(ctx context.Context, cl, alias string) ([]string, error) {
+	if f.opts.Resolver == nil {
+		return []string{alias}, nil
+	}
+	k := cacheKey{cl, alias}
+	f.cache.mu.Lock()
+	e := f.cache.m[k]
+	if e == nil {
+		e = &cached{}
+		f.cache.m[k] = e
+	}
+	if !e.at.IsZero() && time.Since(e.at) < f.opts.TargetsTTL {
+		names := e.names
+		f.cache.mu.Unlock()
+		return names, nil
+	}
+	f.cache.mu.Unlock()
+
+	// Two goroutines may resolve the same key at once; both answers are current.
+	names, err := f.opts.Resolver.WriteTargets(ctx, cl, alias)
+	if err == nil && len(names) == 0 {
+		err = errors.New("no index")
+	}
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	if err != nil {
+		e.failures++
+		if time.Since(e.lastLog) >= f.opts.LogEvery {
+			e.lastLog = time.Now()
+			f.opts.Logger.Warn("no write targets; writes of this index are retried (master) or recorded in the repair ledger (slave) until `wye mapping apply` creates one",
+				"cluster", cl, "alias", alias, "consecutive_failures", e.failures, "err", err)
+		}
+		return nil, fmt.Errorf("resolve write targets of %s on %s: %w", alias, cl, err)
+	}
+	if e.failures > 0 || !slices.Equal(e.names, names) {
+		f.opts.Logger.Info("write targets", "cluster", cl, "alias", alias, "indices", names, "after_failures", e.failures)
+	}
+	e.names, e.at, e.failures = names, time.Now(), 0
+	return names, nil
+}
+
+// forget drops the cached targets of alias on a cluster: one of them answered
+// index_not_found_exception (`wye mapping gc` removed it).
+func (f *FanOut) forget(cl, alias string) {
+	f.cache.mu.Lock()
+	defer f.cache.mu.Unlock()
+	if e := f.cache.m[cacheKey{cl, alias}]; e != nil {
+		e.at = time.Time{}
+	}
 }
 
 // Body renders docs as one _bulk body. Every action carries the external version: a write
 // lands only if its version is greater than the stored one, so replays, retries and
 // replicas in any order converge (DESIGN.md, invariant 1).
 func Body(docs []indexer.Doc) ([]byte, error) {
+	return body(docs, nil)
+}
+
+// body is Body with the target indices of each doc (targets[i]; nil: docs[i].Index): one
+// action per target, each with the same source bytes and version.
+func body(docs []indexer.Doc, targets [][]string) ([]byte, error) {
 	var b bytes.Buffer
-	for _, d := range docs {
+	for i, d := range docs {
 		if d.Version < 0 {
 			return nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
 		}
@@ -188,14 +287,20 @@ func Body(docs []indexer.Doc) ([]byte, error) {
 		if d.Source == nil {
 			op = "delete"
 		}
-		b.WriteString(`{"` + op + `":{"_index":`)
-		writeJSON(&b, d.Index)
-		b.WriteString(`,"_id":`)
-		writeJSON(&b, d.ID)
-		b.WriteString(`,"version":` + strconv.FormatInt(d.Version, 10) + `,"version_type":"external"}}` + "\n")
-		if d.Source != nil {
-			b.Write(d.Source)
-			b.WriteByte('\n')
+		indices := []string{d.Index}
+		if targets != nil {
+			indices = targets[i]
+		}
+		for _, index := range indices {
+			b.WriteString(`{"` + op + `":{"_index":`)
+			writeJSON(&b, index)
+			b.WriteString(`,"_id":`)
+			writeJSON(&b, d.ID)
+			b.WriteString(`,"version":` + strconv.FormatInt(d.Version, 10) + `,"version_type":"external"}}` + "\n")
+			if d.Source != nil {
+				b.Write(d.Source)
+				b.WriteByte('\n')
+			}
 		}
 	}
 	return b.Bytes(), nil
@@ -206,28 +311,77 @@ func writeJSON(b *bytes.Buffer, s string) {
 	b.Write(enc)
 }
 
-// write sends one body to this cluster under its own timeout and returns one result per doc.
-func (w *worker) write(ctx context.Context, body []byte, docs []indexer.Doc) []indexer.Result {
+// write resolves the target indices of docs on this cluster, sends them under the cluster's
+// timeout and returns one result per doc. decider: these results decide the batch (the
+// body size is observed once per batch).
+func (w *worker) write(ctx context.Context, docs []indexer.Doc, decider bool) []indexer.Result {
 	ctx, cancel := context.WithTimeout(ctx, w.t.Timeout)
 	defer cancel()
+	out := make([]indexer.Result, len(docs))
+	var send []indexer.Doc
+	var at []int // position in docs of send[j]
+	var targets [][]string
+	byAlias := map[string][]string{}
+	failed := map[string]error{}
+	for i, d := range docs {
+		names, ok := byAlias[d.Index]
+		err := failed[d.Index]
+		if !ok && err == nil {
+			if names, err = w.f.resolve(ctx, w.t.Name, d.Index); err != nil {
+				failed[d.Index] = err
+			} else {
+				byAlias[d.Index] = names
+			}
+		}
+		if err != nil {
+			// No index to write to (not applied yet, or being created): retryable on the
+			// master, a ledger entry on a slave.
+			out[i] = indexer.Result{Class: cluster.Retryable, Reason: err.Error()}
+			w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, "retryable").Inc()
+			continue
+		}
+		send, at, targets = append(send, d), append(at, i), append(targets, names)
+	}
+	if len(send) > 0 {
+		for j, r := range w.send(ctx, send, targets, decider) {
+			out[at[j]] = r
+		}
+	}
+	return out
+}
+
+// send writes docs, each to its targets, in one _bulk (halved on 413) and folds the results
+// of each doc's targets into one.
+func (w *worker) send(ctx context.Context, docs []indexer.Doc, targets [][]string, decider bool) []indexer.Result {
+	b, err := body(docs, targets)
+	if err != nil {
+		out := make([]indexer.Result, len(docs))
+		for i := range out {
+			out[i] = indexer.Result{Class: cluster.Permanent, Reason: err.Error()}
+		}
+		return out
+	}
+	if decider {
+		w.f.opts.Metrics.BulkBytes.Observe(float64(len(b)))
+	}
 	start := time.Now()
-	items, err := w.t.Client.Bulk(ctx, body)
+	items, err := w.t.Client.Bulk(ctx, b)
 	w.f.opts.Metrics.BulkSeconds.WithLabelValues(w.t.Name).Observe(time.Since(start).Seconds())
 	var se *cluster.StatusError
 	if errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge && len(docs) > 1 {
 		// The body exceeds http.max_content_length: a permanent answer for the request, not
 		// for its documents. Halve it rather than park the whole batch.
 		h := len(docs) / 2
-		left, lerr := Body(docs[:h])
-		right, rerr := Body(docs[h:])
-		if lerr == nil && rerr == nil {
-			return append(w.write(ctx, left, docs[:h]), w.write(ctx, right, docs[h:])...)
-		}
+		return append(w.send(ctx, docs[:h], targets[:h], decider), w.send(ctx, docs[h:], targets[h:], decider)...)
+	}
+	actions := 0
+	for _, t := range targets {
+		actions += len(t)
+	}
+	if err == nil && len(items) != actions {
+		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.t.Name, len(items), actions)
 	}
 	out := make([]indexer.Result, len(docs))
-	if err == nil && len(items) != len(docs) {
-		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.t.Name, len(items), len(docs))
-	}
 	if err != nil {
 		r := indexer.Result{Class: cluster.ClassOf(err), Reason: err.Error()}
 		if errors.As(err, &se) {
@@ -235,16 +389,51 @@ func (w *worker) write(ctx context.Context, body []byte, docs []indexer.Doc) []i
 		}
 		for i := range out {
 			out[i] = r
+			w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, className(r.Class)).Add(float64(len(targets[i])))
 		}
-	} else {
-		for i, it := range items {
-			out[i] = indexer.Result{Class: it.Class, Status: it.Status, ErrType: it.ErrType, Reason: it.Reason}
-		}
+		return out
 	}
-	for _, r := range out {
-		w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, className(r.Class)).Inc()
+	n := 0
+	for i, d := range docs {
+		first := true
+		for _, index := range targets[i] {
+			it := items[n]
+			n++
+			w.f.opts.Metrics.Items.WithLabelValues(w.t.Name, className(it.Class)).Inc()
+			r := indexer.Result{Class: it.Class, Status: it.Status, ErrType: it.ErrType, Reason: it.Reason}
+			if it.ErrType == "index_not_found_exception" && w.f.opts.Resolver != nil {
+				// The target set went stale (gc removed an index): forget it. The document is
+				// fine, so this is retryable, not the Permanent Classify gives an index op.
+				w.f.forget(w.t.Name, d.Index)
+				if r.Class == cluster.Permanent {
+					r.Class = cluster.Retryable
+				}
+			}
+			if r.Class == cluster.Retryable || r.Class == cluster.Permanent {
+				r.Reason = index + ": " + r.Reason
+			}
+			// The worst target decides; on a tie the first (lowest version) keeps its answer.
+			if first || rank(r.Class) > rank(out[i].Class) {
+				out[i] = r
+			}
+			first = false
+		}
 	}
 	return out
+}
+
+// rank orders classes for folding the results of one document's targets: the worst decides.
+func rank(c cluster.Class) int {
+	switch c {
+	case cluster.OK:
+		return 0
+	case cluster.Stale:
+		return 1
+	case cluster.Retryable:
+		return 2
+	default:
+		return 3
+	}
 }
 
 func className(c cluster.Class) string {
@@ -303,7 +492,7 @@ func (w *worker) run(ctx context.Context) {
 				continue
 			}
 			j = w.coalesce(j)
-			w.missed(ctx, j.docs, w.write(ctx, j.body, j.docs), "", "")
+			w.missed(ctx, j.docs, w.write(ctx, j.docs, false), "", "")
 		case <-tick.C:
 			w.flushDropped(ctx)
 		}
@@ -317,13 +506,13 @@ const maxCoalesce = 8 << 20
 // with fewer, larger requests instead of dropping. Order within the body does not matter:
 // external versions decide which write of one document wins.
 func (w *worker) coalesce(j job) job {
-	for len(j.body) < maxCoalesce {
+	for j.size < maxCoalesce {
 		select {
 		case next, ok := <-w.queue:
 			if !ok {
 				return j
 			}
-			j = job{body: append(j.body[:len(j.body):len(j.body)], next.body...), docs: append(j.docs[:len(j.docs):len(j.docs)], next.docs...)}
+			j = job{size: j.size + next.size, docs: append(j.docs[:len(j.docs):len(j.docs)], next.docs...)}
 		default:
 			return j
 		}
@@ -403,20 +592,36 @@ var _ Bulker = (*Lazy)(nil)
 
 // Bulk connects if needed, then sends body.
 func (l *Lazy) Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption) ([]cluster.BulkItem, error) {
-	l.mu.Lock()
-	c := l.c
-	if c == nil {
-		var err error
-		if c, err = l.New(); err != nil {
-			l.mu.Unlock()
-			var te *cluster.TransportError
-			if errors.As(err, &te) {
-				return nil, err
-			}
-			return nil, &cluster.TransportError{Op: "Bulk", Err: err}
-		}
-		l.c = c
+	c, err := l.client()
+	if err != nil {
+		return nil, err
 	}
-	l.mu.Unlock()
 	return c.Bulk(ctx, body, opts...)
+}
+
+// Do connects if needed, then performs req; with it a Lazy serves mapping.WriteTargets.
+func (l *Lazy) Do(ctx context.Context, req esapi.Request) (int, []byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return 0, nil, err
+	}
+	return c.Do(ctx, req)
+}
+
+func (l *Lazy) client() (*cluster.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		return l.c, nil
+	}
+	c, err := l.New()
+	if err != nil {
+		var te *cluster.TransportError
+		if errors.As(err, &te) {
+			return nil, err
+		}
+		return nil, &cluster.TransportError{Op: "Bulk", Err: err}
+	}
+	l.c = c
+	return c, nil
 }
