@@ -335,30 +335,8 @@ func TestIndexerWithRealCDCConverges(t *testing.T) {
 	r.viaCDC = true
 	cfg := r.config(freePort(t))
 	cdcMetrics := freePort(t)
-	args := []string{"cdc", "-c", cfg, "--name", "idx_" + r.id, "--metrics-listen", cdcMetrics}
-	for _, tb := range []string{"networks", "channels", "episodes", "tags", "program_tags"} {
-		args = append(args, "--table", r.db+"."+tb) // cdc follows root tables by itself
-	}
-	cmd := exec.Command(wyeBinary(t), args...)
-	u, _ := url.Parse(amqpURL)
-	amqpPass, _ := u.User.Password()
-	cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
-	var out strings.Builder
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriterS{&mu, &out}
-	cmd.Stderr = lockedWriterS{&mu, &out}
-	must(t, cmd.Start())
-	ctl := openMySQL(t, "wye", "wye-control", "wye")
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		ctl.Exec("DELETE FROM cdc_checkpoint WHERE name = ?", "idx_"+r.id)
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("cdc output:\n%s", out.String())
-			mu.Unlock()
-		}
-	})
+	// No --table: cdc follows the relation and join tables of the entities by itself.
+	startWye(t, r, "cdc", "cdc", "-c", cfg, "--name", "idx_"+r.id, "--metrics-listen", cdcMetrics)
 	eventually(t, 30*time.Second, func() error {
 		res, err := http.Get("http://" + cdcMetrics + "/readyz")
 		if err != nil {
@@ -383,15 +361,45 @@ func TestIndexerWithRealCDCConverges(t *testing.T) {
 	}
 }
 
-type lockedWriterS struct {
-	mu *sync.Mutex
-	b  *strings.Builder
+// lockedOutput collects a subprocess's stdout and stderr; safe to read while it runs.
+type lockedOutput struct {
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-func (w lockedWriterS) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+func (o *lockedOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *lockedOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// startWye runs the wye binary with args and the stack's secrets; on cleanup it stops it
+// with SIGTERM, removes the reader's checkpoint row, and logs its output if the test failed.
+func startWye(t *testing.T, r *indexerRig, what string, args ...string) *lockedOutput {
+	t.Helper()
+	cmd := exec.Command(wyeBinary(t), args...)
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
+	out := &lockedOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
+	must(t, cmd.Start())
+	ctl := openMySQL(t, "wye", "wye-control", "wye")
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		ctl.Exec("DELETE FROM cdc_checkpoint WHERE name = ?", "idx_"+r.id)
+		if t.Failed() {
+			t.Logf("%s output:\n%s", what, out.String())
+		}
+	})
+	return out
 }
 
 // TestIndexerWyeRunConverges: `wye run` (cdc + indexer in one process) keeps all three
@@ -400,31 +408,10 @@ func TestIndexerWyeRunConverges(t *testing.T) {
 	r := newIndexerRig(t)
 	r.viaCDC = true
 	metrics := freePort(t)
-	cmd := exec.Command(wyeBinary(t), "run", "-c", r.config(metrics), "--name", "idx_"+r.id)
-	u, _ := url.Parse(amqpURL)
-	amqpPass, _ := u.User.Password()
-	cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
-	var out strings.Builder
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriterS{&mu, &out}
-	cmd.Stderr = lockedWriterS{&mu, &out}
-	must(t, cmd.Start())
-	ctl := openMySQL(t, "wye", "wye-control", "wye")
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		ctl.Exec("DELETE FROM cdc_checkpoint WHERE name = ?", "idx_"+r.id)
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("wye run output:\n%s", out.String())
-			mu.Unlock()
-		}
-	})
+	out := startWye(t, r, "wye run", "run", "-c", r.config(metrics), "--name", "idx_"+r.id)
 	// Ready means the indexer consumes; the reader logs the binlog position it starts from
 	// (changes before it are the nightly resync's job).
 	eventually(t, 30*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
 		res, err := http.Get("http://" + metrics + "/readyz")
 		if err != nil {
 			return err
