@@ -33,7 +33,7 @@ declare -A ENGINE_GAV=(
   [os2]="org.opensearch.distribution.integ-test-zip:opensearch:2.19.1:zip"
 )
 declare -A HTTP_PORT=([es7]="${WYE_ES7_PORT:-9217}" [es8]="${WYE_ES8_PORT:-9218}" [os2]="${WYE_OS2_PORT:-9219}")
-declare -A TRANSPORT_PORT=([es7]=9317 [es8]=9318 [os2]=9319)
+declare -A TRANSPORT_PORT=([es7]=$((HTTP_PORT[es7] + 100)) [es8]=$((HTTP_PORT[es8] + 100)) [os2]=$((HTTP_PORT[os2] + 100)))
 
 # Dev-only credentials of the local stack; the e2e tests use the same defaults.
 SOURCE_USER=wye_source SOURCE_PASS=wye-source   # SELECT + replication on the source
@@ -166,7 +166,10 @@ collation-server=utf8mb4_unicode_ci
 default-time-zone='+00:00'
 EOF
 }
-mysql_root() { mariadb --socket="$MY/mysqld.sock" -u root "$@"; }
+# As root, mariadbd runs as `mysql` and root logs in by unix socket; otherwise both are the
+# invoking user (mariadb-install-db gives that user a socket-authenticated account too).
+my_user() { if [[ $(id -u) -eq 0 ]]; then echo mysql; else id -un; fi; }
+mysql_root() { mariadb --socket="$MY/mysqld.sock" -u "$(if [[ $(id -u) -eq 0 ]]; then echo root; else id -un; fi)" "$@"; }
 mariadb_up() { mysql_root -e 'SELECT 1' >/dev/null 2>&1; }
 mariadb_start() {
   mkdir -p "$MY/binlog"
@@ -174,7 +177,7 @@ mariadb_start() {
   if [[ ! -d $MY/data/mysql ]]; then
     log "mariadb: initializing data directory"
     own mysql "$MY"
-    mariadb-install-db --defaults-file="$MY/my.cnf" --user=mysql --skip-test-db \
+    mariadb-install-db --defaults-file="$MY/my.cnf" --user="$(my_user)" --skip-test-db \
       --auth-root-authentication-method=socket >"$MY/install.log" 2>&1 \
       || { tail -n 30 "$MY/install.log" >&2; die "mariadb: install-db failed"; }
   fi
@@ -182,7 +185,7 @@ mariadb_start() {
   if ! mariadb_up 2>/dev/null; then
     port_busy "$MYSQL_PORT" && die "mariadb: port $MYSQL_PORT is taken by another process (set WYE_MYSQL_PORT)"
     log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
-    setsid nohup mariadbd --defaults-file="$MY/my.cnf" --user=mysql >>"$MY/error.log" 2>&1 </dev/null &
+    setsid nohup mariadbd --defaults-file="$MY/my.cnf" --user="$(my_user)" >>"$MY/error.log" 2>&1 </dev/null &
     wait_for mariadb "$MY/error.log" mariadb_up
   fi
   mysql_root <<SQL
