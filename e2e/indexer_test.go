@@ -30,9 +30,13 @@ import (
 
 func TestIndexerConvergesAllClustersAfterRandomWorkload(t *testing.T) {
 	r := newIndexerRig(t)
-	changes := 3000
+	changes := 20000 // issue 4: at least 20,000 changes
 	if s := os.Getenv("WYE_E2E_INDEXER_CHANGES"); s != "" {
-		changes, _ = strconv.Atoi(s)
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("WYE_E2E_INDEXER_CHANGES=%q: want a positive integer", s)
+		}
+		changes = n
 	}
 	procs := []*indexerProc{r.start(), r.start(), r.start()} // three replicas on one queue
 	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
@@ -238,9 +242,13 @@ func TestIndexerMasterOutageRetriesThroughTiersAndConverges(t *testing.T) {
 	r := newIndexerRig(t)
 	var down atomic.Bool
 	r.urls["es7"] = flakyCluster(t, r.urls["es7"], down.Load)
-	outage := 10 * time.Second
+	outage := 30 * time.Second // issue 4: the master killed for 30 s
 	if s := os.Getenv("WYE_E2E_INDEXER_OUTAGE"); s != "" {
-		outage, _ = time.ParseDuration(s)
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("WYE_E2E_INDEXER_OUTAGE=%q: want a positive duration", s)
+		}
+		outage = d
 	}
 	p := r.start()
 	c := newIndexerCatalog(r, 3)
