@@ -31,7 +31,7 @@ no-op handler (every followed row decoded, nothing else), then through wye's pip
 encode, publish with confirms) to a throw-away exchange and queue that a consumer drains. It
 prints both rates and their ratio.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, "")
+			cfg, err := loadConfig(cmd, g, "")
 			if err != nil {
 				return err
 			}

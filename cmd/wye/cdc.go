@@ -41,7 +41,7 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 		Use:   "cdc",
 		Short: "Read the binlog and publish versioned change events to RabbitMQ (one active reader)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, f.metricsListen)
+			cfg, err := loadConfig(cmd, g, f.metricsListen)
 			if err != nil {
 				return err
 			}
@@ -59,23 +59,16 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func loadConfig(g *globalFlags, metricsListen string) (*config.Config, error) {
-	opts := config.Options{}
+// loadConfig loads the configuration for a long-running command: like `config check`, one
+// line per fault on stderr and exit 2; --metrics-listen, when given, overrides metrics.listen.
+func loadConfig(cmd *cobra.Command, g *globalFlags, metricsListen string) (*config.Config, error) {
+	var over map[string]string
 	if metricsListen != "" {
-		opts.Overrides = map[string]string{"metrics.listen": metricsListen}
+		over = map[string]string{"metrics.listen": metricsListen}
 	}
-	cfg, err := config.Load(g.configFile, opts)
-	if err != nil {
-		var faults config.Errors
-		if errors.As(err, &faults) {
-			return nil, usageError{err}
-		}
-		return nil, err
-	}
-	return cfg, nil
+	return checkConfig(cmd, g, cmd.ErrOrStderr(), over)
 }
 
-// followedTables are the entities' root tables plus --table.
 // followedTables is every table the entities read (roots, relations, join tables: the
 // indexer's model is the one definition of that) plus extra.
 func followedTables(cfg *config.Config, extra []string) ([]string, error) {

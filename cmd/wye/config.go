@@ -29,7 +29,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 			"without contacting any server. Prints one line per fault and exits 2 if there is any.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr())
+			cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}
@@ -50,13 +50,16 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// checkConfig loads g.configFile, with --log-level as an override when it was given.
+// checkConfig loads g.configFile with overrides (path -> value) and --log-level, when given.
 // Faults are written to faults, one per line; the returned usageError only counts them, so
 // exitCode's single "wye: ..." line does not repeat them.
-func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer) (*config.Config, error) {
-	var opts config.Options
+func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer, overrides map[string]string) (*config.Config, error) {
+	opts := config.Options{Overrides: map[string]string{}}
+	for k, v := range overrides {
+		opts.Overrides[k] = v
+	}
 	if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed {
-		opts.Overrides = map[string]string{"log.level": g.logLevel}
+		opts.Overrides["log.level"] = g.logLevel
 	}
 	cfg, err := config.Load(g.configFile, opts)
 	var errs config.Errors

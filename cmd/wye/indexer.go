@@ -50,7 +50,7 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 			"in the repair ledger. Any number of replicas may run. See docs/indexer.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, f.metricsListen)
+			cfg, err := loadConfig(cmd, g, f.metricsListen)
 			if err != nil {
 				return err
 			}

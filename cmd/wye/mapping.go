@@ -189,7 +189,7 @@ type mappingSession struct {
 // runMapping loads the configuration and the mapping files, connects to the clusters and
 // checks every definition against every reachable engine before fn may write anything.
 func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(context.Context, io.Writer, *mappingSession) error) error {
-	cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr())
+	cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr(), nil)
 	if err != nil {
 		return err
 	}

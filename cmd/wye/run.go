@@ -26,7 +26,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			"metrics.listen serve the indexer; the reader's own metrics are only served by `wye cdc`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, metricsListen)
+			cfg, err := loadConfig(cmd, g, metricsListen)
 			if err != nil {
 				return err
 			}
