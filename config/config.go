@@ -74,6 +74,9 @@ type AMQP struct {
 	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
 	Exchange     string `mapstructure:"exchange" yaml:"exchange"`
 	Queue        string `mapstructure:"queue" yaml:"queue"`
+	// Parked receives what wye cannot deliver or write: the indexer's permanent failures and
+	// poison messages, and change-queue messages past their delivery limit.
+	Parked string `mapstructure:"parked" yaml:"parked"`
 	// Prefetch bounds the unacknowledged deliveries in flight (AMQP basic.qos, 16 bits).
 	Prefetch int `mapstructure:"prefetch" yaml:"prefetch"`
 }

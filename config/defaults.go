@@ -27,6 +27,7 @@ func Default() Config {
 		AMQP: AMQP{
 			Exchange: "wye.changes",
 			Queue:    "wye.index",
+			Parked:   "wye.parked",
 			Prefetch: 512,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},

@@ -83,6 +83,7 @@ func (a *AMQP) validate(f *Errors) {
 	}
 	notEmpty(f, "amqp.exchange", a.Exchange)
 	notEmpty(f, "amqp.queue", a.Queue)
+	notEmpty(f, "amqp.parked", a.Parked)
 	if a.Prefetch < 1 || a.Prefetch > 65535 {
 		f.add("amqp.prefetch", strconv.Itoa(a.Prefetch), "must be between 1 and 65535")
 	}

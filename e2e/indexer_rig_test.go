@@ -181,11 +181,11 @@ func (r *indexerRig) config(metrics string) string {
 	ent = strings.Replace(ent, "index: programs", "index: "+r.index, 1)
 	cfg := fmt.Sprintf(`source: {flavor: mariadb, host: 127.0.0.1, port: 3306, user: %s, password_env: WYE_SOURCE_PASSWORD, server_id: %d}
 control: {host: 127.0.0.1, port: 3306, user: wye, password_env: WYE_CONTROL_PASSWORD, database: wye}
-amqp: {url: %q, password_env: WYE_AMQP_PASSWORD, exchange: %s, queue: %s, prefetch: 512}
+amqp: {url: %q, password_env: WYE_AMQP_PASSWORD, exchange: %s, queue: %s, parked: %s, prefetch: 512}
 clusters:
 %smetrics: {listen: %q}
 entities:
-%s`, mysqlSrcUser, r.serverID, u.String(), r.exchange, r.queue, clusters.String(), metrics, indent(ent))
+%s`, mysqlSrcUser, r.serverID, u.String(), r.exchange, r.queue, r.parked, clusters.String(), metrics, indent(ent))
 	p := filepath.Join(r.t.TempDir(), "wye.yaml")
 	must(r.t, os.WriteFile(p, []byte(cfg), 0o600))
 	return p

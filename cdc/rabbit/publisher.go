@@ -18,9 +18,29 @@ type Options struct {
 	Exchange      string // topic exchange ["wye.changes"]
 	Queue         string // quorum queue bound with "#" ["wye.index"]; "-" declares none
 	DeliveryLimit int    // x-delivery-limit of the queue [10]
+	Parked        string // where a message past the delivery limit is dead-lettered ["wye.parked"]
 	Window        int    // publishes in flight without a confirm [1024]
 	AppID         string // stamped on every message: which reader published it
 	Metrics       *cdc.Metrics
+}
+
+// DefaultParkedQueue is the queue of messages wye cannot deliver or write.
+const DefaultParkedQueue = "wye.parked"
+
+// ChangeQueueArgs are the arguments of the change queue, the contract between the binlog
+// reader and the indexer (both declare it; arguments cannot change once it exists). A
+// message redelivered more than deliveryLimit times (crash loops, consumer timeouts) is
+// dead-lettered to parked, at least once, instead of being deleted: without a dead-letter
+// target a quorum queue drops it.
+func ChangeQueueArgs(deliveryLimit int, parked string) amqp.Table {
+	return amqp.Table{
+		"x-queue-type":              "quorum",
+		"x-delivery-limit":          deliveryLimit,
+		"x-overflow":                "reject-publish", // required by at-least-once dead-lettering
+		"x-dead-letter-strategy":    "at-least-once",
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": parked,
+	}
 }
 
 // Publisher opens confirm channels. amqp091 does not reconnect: each cdc session opens a new
@@ -70,12 +90,7 @@ func (p *Publisher) declare(conn *amqp.Connection) error {
 			return fmt.Errorf("open channel: %w", err)
 		}
 		defer ch.Close()
-		_, err = ch.QueueDeclare(p.opts.Queue, true, false, false, false, amqp.Table{
-			"x-queue-type":           "quorum",
-			"x-delivery-limit":       p.opts.DeliveryLimit,
-			"x-overflow":             "reject-publish",
-			"x-dead-letter-strategy": "at-least-once",
-		})
+		_, err = ch.QueueDeclare(p.opts.Queue, true, false, false, false, ChangeQueueArgs(p.opts.DeliveryLimit, p.parked()))
 		if err != nil {
 			return fmt.Errorf("declare queue %s: %w", p.opts.Queue, err)
 		}
@@ -83,7 +98,17 @@ func (p *Publisher) declare(conn *amqp.Connection) error {
 	if err := ch.QueueBind(p.opts.Queue, "#", p.opts.Exchange, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s: %w", p.opts.Queue, err)
 	}
+	if _, err := ch.QueueDeclare(p.parked(), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare parked queue %s: %w", p.parked(), err)
+	}
 	return nil
+}
+
+func (p *Publisher) parked() string {
+	if p.opts.Parked == "" {
+		return DefaultParkedQueue
+	}
+	return p.opts.Parked
 }
 
 // Open dials, declares the topology and returns a confirm channel.

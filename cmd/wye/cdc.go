@@ -115,7 +115,7 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 	host, _ := os.Hostname()
 	pub := rabbit.New(rabbit.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue,
-		DeliveryLimit: f.deliveryLimit, Window: f.window, AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()),
+		DeliveryLimit: f.deliveryLimit, Parked: cfg.AMQP.Parked, Window: f.window, AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()),
 		Metrics: metrics,
 	})
 	reader := cdc.NewReader(cdc.Options{Name: f.name, Tables: tables, CheckpointInterval: f.checkpoint,

@@ -59,7 +59,7 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
-	fl.StringVar(&f.parked, "parked-queue", "wye.parked", "queue for messages that cannot be written (with reason headers)")
+	fl.StringVar(&f.parked, "parked-queue", "", "override amqp.parked, the queue for messages that cannot be written (with reason headers)")
 	fl.DurationSliceVar(&f.retryDelays, "retry-delays", rabbit.DefaultRetryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 10, "writes of one entity to the master before it is parked")
 	fl.IntVar(&f.batchSize, "batch-size", 256, "messages per batch (at most amqp.prefetch)")
@@ -139,6 +139,9 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	fan := es.New(es.Options{Targets: targets, Roles: roles, Ledger: store, Metrics: metrics, Logger: log,
 		Backlog: f.slaveBacklog, Resolver: resolver, TargetsTTL: f.targetsTTL})
 	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: f.maxAttempts})
+	if f.parked == "" {
+		f.parked = cfg.AMQP.Parked
+	}
 	consumer := rabbit.New(rabbit.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
 		RetryDelays: f.retryDelays, Prefetch: cfg.AMQP.Prefetch, BatchSize: f.batchSize, BatchBytes: f.batchBytes,

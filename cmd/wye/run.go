@@ -39,7 +39,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			cdcCfg := *cfg
 			cdcCfg.Metrics.Listen = ""
 			cf := &cdcFlags{name: name, tables: model.Tables(), window: 1024, deliveryLimit: 10, checkpoint: 200 * time.Millisecond}
-			xf := &indexerFlags{parked: "wye.parked", retryDelays: rabbit.DefaultRetryDelays, maxAttempts: 10,
+			xf := &indexerFlags{parked: cfg.AMQP.Parked, retryDelays: rabbit.DefaultRetryDelays, maxAttempts: 10,
 				batchSize: 256, batchBytes: 4 << 20, batchWait: 200 * time.Millisecond, slaveBacklog: 64,
 				rolesPoll: 2 * time.Second, stopTimeout: 10 * time.Second, indexTargets: "mapping", targetsTTL: 10 * time.Second}
 

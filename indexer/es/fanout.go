@@ -186,10 +186,13 @@ func (f *FanOut) Stop(ctx context.Context) {
 
 // Write implements indexer.Writer.
 func (f *FanOut) Write(ctx context.Context, docs []indexer.Doc, target string) (string, []indexer.Result, error) {
-	decider := target
-	if f.targets[decider] == nil {
-		// A change event, or a retry for a cluster no longer configured: the master decides.
-		decider = f.opts.Roles.Master()
+	// Retries are targeted at the master they failed on. If that cluster is gone or no longer
+	// the master (a promote happened), the current master decides: a demoted cluster is a
+	// slave and must never hold up the master path (DESIGN.md invariant 7).
+	decider := f.opts.Roles.Master()
+	if target != "" && target != decider && f.targets[target] != nil {
+		f.opts.Logger.Debug("retry targeted at a cluster that is no longer the master; writing to the master",
+			"target", target, "master", decider)
 	}
 	m := f.targets[decider]
 	if m == nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +195,44 @@ func TestTooLargeBodyIsSplitNotParked(t *testing.T) {
 	}
 	if len(res) != 7 || requests < 5 {
 		t.Errorf("%d results after %d requests", len(res), requests)
+	}
+}
+
+// TestRetryForADemotedMasterGoesToTheCurrentMaster prevents retries from pinning a promoted
+// fleet to its old master: a retry targeted at es7 after es8 became the master must be
+// decided by es8, and es7 (now a slave) must not be written synchronously.
+func TestRetryForADemotedMasterGoesToTheCurrentMaster(t *testing.T) {
+	var oldHits, newHits atomic.Int32
+	old := fakeES(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		oldHits.Add(1)
+		okBulk(nil)(w, r, body)
+	})
+	current := fakeES(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		newHits.Add(1)
+		okBulk(nil)(w, r, body)
+	})
+	f := New(Options{Roles: fixedRoles("es8"), Targets: []Target{
+		{Name: "es7", Client: client(t, "es7", old.URL), Timeout: 5 * time.Second},
+		{Name: "es8", Client: client(t, "es8", current.URL), Timeout: 5 * time.Second},
+	}})
+	ctx := t.Context()
+	f.Start(ctx)
+	defer func() {
+		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.Stop(stop)
+	}()
+
+	decider, res, err := f.Write(ctx, docs(2), "es7")
+	if err != nil || decider != "es8" {
+		t.Fatalf("Write(retry for es7) decided by %q, %v; want the current master es8", decider, err)
+	}
+	for i, r := range res {
+		if r.Class != cluster.OK {
+			t.Errorf("doc %d: class %v", i, r.Class)
+		}
+	}
+	if oldHits.Load() != 0 || newHits.Load() != 1 {
+		t.Errorf("bulk requests: demoted es7 %d, master es8 %d; want 0 and 1", oldHits.Load(), newHits.Load())
 	}
 }

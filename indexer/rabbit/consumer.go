@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	cdcrabbit "github.com/wyehq/wye/cdc/rabbit"
 	"github.com/wyehq/wye/indexer"
 )
 
@@ -146,10 +147,8 @@ func (c *Consumer) Declare(conn *amqp.Connection) error {
 			return fmt.Errorf("open channel: %w", err)
 		}
 		defer ch.Close()
-		if _, err := ch.QueueDeclare(c.opts.Queue, true, false, false, false, amqp.Table{
-			"x-queue-type": "quorum", "x-delivery-limit": c.opts.DeliveryLimit,
-			"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
-		}); err != nil {
+		if _, err := ch.QueueDeclare(c.opts.Queue, true, false, false, false,
+			cdcrabbit.ChangeQueueArgs(c.opts.DeliveryLimit, c.opts.Parked)); err != nil {
 			return fmt.Errorf("declare queue %s: %w", c.opts.Queue, err)
 		}
 	}
