@@ -225,6 +225,7 @@ type event struct {
 	After    map[string]json.RawMessage `json:"after"`
 	Version  int64                      `json:"version"`
 	Position string                     `json:"position"`
+	GTID     string                     `json:"gtid"`
 	Epoch    int                        `json:"epoch"`
 	appID    string
 }

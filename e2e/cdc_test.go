@@ -229,3 +229,42 @@ func TestCDCEventsCarryTheColumnsOfTheirOwnBinlogPoint(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCDCSavepointDoesNotEndTheTransaction prevents a checkpoint in the middle of a
+// transaction: a SAVEPOINT (ORMs' nested transactions) is a query event inside the
+// transaction, not a commit. Rows after it must still carry the transaction's GTID.
+func TestCDCSavepointDoesNotEndTheTransaction(t *testing.T) {
+	r := newCDCRig(t)
+	db := r.app
+	if _, err := db.Exec("CREATE TABLE sp (id INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume()
+	p := r.start("sp")
+	waitReady(t, 30*time.Second, p)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, "INSERT INTO sp VALUES (1)")
+	mustExec(t, tx, "SAVEPOINT s1")
+	mustExec(t, tx, "INSERT INTO sp VALUES (2)")
+	mustExec(t, tx, "RELEASE SAVEPOINT s1")
+	mustExec(t, tx, "INSERT INTO sp VALUES (3)")
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var got []event
+	eventually(t, 30*time.Second, func() error {
+		got = c.snapshot()
+		if len(got) < 3 {
+			return fmt.Errorf("%d of 3 events consumed", len(got))
+		}
+		return nil
+	})
+	for _, e := range got[:3] {
+		if e.GTID == "" || e.GTID != got[0].GTID {
+			t.Errorf("event id=%s at %s has gtid %q, want the transaction's %q", e.PK["id"], e.Position, e.GTID, got[0].GTID)
+		}
+	}
+}
