@@ -188,6 +188,11 @@ func (c *Consumer) session(ctx context.Context) error {
 	if err := pub.Confirm(false); err != nil {
 		return fmt.Errorf("enable confirms: %w", err)
 	}
+	// Retry and parked messages are published mandatory: a missing queue returns them, and
+	// the broker then still acks them. amqp091 hands a Return to this channel before it
+	// dispatches the matching ack, so once a batch's confirms are in, its returns are here.
+	// Buffered: returns only happen on a broken topology, and the first one ends the session.
+	returns := pub.NotifyReturn(make(chan amqp.Return, 4096))
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open consume channel: %w", err)
@@ -213,7 +218,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		if err != nil || len(batch) == 0 {
 			return err // nil when ctx is done: unacked deliveries return to the queue on close
 		}
-		if err := c.handle(ctx, pub, ch, batch); err != nil {
+		if err := c.handle(ctx, pub, ch, returns, batch); err != nil {
 			return err
 		}
 	}
@@ -279,7 +284,7 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery,
 // only then acks every delivery of the batch (invariant 1). A batch the pipeline cannot
 // decide (source down) is kept and tried again with backoff, not requeued: requeues count
 // against the queue's delivery limit.
-func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, batch []amqp.Delivery) error {
+func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-chan amqp.Return, batch []amqp.Delivery) error {
 	start := time.Now()
 	msgs := make([]indexer.Message, len(batch))
 	for i, d := range batch {
@@ -336,6 +341,11 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, batch []am
 		if !ok {
 			return errors.New("broker refused a retry or parked message (nack); the batch is not acked")
 		}
+	}
+	select {
+	case r := <-returns:
+		return fmt.Errorf("broker returned a message for %q (%d %s): the batch is not acked", r.RoutingKey, r.ReplyCode, r.ReplyText)
+	default:
 	}
 	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
 		return fmt.Errorf("ack batch: %w", err)
