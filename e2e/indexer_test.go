@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -345,25 +346,35 @@ func TestIndexerWithRealCDCConverges(t *testing.T) {
 	cdcMetrics := freePort(t)
 	// No --table: cdc follows the relation and join tables of the entities by itself.
 	startWye(t, r, "cdc", "cdc", "-c", cfg, "--name", "idx_"+r.id, "--metrics-listen", cdcMetrics)
-	eventually(t, 30*time.Second, func() error {
-		res, err := http.Get("http://" + cdcMetrics + "/readyz")
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			return fmt.Errorf("cdc readyz %d", res.StatusCode)
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, func() error { return readyz(cdcMetrics) })
 	r.start()
 	r.start()
+	workloadConverges(t, r, 1500, 3*time.Minute)
+}
+
+// readyz returns nil when the process serving addr answers /readyz with 200.
+func readyz(addr string) error {
+	res, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("%s/readyz: %d", addr, res.StatusCode)
+	}
+	return nil
+}
+
+// workloadConverges makes steps random catalog changes in MariaDB only and waits until every
+// cluster holds exactly the documents built from MariaDB.
+func workloadConverges(t *testing.T, r *indexerRig, steps int, timeout time.Duration) {
+	t.Helper()
 	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
 	c.seed(3, 10, 100, 200, 15)
-	for range 1500 {
+	for range steps {
 		c.step()
 	}
-	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	eventually(t, timeout, func() error { return r.converged("es7", "es8", "os2") })
 	if n := len(r.expectedDocs()); n == 0 {
 		t.Fatal("no documents expected: the workload did nothing")
 	}
@@ -420,23 +431,13 @@ func TestIndexerWyeRunConverges(t *testing.T) {
 	// Ready means the indexer consumes; the reader logs the binlog position it starts from
 	// (changes before it are the nightly resync's job).
 	eventually(t, 30*time.Second, func() error {
-		res, err := http.Get("http://" + metrics + "/readyz")
-		if err != nil {
+		if err := readyz(metrics); err != nil {
 			return err
 		}
-		res.Body.Close()
-		if res.StatusCode != 200 || !strings.Contains(out.String(), "no checkpoint: starting at the source's current binlog position") {
-			return fmt.Errorf("not ready: %d", res.StatusCode)
+		if !strings.Contains(out.String(), "no checkpoint: starting at the source's current binlog position") {
+			return errors.New("the reader has not logged its start position yet")
 		}
 		return nil
 	})
-	c := newIndexerCatalog(r, uint64(time.Now().UnixNano()))
-	c.seed(2, 6, 60, 120, 10)
-	for range 800 {
-		c.step()
-	}
-	eventually(t, 2*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
-	if n := len(r.expectedDocs()); n == 0 {
-		t.Fatal("no documents expected: the workload did nothing")
-	}
+	workloadConverges(t, r, 800, 2*time.Minute)
 }
