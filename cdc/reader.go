@@ -89,12 +89,19 @@ type Channel interface {
 	Close() error
 }
 
-// Message is one event on the wire.
+// Message is one broker message: a batch of row changes (schema 2, docs/cdc.md).
 type Message struct {
-	RoutingKey string // "db.table"
+	RoutingKey string // "db.table" when every change is of one table, else MixedRoutingKey
 	Body       []byte
 	MessageID  string
+	Changes    int // row changes in Body (header x-wye-changes: consumers batch by it)
 }
+
+// MixedRoutingKey is the routing key of a message whose changes span several tables.
+const MixedRoutingKey = "wye.mixed"
+
+// HeaderChanges is the AMQP header that carries Message.Changes.
+const HeaderChanges = "x-wye-changes"
 
 // Options configure a Reader. Zero values take the documented defaults.
 type Options struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Options struct {
 	AppID         string // stamped on every message: which reader published it
 	Metrics       *cdc.Metrics
 }
+
+// messageType is the AMQP type property of every change message.
+var messageType = "wye.cdc.changes.v" + strconv.Itoa(cdc.SchemaVersion)
 
 // DefaultParkedQueue is the queue of messages wye cannot deliver or write.
 const DefaultParkedQueue = "wye.parked"
@@ -200,7 +204,8 @@ func (c *channel) Publish(ctx context.Context, m cdc.Message) (uint64, error) {
 		ContentType:  "application/json",
 		MessageId:    m.MessageID,
 		AppId:        c.opts.AppID,
-		Type:         "wye.cdc.change.v1",
+		Type:         messageType,
+		Headers:      amqp.Table{cdc.HeaderChanges: int32(m.Changes)},
 		Body:         m.Body,
 	})
 	if err != nil {
