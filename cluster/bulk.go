@@ -98,6 +98,12 @@ func countActions(body []byte) (int, error) {
 
 // actionName reads the first key of an action line without decoding the rest.
 func actionName(line []byte) (string, error) {
+	// The lines wye builds start exactly so; anything else takes the decoder.
+	for _, op := range [...]string{"index", "delete", "create", "update"} {
+		if len(line) > len(op)+4 && line[0] == '{' && line[1] == '"' && string(line[2:2+len(op)]) == op && line[2+len(op)] == '"' && line[3+len(op)] == ':' {
+			return op, nil
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", fmt.Errorf("action line is not a JSON object")
@@ -115,35 +121,62 @@ func actionName(line []byte) (string, error) {
 }
 
 type bulkResponse struct {
-	Items []map[string]struct {
-		Index   string       `json:"_index"`
-		ID      string       `json:"_id"`
-		Version int64        `json:"_version"`
-		Result  string       `json:"result"`
-		Status  int          `json:"status"`
-		Error   *errorObject `json:"error"`
-	} `json:"items"`
+	Items []bulkEntry `json:"items"`
+}
+
+// bulkEntry is one element of "items": an object with one key, the action. Named fields
+// instead of a map spare a map per item.
+type bulkEntry struct {
+	Index  *bulkResult `json:"index"`
+	Create *bulkResult `json:"create"`
+	Update *bulkResult `json:"update"`
+	Delete *bulkResult `json:"delete"`
+}
+
+type bulkResult struct {
+	Index   string       `json:"_index"`
+	ID      string       `json:"_id"`
+	Version int64        `json:"_version"`
+	Result  string       `json:"result"`
+	Status  int          `json:"status"`
+	Error   *errorObject `json:"error"`
 }
 
 // parseBulkResponse turns a 2xx _bulk answer into items, classifying each one.
 func parseBulkResponse(body []byte) ([]BulkItem, error) {
+	if items, ok := scanBulkResponse(body); ok {
+		return items, nil
+	}
+	return decodeBulkResponse(body)
+}
+
+// decodeBulkResponse is parseBulkResponse with encoding/json, for answers the scanner does
+// not take.
+func decodeBulkResponse(body []byte) ([]BulkItem, error) {
 	var r bulkResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, err
 	}
 	items := make([]BulkItem, 0, len(r.Items))
-	for i, m := range r.Items {
-		if len(m) != 1 {
-			return nil, fmt.Errorf("item %d: want one action key, got %d", i, len(m))
-		}
-		for op, it := range m {
-			item := BulkItem{Op: op, Index: it.Index, ID: it.ID, Version: it.Version, Result: it.Result, Status: it.Status}
-			if it.Error != nil {
-				item.ErrType, item.Reason = it.Error.Type, it.Error.fullReason()
+	for i, e := range r.Items {
+		op, it, n := "", (*bulkResult)(nil), 0
+		for _, c := range [...]struct {
+			op string
+			r  *bulkResult
+		}{{"index", e.Index}, {"create", e.Create}, {"update", e.Update}, {"delete", e.Delete}} {
+			if c.r != nil {
+				op, it, n = c.op, c.r, n+1
 			}
-			item.Class = Classify(item.Status, item.ErrType, op)
-			items = append(items, item)
 		}
+		if n != 1 {
+			return nil, fmt.Errorf("item %d: want one action key, got %d", i, n)
+		}
+		item := BulkItem{Op: op, Index: it.Index, ID: it.ID, Version: it.Version, Result: it.Result, Status: it.Status}
+		if it.Error != nil {
+			item.ErrType, item.Reason = it.Error.Type, it.Error.fullReason()
+		}
+		item.Class = Classify(item.Status, item.ErrType, op)
+		items = append(items, item)
 	}
 	return items, nil
 }

@@ -139,6 +139,11 @@ func (c *Client) Do(ctx context.Context, req esapi.Request) (status int, body []
 // Check turns an answer into nil when Classify calls it OK for op ("index", "delete",
 // ...), and into a *StatusError carrying the class otherwise.
 func (c *Client) Check(op string, status int, body []byte) error {
+	// The error type only tells Stale from Permanent; what is OK is OK whatever the body
+	// says, so a 2xx answer (a _bulk answer is large) is not parsed twice.
+	if Classify(status, "", op) == OK {
+		return nil
+	}
 	errType, reason := parseError(body)
 	class := Classify(status, errType, op)
 	if class == OK {

@@ -126,6 +126,10 @@ func (o Options) baseTransport() (http.RoundTripper, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
+		// No "Accept-Encoding: gzip": the engines would deflate every _bulk answer (about
+		// 200 bytes per item) and wye inflate it, CPU on both sides of a link where the
+		// uncompressed request is far larger than the answer anyway.
+		DisableCompression: true,
 	}
 	return &headerTransport{next: t, authorization: o.authorization()}, nil
 }
