@@ -37,6 +37,7 @@ type node struct {
 	cols      []column // nil: every column
 	children  []*node
 	depth     int
+	layout    []field // members of its JSON objects; nil when every column is read (cols nil)
 }
 
 type column struct{ name, field string }
@@ -98,6 +99,7 @@ func NewModel(entities []config.Entity) (*Model, error) {
 		e.root = &node{entity: e, table: ce.Root.Table, key: ce.Root.Key, cols: columns(ce.Root.Columns)}
 		m.add(e.root)
 		m.relations(e.root, ce.Relations)
+		e.root.setLayout()
 		m.entities = append(m.entities, e)
 	}
 	if len(m.entities) == 0 {
@@ -117,6 +119,16 @@ func (m *Model) relations(parent *node, rels []config.Relation) {
 			m.byJoin[n.through.Table] = append(m.byJoin[n.through.Table], n)
 		}
 		m.relations(n, r.Relations)
+	}
+}
+
+// setLayout fixes the JSON members of the node and its descendants, once the tree is built.
+func (n *node) setLayout() {
+	if n.cols != nil {
+		n.layout = n.fields(nil)
+	}
+	for _, c := range n.children {
+		c.setLayout()
 	}
 }
 

@@ -60,6 +60,18 @@ func (v Value) Arg() any {
 
 // compareValues orders numbers numerically before strings; it orders array elements by key.
 func compareValues(a, b Value) int {
+	if plainInt(a) && plainInt(b) { // the usual keys; numeric order without parsing
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		switch {
+		case a < b:
+			return -1
+		case a > b:
+			return 1
+		}
+		return 0
+	}
 	fa, ea := strconv.ParseFloat(string(a), 64)
 	fb, eb := strconv.ParseFloat(string(b), 64)
 	switch {
@@ -93,4 +105,32 @@ func (v Value) MarshalJSON() ([]byte, error) {
 		return []byte(NullValue), nil
 	}
 	return []byte(v), nil
+}
+
+// plainInt reports a non-negative integer without leading zeros: for two of them, longer is
+// larger and equal lengths compare as text.
+func plainInt(v Value) bool {
+	if len(v) == 0 || len(v) > 1 && v[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendHTMLSafe appends v, escaping '<', '>', '&', U+2028 and U+2029 as encoding/json does
+// when it writes a json.Marshaler's output: strings read by SQL are escaped already, a JSON
+// column is not.
+func appendHTMLSafe(b []byte, v Value) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '<' || c == '>' || c == '&' || c == 0xE2 {
+			var out bytes.Buffer
+			json.HTMLEscape(&out, []byte(v))
+			return append(b, out.Bytes()...)
+		}
+	}
+	return append(b, v...)
 }

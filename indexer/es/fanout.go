@@ -1,7 +1,6 @@
 package es
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
@@ -281,37 +281,55 @@ func Body(docs []indexer.Doc) ([]byte, error) {
 // body is Body with the target indices of each doc (targets[i]; nil: docs[i].Index): one
 // action per target, each with the same source bytes and version.
 func body(docs []indexer.Doc, targets [][]string) ([]byte, error) {
-	var b bytes.Buffer
+	size := 0
+	for i, d := range docs {
+		n := 1
+		if targets != nil {
+			n = len(targets[i])
+		}
+		size += n * (len(d.Source) + len(d.Index) + len(d.ID) + 80)
+	}
+	b := make([]byte, 0, size)
 	for i, d := range docs {
 		if d.Version < 0 {
 			return nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
 		}
-		op := "index"
+		op := `{"index":{"_index":`
 		if d.Source == nil {
-			op = "delete"
+			op = `{"delete":{"_index":`
 		}
 		indices := []string{d.Index}
 		if targets != nil {
 			indices = targets[i]
 		}
 		for _, index := range indices {
-			b.WriteString(`{"` + op + `":{"_index":`)
-			writeJSON(&b, index)
-			b.WriteString(`,"_id":`)
-			writeJSON(&b, d.ID)
-			b.WriteString(`,"version":` + strconv.FormatInt(d.Version, 10) + `,"version_type":"external"}}` + "\n")
+			b = append(b, op...)
+			b = appendJSON(b, index)
+			b = append(b, `,"_id":`...)
+			b = appendJSON(b, d.ID)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendInt(b, d.Version, 10)
+			b = append(b, `,"version_type":"external"}}`+"\n"...)
 			if d.Source != nil {
-				b.Write(d.Source)
-				b.WriteByte('\n')
+				b = append(b, d.Source...)
+				b = append(b, '\n')
 			}
 		}
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
-func writeJSON(b *bytes.Buffer, s string) {
-	enc, _ := json.Marshal(s)
-	b.Write(enc)
+// appendJSON appends s as encoding/json quotes it; most names and ids need no escape.
+func appendJSON(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // write resolves the target indices of docs on this cluster, sends them under the cluster's

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -102,8 +103,10 @@ func (s *snapshot) Rows(ctx context.Context, table string, cols []string, where 
 	}
 	raw := make([]sql.RawBytes, len(types))
 	dest := make([]any, len(types))
-	for i := range raw {
+	names, typs := make([]string, len(types)), make([]string, len(types))
+	for i, ct := range types {
 		dest[i] = &raw[i]
+		names[i], typs[i] = ct.Name(), ct.DatabaseTypeName()
 	}
 	var out []indexer.Row
 	for rows.Next() {
@@ -111,8 +114,8 @@ func (s *snapshot) Rows(ctx context.Context, table string, cols []string, where 
 			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
 		r := make(indexer.Row, len(types))
-		for i, ct := range types {
-			r[ct.Name()] = encode(ct.DatabaseTypeName(), raw[i])
+		for i := range raw {
+			r[names[i]] = encode(typs[i], raw[i])
 		}
 		out = append(out, r)
 	}
@@ -156,9 +159,29 @@ func encode(typ string, b sql.RawBytes) indexer.Value {
 	return str(string(b)) // DECIMAL, DATE, DATETIME, TIME, text types, ENUM, SET
 }
 
+// str quotes s as encoding/json does. Most values need no escape at all: they are only
+// framed in quotes, without json.Marshal's reflection and allocations.
 func str(s string) indexer.Value {
+	if plain(s) {
+		return indexer.Value(`"` + s + `"`)
+	}
 	b, _ := json.Marshal(s)
 	return indexer.Value(b)
+}
+
+// plain reports a string encoding/json writes unchanged between quotes: valid UTF-8 without
+// control characters, '"', '\\', the HTML-escaped '<', '>', '&', nor U+2028 and U+2029.
+func plain(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
 }
 
 func compact(b []byte) []byte {

@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/wyehq/wye/indexer"
@@ -32,6 +33,18 @@ func TestSQLValuesUseTheChangeEventEncoding(t *testing.T) {
 		}
 		if got := encode(tc.typ, b); got != tc.want {
 			t.Errorf("encode(%s, %q) = %s, want %s", tc.typ, tc.raw, got, tc.want)
+		}
+	}
+}
+
+// The quick path of str must write what json.Marshal writes, or one value would have two
+// encodings (documents and keys would differ between readers).
+func TestQuotedStringsAreWhatEncodingJSONWrites(t *testing.T) {
+	for _, s := range []string{"", "plain", "Program 1 ü 2", "a\"b", `back\slash`, "<tag>", "a&b", "tab\there",
+		"\x01", "line\u2028sep", "para\u2029", "bad \xff utf8", "emoji 😀", "\x7f"} {
+		want, _ := json.Marshal(s)
+		if got := str(s); string(got) != string(want) {
+			t.Errorf("str(%q) = %s, want %s", s, got, want)
 		}
 	}
 }
