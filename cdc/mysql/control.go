@@ -2,7 +2,9 @@ package mysql
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,15 +29,29 @@ type ControlOptions struct {
 }
 
 // Control keeps the checkpoint and resync marks in the control schema and holds the leader
-// lock on a dedicated connection. Checkpoint writes go through that same connection and are
-// fenced with IS_USED_LOCK, so a deposed reader can never move the checkpoint.
+// lock on a dedicated connection.
+//
+// Fencing invariant: a checkpoint write commits only if, when it is evaluated (after it holds
+// the checkpoint row's lock), the leader lock is held by the connection that also holds this
+// holder's private fence lock. The fence lock ("wye.cdc.fence.<random>") is taken on the lock
+// connection right after the leader lock, so both vanish together when that connection dies;
+// a deposed reader, or a process whose lock connection died, can never move the checkpoint,
+// even if MySQL reuses connection ids after a restart.
+//
+// Lock-connection invariant: only lock statements (GET_LOCK, the IS_USED_LOCK check,
+// RELEASE_LOCK) run on the lock connection, and none of them under a context a session can
+// cancel. go-sql-driver/mysql closes the connection when a query's context is cancelled, and
+// closing it releases GET_LOCK: a cancelled checkpoint save on that connection used to drop the
+// lock (leader flap, duplicates). Saves therefore run on pooled connections, where a cancel
+// costs a pooled connection and nothing else.
 type Control struct {
 	opts ControlOptions
 	db   *sql.DB
 	lock string
 
-	mu   sync.Mutex // guards conn: lock checks and fenced writes share it
-	conn *sql.Conn
+	mu    sync.Mutex // guards conn and fence
+	conn  *sql.Conn  // the lock connection while the lock is held
+	fence string     // this holder's fence lock name while the lock is held, else ""
 }
 
 var (
@@ -118,26 +134,68 @@ func (c *Control) Load(ctx context.Context, name string) (cdc.Checkpoint, bool, 
 // ErrNotLeader is returned by Save when this process no longer holds the leader lock.
 var ErrNotLeader = errors.New("leader lock not held")
 
-// Save upserts cp on the lock connection, only while it holds the lock.
+// ErrCheckpointBehind is returned by Save when the checkpoint would move to a position whose
+// version is below the saved one's: saving it would let new events carry versions below
+// events already published (invariant 2). A new epoch must come from cdc.NextEpoch.
+var ErrCheckpointBehind = errors.New("checkpoint version below the saved one")
+
+// Save upserts cp, fenced: only while this process holds the leader lock (see Control). It runs
+// on a pooled connection, so cancelling ctx never touches the lock connection.
 func (c *Control) Save(ctx context.Context, cp cdc.Checkpoint) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn == nil {
+	fence := c.fence
+	c.mu.Unlock()
+	if fence == "" {
 		return fmt.Errorf("save checkpoint: %w", ErrNotLeader)
 	}
-	res, err := c.conn.ExecContext(ctx, `
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	defer tx.Rollback()
+	// Lock the row first, so the fence below is evaluated after any wait for it: a save that
+	// waited behind another writer cannot commit on a fence read before the wait.
+	var prev cdc.Checkpoint
+	var prevPos uint64
+	err = tx.QueryRowContext(ctx, `SELECT epoch, file, pos FROM cdc_checkpoint WHERE name = ? FOR UPDATE`, cp.Name).
+		Scan(&prev.Epoch, &prev.Pos.File, &prevPos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("save checkpoint: %w", err)
+	default:
+		prev.Pos.Pos = uint32(prevPos)
+		if behind(cp, prev) {
+			return fmt.Errorf("save checkpoint %d/%s over %d/%s: %w", cp.Epoch, cp.Pos, prev.Epoch, prev.Pos, ErrCheckpointBehind)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `
 INSERT INTO cdc_checkpoint (name, epoch, server_uuid, file, pos, gtid_set, updated_at)
-SELECT ?, ?, ?, ?, ?, ?, NOW(6) FROM DUAL WHERE IS_USED_LOCK(?) = CONNECTION_ID()
+SELECT ?, ?, ?, ?, ?, ?, NOW(6) FROM DUAL WHERE IS_USED_LOCK(?) = IS_USED_LOCK(?)
 ON DUPLICATE KEY UPDATE epoch = VALUES(epoch), server_uuid = VALUES(server_uuid), file = VALUES(file),
   pos = VALUES(pos), gtid_set = VALUES(gtid_set), updated_at = VALUES(updated_at)`,
-		cp.Name, cp.Epoch, cp.SourceID, cp.Pos.File, cp.Pos.Pos, cp.GTIDSet, c.lock)
+		cp.Name, cp.Epoch, cp.SourceID, cp.Pos.File, cp.Pos.Pos, cp.GTIDSet, c.lock, fence)
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return fmt.Errorf("save checkpoint: %w", ErrNotLeader)
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
 	return nil
+}
+
+// behind reports whether cp's position versions below prev's. Positions that cannot be
+// versioned are not compared: the reader refuses them itself.
+func behind(cp, prev cdc.Checkpoint) bool {
+	v, err := cdc.VersionAt(cp.Epoch, cp.Pos.File, cp.Pos.Pos)
+	if err != nil {
+		return false
+	}
+	p, err := cdc.VersionAt(prev.Epoch, prev.Pos.File, prev.Pos.Pos)
+	return err == nil && v < p
 }
 
 // MarkResync records that a table needs a resync; the same mark twice is one row.
@@ -150,13 +208,15 @@ VALUES (?, ?, ?, ?, ?, ?)`, name, m.Table, m.Reason, m.Detail, m.Pos.File, m.Pos
 	return nil
 }
 
-// Acquire polls GET_LOCK('wye.cdc.<name>', 0) on a dedicated connection until it wins. While
-// held, the lock is checked every Poll: if the connection dies or IS_USED_LOCK names another
-// connection, the returned context is cancelled at once.
+// Acquire polls GET_LOCK('wye.cdc.<name>', 0) on a dedicated connection until it wins, then
+// takes this holder's fence lock on the same connection. While held, the lock is checked every
+// Poll: if the connection dies or IS_USED_LOCK names another connection, the returned context
+// is cancelled at once.
 func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) {
 	t := time.NewTicker(c.opts.Poll)
 	defer t.Stop()
 	var conn *sql.Conn
+	var fence string
 	for {
 		if conn == nil {
 			var err error
@@ -165,12 +225,14 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 			}
 		}
 		if conn != nil {
-			var got sql.NullInt64
-			err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", c.lock).Scan(&got)
-			if err == nil && got.Int64 == 1 {
+			var err error
+			if fence, err = c.take(ctx, conn); err == nil && fence != "" {
 				break
 			}
 			if err != nil { // a broken connection: take a fresh one next time
+				if ctx.Err() == nil {
+					c.opts.Logger.Warn("take leader lock", "lock", c.lock, "err", err)
+				}
 				conn.Close()
 				conn = nil
 			}
@@ -185,7 +247,7 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 		}
 	}
 	c.mu.Lock()
-	c.conn = conn
+	c.conn, c.fence = conn, fence
 	c.mu.Unlock()
 
 	held, lost := context.WithCancel(ctx)
@@ -200,7 +262,7 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 				return
 			case <-t.C:
 			}
-			if err := c.check(held); err != nil {
+			if err := c.check(); err != nil {
 				if held.Err() == nil {
 					c.opts.Logger.Warn("leader lock check failed", "lock", c.lock, "err", err)
 				}
@@ -209,27 +271,61 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 			}
 		}
 	}()
+	var once sync.Once
 	release := func() {
-		lost()
-		<-done
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c.conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", c.lock)
-		c.conn.Close()
-		c.conn = nil
+		once.Do(func() {
+			lost()
+			<-done
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			c.conn.ExecContext(rctx, "DO RELEASE_LOCK(?), RELEASE_LOCK(?)", c.fence, c.lock)
+			c.conn.Close()
+			c.conn, c.fence = nil, ""
+		})
 	}
 	return held, release, nil
 }
 
-func (c *Control) check(ctx context.Context) error {
+// take tries GET_LOCK on conn, then the fence lock. It returns the fence name when both are
+// held, "" when another connection holds the leader lock.
+func (c *Control) take(ctx context.Context, conn *sql.Conn) (string, error) {
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", c.lock).Scan(&got); err != nil {
+		return "", fmt.Errorf("get lock %s: %w", c.lock, err)
+	}
+	if got.Int64 != 1 {
+		return "", nil
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	fence := "wye.cdc.fence." + hex.EncodeToString(b[:])
+	// Servers that hold one user lock per connection (MySQL < 5.7.5, MariaDB < 10.0.2) would
+	// release the leader lock here: the check below catches it.
+	var ok sql.NullInt64
+	err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0) = 1 AND IS_USED_LOCK(?) = CONNECTION_ID()", fence, c.lock).Scan(&ok)
+	if err != nil {
+		return "", fmt.Errorf("get fence lock: %w", err)
+	}
+	if ok.Int64 != 1 {
+		return "", errors.New("get fence lock: the server does not hold two user locks on one connection")
+	}
+	return fence, nil
+}
+
+// check verifies that the lock connection still holds the leader and fence locks. Its context
+// is its own timeout, never a session's (see Control): a check that cannot answer in 3 s has
+// lost the lock anyway.
+func (c *Control) check() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var mine sql.NullInt64
-	if err := c.conn.QueryRowContext(cctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", c.lock).Scan(&mine); err != nil {
+	err := c.conn.QueryRowContext(cctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID() AND IS_USED_LOCK(?) = CONNECTION_ID()",
+		c.lock, c.fence).Scan(&mine)
+	if err != nil {
 		return fmt.Errorf("check leader lock: %w", err)
 	}
 	if mine.Int64 != 1 {
