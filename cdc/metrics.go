@@ -19,6 +19,7 @@ type Metrics struct {
 	ResyncNeeded   *prometheus.CounterVec // by reason
 	Sessions       *prometheus.CounterVec // session ends, by result (lock_lost, error)
 	Leader         prometheus.Gauge       // 1 while this reader holds the lock
+	BrokerBlocked  prometheus.Gauge       // 1 while the broker blocks the publishing connection (resource alarm)
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -50,10 +51,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Ended publishing sessions, by result."}, []string{"result"}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cdc_leader",
 			Help: "1 while this reader holds the leader lock."}),
+		BrokerBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cdc_broker_blocked",
+			Help: "1 while RabbitMQ blocks the publishing connection (memory or disk alarm): nothing is confirmed."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Events, m.Published, m.Confirmed, m.Republished, m.ConfirmSeconds, m.Pending,
-			m.LagSeconds, m.CheckpointPos, m.CheckpointFile, m.Epoch, m.ResyncNeeded, m.Sessions, m.Leader)
+			m.LagSeconds, m.CheckpointPos, m.CheckpointFile, m.Epoch, m.ResyncNeeded, m.Sessions, m.Leader, m.BrokerBlocked)
 	}
 	return m
 }

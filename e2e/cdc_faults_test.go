@@ -5,11 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/wyehq/wye/cdc"
 	cdcmysql "github.com/wyehq/wye/cdc/mysql"
+	cdcrabbit "github.com/wyehq/wye/cdc/rabbit"
 )
 
 // openTestControl opens the control-schema adapter of reader name against the stack's MariaDB.
@@ -189,4 +199,197 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 	if err := old.Save(ctx, cp); !errors.Is(err, cdcmysql.ErrNotLeader) {
 		t.Fatalf("save by the deposed leader: %v, want ErrNotLeader", err)
 	}
+}
+
+// rabbitmqctl runs the stack's rabbitmqctl against its node (wye@localhost), as stack.sh does:
+// the real script, with HOME pointing at the node's Erlang cookie, as the node's user.
+func rabbitmqctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	rq := filepath.Join(env("WYE_STACK_DIR", "/var/tmp/wye-stack"), "rabbitmq")
+	var bin string
+	cands, _ := filepath.Glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmqctl")
+	for _, c := range append([]string{"/usr/lib/rabbitmq/bin/rabbitmqctl"}, cands...) {
+		if _, err := os.Stat(c); err == nil {
+			bin = c
+			break
+		}
+	}
+	if bin == "" {
+		t.Fatal("rabbitmqctl not found (is the stack installed? bash e2e/stack/stack.sh up rabbitmq)")
+	}
+	cmd := append([]string{"env", "HOME=" + filepath.Join(rq, "home"), "RABBITMQ_NODENAME=wye@localhost", bin, "-q"}, args...)
+	if os.Geteuid() == 0 {
+		cmd = append([]string{"runuser", "-u", "rabbitmq", "--"}, cmd...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cmd[0], cmd[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// memoryAlarm raises RabbitMQ's memory alarm (the whole node blocks publishers) and restores
+// the watermark in t.Cleanup. The node also restores it by itself after deadMan, in case this
+// test process dies before its cleanup: other tests share the broker.
+func memoryAlarm(t *testing.T, deadMan time.Duration) {
+	t.Helper()
+	orig, err := rabbitmqctl(t, "eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^([0-9.e+-]+|\{absolute,[0-9]+\})$`).MatchString(orig) {
+		t.Fatalf("unexpected memory watermark %q", orig)
+	}
+	restore := fmt.Sprintf("vm_memory_monitor:set_vm_memory_high_watermark(%s).", orig)
+	t.Cleanup(func() {
+		if _, err := rabbitmqctl(t, "eval", restore); err != nil {
+			t.Errorf("restore the memory watermark to %s: %v", orig, err)
+			return
+		}
+		eventually(t, 30*time.Second, func() error {
+			out, err := rabbitmqctl(t, "eval", "rabbit_alarm:get_alarms().")
+			if err == nil && strings.Contains(out, "memory") {
+				err = fmt.Errorf("memory alarm still set: %s", out)
+			}
+			return err
+		})
+	})
+	if _, err := rabbitmqctl(t, "eval", fmt.Sprintf(
+		"vm_memory_monitor:set_vm_memory_high_watermark(0.0000001), timer:apply_after(%d, vm_memory_monitor, set_vm_memory_high_watermark, [%s]).",
+		deadMan.Milliseconds(), orig)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("memory alarm raised (watermark was %s; the node restores it within %v)", orig, deadMan)
+}
+
+// alarmRig is one publisher session on a private exchange and queue.
+type alarmRig struct {
+	pub        *cdcrabbit.Publisher
+	m          *cdc.Metrics
+	ch         cdc.Channel
+	session    context.Context
+	endSession context.CancelFunc
+}
+
+func openAlarmRig(t *testing.T, closeTimeout time.Duration) *alarmRig {
+	t.Helper()
+	requireReachable(t, "RabbitMQ", amqpAddr(t))
+	id := fmt.Sprintf("%d%03d", time.Now().Unix()%1000000, rand.IntN(1000))
+	exchange, queue := "wye.e2e.alarm."+id, "wye.e2e.alarm."+id
+	t.Cleanup(func() { // registered before the alarm: runs after it is lifted
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			t.Errorf("dial to clean up: %v", err)
+			return
+		}
+		defer conn.Close()
+		if ch, err := conn.Channel(); err == nil {
+			ch.QueueDelete(queue, false, false, false)
+			ch.QueueDelete(queue+".parked", false, false, false)
+			ch.ExchangeDelete(exchange, false, false)
+		}
+	})
+	r := &alarmRig{m: cdc.NewMetrics(nil)}
+	r.pub = cdcrabbit.New(cdcrabbit.Options{URL: amqpURL, Exchange: exchange, Queue: queue, Parked: queue + ".parked",
+		Window: 256, CloseTimeout: closeTimeout, Metrics: r.m})
+	r.session, r.endSession = context.WithCancel(context.Background())
+	t.Cleanup(r.endSession)
+	var err error
+	if r.ch, err = r.pub.Open(r.session); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	msg := cdc.Message{RoutingKey: "e2e.alarm", Body: []byte(`{"schema":1}`), MessageID: "first", Changes: 1}
+	if _, err := r.ch.Publish(r.session, msg); err != nil {
+		t.Fatalf("publish before the alarm: %v", err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if w, _, err := r.ch.Confirmed(); err != nil || w < 1 {
+			return fmt.Errorf("not confirmed yet (w=%d, err=%v)", w, err)
+		}
+		return nil
+	})
+	return r
+}
+
+// publishUntilBlocked publishes body-sized messages in the background until the publisher
+// reports the blocked connection; the returned channel yields the publish error that ends them.
+func (r *alarmRig) publishUntilBlocked(t *testing.T, bodySize int) <-chan error {
+	t.Helper()
+	msg := cdc.Message{RoutingKey: "e2e.alarm", Body: []byte(`"` + strings.Repeat("x", bodySize) + `"`), Changes: 1}
+	published := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			msg.MessageID = fmt.Sprint("alarm/", i)
+			if _, err := r.ch.Publish(r.session, msg); err != nil {
+				published <- err
+				return
+			}
+			if bodySize < 1024 && r.pub.Blocked() {
+				return // small messages: stop while they still fit in the socket buffers
+			}
+		}
+	}()
+	eventually(t, 20*time.Second, func() error {
+		if !r.pub.Blocked() {
+			return errors.New("the publisher does not report the blocked connection")
+		}
+		return nil
+	})
+	if g := gaugeValue(t, r.m.BrokerBlocked); g != 1 {
+		t.Errorf("wye_cdc_broker_blocked = %v while blocked, want 1", g)
+	}
+	return published
+}
+
+// closeWithin fails the test unless r's channel closes within d.
+func (r *alarmRig) closeWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- r.ch.Close() }()
+	select {
+	case err := <-done:
+		t.Logf("Close returned after %v under the alarm: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(d):
+		t.Fatalf("Close did not return within %v under a broker alarm", d) // the cleanup lifts the alarm
+	}
+	if r.pub.Blocked() || gaugeValue(t, r.m.BrokerBlocked) != 0 {
+		t.Error("still reported blocked after Close")
+	}
+}
+
+// TestCDCShutdownDoesNotHangUnderABrokerAlarm prevents a reader that never exits: RabbitMQ
+// under a memory alarm blocks publishing connections and reads nothing more from them, so
+// amqp091's Connection.Close waited for a close-ok forever, and a publish stuck in a full
+// socket never returned. Under one real alarm: (1) a blocked connection is reported and Close
+// returns by CloseTimeout; (2) a publish stuck in the socket returns once the session's
+// context ends, and Close follows.
+func TestCDCShutdownDoesNotHangUnderABrokerAlarm(t *testing.T) {
+	const closeTimeout = 2 * time.Second
+	idle, stuck := openAlarmRig(t, closeTimeout), openAlarmRig(t, closeTimeout)
+	memoryAlarm(t, 45*time.Second)
+
+	idle.publishUntilBlocked(t, 16)
+	idle.closeWithin(t, closeTimeout+500*time.Millisecond)
+
+	published := stuck.publishUntilBlocked(t, 256<<10)
+	stuck.endSession() // shutdown or lock loss
+	select {
+	case err := <-published:
+		t.Logf("stuck publish returned after the session ended: %v", err)
+	case <-time.After(closeTimeout + 3*time.Second):
+		t.Fatal("a publish stuck under the alarm did not return after the session ended")
+	}
+	stuck.closeWithin(t, closeTimeout+500*time.Millisecond)
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := g.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetGauge().GetValue()
 }

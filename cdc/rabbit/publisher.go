@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,7 +25,12 @@ type Options struct {
 	Parked        string // where a message past the delivery limit is dead-lettered ["wye.parked"]
 	Window        int    // publishes in flight without a confirm [1024]
 	AppID         string // stamped on every message: which reader published it
-	Metrics       *cdc.Metrics
+	// CloseTimeout bounds the AMQP close handshake, and a write still blocked this long after
+	// the session's context ends [5s]. A broker under a resource alarm stops reading from
+	// publishing connections, so neither would ever finish.
+	CloseTimeout time.Duration
+	Metrics      *cdc.Metrics
+	Logger       *slog.Logger
 }
 
 // messageType is the AMQP type property of every change message.
@@ -49,7 +57,10 @@ func ChangeQueueArgs(deliveryLimit int, parked string) amqp.Table {
 
 // Publisher opens confirm channels. amqp091 does not reconnect: each cdc session opens a new
 // connection, re-declares the topology and the reader's session loop supplies the backoff.
-type Publisher struct{ opts Options }
+type Publisher struct {
+	opts    Options
+	blocked atomic.Bool // the current connection is blocked by a broker resource alarm
+}
 
 var _ cdc.Publisher = (*Publisher)(nil)
 
@@ -67,11 +78,22 @@ func New(opts Options) *Publisher {
 	if opts.Window <= 0 {
 		opts.Window = 1024
 	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 5 * time.Second
+	}
 	if opts.Metrics == nil {
 		opts.Metrics = cdc.NewMetrics(nil)
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	return &Publisher{opts: opts}
 }
+
+// Blocked reports whether the broker blocks the current connection (connection.blocked: a
+// memory or disk alarm). Nothing is confirmed meanwhile, so a reader is not ready: readiness
+// is reader.Ready() && !Blocked().
+func (p *Publisher) Blocked() bool { return p.blocked.Load() }
 
 // Declare declares the exchange and the queue on ch. A queue that already exists (say, declared
 // by the indexer with more arguments) is left as it is: only a missing one is created, as a
@@ -115,14 +137,23 @@ func (p *Publisher) parked() string {
 	return p.opts.Parked
 }
 
-// Open dials, declares the topology and returns a confirm channel.
+// Open dials, declares the topology and returns a confirm channel. When ctx ends, a write
+// blocked on the socket (a broker under a resource alarm reads nothing) fails after
+// CloseTimeout, so the session can return and Close.
 func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
-	conn, err := amqp.DialConfig(p.opts.URL, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	var sock net.Conn
+	dial := amqp.DefaultDial(5 * time.Second)
+	conn, err := amqp.DialConfig(p.opts.URL, amqp.Config{Heartbeat: 5 * time.Second,
+		Dial: func(network, addr string) (net.Conn, error) {
+			c, err := dial(network, addr)
+			sock = c
+			return c, err
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("dial broker: %w", err)
 	}
 	if err := p.declare(conn); err != nil {
-		conn.Close()
+		conn.CloseDeadline(time.Now().Add(p.opts.CloseTimeout))
 		return nil, err
 	}
 	ch, err := conn.Channel()
@@ -130,12 +161,14 @@ func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 		err = ch.Confirm(false)
 	}
 	if err != nil {
-		conn.Close()
+		conn.CloseDeadline(time.Now().Add(p.opts.CloseTimeout))
 		return nil, fmt.Errorf("open confirm channel: %w", err)
 	}
 	c := &channel{
+		p:        p,
 		opts:     p.opts,
 		conn:     conn,
+		sock:     sock,
 		ch:       ch,
 		slots:    make(chan struct{}, p.opts.Window),
 		sent:     make(map[uint64]time.Time, p.opts.Window),
@@ -147,16 +180,22 @@ func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 		returns:  ch.NotifyReturn(make(chan amqp.Return, 64)),
 		closed:   conn.NotifyClose(make(chan *amqp.Error, 1)),
 		chClosed: ch.NotifyClose(make(chan *amqp.Error, 1)),
+		blocks:   conn.NotifyBlocked(make(chan amqp.Blocking, 4)),
 	}
+	c.stopUnstick = context.AfterFunc(ctx, func() { sock.SetWriteDeadline(time.Now().Add(p.opts.CloseTimeout)) })
 	c.wg.Add(1)
 	go c.watch()
 	return c, nil
 }
 
 type channel struct {
+	p    *Publisher
 	opts Options
 	conn *amqp.Connection
+	sock net.Conn // conn's socket
 	ch   *amqp.Channel
+
+	stopUnstick func() bool // stops the write deadline armed for the end of the session
 
 	slots chan struct{} // the in-flight window: one token per unconfirmed publish
 
@@ -174,6 +213,7 @@ type channel struct {
 	returns  chan amqp.Return
 	closed   chan *amqp.Error
 	chClosed chan *amqp.Error
+	blocks   chan amqp.Blocking
 }
 
 var _ cdc.Channel = (*channel)(nil)
@@ -249,10 +289,17 @@ func (c *channel) signal() {
 // watermark over contiguous confirms.
 func (c *channel) watch() {
 	defer c.wg.Done()
+	blocks := c.blocks
 	for {
 		select {
 		case <-c.done:
 			return
+		case b, ok := <-blocks:
+			if !ok { // closed at shutdown; the close notifications follow
+				blocks = nil
+				continue
+			}
+			c.setBlocked(b)
 		case r := <-c.returns:
 			c.fail(fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
 				r.ReplyCode, r.ReplyText, r.RoutingKey, r.Exchange))
@@ -286,6 +333,23 @@ func (c *channel) watch() {
 	}
 }
 
+// setBlocked records connection.blocked / connection.unblocked. The broker blocks publishing
+// connections during a memory or disk alarm: publishes stall in the socket, nothing is
+// confirmed, and the checkpoint stays where it is until the alarm clears.
+func (c *channel) setBlocked(b amqp.Blocking) {
+	if c.p.blocked.Swap(b.Active) == b.Active {
+		return
+	}
+	if b.Active {
+		c.opts.Metrics.BrokerBlocked.Set(1)
+		c.opts.Logger.Warn("broker blocked the publishing connection (resource alarm): nothing is confirmed until it clears",
+			"component", "cdc", "reason", b.Reason)
+		return
+	}
+	c.opts.Metrics.BrokerBlocked.Set(0)
+	c.opts.Logger.Info("broker unblocked the publishing connection", "component", "cdc")
+}
+
 func (c *channel) ack(tag uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -313,11 +377,15 @@ func (c *channel) ack(tag uint64) {
 
 // drainUntilDone keeps the notify channels empty until Close; amqp091 closes them on shutdown.
 func (c *channel) drainUntilDone() {
-	returns, confirms, closed, chClosed := c.returns, c.confirms, c.closed, c.chClosed
+	returns, confirms, closed, chClosed, blocks := c.returns, c.confirms, c.closed, c.chClosed, c.blocks
 	for {
 		select {
 		case <-c.done:
 			return
+		case _, ok := <-blocks:
+			if !ok {
+				blocks = nil
+			}
 		case _, ok := <-returns:
 			if !ok {
 				returns = nil
@@ -338,16 +406,30 @@ func (c *channel) drainUntilDone() {
 	}
 }
 
+// Close closes the connection within CloseTimeout. Connection.Close waits for close-ok with no
+// bound, and a broker that blocks the connection (resource alarm) never reads the close, so it
+// hung forever. CloseDeadline puts the deadline on the socket, but amqp091's heartbeater moves
+// the read deadline 3 heartbeats ahead on every frame the broker sends (heartbeats keep coming
+// during an alarm), so the socket is also closed outright at the deadline.
 func (c *channel) Close() error {
 	c.fail(errors.New("channel closed"))
-	err := c.conn.Close()
+	c.stopUnstick()
+	hard := time.AfterFunc(c.opts.CloseTimeout, func() { c.sock.Close() })
+	err := c.conn.CloseDeadline(time.Now().Add(c.opts.CloseTimeout))
+	hard.Stop()
 	close(c.done)
 	c.wg.Wait()
+	if c.p.blocked.Swap(false) {
+		c.opts.Metrics.BrokerBlocked.Set(0)
+	}
 	c.mu.Lock()
 	c.opts.Metrics.Pending.Sub(float64(len(c.sent)))
 	c.mu.Unlock()
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("close broker connection: %w", err)
+	}
+	return nil
 }
