@@ -8,17 +8,22 @@ import (
 
 // Version orders the changes of one source. Invariant 2 (docs/cdc.md, "Versions"):
 //
-//		version = epoch<<48 | fileSeq<<32 | pos
+//		version = epoch<<48 + fileSeq<<32 + pos
 //
 //	  - pos (32 bits) is the END offset of the binlog event that carries the change (the rows
 //	    event) or, for a snapshot, the binlog offset at which the snapshot was opened. The binlog
 //	    event header stores log_pos in 32 bits, so it always fits.
-//	  - fileSeq (16 bits) is the numeric suffix of the binlog file (mariadb-bin.000042 -> 42).
-//	    Files rotate in order, so (fileSeq, pos) grows in commit order: the binlog IS the commit
-//	    order. A suffix above 65535 is refused (bump the epoch, see below) instead of wrapping.
-//	  - epoch (15 bits) lives in the control schema and grows whenever the binlog coordinates
-//	    stop being comparable: a new source server (failover), RESET MASTER, a purged
-//	    checkpoint. Every version of a new epoch is above every version of an older one.
+//	  - fileSeq is the numeric suffix of the binlog file (mariadb-bin.000042 -> 42). Files rotate
+//	    in order, so (fileSeq, pos) grows in commit order: the binlog IS the commit order.
+//	  - epoch lives in the control schema and grows whenever the binlog coordinates stop being
+//	    comparable: a new source server (failover), RESET MASTER, a purged checkpoint.
+//
+// The sum is one 63-bit number: fileSeq is not masked to 16 bits but carried into the epoch
+// bits, so past suffix 65535 the versions keep growing (suffix 65536 of epoch e is 65536<<32
+// above suffix 0). A server that rotates past suffix 65535 therefore keeps streaming, with no
+// gap and no resync; Version.Epoch reports the effective epoch, epoch + fileSeq>>16. The price:
+// a new epoch must start above the effective epoch of everything the old one published, which
+// NextEpoch computes. Only an effective epoch above 15 bits (the top bit) is refused.
 //
 // Why not the traps listed in DESIGN.md: intra-second counters are not reproducible after a
 // restart (these positions are: re-reading the same binlog yields the same numbers); MariaDB
@@ -31,8 +36,8 @@ import (
 type Version int64
 
 const (
-	maxEpoch   = 1<<15 - 1
-	maxFileSeq = 1<<16 - 1
+	maxEpoch   = 1<<15 - 1 // the largest effective epoch: the top bit of a version stays 0
+	maxFileSeq = 1<<16 - 1 // the file bits of a version; larger suffixes carry into the epoch
 )
 
 // VersionAt returns the version of binlog position file:pos in epoch. The nightly snapshot uses
@@ -43,10 +48,30 @@ func VersionAt(epoch uint32, file string, pos uint32) (Version, error) {
 	if err != nil {
 		return 0, err
 	}
-	if epoch > maxEpoch {
-		return 0, fmt.Errorf("compute version: epoch %d exceeds 15 bits", epoch)
+	hi := uint64(epoch)<<16 + uint64(seq)
+	if hi > maxEpoch<<16|maxFileSeq {
+		return 0, fmt.Errorf("compute version: epoch %d at binlog suffix %d exceeds 63 bits (effective epoch %d > %d)",
+			epoch, seq, hi>>16, maxEpoch)
 	}
-	return Version(int64(epoch)<<48 | int64(seq)<<32 | int64(pos)), nil
+	return Version(int64(hi)<<32 | int64(pos)), nil
+}
+
+// NextEpoch returns the epoch a reader starts when the source changes (failover, RESET MASTER,
+// purged checkpoint) after a checkpoint at file in epoch. Every version of the new epoch is above
+// every version published under the old one, which are at most one 65536-file block past the
+// checkpoint's: the unsaved tail after a checkpoint spans at most the in-flight window of one
+// checkpoint interval, not 65536 rotations. Below suffix 65536 that is epoch+2, one more than
+// strictly needed when the tail stayed in the checkpoint's block; epochs cost nothing.
+func NextEpoch(epoch uint32, file string) (uint32, error) {
+	seq, err := FileSeq(file)
+	if err != nil {
+		return 0, err
+	}
+	next := uint64(epoch) + uint64(seq>>16) + 2
+	if next > maxEpoch {
+		return 0, fmt.Errorf("next epoch after %d at binlog suffix %d: %d exceeds 15 bits", epoch, seq, next)
+	}
+	return uint32(next), nil
 }
 
 // FileSeq returns the numeric suffix of a binlog file name ("mariadb-bin.000042" -> 42).
@@ -59,16 +84,14 @@ func FileSeq(file string) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parse binlog file %q: %w", file, err)
 	}
-	if n > maxFileSeq {
-		return 0, fmt.Errorf("parse binlog file %q: suffix %d exceeds 16 bits; bump the source epoch (docs/cdc.md)", file, n)
-	}
 	return uint32(n), nil
 }
 
-// Epoch returns the epoch part of v.
+// Epoch returns the effective epoch of v: the source epoch plus the binlog suffix's carry
+// (fileSeq>>16).
 func (v Version) Epoch() uint32 { return uint32(v >> 48) }
 
-// FileSeq returns the binlog file suffix part of v.
+// FileSeq returns the binlog file suffix of v modulo 65536 (the rest is carried in Epoch).
 func (v Version) FileSeq() uint32 { return uint32(v>>32) & maxFileSeq }
 
 // Pos returns the binlog offset part of v.

@@ -27,7 +27,8 @@ func TestVersionGrowsInCommitOrder(t *testing.T) {
 		{1, "mariadb-bin.000001", math.MaxUint32}, // the largest offset of a file
 		{1, "mariadb-bin.000002", 4},              // rotation: the next file starts low
 		{1, "mariadb-bin.065535", 100},
-		{2, "other-host-bin.000001", 4}, // failover to a server with a younger binlog
+		{1, "mariadb-bin.065536", 4},    // past 16 bits the suffix carries into the epoch bits
+		{3, "other-host-bin.000001", 4}, // failover to a server with a younger binlog (NextEpoch)
 	}
 	var prev Version = -1
 	for _, o := range order {
@@ -61,17 +62,72 @@ func TestVersionIsAValidExternalVersion(t *testing.T) {
 	}
 }
 
-// TestVersionRefusesToWrap prevents a silent wrap-around (a file suffix above 16 bits, an epoch
-// above 15 bits) that would make new versions smaller than old ones.
+// TestVersionKeepsGrowingPastBinlogSuffix65535 prevents a reader refused forever (the suffix
+// used to be capped at 16 bits) and a silent wrap (masking it to 16 bits would make suffix 65536
+// version below suffix 65535): the suffix carries into the epoch bits.
+func TestVersionKeepsGrowingPastBinlogSuffix65535(t *testing.T) {
+	var prev Version = -1
+	for _, f := range []string{"b.065534", "b.065535", "b.065536", "b.065537", "b.131071", "b.131072", "b.999999", "b.1000000"} {
+		for _, pos := range []uint32{4, math.MaxUint32} {
+			v := mustVersion(t, 1, f, pos)
+			if v <= prev {
+				t.Fatalf("version of %s:%d = %d, not above the previous %d", f, pos, v, prev)
+			}
+			prev = v
+		}
+	}
+	v := mustVersion(t, 1, "b.065536", 7)
+	if v.Epoch() != 2 || v.FileSeq() != 0 || v.Pos() != 7 {
+		t.Fatalf("b.065536:7 in epoch 1 decomposed to effective epoch %d, file %d, pos %d; want 2, 0, 7", v.Epoch(), v.FileSeq(), v.Pos())
+	}
+	// Identical on re-read: a pure function of the position, whatever the suffix.
+	if mustVersion(t, 1, "b.065536", 7) != v {
+		t.Fatal("same position, different versions")
+	}
+}
+
+// TestVersionRefusesToWrap prevents a silent wrap-around into the top bit (negative, and
+// refused by Elasticsearch) when the epoch plus the suffix carry exceeds 15 bits.
 func TestVersionRefusesToWrap(t *testing.T) {
-	if _, err := VersionAt(1, "mariadb-bin.065536", 4); err == nil {
-		t.Error("file suffix 65536 accepted")
+	if _, err := VersionAt(maxEpoch, "mariadb-bin.065536", 4); err == nil {
+		t.Error("file suffix 65536 at the last epoch accepted")
 	}
 	if _, err := VersionAt(maxEpoch+1, "mariadb-bin.000001", 4); err == nil {
 		t.Error("epoch 2^15 accepted")
 	}
 	if _, err := VersionAt(1, "mariadb-bin", 4); err == nil {
 		t.Error("file without suffix accepted")
+	}
+	if _, err := VersionAt(1, "mariadb-bin.4294967296", 4); err == nil {
+		t.Error("file suffix above 32 bits accepted")
+	}
+}
+
+// TestNextEpochIsAboveEveryVersionOfTheOldSource prevents a source change from publishing
+// versions below ones the old source already published: above the checkpoint's effective epoch
+// and the unsaved tail after it, even across a 65536-file boundary.
+func TestNextEpochIsAboveEveryVersionOfTheOldSource(t *testing.T) {
+	for _, c := range []struct {
+		epoch    uint32
+		cp, tail string // checkpoint file, furthest file the old source may have published
+	}{
+		{1, "mariadb-bin.000007", "mariadb-bin.000009"},
+		{1, "mariadb-bin.065535", "mariadb-bin.065540"}, // the unsaved tail crossed into the next block
+		{3, "mariadb-bin.131000", "mariadb-bin.131100"},
+	} {
+		next, err := NextEpoch(c.epoch, c.cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := mustVersion(t, c.epoch, c.tail, math.MaxUint32)
+		for _, f := range []string{"new-bin.000000", "new-bin.000001"} {
+			if v := mustVersion(t, next, f, 4); v <= old {
+				t.Errorf("epoch %d after %d/%s: %s:4 versions %d, not above the old source's %s (%d)", next, c.epoch, c.cp, f, v, c.tail, old)
+			}
+		}
+	}
+	if _, err := NextEpoch(maxEpoch-1, "b.000001"); err == nil {
+		t.Error("next epoch above 15 bits accepted")
 	}
 }
 
@@ -90,9 +146,14 @@ func TestSnapshotVersionSeparatesEarlierAndLaterChanges(t *testing.T) {
 }
 
 func TestPositionLessComparesFileSuffixFirst(t *testing.T) {
-	a := Position{File: "b.000009", Pos: 999999}
-	b := Position{File: "b.000010", Pos: 4}
-	if !a.Less(b) || b.Less(a) {
-		t.Fatalf("%s vs %s ordered wrongly", a, b)
+	for _, c := range [][2]Position{
+		{{File: "b.000009", Pos: 999999}, {File: "b.000010", Pos: 4}},
+		{{File: "b.065535", Pos: 999999}, {File: "b.065536", Pos: 4}},
+		{{File: "b.065536", Pos: 999999}, {File: "b.065537", Pos: 4}},
+	} {
+		a, b := c[0], c[1]
+		if !a.Less(b) || b.Less(a) {
+			t.Fatalf("%s vs %s ordered wrongly", a, b)
+		}
 	}
 }

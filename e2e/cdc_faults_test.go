@@ -393,3 +393,37 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return d.GetGauge().GetValue()
 }
+
+// TestCDCCheckpointRefusesToMoveBelowTheSavedVersion prevents a new epoch that is too small
+// (the old epoch+1 rule) once the binlog suffix passed 65535 and carried into the epoch bits:
+// its versions would sort below ones already published. The store refuses such a checkpoint,
+// and accepts the epoch cdc.NextEpoch gives.
+func TestCDCCheckpointRefusesToMoveBelowTheSavedVersion(t *testing.T) {
+	name := fmt.Sprintf("behind_%d%03d", time.Now().Unix()%1000000, rand.IntN(1000))
+	app := openMySQL(t, mysqlAppUser, mysqlAppPass, "")
+	t.Cleanup(func() { app.Exec("DELETE FROM wye.cdc_checkpoint WHERE name = ?", name) })
+	ctl := openTestControl(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, release, err := ctl.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	defer release()
+	old := cdc.Checkpoint{Name: name, Epoch: 1, SourceID: "old", Pos: cdc.Position{File: "mariadb-bin.070000", Pos: 4711}}
+	if err := ctl.Save(ctx, old); err != nil {
+		t.Fatalf("save past suffix 65535: %v", err)
+	}
+	tooSmall := cdc.Checkpoint{Name: name, Epoch: old.Epoch + 1, SourceID: "new", Pos: cdc.Position{File: "other-bin.000001", Pos: 4}}
+	if err := ctl.Save(ctx, tooSmall); !errors.Is(err, cdcmysql.ErrCheckpointBehind) {
+		t.Fatalf("save of epoch %d after %d/%s: %v, want ErrCheckpointBehind", tooSmall.Epoch, old.Epoch, old.Pos, err)
+	}
+	next, err := cdc.NextEpoch(old.Epoch, old.Pos.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tooSmall.Epoch = next
+	if err := ctl.Save(ctx, tooSmall); err != nil {
+		t.Fatalf("save of cdc.NextEpoch %d: %v", next, err)
+	}
+}
