@@ -95,3 +95,61 @@ func TestUnencodableValueIsAnErrorNotAGuess(t *testing.T) {
 		t.Fatal("encoded a string as an integer")
 	}
 }
+
+// TestBatchIsOneSchema2MessageInBinlogOrder prevents a consumer from misreading a batch: the
+// body is {"schema":2,"changes":[...]} in order, the header count matches, a mixed batch is
+// routed as such, and a change that cannot be encoded leaves the batch valid.
+func TestBatchIsOneSchema2MessageInBinlogOrder(t *testing.T) {
+	g := goldenChanges()
+	other := &Table{Schema: "d", Name: "t", PK: []int{0}, Columns: []Column{{Name: "n", Kind: KindInt}}}
+	var b Batch
+	ins, upd := g["insert"], g["update"]
+	for _, c := range []*Change{&ins, &upd} {
+		if err := b.Add(c, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Add(&Change{Table: other, Op: OpInsert, After: []any{"not a number"}}, time.Now()); err == nil {
+		t.Fatal("encoded a string as an integer")
+	}
+	m := b.Take()
+	if m.RoutingKey != "catalog.everything" || m.Changes != 2 {
+		t.Fatalf("routing key %q, %d changes; want catalog.everything, 2", m.RoutingKey, m.Changes)
+	}
+	var got struct {
+		Schema  int `json:"schema"`
+		Changes []struct {
+			Op string `json:"op"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal(m.Body, &got); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, m.Body)
+	}
+	if got.Schema != 2 || len(got.Changes) != 2 || got.Changes[0].Op != "insert" || got.Changes[1].Op != "update" {
+		t.Fatalf("decoded %+v", got)
+	}
+	if b.Len() != 0 {
+		t.Fatalf("batch not emptied: %d", b.Len())
+	}
+	b.Add(&ins, time.Now())
+	b.Add(&Change{Table: other, Op: OpInsert, After: []any{int64(1)}}, time.Now())
+	if m := b.Take(); m.RoutingKey != MixedRoutingKey || !json.Valid(m.Body) {
+		t.Fatalf("mixed batch routed %q, body %s", m.RoutingKey, m.Body)
+	}
+}
+
+// FuzzAppendStringMatchesEncodingJSON prevents the fast string encoder from drifting from
+// encoding/json (the message schema's reference): HTML escapes, control characters, U+2028,
+// invalid UTF-8. `go test -fuzz FuzzAppendString ./cdc` explores beyond the seeds.
+func FuzzAppendStringMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "<a href='x'>&amp;</a>", "tab\tnl\ncr\r\b\f\x00\x1f\x7f",
+		"héllo ✓ 😀", "\u2028\u2029", "bad \xff\xfe utf8 \xc3", "\xed\xa0\x80 surrogate", "mixed é\"<\xff>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendString(%q) = %s, encoding/json %s", s, got, want)
+		}
+	})
+}

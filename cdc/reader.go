@@ -95,6 +95,8 @@ type Message struct {
 	Body       []byte
 	MessageID  string
 	Changes    int // row changes in Body (header x-wye-changes: consumers batch by it)
+	// ContentEncoding is "zstd" when Body is compressed, "" for plain JSON.
+	ContentEncoding string
 }
 
 // MixedRoutingKey is the routing key of a message whose changes span several tables.
@@ -108,6 +110,10 @@ type Options struct {
 	Name               string        // checkpoint and lock name; default "default"
 	Tables             []string      // followed tables, "db.table"
 	CheckpointInterval time.Duration // default 200ms
+	BatchChanges       int           // row changes per message at most; default 2048
+	BatchBytes         int           // uncompressed body bytes per message at most (one bigger change still goes alone); default 1 MiB
+	Linger             time.Duration // how long a partial batch waits for more changes when the binlog is idle; default 5ms
+	Compress           bool          // zstd message bodies (amqp.compression)
 	BackoffMin         time.Duration // default 200ms
 	BackoffMax         time.Duration // default 10s
 	Logger             *slog.Logger
@@ -146,6 +152,15 @@ func NewReader(opts Options, src Source, store Store, leader Leader, pub Publish
 	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 200 * time.Millisecond
+	}
+	if opts.BatchChanges <= 0 {
+		opts.BatchChanges = 2048
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 1 << 20
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = 5 * time.Millisecond
 	}
 	if opts.BackoffMin <= 0 {
 		opts.BackoffMin = 200 * time.Millisecond
@@ -319,10 +334,62 @@ func (r *Reader) session(held context.Context) (err error) {
 		r.publishing.Store(false)
 	}()
 
+	// The binlog is read in its own goroutine so that decoding overlaps encoding and
+	// publishing; the bounded channel is the back-pressure from the broker to the binlog.
+	items := make(chan streamed, 256)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(items)
+		for {
+			item, err := stream.Next(ctx)
+			select {
+			case items <- streamed{item, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
 	r.publishing.Store(true)
-	lastSeq := uint64(0)
+	p := &publisher{r: r, ch: ch, tr: tr, epoch: cp.Epoch, counts: map[eventKey]int{}}
+	p.batch.Compress = r.opts.Compress
+	linger := time.NewTimer(time.Hour)
+	defer linger.Stop()
 	for {
-		item, err := stream.Next(ctx)
+		var s streamed
+		var ok bool
+		select {
+		case s, ok = <-items:
+		default:
+			// The binlog has nothing ready: a partial batch waits a little for company, then goes.
+			if p.batch.Len() > 0 {
+				wait := r.opts.Linger - time.Since(p.batch.firstAt)
+				if wait <= 0 {
+					if err := p.flush(ctx); err != nil {
+						return err
+					}
+					continue
+				}
+				linger.Reset(wait)
+			}
+			select {
+			case s, ok = <-items:
+			case <-linger.C:
+				continue
+			case <-ctx.Done():
+			}
+		}
+		if !ok {
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				return c
+			}
+			return ctx.Err()
+		}
+		item, err := s.item, s.err
 		if err != nil {
 			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 				return c
@@ -339,39 +406,8 @@ func (r *Reader) session(held context.Context) (err error) {
 			}
 		}
 		for i := range item.Changes {
-			c := &item.Changes[i]
-			c.Epoch = cp.Epoch
-			if c.Version, err = VersionAt(cp.Epoch, c.Pos.File, c.Pos.Pos); err != nil {
+			if err := p.add(ctx, &item.Changes[i]); err != nil {
 				return err
-			}
-			body, err := c.Encode()
-			if err != nil {
-				// Undecodable value: never drop silently, never crash.
-				mark := ResyncMark{Table: c.Table.FullName(), Reason: "undecodable", Detail: err.Error(), Pos: c.Pos}
-				r.m.ResyncNeeded.WithLabelValues(mark.Reason).Inc()
-				r.log.Error("cannot encode row change; marked for resync", "table", mark.Table, "err", err, "position", c.Pos.String())
-				if err := r.store.MarkResync(ctx, r.opts.Name, mark); err != nil {
-					return fmt.Errorf("mark resync: %w", err)
-				}
-				continue
-			}
-			// Lock loss cancels ctx: check it before every publish so a deposed reader stops at once.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			seq, err := ch.Publish(ctx, Message{RoutingKey: c.Table.FullName(), Body: body,
-				MessageID: fmt.Sprintf("%d/%d", c.Version, i)})
-			if err != nil {
-				return fmt.Errorf("publish event: %w", err)
-			}
-			lastSeq = seq
-			r.m.Events.WithLabelValues(c.Table.FullName(), string(c.Op)).Inc()
-			r.m.Published.Inc()
-			r.m.LagSeconds.Set(time.Since(c.CommitTS).Seconds())
-			if !r.highWater.Less(c.Pos) {
-				r.m.Republished.Inc()
-			} else {
-				r.highWater = c.Pos
 			}
 		}
 		if item.Commit {
@@ -379,13 +415,110 @@ func (r *Reader) session(held context.Context) (err error) {
 			if err != nil {
 				return fmt.Errorf("broker channel: %w", err)
 			}
-			tr.commit(lastSeq, Checkpoint{Name: cp.Name, Epoch: cp.Epoch, SourceID: cp.SourceID,
-				Pos: item.Pos, GTIDSet: item.GTIDSet}, w)
+			cp := Checkpoint{Name: cp.Name, Epoch: cp.Epoch, SourceID: cp.SourceID, Pos: item.Pos, GTIDSet: item.GTIDSet}
+			if p.batch.Len() > 0 {
+				p.open = &cp // the transaction ends in the batch: its boundary waits for the batch's seq
+			} else {
+				tr.commit(p.lastSeq, cp, w)
+			}
 			if r.opts.StopAt != nil && !item.Pos.Less(*r.opts.StopAt) {
-				return r.waitConfirmed(ctx, ch, lastSeq)
+				if err := p.flush(ctx); err != nil {
+					return err
+				}
+				return r.waitConfirmed(ctx, ch, p.lastSeq)
 			}
 		}
 	}
+}
+
+// streamed is one result of Stream.Next, passed from the binlog goroutine.
+type streamed struct {
+	item Item
+	err  error
+}
+
+type eventKey struct {
+	table string
+	op    Op
+}
+
+// publisher batches the changes of one session into messages. Invariant 1: a transaction
+// boundary is handed to the tracker with the sequence number of the message that holds the
+// transaction's last change, so the checkpoint passes it only once that message is confirmed.
+type publisher struct {
+	r       *Reader
+	ch      Channel
+	tr      *tracker
+	epoch   uint32
+	batch   Batch
+	open    *Checkpoint // newest boundary whose last change is in batch
+	lastSeq uint64
+	lastTS  time.Time
+	counts  map[eventKey]int // events in batch, for the metrics at publish
+}
+
+// add versions c and appends it to the batch, publishing the batch when it is full.
+func (p *publisher) add(ctx context.Context, c *Change) error {
+	r := p.r
+	c.Epoch = p.epoch
+	var err error
+	if c.Version, err = VersionAt(p.epoch, c.Pos.File, c.Pos.Pos); err != nil {
+		return err
+	}
+	if err := p.batch.Add(c, time.Now()); err != nil {
+		// Undecodable value: never drop silently, never crash.
+		mark := ResyncMark{Table: c.Table.FullName(), Reason: "undecodable", Detail: err.Error(), Pos: c.Pos}
+		r.m.ResyncNeeded.WithLabelValues(mark.Reason).Inc()
+		r.log.Error("cannot encode row change; marked for resync", "table", mark.Table, "err", err, "position", c.Pos.String())
+		if err := r.store.MarkResync(ctx, r.opts.Name, mark); err != nil {
+			return fmt.Errorf("mark resync: %w", err)
+		}
+		return nil
+	}
+	p.counts[eventKey{p.batch.enc.name, c.Op}]++
+	p.lastTS = c.CommitTS
+	if !r.highWater.Less(c.Pos) {
+		r.m.Republished.Inc()
+	} else {
+		r.highWater = c.Pos
+	}
+	if p.batch.Len() >= r.opts.BatchChanges || p.batch.Size() >= r.opts.BatchBytes {
+		return p.flush(ctx)
+	}
+	return nil
+}
+
+// flush publishes the batch, if any, and hands its boundary to the tracker.
+func (p *publisher) flush(ctx context.Context) error {
+	if p.batch.Len() == 0 {
+		return nil
+	}
+	// Lock loss cancels ctx: check it before every publish so a deposed reader stops at once.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m := p.batch.Take()
+	seq, err := p.ch.Publish(ctx, m)
+	if err != nil {
+		return fmt.Errorf("publish events: %w", err)
+	}
+	p.lastSeq = seq
+	r := p.r
+	for k, n := range p.counts {
+		r.m.Events.WithLabelValues(k.table, string(k.op)).Add(float64(n))
+		delete(p.counts, k)
+	}
+	r.m.Published.Add(float64(m.Changes))
+	r.m.LagSeconds.Set(time.Since(p.lastTS).Seconds())
+	if p.open != nil {
+		w, _, err := p.ch.Confirmed()
+		if err != nil {
+			return fmt.Errorf("broker channel: %w", err)
+		}
+		p.tr.commit(seq, *p.open, w)
+		p.open = nil
+	}
+	return nil
 }
 
 // waitConfirmed waits until every publish up to seq is confirmed, then ends the session.

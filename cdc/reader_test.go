@@ -105,6 +105,7 @@ type fakeChannel struct {
 	w         uint64
 	moved     chan struct{}
 	onPublish func(seq uint64)
+	msgs      []Message
 	after     int // publishes after lostAt was set
 	lostAt    bool
 }
@@ -117,6 +118,7 @@ func (c *fakeChannel) Publish(ctx context.Context, m Message) (uint64, error) {
 	c.mu.Lock()
 	c.seq++
 	seq := c.seq
+	c.msgs = append(c.msgs, m)
 	if c.lostAt {
 		c.after++
 	}
@@ -174,7 +176,8 @@ func TestCheckpointNeverPassesAnUnconfirmedEvent(t *testing.T) {
 		}}
 		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
 		ch := newFakeChannel()
-		r := NewReader(Options{Name: "t", CheckpointInterval: 10 * time.Millisecond}, src, store, &fakeLeader{}, ch)
+		// One change per message: sequence numbers are event numbers.
+		r := NewReader(Options{Name: "t", CheckpointInterval: 10 * time.Millisecond, BatchChanges: 1}, src, store, &fakeLeader{}, ch)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- r.Run(ctx) }()
@@ -224,7 +227,7 @@ func TestLostLockStopsPublishingAtOnce(t *testing.T) {
 				ch.mu.Unlock()
 			}
 		}
-		r := NewReader(Options{Name: "t"}, src, store, leader, ch)
+		r := NewReader(Options{Name: "t", BatchChanges: 1}, src, store, leader, ch)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- r.Run(ctx) }()
@@ -288,6 +291,50 @@ func TestSourceChangeStartsANewEpoch(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestBatchedTransactionCheckpointWaitsForItsMessage prevents invariant 1's violation when
+// messages carry several changes: a transaction whose last change sits in a later message
+// (split by the batch size, or flushed by the linger) is not checkpointed before that
+// message is confirmed.
+func TestBatchedTransactionCheckpointWaitsForItsMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{items: []Item{
+			rowsAt(100, 1, 2), commitAt(110), // A fills message 1
+			rowsAt(200, 3), commitAt(210), // B: message 2 (with C's first change)
+			rowsAt(300, 4, 5), commitAt(310), // C: split over messages 2 and 3 (linger)
+		}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		r := NewReader(Options{Name: "t", CheckpointInterval: 10 * time.Millisecond, BatchChanges: 2}, src, store, &fakeLeader{}, ch)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Second) // the linger flushes the partial last message
+		ch.mu.Lock()
+		var sizes []int
+		for _, m := range ch.msgs {
+			sizes = append(sizes, m.Changes)
+		}
+		ch.mu.Unlock()
+		if len(sizes) != 3 || sizes[0] != 2 || sizes[1] != 2 || sizes[2] != 1 {
+			t.Errorf("changes per message %v, want [2 2 1]", sizes)
+		}
+		ch.confirm(1, 3)
+		time.Sleep(time.Second)
+		if got := store.saved().Pos; got != 110 {
+			t.Errorf("checkpoint at %d with message 2 unconfirmed, want 110 (end of A)", got)
+		}
+		ch.confirm(2)
+		time.Sleep(time.Second)
+		if got := store.saved().Pos; got != 310 {
+			t.Errorf("checkpoint at %d after all confirms, want 310", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
 		}
 	})
 }

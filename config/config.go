@@ -79,6 +79,9 @@ type AMQP struct {
 	Parked string `mapstructure:"parked" yaml:"parked"`
 	// Prefetch bounds the unacknowledged deliveries in flight (AMQP basic.qos, 16 bits).
 	Prefetch int `mapstructure:"prefetch" yaml:"prefetch"`
+	// Compression of change messages by cdc: "zstd" (content-encoding zstd) or "none". The
+	// indexer reads both, whatever this says.
+	Compression string `mapstructure:"compression" yaml:"compression"`
 }
 
 // Role is a cluster's part in the fleet.

@@ -87,6 +87,9 @@ func (a *AMQP) validate(f *Errors) {
 	if a.Prefetch < 1 || a.Prefetch > 65535 {
 		f.add("amqp.prefetch", strconv.Itoa(a.Prefetch), "must be between 1 and 65535")
 	}
+	if a.Compression != "zstd" && a.Compression != "none" {
+		f.add("amqp.compression", a.Compression, `must be "zstd" or "none"`)
+	}
 }
 
 func validateClusters(f *Errors, clusters []Cluster) {

@@ -29,7 +29,7 @@ func TestCDCBenchmarkReportsReadAndPublishRates(t *testing.T) {
 	}
 	from := masterPos()
 	gen := time.Now()
-	const rows, batch = 100_000, 1000
+	const rows, batch = 300_000, 1000
 	for i := 0; i < rows; i += batch {
 		var vals []string
 		for j := i; j < i+batch; j++ {

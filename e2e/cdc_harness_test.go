@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/klauspost/compress/zstd"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -215,9 +216,17 @@ func (p *proc) tail(t *testing.T) {
 	t.Logf("log of pid %d:\n%s", p.pid(), strings.Join(lines, "\n"))
 }
 
-// event is a consumed message, decoded for the checks.
+// zstdDecoder reads compressed message bodies (amqp.compression: zstd, the default).
+var zstdDecoder, _ = zstd.NewReader(nil)
+
+// message is one consumed message: a batch of events (schema 2).
+type message struct {
+	Schema  int     `json:"schema"`
+	Changes []event `json:"changes"`
+}
+
+// event is one change of a consumed message, decoded for the checks.
 type event struct {
-	Schema   int                        `json:"schema"`
 	Table    string                     `json:"table"`
 	Op       string                     `json:"op"`
 	PK       map[string]json.RawMessage `json:"pk"`
@@ -285,13 +294,23 @@ func (c *consumer) session(ctx context.Context, queue string) {
 			if !ok {
 				return
 			}
-			var e event
+			var m message
 			c.mu.Lock()
-			if err := json.Unmarshal(d.Body, &e); err != nil || e.Schema != 1 {
+			n, _ := d.Headers["x-wye-changes"].(int32)
+			body, err := d.Body, error(nil)
+			if d.ContentEncoding == "zstd" {
+				body, err = zstdDecoder.DecodeAll(d.Body, nil)
+			}
+			if err == nil {
+				err = json.Unmarshal(body, &m)
+			}
+			if err != nil || m.Schema != 2 || len(m.Changes) == 0 || int(n) != len(m.Changes) {
 				c.bad = append(c.bad, string(d.Body))
 			} else {
-				e.appID = d.AppId
-				c.events = append(c.events, e)
+				for _, e := range m.Changes {
+					e.appID = d.AppId
+					c.events = append(c.events, e)
+				}
 			}
 			c.mu.Unlock()
 			d.Ack(false)

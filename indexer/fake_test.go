@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,9 +114,19 @@ func catalogModel(t *testing.T) *Model {
 	return m
 }
 
-// event is a change message body of schema 1.
+// event is a change message body of schema 1 (one change at the top level), which the
+// indexer still reads.
 func event(table, op string, version int64, before, after Row) []byte {
-	m := map[string]any{"schema": 1, "table": table, "op": op, "version": version, "commit_ts": "2026-01-02T03:04:05Z"}
+	var m map[string]any
+	json.Unmarshal(change(table, op, version, before, after), &m)
+	m["schema"] = 1
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// change is one element of a schema 2 message's "changes".
+func change(table, op string, version int64, before, after Row) []byte {
+	m := map[string]any{"table": table, "op": op, "version": version, "commit_ts": "2026-01-02T03:04:05Z"}
 	if before != nil {
 		m["before"] = before
 	}
@@ -124,6 +135,11 @@ func event(table, op string, version int64, before, after Row) []byte {
 	}
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// batch is a schema 2 message body of the given changes.
+func batch(changes ...[]byte) []byte {
+	return append(append([]byte(`{"schema":2,"changes":[`), bytes.Join(changes, []byte(","))...), "]}"...)
 }
 
 // fakeWriter records the batches and answers with the results it is given per doc id.

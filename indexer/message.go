@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/zstd"
 	"time"
 )
 
-// SchemaVersion is the message schema this indexer reads: the "schema" field of every change
-// event (docs/cdc.md, "Message schema") and of the retry messages the indexer writes itself.
-const SchemaVersion = 1
+// SchemaVersion is the newest message schema this indexer reads: the "schema" field of every
+// change message (docs/cdc.md, "Message schema") and of the retry messages the indexer writes
+// itself. Schema 2 messages carry a batch, {"schema":2,"changes":[...]}; schema 1 messages
+// (one change, the fields at the top level) are still read, so that an upgrade can drain a
+// queue of them.
+const SchemaVersion = 2
 
 // Change is a row change event as the indexer reads it. Only the documented message fields
 // are decoded; cdc's internal types are not used.
@@ -38,6 +42,32 @@ type Message struct {
 	Attempt   int       // which attempt this delivery's write is (header x-wye-attempt); 0 or 1 for a change event
 	Target    string    // cluster a retry message is for; "" for a change event (all clusters)
 	FirstSeen time.Time // when the first attempt failed; zero for a change event
+	Encoding  string    // AMQP content-encoding of Body: "" (plain JSON) or "zstd"
+}
+
+// zstdDecoder decompresses message bodies; DecodeAll is safe for concurrent use. A body may
+// not inflate beyond 256 MiB.
+var zstdDecoder = func() *zstd.Decoder {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		panic(err) // only for invalid options
+	}
+	return d
+}()
+
+// plain returns the message's JSON body, decompressed.
+func (m Message) plain() ([]byte, error) {
+	switch m.Encoding {
+	case "":
+		return m.Body, nil
+	case "zstd":
+		b, err := zstdDecoder.DecodeAll(m.Body, nil)
+		if err != nil {
+			return nil, poison("content-encoding zstd: %v", err)
+		}
+		return b, nil
+	}
+	return nil, poison("unknown content-encoding %q (this indexer reads zstd or none)", m.Encoding)
 }
 
 // PoisonError is a message that can never be processed, whatever is retried: not JSON, an
@@ -54,6 +84,7 @@ func poison(format string, args ...any) error {
 // wire is the union of a change event and a retry message.
 type wire struct {
 	Schema   *int                       `json:"schema"`
+	Changes  []json.RawMessage          `json:"changes"`
 	Table    string                     `json:"table"`
 	Op       string                     `json:"op"`
 	Before   map[string]json.RawMessage `json:"before"`
@@ -64,50 +95,97 @@ type wire struct {
 	Key      json.RawMessage            `json:"key"`
 }
 
-// decode is the one classification at the message boundary: it returns a Change or a
-// Retry, or a *PoisonError saying why the message cannot be used.
-func (m *Model) decode(body []byte) (*Change, *Retry, error) {
+// decoded is what one message holds: a retry, or changes, some of which may be poison.
+type decoded struct {
+	retry   *Retry
+	changes []*Change
+	bad     []badChange
+}
+
+// badChange is one change of a batch that can never be processed: it is parked alone (as a
+// schema 2 message of that one change), the rest of its message is processed.
+type badChange struct {
+	body   []byte
+	reason string
+}
+
+// decode is the one classification at the message boundary: it returns the message's retry
+// or changes, or a *PoisonError saying why the whole message cannot be used.
+func (m *Model) decode(body []byte) (decoded, error) {
 	var w wire
 	d := json.NewDecoder(bytes.NewReader(body))
 	if err := d.Decode(&w); err != nil {
-		return nil, nil, poison("not a JSON object: %v", err)
+		return decoded{}, poison("not a JSON object: %v", err)
 	}
 	switch {
 	case w.Schema == nil:
-		return nil, nil, poison("no schema field")
-	case *w.Schema != SchemaVersion:
-		return nil, nil, poison("unknown schema version %d (this indexer reads %d)", *w.Schema, SchemaVersion)
-	case w.Version <= 0:
-		return nil, nil, poison("version %d: want a positive 63-bit integer", w.Version)
+		return decoded{}, poison("no schema field")
+	case *w.Schema < 1 || *w.Schema > SchemaVersion:
+		return decoded{}, poison("unknown schema version %d (this indexer reads 1 to %d)", *w.Schema, SchemaVersion)
+	case w.Entity != "":
+		r, err := m.decodeRetry(&w)
+		return decoded{retry: r}, err
+	case *w.Schema == 1:
+		c, err := m.decodeChange(&w)
+		return decoded{changes: []*Change{c}}, err
+	case len(w.Changes) == 0:
+		return decoded{}, poison("schema 2 message without changes")
 	}
-	if w.Entity != "" {
-		if m.entity(w.Entity) == nil {
-			return nil, nil, poison("unknown entity %q", w.Entity)
+	out := decoded{changes: make([]*Change, 0, len(w.Changes))}
+	for _, raw := range w.Changes {
+		var cw wire
+		err := json.Unmarshal(raw, &cw)
+		if err != nil {
+			err = poison("change is not a JSON object: %v", err)
+		} else {
+			var c *Change
+			if c, err = m.decodeChange(&cw); err == nil {
+				out.changes = append(out.changes, c)
+				continue
+			}
 		}
-		if v := valueOf(w.Key); v.IsNull() {
-			return nil, nil, poison("retry message for %s without a key", w.Entity)
-		}
-		return nil, &Retry{Entity: w.Entity, Key: valueOf(w.Key), Version: w.Version}, nil
+		alone := append(append([]byte(`{"schema":2,"changes":[`), raw...), "]}"...)
+		out.bad = append(out.bad, badChange{body: alone, reason: err.(*PoisonError).Reason})
+	}
+	return out, nil
+}
+
+func (m *Model) decodeRetry(w *wire) (*Retry, error) {
+	if w.Version <= 0 {
+		return nil, poison("version %d: want a positive 63-bit integer", w.Version)
+	}
+	if m.entity(w.Entity) == nil {
+		return nil, poison("unknown entity %q", w.Entity)
+	}
+	if v := valueOf(w.Key); v.IsNull() {
+		return nil, poison("retry message for %s without a key", w.Entity)
+	}
+	return &Retry{Entity: w.Entity, Key: valueOf(w.Key), Version: w.Version}, nil
+}
+
+func (m *Model) decodeChange(w *wire) (*Change, error) {
+	if w.Version <= 0 {
+		return nil, poison("version %d: want a positive 63-bit integer", w.Version)
 	}
 	if !m.follows(w.Table) {
-		return nil, nil, poison("unknown table %q: no entity reads it", w.Table)
+		return nil, poison("unknown table %q: no entity reads it", w.Table)
 	}
 	c := &Change{Table: w.Table, Op: w.Op, Version: w.Version, Before: row(w.Before), After: row(w.After)}
 	switch {
 	case w.Op == "insert" && c.After == nil, w.Op == "update" && (c.After == nil || c.Before == nil),
 		w.Op == "delete" && c.Before == nil:
-		return nil, nil, poison("%s of %s without its row image", w.Op, w.Table)
+		return nil, poison("%s of %s without its row image", w.Op, w.Table)
 	case w.Op != "insert" && w.Op != "update" && w.Op != "delete":
-		return nil, nil, poison("unknown op %q", w.Op)
+		return nil, poison("unknown op %q", w.Op)
 	}
 	if w.CommitTS != "" {
 		ts, err := time.Parse(time.RFC3339, w.CommitTS)
 		if err != nil {
-			return nil, nil, poison("commit_ts %q: %v", w.CommitTS, errors.Unwrap(err))
+			return nil, poison("commit_ts %q: %v", w.CommitTS, errors.Unwrap(err))
 		}
 		c.CommitTS = ts
 	}
-	return c, nil, nil
+	return c, nil
 }
 
 func row(m map[string]json.RawMessage) Row {

@@ -41,6 +41,7 @@ type Outcome struct {
 // Outgoing is one message to publish, with its headers' content.
 type Outgoing struct {
 	Body      []byte
+	Encoding  string // content-encoding of Body: "" (plain JSON) unless a body that could not be decompressed is parked as it came
 	Attempt   int    // for a retry: the attempt it will be; for parked: attempts made
 	Target    string // retry: the cluster to write to. parked: the cluster that refused
 	Status    int
@@ -97,13 +98,24 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 	}
 	res := newResolver(p.model)
 	for _, m := range msgs {
-		change, retry, err := p.model.decode(m.Body)
+		body, err := m.plain()
+		var msg decoded
+		if err == nil {
+			msg, err = p.model.decode(body)
+		}
 		var pe *PoisonError
 		if errors.As(err, &pe) {
-			out.Parked = append(out.Parked, Outgoing{Body: m.Body, Attempt: m.Attempt, ErrType: "poison", Reason: pe.Reason, FirstSeen: p.opts.Now()})
+			o := Outgoing{Body: body, Attempt: m.Attempt, ErrType: "poison", Reason: pe.Reason, FirstSeen: p.opts.Now()}
+			if body == nil { // parked as it came: still compressed
+				o.Body, o.Encoding = m.Body, m.Encoding
+			}
+			out.Parked = append(out.Parked, o)
 			continue
 		}
-		if retry != nil {
+		for _, b := range msg.bad {
+			out.Parked = append(out.Parked, Outgoing{Body: b.body, Attempt: m.Attempt, ErrType: "poison", Reason: b.reason, FirstSeen: p.opts.Now()})
+		}
+		if retry := msg.retry; retry != nil {
 			g := get(m.Target)
 			ref := Ref{Entity: retry.Entity, Key: retry.Key}
 			g.refs[ref] = max(g.refs[ref], retry.Version)
@@ -113,9 +125,11 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 			}
 			continue
 		}
-		res.add(change)
-		if !change.CommitTS.IsZero() {
-			out.Commits = append(out.Commits, change.CommitTS)
+		for _, change := range msg.changes {
+			res.add(change)
+			if !change.CommitTS.IsZero() {
+				out.Commits = append(out.Commits, change.CommitTS)
+			}
 		}
 	}
 

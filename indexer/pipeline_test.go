@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+	"encoding/json"
+	"github.com/klauspost/compress/zstd"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +139,7 @@ func TestPoisonMessagesAreParkedWithAReasonNotRetried(t *testing.T) {
 	good := r("id", 100, "title", "News", "channel_id", 10)
 	out := process(t, db, w,
 		[]byte(`{not json`),
-		[]byte(`{"schema":2,"table":"cat.programs","op":"insert","after":{"id":1},"version":3}`),
+		[]byte(`{"schema":3,"changes":[{"table":"cat.programs","op":"insert","after":{"id":1},"version":3}]}`),
 		event("cat.unknown", "insert", 4, nil, r("id", 1)),
 		event("cat.programs", "insert", 0, nil, r("id", 1)),
 		event("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)),
@@ -149,7 +151,7 @@ func TestPoisonMessagesAreParkedWithAReasonNotRetried(t *testing.T) {
 			t.Errorf("parked %q with type %q, want poison", p.Reason, p.ErrType)
 		}
 	}
-	if len(reasons) != 4 || !strings.Contains(reasons[1], "unknown schema version 2") || !strings.Contains(reasons[2], `unknown table "cat.unknown"`) {
+	if len(reasons) != 4 || !strings.Contains(reasons[1], "unknown schema version 3") || !strings.Contains(reasons[2], `unknown table "cat.unknown"`) {
 		t.Errorf("parked reasons: %q", reasons)
 	}
 	if len(out.Retries) != 0 {
@@ -206,5 +208,59 @@ func TestSourceDownDecidesNothing(t *testing.T) {
 	}
 	if len(w.batches) != 0 {
 		t.Error("wrote without reading")
+	}
+}
+
+// TestPoisonChangeInABatchParksOnlyThatChange prevents one bad change from holding back or
+// losing the good changes of its message: the bad one is parked alone, as a message of its
+// own that can be replayed, and the others are written.
+func TestPoisonChangeInABatchParksOnlyThatChange(t *testing.T) {
+	db, w := catalogDB(), &fakeWriter{}
+	good := r("id", 100, "title", "News", "channel_id", 10)
+	body := batch(
+		change("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)),
+		change("cat.unknown", "insert", 10, nil, r("id", 1)),
+		[]byte(`"not an object"`),
+		change("cat.programs", "insert", 11, nil, r("id", 101, "title", "Sport", "channel_id", 11)),
+	)
+	out := process(t, db, w, body)
+	if len(out.Parked) != 2 {
+		t.Fatalf("parked %d, want the 2 bad changes: %+v", len(out.Parked), out.Parked)
+	}
+	var alone struct {
+		Schema  int               `json:"schema"`
+		Changes []json.RawMessage `json:"changes"`
+	}
+	if err := json.Unmarshal(out.Parked[0].Body, &alone); err != nil || alone.Schema != 2 || len(alone.Changes) != 1 ||
+		!strings.Contains(string(alone.Changes[0]), "cat.unknown") || !strings.Contains(out.Parked[0].Reason, "unknown table") {
+		t.Errorf("parked body %s (reason %q): want the one bad change as a schema 2 message", out.Parked[0].Body, out.Parked[0].Reason)
+	}
+	if !strings.Contains(out.Parked[1].Reason, "not a JSON object") {
+		t.Errorf("second parked reason %q", out.Parked[1].Reason)
+	}
+	sameStrings(t, "written from the batch", w.written(), "100@9", "101@11")
+}
+
+// TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame prevents a zstd batch from
+// being taken for poison, and an undecompressable body from being parked in a form nobody
+// can read again: it keeps its content-encoding.
+func TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame(t *testing.T) {
+	db, w := catalogDB(), &fakeWriter{}
+	good := r("id", 100, "title", "News", "channel_id", 10)
+	plain := batch(change("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)))
+	enc, _ := zstd.NewWriter(nil)
+	p := NewPipeline(catalogModel(t), db, w, Options{})
+	out, err := p.Process(context.Background(), []Message{
+		{Body: enc.EncodeAll(plain, nil), Encoding: "zstd"},
+		{Body: []byte("\x28\xb5\x2f\xfd garbage"), Encoding: "zstd"},
+		{Body: plain, Encoding: "br"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "written from the compressed batch", w.written(), "100@9")
+	if len(out.Parked) != 2 || out.Parked[0].Encoding != "zstd" || !strings.Contains(out.Parked[0].Reason, "zstd") ||
+		!strings.Contains(out.Parked[1].Reason, `unknown content-encoding "br"`) {
+		t.Errorf("parked %+v", out.Parked)
 	}
 }

@@ -240,13 +240,14 @@ func (c *channel) Publish(ctx context.Context, m cdc.Message) (uint64, error) {
 	c.sent[seq] = time.Now()
 	c.mu.Unlock()
 	err := c.ch.PublishWithContext(ctx, c.opts.Exchange, m.RoutingKey, true, false, amqp.Publishing{
-		DeliveryMode: amqp.Persistent,
-		ContentType:  "application/json",
-		MessageId:    m.MessageID,
-		AppId:        c.opts.AppID,
-		Type:         messageType,
-		Headers:      amqp.Table{cdc.HeaderChanges: int32(m.Changes)},
-		Body:         m.Body,
+		DeliveryMode:    amqp.Persistent,
+		ContentType:     "application/json",
+		ContentEncoding: m.ContentEncoding,
+		MessageId:       m.MessageID,
+		AppId:           c.opts.AppID,
+		Type:            messageType,
+		Headers:         amqp.Table{cdc.HeaderChanges: int32(m.Changes)},
+		Body:            m.Body,
 	})
 	if err != nil {
 		c.fail(fmt.Errorf("publish: %w", err))

@@ -119,7 +119,7 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 		Metrics: metrics,
 	})
 	reader := cdc.NewReader(cdc.Options{Name: f.name, Tables: tables, CheckpointInterval: f.checkpoint,
-		Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
+		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
 
 	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, reader.Ready)
 	if err != nil {

@@ -62,7 +62,7 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.parked, "parked-queue", "", "override amqp.parked, the queue for messages that cannot be written (with reason headers)")
 	fl.DurationSliceVar(&f.retryDelays, "retry-delays", rabbit.DefaultRetryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 10, "writes of one entity to the master before it is parked")
-	fl.IntVar(&f.batchSize, "batch-size", 256, "messages per batch (at most amqp.prefetch)")
+	fl.IntVar(&f.batchSize, "batch-size", rabbit.DefaultBatchSize, "row changes per batch (at least one message, at most amqp.prefetch messages)")
 	fl.IntVar(&f.batchBytes, "batch-bytes", 4<<20, "message bytes per batch")
 	fl.DurationVar(&f.batchWait, "batch-wait", 200*time.Millisecond, "longest wait for a batch to fill")
 	fl.IntVar(&f.slaveBacklog, "slave-backlog", 64, "batches queued per slave before its writes are dropped to the repair ledger")

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wyehq/wye/cdc"
 	cdcrabbit "github.com/wyehq/wye/cdc/rabbit"
 	"github.com/wyehq/wye/indexer"
 )
@@ -43,12 +44,17 @@ type Options struct {
 	RetryDelays   []time.Duration
 	DeliveryLimit int // x-delivery-limit if this consumer declares the change queue [10]
 	Prefetch      int // unacked deliveries in flight [512]
-	BatchSize     int // messages per batch [256]
+	BatchSize     int // row changes per batch, counted by each message's x-wye-changes header (1 without) [DefaultBatchSize]
 	BatchBytes    int // message bytes per batch [4 MiB]
 	BatchWait     time.Duration
 	Metrics       *indexer.Metrics
 	Logger        *slog.Logger
 }
+
+// DefaultBatchSize is the row changes a batch gathers before it is processed. cdc messages
+// carry up to 2048 changes each (fewer when the binlog is quiet), retry messages one entity;
+// a message is never split, so a batch holds at least one whatever its size.
+const DefaultBatchSize = 512
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
 // every later attempt 2m. Ten attempts span about 13 minutes, more than a cluster restart.
@@ -81,9 +87,8 @@ func New(opts Options, p Processor) *Consumer {
 		opts.Prefetch = 512
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 256
+		opts.BatchSize = DefaultBatchSize
 	}
-	opts.BatchSize = min(opts.BatchSize, opts.Prefetch) // a batch can never wait for more than prefetch
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = 4 << 20
 	}
@@ -245,8 +250,9 @@ func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
 	return nil
 }
 
-// collect waits for a first delivery, then gathers more until the batch is full (count or
-// bytes) or BatchWait has passed since the first one.
+// collect waits for a first delivery, then gathers more until the batch is full (row changes,
+// bytes, or every prefetched delivery: no more can arrive before an ack) or BatchWait has
+// passed since the first one.
 func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) ([]amqp.Delivery, error) {
 	var batch []amqp.Delivery
 	select {
@@ -260,10 +266,10 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery,
 		}
 		batch = append(batch, d)
 	}
-	size := len(batch[0].Body)
+	size, changes := len(batch[0].Body), changesIn(batch[0])
 	timer := time.NewTimer(c.opts.BatchWait)
 	defer timer.Stop()
-	for len(batch) < c.opts.BatchSize && size < c.opts.BatchBytes {
+	for changes < c.opts.BatchSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
 		select {
 		case <-ctx.Done():
 			return batch, nil
@@ -275,9 +281,19 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery,
 			}
 			batch = append(batch, d)
 			size += len(d.Body)
+			changes += changesIn(d)
 		}
 	}
 	return batch, nil
+}
+
+// changesIn is the row changes a delivery carries (header x-wye-changes; 1 for a retry or a
+// schema 1 message).
+func changesIn(d amqp.Delivery) int {
+	if n, ok := toInt(d.Headers[cdc.HeaderChanges]); ok && n > 0 {
+		return n
+	}
+	return 1
 }
 
 // handle processes one batch, publishes its retries and parked messages with confirms, and
@@ -324,7 +340,7 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-
 	}
 	for _, o := range out.Parked {
 		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.opts.Parked, true, false, amqp.Publishing{
-			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: o.Body,
+			ContentType: "application/json", ContentEncoding: o.Encoding, DeliveryMode: amqp.Persistent, Body: o.Body,
 			Headers: amqp.Table{HeaderCluster: o.Target, HeaderStatus: int32(o.Status), HeaderErrorType: o.ErrType,
 				HeaderReason: o.Reason, HeaderAttempt: int32(o.Attempt), HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano)},
 		})
@@ -369,7 +385,7 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-
 
 // message reads a delivery's headers into an indexer.Message.
 func message(d amqp.Delivery) indexer.Message {
-	m := indexer.Message{Body: d.Body}
+	m := indexer.Message{Body: d.Body, Encoding: d.ContentEncoding}
 	if n, ok := toInt(d.Headers[HeaderAttempt]); ok {
 		m.Attempt = n
 	}

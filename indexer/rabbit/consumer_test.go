@@ -53,11 +53,32 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 	})
 }
 
-func TestBatchSizeNeverExceedsPrefetch(t *testing.T) {
-	// A batch larger than the prefetch would wait for deliveries the broker never sends.
-	if c := New(Options{Prefetch: 10, BatchSize: 500}, nil); c.opts.BatchSize != 10 {
-		t.Errorf("batch size %d with prefetch 10", c.opts.BatchSize)
-	}
+// TestBatchNeverWaitsForMoreThanPrefetch prevents a batch from waiting for deliveries the
+// broker never sends: with prefetch 3, the third delivery closes the batch whatever its size
+// in changes; and a batch of multi-change messages is counted in changes.
+func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := New(Options{Prefetch: 3, BatchSize: 500, BatchWait: time.Hour}, nil)
+		ch := make(chan amqp.Delivery, 10)
+		for range 5 {
+			ch <- amqp.Delivery{Body: []byte("{}")}
+		}
+		b, _ := c.collect(t.Context(), ch, nil)
+		if len(b) != 3 {
+			t.Errorf("batch of %d deliveries with prefetch 3", len(b))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		c := New(Options{Prefetch: 100, BatchSize: 500, BatchWait: time.Hour}, nil)
+		ch := make(chan amqp.Delivery, 10)
+		for range 5 {
+			ch <- amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{"x-wye-changes": int32(200)}}
+		}
+		b, _ := c.collect(t.Context(), ch, nil)
+		if len(b) != 3 {
+			t.Errorf("batch of %d messages of 200 changes with a batch size of 500 changes, want 3", len(b))
+		}
+	})
 }
 
 func TestRetryHeadersRoundTrip(t *testing.T) {
