@@ -270,8 +270,11 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 		return cp, nil
 	}
 	// The old coordinates cannot be compared with the new ones: a new epoch keeps every new
-	// version above every old one. Changes in between may be lost: mark a resync.
-	fresh.Epoch = cp.Epoch + 1
+	// version above every old one (NextEpoch: above the effective epoch of the old source's
+	// last versions too). Changes in between may be lost: mark a resync.
+	if fresh.Epoch, err = NextEpoch(cp.Epoch, cp.Pos.File); err != nil {
+		return Checkpoint{}, err
+	}
 	r.log.Error("SOURCE CHANGED: starting a new epoch at the current position; a full resync is needed",
 		"reason", reason, "detail", detail, "old_epoch", cp.Epoch, "new_epoch", fresh.Epoch,
 		"position", st.Current.String())
