@@ -324,14 +324,14 @@ func (r *Reader) session(held context.Context) (err error) {
 	defer func() {
 		cancel(nil)
 		wg.Wait()
-		// A last save of what is confirmed; fenced by the lock, harmless if it fails.
+		// A last save of what is confirmed, on shutdown too (SIGTERM cancels held before the
+		// lock is released): the store fences it, so after a lost lock it is refused, harmless.
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(held), 2*time.Second)
 		defer fcancel()
-		if w, _, _ := ch.Confirmed(); held.Err() == nil {
-			if cp, ok := tr.ready(w); ok {
-				if r.store.Save(fctx, cp) == nil {
-					r.setCheckpointGauges(cp.Pos)
-				}
+		w, _, _ := ch.Confirmed()
+		if cp, ok := tr.ready(w); ok {
+			if r.store.Save(fctx, cp) == nil {
+				r.setCheckpointGauges(cp.Pos)
 			}
 		}
 		r.publishing.Store(false)

@@ -339,3 +339,31 @@ func TestBatchedTransactionCheckpointWaitsForItsMessage(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownSavesTheConfirmedCheckpoint prevents a SIGTERM from throwing away confirmed
+// progress: the last save runs although shutdown cancelled the session before the checkpoint
+// interval came round, so a restart does not publish it all again.
+func TestShutdownSavesTheConfirmedCheckpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour}, src, store, &fakeLeader{}, ch)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Second) // published (after the linger), not yet checkpointed
+		ch.confirm(1)
+		synctest.Wait()
+		if got := store.saved().Pos; got != 4 {
+			t.Fatalf("checkpoint at %d before shutdown; the test wants the interval not to have come round", got)
+		}
+		cancel() // SIGTERM
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if got := store.saved().Pos; got != 110 {
+			t.Errorf("checkpoint at %d after shutdown, want 110 (the confirmed transaction)", got)
+		}
+	})
+}
