@@ -7,11 +7,11 @@ import (
 // Metrics are the cdc component's Prometheus series (docs/cdc.md, "Observability").
 type Metrics struct {
 	Events         *prometheus.CounterVec // read from the binlog, by table and op
-	Published      prometheus.Counter     // handed to the broker
-	Confirmed      prometheus.Counter     // confirmed by the broker
+	Published      prometheus.Counter     // events handed to the broker
+	Confirmed      prometheus.Counter     // messages (batches of events) confirmed by the broker
 	Republished    prometheus.Counter     // events re-read after a restart from the checkpoint (duplicates)
 	ConfirmSeconds prometheus.Histogram
-	Pending        prometheus.Gauge // published, not yet confirmed
+	Pending        prometheus.Gauge // messages published, not yet confirmed
 	LagSeconds     prometheus.Gauge // now - commit timestamp of the last published event
 	CheckpointPos  prometheus.Gauge
 	CheckpointFile prometheus.Gauge // binlog file suffix of the checkpoint
@@ -30,13 +30,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Published: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_cdc_published_total",
 			Help: "Events handed to the broker."}),
 		Confirmed: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_cdc_confirmed_total",
-			Help: "Events confirmed by the broker."}),
+			Help: "Messages (batches of events, schema 2) confirmed by the broker."}),
 		Republished: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_cdc_republished_total",
 			Help: "Events published again after a restart from the checkpoint (at-least-once duplicates)."}),
 		ConfirmSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_cdc_confirm_seconds",
 			Help: "Time from publish to broker confirm.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		Pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cdc_pending_confirms",
-			Help: "Events published and not yet confirmed."}),
+			Help: "Messages published and not yet confirmed."}),
 		LagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cdc_lag_seconds",
 			Help: "Seconds between the commit of the last published event and its publish."}),
 		CheckpointPos: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cdc_checkpoint_position",
