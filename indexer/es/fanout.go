@@ -68,7 +68,7 @@ type Options struct {
 	Metrics *indexer.Metrics
 	Logger  *slog.Logger
 	// Backlog bounds the batches waiting for one slave (default 64); a worker sends what
-	// waits as one request. When it is full the
+	// waits as one request (at most 8 MiB). When it is full the
 	// batch is not sent to that slave: its ids go to the ledger instead, and the master
 	// path never waits (invariant 7).
 	Backlog int
@@ -77,6 +77,9 @@ type Options struct {
 	// Resolver gives the concrete indices of each entity's alias per cluster. nil writes to
 	// Doc.Index as configured: only for indices that `wye mapping` does not manage.
 	Resolver TargetResolver
+	// SlaveInFlight bounds the _bulk requests one slave has in flight (default 2): while one
+	// is answered the next is sent, as the master has one per pipeline in flight.
+	SlaveInFlight int
 	// TargetsTTL is how long resolved targets are reused per (cluster, alias) (default 10s).
 	// An index_not_found_exception on a target forgets them at once.
 	TargetsTTL time.Duration
@@ -147,6 +150,9 @@ func New(opts Options) *FanOut {
 	if opts.TargetsTTL <= 0 {
 		opts.TargetsTTL = 10 * time.Second
 	}
+	if opts.SlaveInFlight <= 0 {
+		opts.SlaveInFlight = 2
+	}
 	f := &FanOut{opts: opts, targets: map[string]*worker{}, cache: targetCache{m: map[cacheKey]*cached{}}}
 	for _, t := range opts.Targets {
 		if t.Timeout <= 0 {
@@ -158,12 +164,15 @@ func New(opts Options) *FanOut {
 	return f
 }
 
-// Start runs one worker per cluster for the slave writes.
+// Start runs the workers of every cluster for the slave writes: SlaveInFlight per cluster,
+// taking turns at its one bounded backlog.
 func (f *FanOut) Start(ctx context.Context) {
 	ctx, f.cancel = context.WithCancel(ctx)
 	for _, name := range f.order {
 		w := f.targets[name]
-		f.wg.Go(func() { w.run(ctx) })
+		for range f.opts.SlaveInFlight {
+			f.wg.Go(func() { w.run(ctx) })
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,5 +237,78 @@ func TestRetryForADemotedMasterGoesToTheCurrentMaster(t *testing.T) {
 	}
 	if oldHits.Load() != 0 || newHits.Load() != 1 {
 		t.Errorf("bulk requests: demoted es7 %d, master es8 %d; want 0 and 1", oldHits.Load(), newHits.Load())
+	}
+}
+
+// TestMergedSlaveBatchesRecordEachFailedDocOnce: a slave that fell behind sends the waiting
+// batches as one request, with at most SlaveInFlight requests in flight; every document's
+// own result still decides whether it reaches the ledger, once, with its class.
+func TestMergedSlaveBatchesRecordEachFailedDocOnce(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight, maxInFlight atomic.Int32
+	var mu sync.Mutex
+	var sizes []int
+	answer := okBulk(map[string]string{
+		"1":  `{"index":{"_id":"1","status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}`,
+		"13": `{"index":{"_id":"13","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}`,
+		"30": `{"index":{"_id":"30","status":409,"error":{"type":"version_conflict_engine_exception","reason":"newer"}}}`,
+		"31": `{"index":{"_id":"31","status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}`,
+	})
+	slave := fakeES(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		mu.Lock()
+		sizes = append(sizes, strings.Count(body, `"version_type"`))
+		mu.Unlock()
+		<-release // every request waits until all batches are queued
+		answer(w, r, body)
+	})
+	master := fakeES(t, okBulk(nil))
+	ledger := &memLedger{ids: map[string][]string{}}
+	f := New(Options{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 16, SlaveInFlight: 2, Targets: []Target{
+		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
+		{Name: "slave", Client: client(t, "slave", slave.URL), Timeout: 5 * time.Second},
+	}})
+	ctx := t.Context()
+	f.Start(ctx)
+	for b := range 8 { // 8 batches of 4: ids 0..31
+		batch := docs(32)[b*4 : b*4+4]
+		if _, _, err := f.Write(ctx, batch, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for inFlight.Load() < 2 && time.Now().Before(deadline) { // both workers hold a request
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f.Stop(stop)
+
+	sameSet(t, "ledger", ledger.get("slave"), "1:permanent", "13:retryable", "31:permanent")
+	if m := maxInFlight.Load(); m != 2 {
+		t.Errorf("slave had %d requests in flight at most, want 2 (SlaveInFlight)", m)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total, merged := 0, false
+	for _, n := range sizes {
+		total += n
+		merged = merged || n > 4
+	}
+	if total != 32 || !merged {
+		t.Errorf("slave requests carried %v documents: want 32 in all, some request merging batches", sizes)
+	}
+}
+
+func sameSet(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
