@@ -369,3 +369,85 @@ func (r *indexerRig) converged(clusters ...string) error {
 	}
 	return nil
 }
+
+// seedBulk creates a catalog of the given sizes with multi-row INSERTs and publishes no
+// events: the benchmark loads tens of thousands of rows before it starts its clock, and the
+// row-by-row seed (one statement and one pick over every key per row) would take minutes.
+// Rows have the shapes seed gives them; c.rows holds them as seed leaves them.
+func (c *indexerCatalog) seedBulk(networks, channels, programs, episodes, tags int) {
+	c.r.t.Helper()
+	ids := map[string][]int{}
+	add := func(table string, row map[string]any) {
+		id := row["id"].(int)
+		c.rows[table][id] = row
+		ids[table] = append(ids[table], id)
+	}
+	pickID := func(table string) any {
+		if l := ids[table]; len(l) > 0 {
+			return l[c.rnd.IntN(len(l))]
+		}
+		return nil
+	}
+	for range networks {
+		id := c.id()
+		add("networks", map[string]any{"id": id, "name": fmt.Sprintf("Network %d", id)})
+	}
+	for range channels {
+		id := c.id()
+		add("channels", map[string]any{"id": id, "name": fmt.Sprintf("Channel %d", id), "network_id": pickID("networks")})
+	}
+	for range tags {
+		id := c.id()
+		add("tags", map[string]any{"id": id, "name": fmt.Sprintf("tag-%d", id)})
+	}
+	for range programs {
+		p := c.program(c.id())
+		if c.rnd.IntN(10) > 0 {
+			p["channel_id"] = pickID("channels")
+		} else {
+			p["channel_id"] = nil
+		}
+		add("programs", p)
+	}
+	for range episodes {
+		id := c.id()
+		add("episodes", map[string]any{"id": id, "program_id": pickID("programs"), "number": c.rnd.IntN(50), "title": fmt.Sprintf("Episode %d", id)})
+	}
+	var links []map[string]any
+	for range programs * 2 {
+		p, t := pickID("programs").(int), pickID("tags").(int)
+		if !c.links[[2]int{p, t}] {
+			c.links[[2]int{p, t}] = true
+			links = append(links, map[string]any{"program_id": p, "tag_id": t})
+		}
+	}
+	for _, table := range []string{"networks", "channels", "tags", "programs", "episodes"} {
+		var rows []map[string]any
+		for _, id := range ids[table] {
+			rows = append(rows, c.rows[table][id])
+		}
+		c.insertMany(table, rows)
+		c.counts[table+".insert"] += len(rows)
+	}
+	c.insertMany("program_tags", links)
+	c.counts["program_tags"] += len(links)
+}
+
+// insertMany inserts rows (all with the same columns) 500 per statement.
+func (c *indexerCatalog) insertMany(table string, rows []map[string]any) {
+	c.r.t.Helper()
+	for len(rows) > 0 {
+		chunk := rows[:min(500, len(rows))]
+		rows = rows[len(chunk):]
+		cols := slices.Sorted(maps.Keys(chunk[0]))
+		one := "(?" + repeat(",?", len(cols)-1) + ")"
+		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s%s", table, join(cols), one, repeat(","+one, len(chunk)-1))
+		args := make([]any, 0, len(chunk)*len(cols))
+		for _, r := range chunk {
+			for _, k := range cols {
+				args = append(args, r[k])
+			}
+		}
+		c.exec(q, args...)
+	}
+}
