@@ -149,6 +149,28 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 	if len(refs) > 0 {
 		maps.Copy(get("").refs, refs)
 	}
+	// A retry for an entity that also changed in this batch rides with the change: the change
+	// is written to every cluster, the master included (the retry's target, or the master that
+	// replaced it), with the higher version. Its attempts and first failure carry over, so an
+	// entity that keeps failing on the master is still parked after MaxAttempts.
+	if all := groups[""]; all != nil {
+		for target, g := range groups {
+			if target == "" {
+				continue
+			}
+			for ref, v := range g.refs {
+				if _, ok := all.refs[ref]; !ok {
+					continue
+				}
+				all.refs[ref] = max(all.refs[ref], v)
+				all.attempts[ref] = max(all.attempts[ref], g.attempts[ref])
+				if f, ok := all.first[ref]; !ok || g.first[ref].Before(f) {
+					all.first[ref] = g.first[ref]
+				}
+				delete(g.refs, ref)
+			}
+		}
+	}
 	// Denormalize ONCE (invariant 3): the union of every group, one read per entity.
 	all := map[Ref]int64{}
 	for _, g := range groups {

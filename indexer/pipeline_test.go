@@ -264,3 +264,26 @@ func TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame(t *testing.T
 		t.Errorf("parked %+v", out.Parked)
 	}
 }
+
+// TestRetryAndChangeOfOneEntityInABatchWriteItOnce prevents writing an entity twice to the
+// master in one batch (once for its retry, once for its change): the retry rides with the
+// change, and keeps its attempt count so that a failing entity is still parked in the end.
+func TestRetryAndChangeOfOneEntityInABatchWriteItOnce(t *testing.T) {
+	db := catalogDB()
+	w := &fakeWriter{answer: func(d Doc) Result {
+		return Result{Class: cluster.Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
+	}}
+	p := NewPipeline(catalogModel(t), db, w, Options{MaxAttempts: 3})
+	first := time.Unix(1600000000, 0)
+	out, err := p.Process(context.Background(), []Message{
+		{Body: EncodeRetry(Retry{Entity: "program", Key: valueOf(json.RawMessage("100")), Version: 5}), Attempt: 3, Target: "es7", FirstSeen: first},
+		{Body: event("cat.programs", "update", 9, r("id", 100, "title", "News", "channel_id", 10), r("id", 100, "title", "News!", "channel_id", 10))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "written", w.written(), "100@9")
+	if len(out.Retries) != 0 || len(out.Parked) != 1 || out.Parked[0].Attempt != 3 || !out.Parked[0].FirstSeen.Equal(first) {
+		t.Errorf("retries %+v parked %+v: want 100 parked after its 3rd attempt, first seen %v", out.Retries, out.Parked, first)
+	}
+}
