@@ -109,6 +109,12 @@ func TestCDCSurvivesABrokerOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { stack(t, "up", "rabbitmq") }) // even on failure
 	stack(t, "down", "rabbitmq")
+	// The session ends on the lost connection and its last save (of confirmed events) lands
+	// before /readyz turns false; from then on the checkpoint may not move until the broker is back.
+	deadline := time.Now().Add(30 * time.Second)
+	for p.ready() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	before := r.checkpoint()
 	down := time.Now()
 	pace := time.NewTicker(20 * time.Millisecond) // a steady trickle, not a flood to catch up on

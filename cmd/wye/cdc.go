@@ -35,8 +35,13 @@ type cdcFlags struct {
 	metricsListen string
 }
 
+// defaultCDCFlags are the reader's defaults, for `wye cdc`'s flags and `wye run`.
+func defaultCDCFlags() cdcFlags {
+	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: 10, checkpoint: 200 * time.Millisecond}
+}
+
 func newCDCCmd(g *globalFlags) *cobra.Command {
-	f := &cdcFlags{}
+	f, d := &cdcFlags{}, defaultCDCFlags()
 	cmd := &cobra.Command{
 		Use:   "cdc",
 		Short: "Read the binlog and publish versioned change events to RabbitMQ (one active reader)",
@@ -49,11 +54,11 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.name, "name", envOr("WYE_CDC_NAME", "default"), "reader name: checkpoint row and leader lock wye.cdc.<name> (env WYE_CDC_NAME)")
+	fl.StringVar(&f.name, "name", d.name, "reader name: checkpoint row and leader lock wye.cdc.<name> (env WYE_CDC_NAME)")
 	fl.StringSliceVar(&f.tables, "table", nil, "follow this table too (db.table; repeatable), besides the entities' root tables")
-	fl.IntVar(&f.window, "window", 1024, "publishes in flight without a broker confirm")
-	fl.IntVar(&f.deliveryLimit, "delivery-limit", 10, "x-delivery-limit of the queue when cdc creates it")
-	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 200*time.Millisecond, "how often confirmed progress is saved")
+	fl.IntVar(&f.window, "window", d.window, "publishes in flight without a broker confirm")
+	fl.IntVar(&f.deliveryLimit, "delivery-limit", d.deliveryLimit, "x-delivery-limit of the queue when cdc creates it")
+	fl.DurationVar(&f.checkpoint, "checkpoint-interval", d.checkpoint, "how often confirmed progress is saved")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
 	cmd.AddCommand(newCDCBenchCmd(g))
 	return cmd
@@ -121,7 +126,8 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 	reader := cdc.NewReader(cdc.Options{Name: f.name, Tables: tables, CheckpointInterval: f.checkpoint,
 		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
 
-	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, reader.Ready)
+	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
+	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, func() bool { return reader.Ready() && !pub.Blocked() })
 	if err != nil {
 		return err
 	}

@@ -39,8 +39,15 @@ type indexerFlags struct {
 	targetsTTL    time.Duration
 }
 
+// defaultIndexerFlags are the indexer's defaults, for `wye indexer`'s flags and `wye run`.
+func defaultIndexerFlags() indexerFlags {
+	return indexerFlags{retryDelays: rabbit.DefaultRetryDelays, maxAttempts: 10, batchSize: rabbit.DefaultBatchSize,
+		batchBytes: 4 << 20, batchWait: 200 * time.Millisecond, slaveBacklog: 64, rolesPoll: 2 * time.Second,
+		stopTimeout: 10 * time.Second, indexTargets: "mapping", targetsTTL: 10 * time.Second}
+}
+
 func newIndexerCmd(g *globalFlags) *cobra.Command {
-	f := &indexerFlags{}
+	f, d := &indexerFlags{}, defaultIndexerFlags()
 	cmd := &cobra.Command{
 		Use:   "indexer",
 		Short: "Consume change events, denormalize each entity once and write it to every cluster",
@@ -60,16 +67,16 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
 	fl.StringVar(&f.parked, "parked-queue", "", "override amqp.parked, the queue for messages that cannot be written (with reason headers)")
-	fl.DurationSliceVar(&f.retryDelays, "retry-delays", rabbit.DefaultRetryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
-	fl.IntVar(&f.maxAttempts, "max-attempts", 10, "writes of one entity to the master before it is parked")
-	fl.IntVar(&f.batchSize, "batch-size", rabbit.DefaultBatchSize, "row changes per batch (at least one message, at most amqp.prefetch messages)")
-	fl.IntVar(&f.batchBytes, "batch-bytes", 4<<20, "message bytes per batch")
-	fl.DurationVar(&f.batchWait, "batch-wait", 200*time.Millisecond, "longest wait for a batch to fill")
-	fl.IntVar(&f.slaveBacklog, "slave-backlog", 64, "batches queued per slave before its writes are dropped to the repair ledger")
-	fl.DurationVar(&f.rolesPoll, "roles-poll", 2*time.Second, "how often cluster roles are re-read from the control schema")
-	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on shutdown, how long slaves may drain their backlog")
-	fl.StringVar(&f.indexTargets, "index-targets", "mapping", "mapping: write every existing <index>_vN (wye mapping); alias: write the entity's index name as is (indices wye mapping does not manage)")
-	fl.DurationVar(&f.targetsTTL, "targets-ttl", 10*time.Second, "how long the <index>_vN write targets of a cluster are reused before they are listed again")
+	fl.DurationSliceVar(&f.retryDelays, "retry-delays", d.retryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
+	fl.IntVar(&f.maxAttempts, "max-attempts", d.maxAttempts, "writes of one entity to the master before it is parked")
+	fl.IntVar(&f.batchSize, "batch-size", d.batchSize, "row changes per batch (at least one message, at most amqp.prefetch messages)")
+	fl.IntVar(&f.batchBytes, "batch-bytes", d.batchBytes, "message bytes per batch")
+	fl.DurationVar(&f.batchWait, "batch-wait", d.batchWait, "longest wait for a batch to fill")
+	fl.IntVar(&f.slaveBacklog, "slave-backlog", d.slaveBacklog, "batches queued per slave before its writes are dropped to the repair ledger")
+	fl.DurationVar(&f.rolesPoll, "roles-poll", d.rolesPoll, "how often cluster roles are re-read from the control schema")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", d.stopTimeout, "on shutdown, how long slaves may drain their backlog")
+	fl.StringVar(&f.indexTargets, "index-targets", d.indexTargets, "mapping: write every existing <index>_vN (wye mapping); alias: write the entity's index name as is (indices wye mapping does not manage)")
+	fl.DurationVar(&f.targetsTTL, "targets-ttl", d.targetsTTL, "how long the <index>_vN write targets of a cluster are reused before they are listed again")
 	return cmd
 }
 

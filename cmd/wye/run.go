@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wyehq/wye/indexer"
-	"github.com/wyehq/wye/indexer/rabbit"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -38,23 +36,21 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			// takes a shared registry, the reader here runs without an endpoint.
 			cdcCfg := *cfg
 			cdcCfg.Metrics.Listen = ""
-			cf := &cdcFlags{name: name, tables: model.Tables(), window: 1024, deliveryLimit: 10, checkpoint: 200 * time.Millisecond}
-			xf := &indexerFlags{parked: cfg.AMQP.Parked, retryDelays: rabbit.DefaultRetryDelays, maxAttempts: 10,
-				batchSize: 256, batchBytes: 4 << 20, batchWait: 200 * time.Millisecond, slaveBacklog: 64,
-				rolesPoll: 2 * time.Second, stopTimeout: 10 * time.Second, indexTargets: "mapping", targetsTTL: 10 * time.Second}
+			cf, xf := defaultCDCFlags(), defaultIndexerFlags()
+			cf.name, cf.tables = name, model.Tables()
 
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			// Either one ending stops the other: a half-running pipeline only hides the fault.
-			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, &cdcCfg, cf) })
-			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, xf) })
+			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, &cdcCfg, &cf) })
+			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, &xf) })
 			wg.Wait()
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", envOr("WYE_CDC_NAME", "default"), "reader name: checkpoint row and leader lock (env WYE_CDC_NAME)")
+	cmd.Flags().StringVar(&name, "name", defaultCDCFlags().name, "reader name: checkpoint row and leader lock (env WYE_CDC_NAME)")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "override metrics.listen")
 	return cmd
 }
