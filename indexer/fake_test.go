@@ -105,7 +105,7 @@ func catalogDB() *fakeDB {
 	}}
 }
 
-func catalogModel(t *testing.T) *Model {
+func catalogModel(t testing.TB) *Model {
 	t.Helper()
 	m, err := NewModel([]config.Entity{catalogEntity()})
 	if err != nil {

@@ -84,7 +84,7 @@ func poison(format string, args ...any) error {
 // wire is the union of a change event and a retry message.
 type wire struct {
 	Schema   *int                       `json:"schema"`
-	Changes  []json.RawMessage          `json:"changes"`
+	Changes  []wire                     `json:"changes"`
 	Table    string                     `json:"table"`
 	Op       string                     `json:"op"`
 	Before   map[string]json.RawMessage `json:"before"`
@@ -112,9 +112,15 @@ type badChange struct {
 // decode is the one classification at the message boundary: it returns the message's retry
 // or changes, or a *PoisonError saying why the whole message cannot be used.
 func (m *Model) decode(body []byte) (decoded, error) {
+	// One parse for the whole message; only a batch with a bad change is read again, change by
+	// change, to park that change alone.
 	var w wire
 	d := json.NewDecoder(bytes.NewReader(body))
 	if err := d.Decode(&w); err != nil {
+		var env envelope
+		if json.Unmarshal(body, &env) == nil && env.Schema != nil && *env.Schema == 2 && len(env.Changes) > 0 {
+			return m.decodeEach(env.Changes), nil
+		}
 		return decoded{}, poison("not a JSON object: %v", err)
 	}
 	switch {
@@ -132,7 +138,31 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		return decoded{}, poison("schema 2 message without changes")
 	}
 	out := decoded{changes: make([]*Change, 0, len(w.Changes))}
-	for _, raw := range w.Changes {
+	for i := range w.Changes {
+		c, err := m.decodeChange(&w.Changes[i])
+		if err != nil {
+			var env envelope
+			if err := json.Unmarshal(body, &env); err != nil {
+				return decoded{}, poison("not a JSON object: %v", err)
+			}
+			return m.decodeEach(env.Changes), nil
+		}
+		out.changes = append(out.changes, c)
+	}
+	return out, nil
+}
+
+// envelope is a schema 2 message with its changes left undecoded.
+type envelope struct {
+	Schema  *int              `json:"schema"`
+	Changes []json.RawMessage `json:"changes"`
+}
+
+// decodeEach decodes a batch change by change: the good ones are returned, each bad one is
+// returned as a message of its own.
+func (m *Model) decodeEach(changes []json.RawMessage) decoded {
+	out := decoded{changes: make([]*Change, 0, len(changes))}
+	for _, raw := range changes {
 		var cw wire
 		err := json.Unmarshal(raw, &cw)
 		if err != nil {
@@ -147,7 +177,7 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		alone := append(append([]byte(`{"schema":2,"changes":[`), raw...), "]}"...)
 		out.bad = append(out.bad, badChange{body: alone, reason: err.(*PoisonError).Reason})
 	}
-	return out, nil
+	return out
 }
 
 func (m *Model) decodeRetry(w *wire) (*Retry, error) {
