@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"strconv"
 )
@@ -64,13 +65,7 @@ func compareValues(a, b Value) int {
 		if len(a) != len(b) {
 			return len(a) - len(b)
 		}
-		switch {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a, b)
 	}
 	fa, ea := strconv.ParseFloat(string(a), 64)
 	fb, eb := strconv.ParseFloat(string(b), 64)
@@ -90,13 +85,7 @@ func compareValues(a, b Value) int {
 	case eb == nil:
 		return 1
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a, b)
 }
 
 // MarshalJSON writes the value as the JSON it already is.
