@@ -440,4 +440,19 @@ func TestIndexerWyeRunConverges(t *testing.T) {
 		return nil
 	})
 	workloadConverges(t, r, 800, 2*time.Minute)
+	// One endpoint serves both halves: the reader's and the indexer's series.
+	res, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, series := range []string{"wye_cdc_published_total ", "wye_cdc_leader 1", "wye_indexer_items_total{"} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics of wye run has no %q", series)
+		}
+	}
+	if strings.Contains(string(body), "wye_cdc_published_total 0\n") {
+		t.Error("/metrics of wye run: wye_cdc_published_total is 0 after the workload")
+	}
 }

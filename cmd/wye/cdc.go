@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,7 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runCDC(cmd.Context(), cfg, f)
+			return runCDC(cmd.Context(), cfg, f, nil)
 		},
 	}
 	fl := cmd.Flags()
@@ -91,7 +92,9 @@ func followedTables(cfg *config.Config, extra []string) ([]string, error) {
 	return out, nil
 }
 
-func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
+// runCDC runs the reader. Its series and readiness go to ep, or to an endpoint of its own on
+// metrics.listen when ep is nil.
+func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEndpoint) error {
 	log := slog.Default()
 	tables, err := followedTables(cfg, f.tables)
 	if err != nil {
@@ -100,9 +103,15 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 	if len(tables) == 0 {
 		return usageError{errors.New("cdc: no table to follow: add entities or --table")}
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := cdc.NewMetrics(reg)
+	if ep == nil {
+		ep = newMetricsEndpoint(1)
+		stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	metrics := cdc.NewMetrics(ep.reg)
 
 	src, err := newCDCSource(cfg, tables, log)
 	if err != nil {
@@ -127,18 +136,50 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags) error {
 		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
 
 	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
-	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, func() bool { return reader.Ready() && !pub.Blocked() })
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
+	ep.addReady(func() bool { return reader.Ready() && !pub.Blocked() })
 	log.Info("cdc starting", "name", f.name, "tables", tables, "source", cfg.Source.Addr(),
 		"broker", cfg.AMQP.Host(), "exchange", cfg.AMQP.Exchange, "queue", cfg.AMQP.Queue, "metrics", cfg.Metrics.Listen)
 	return reader.Run(ctx)
 }
 
-// serveMetrics serves /metrics, /healthz (the process runs) and /readyz (holds the lock,
-// connected, publishing). An empty address disables it.
+// metricsEndpoint collects the series and the readiness of the components one /metrics
+// endpoint serves: one for `wye cdc` and `wye indexer`, both for `wye run`.
+type metricsEndpoint struct {
+	reg   *prometheus.Registry
+	want  int // components that will report readiness
+	mu    sync.Mutex
+	ready []func() bool
+}
+
+func newMetricsEndpoint(components int) *metricsEndpoint {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &metricsEndpoint{reg: reg, want: components}
+}
+
+func (e *metricsEndpoint) addReady(ready func() bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ready = append(e.ready, ready)
+}
+
+// Ready reports whether every component has started and is ready.
+func (e *metricsEndpoint) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.ready) < e.want {
+		return false
+	}
+	for _, r := range e.ready {
+		if !r() {
+			return false
+		}
+	}
+	return true
+}
+
+// serveMetrics serves /metrics, /healthz (the process runs) and /readyz (every component
+// doing its job: see metricsEndpoint). An empty address disables it.
 func serveMetrics(addr string, reg *prometheus.Registry, ready func() bool) (func(), error) {
 	if addr == "" {
 		return func() {}, nil

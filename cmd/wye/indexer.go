@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/wyehq/wye/cluster"
@@ -61,7 +59,7 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runIndexer(cmd.Context(), cfg, f)
+			return runIndexer(cmd.Context(), cfg, f, nil)
 		},
 	}
 	fl := cmd.Flags()
@@ -80,7 +78,9 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error {
+// runIndexer runs the indexer. Its series and readiness go to ep, or to an endpoint of its
+// own on metrics.listen when ep is nil.
+func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *metricsEndpoint) error {
 	log := slog.Default()
 	if len(cfg.Entities) == 0 {
 		return usageError{errors.New("indexer: no entities configured")}
@@ -92,9 +92,15 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 	if f.indexTargets != "mapping" && f.indexTargets != "alias" {
 		return usageError{fmt.Errorf("--index-targets: want mapping or alias, got %q", f.indexTargets)}
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := indexer.NewMetrics(reg)
+	if ep == nil {
+		ep = newMetricsEndpoint(1)
+		stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	metrics := indexer.NewMetrics(ep.reg)
 
 	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
 	if err != nil {
@@ -155,11 +161,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags) error 
 		BatchWait: f.batchWait, Metrics: metrics, Logger: log,
 	}, pipe)
 
-	stopHTTP, err := serveMetrics(cfg.Metrics.Listen, reg, consumer.Ready)
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
+	ep.addReady(consumer.Ready)
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
 		"index_targets", f.indexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
 

@@ -20,8 +20,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Use:   "run",
 		Short: "Run cdc and the indexer in one process (single machine)",
 		Long: "Run the binlog reader (wye cdc) and one indexer (wye indexer) in one process with their " +
-			"defaults. cdc follows every table the entities read. /metrics, /healthz and /readyz on " +
-			"metrics.listen serve the indexer; the reader's own metrics are only served by `wye cdc`.",
+			"defaults. cdc follows every table the entities read. /metrics on metrics.listen serves " +
+			"both (wye_cdc_*, wye_indexer_*); /readyz is ready when both are.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, g, metricsListen)
@@ -32,10 +32,13 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			// Integration point: runCDC serves its metrics on metrics.listen too; until it
-			// takes a shared registry, the reader here runs without an endpoint.
-			cdcCfg := *cfg
-			cdcCfg.Metrics.Listen = ""
+			// One endpoint for both: wye_cdc_* and wye_indexer_* series; ready when both are.
+			ep := newMetricsEndpoint(2)
+			stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			cf, xf := defaultCDCFlags(), defaultIndexerFlags()
 			cf.name, cf.tables = name, model.Tables()
 
@@ -44,8 +47,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			// Either one ending stops the other: a half-running pipeline only hides the fault.
-			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, &cdcCfg, &cf) })
-			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, &xf) })
+			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, cfg, &cf, ep) })
+			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, &xf, ep) })
 			wg.Wait()
 			return errors.Join(errs...)
 		},
