@@ -173,3 +173,45 @@ func (m *Model) entity(name string) *Entity {
 }
 
 func (m *Model) follows(table string) bool { return m.byTable[table] != nil || m.byJoin[table] != nil }
+
+// LinkColumn is a column whose values the indexer matches itself, byte for byte: a key or
+// a foreign key that joins two tables of an entity. MySQL compares the same values with the
+// column's collation ('ABC' = 'abc' = 'abc ' under utf8mb4_general_ci), so a link column with
+// a non-binary collation can join rows that wye does not.
+type LinkColumn struct {
+	Path   string // where the link is configured: "program.channel.key"
+	Table  string // "db.table"
+	Column string
+}
+
+// LinkColumns lists every column an entity joins on, once per place it is configured.
+func (m *Model) LinkColumns() []LinkColumn {
+	var out []LinkColumn
+	var walk func(n *node, path string)
+	walk = func(n *node, path string) {
+		add := func(field, table, col string) {
+			out = append(out, LinkColumn{Path: path + "." + field, Table: table, Column: col})
+		}
+		switch n.kind() {
+		case linkRoot:
+			add("key", n.table, n.key)
+		case linkFrom:
+			add("from", n.parent.table, n.from)
+			add("key", n.table, n.key)
+		case linkParentKey:
+			add("parent_key", n.table, n.parentKey)
+			add("key", n.table, n.key)
+		case linkThrough:
+			add("through.parent_key", n.through.Table, n.through.ParentKey)
+			add("through.key", n.through.Table, n.through.Key)
+			add("key", n.table, n.key)
+		}
+		for _, c := range n.children {
+			walk(c, path+"."+c.name)
+		}
+	}
+	for _, e := range m.entities {
+		walk(e.root, e.Name)
+	}
+	return out
+}

@@ -107,6 +107,9 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 		return err
 	}
 	defer src.Close()
+	if err := checkLinks(ctx, src, model, log); err != nil {
+		return err
+	}
 	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
 	if err != nil {
 		return err
@@ -204,4 +207,26 @@ func (m mappingTargets) WriteTargets(ctx context.Context, cl, alias string) ([]s
 		return nil, fmt.Errorf("list indices of %s: no cluster %q", alias, cl)
 	}
 	return mapping.WriteTargets(ctx, api, alias)
+}
+
+// checkLinks refuses a link column the source does not have, and warns about each one whose
+// collation is not binary (docs/indexer.md, "Link columns"). A source that cannot be asked now
+// is not fatal: batches wait for it anyway.
+func checkLinks(ctx context.Context, src *indexersql.Source, model *indexer.Model, log *slog.Logger) error {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	loose, err := src.LooseLinks(qctx, model.LinkColumns())
+	switch {
+	case errors.Is(err, indexersql.ErrNoColumn):
+		return usageError{err}
+	case err != nil:
+		log.Warn("could not check the collations of the link columns", "err", err)
+		return nil
+	}
+	for _, l := range loose {
+		log.Warn("link column with a non-binary collation: wye matches its values byte for byte, MySQL by collation; "+
+			"values that differ only in case, accents or trailing spaces would not join (use a _bin collation, or keep the values canonical)",
+			"entity_field", l.Path, "column", l.Table+"."+l.Column, "collation", l.Collation)
+	}
+	return nil
 }
