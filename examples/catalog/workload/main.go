@@ -225,8 +225,9 @@ func (w *workload) step(ctx context.Context) error {
 	}
 }
 
-// summary prints one line: changes made, programs in MySQL, documents per cluster, and the
-// indexer's acked events, parked messages and mean lag.
+// summary prints one line: changes made, programs in MySQL, the row changes cdc published,
+// documents per cluster, and the indexer's acked messages (batches of changes), parked and
+// retried messages, mean lag and slave misses.
 func summary(changes, failures int, clusters, index, metricsURL string, programs int) {
 	var parts []string
 	for _, c := range strings.Split(clusters, ",") {
@@ -238,8 +239,8 @@ func summary(changes, failures int, clusters, index, metricsURL string, programs
 	if n := m["wye_indexer_lag_seconds_count"]; n > 0 {
 		lag = fmt.Sprintf("%.2fs", m["wye_indexer_lag_seconds_sum"]/n)
 	}
-	fmt.Printf("%s changes=%d (failed %d) mysql_programs=%d docs[%s] acked=%.0f parked=%.0f retried=%.0f mean_lag=%s slave_misses=%.0f\n",
-		time.Now().Format("15:04:05"), changes, failures, programs, strings.Join(parts, " "),
+	fmt.Printf("%s changes=%d (failed %d) mysql_programs=%d cdc_events=%.0f docs[%s] acked_msgs=%.0f parked=%.0f retried=%.0f mean_lag=%s slave_misses=%.0f\n",
+		time.Now().Format("15:04:05"), changes, failures, programs, m["wye_cdc_published_total"], strings.Join(parts, " "),
 		m[`wye_indexer_messages_total{result="acked"}`], m[`wye_indexer_messages_total{result="parked"}`],
 		m[`wye_indexer_messages_total{result="retried"}`], lag, m["wye_indexer_ledger_entries_total"])
 }
