@@ -103,14 +103,11 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEnd
 	if len(tables) == 0 {
 		return usageError{errors.New("cdc: no table to follow: add entities or --table")}
 	}
-	if ep == nil {
-		ep = newMetricsEndpoint(1)
-		stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	ep, stopHTTP, err := endpointFor(ep, cfg.Metrics.Listen)
+	if err != nil {
+		return err
 	}
+	defer stopHTTP()
 	metrics := cdc.NewMetrics(ep.reg)
 
 	src, err := newCDCSource(cfg, tables, log)
@@ -176,6 +173,16 @@ func (e *metricsEndpoint) Ready() bool {
 		}
 	}
 	return true
+}
+
+// endpointFor returns ep or, when ep is nil, a new endpoint of one component served on addr.
+func endpointFor(ep *metricsEndpoint, addr string) (*metricsEndpoint, func(), error) {
+	if ep != nil {
+		return ep, func() {}, nil
+	}
+	ep = newMetricsEndpoint(1)
+	stop, err := serveMetrics(addr, ep.reg, ep.Ready)
+	return ep, stop, err
 }
 
 // serveMetrics serves /metrics, /healthz (the process runs) and /readyz (every component

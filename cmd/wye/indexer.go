@@ -92,14 +92,11 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	if f.indexTargets != "mapping" && f.indexTargets != "alias" {
 		return usageError{fmt.Errorf("--index-targets: want mapping or alias, got %q", f.indexTargets)}
 	}
-	if ep == nil {
-		ep = newMetricsEndpoint(1)
-		stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	ep, stopHTTP, err := endpointFor(ep, cfg.Metrics.Listen)
+	if err != nil {
+		return err
 	}
+	defer stopHTTP()
 	metrics := indexer.NewMetrics(ep.reg)
 
 	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
