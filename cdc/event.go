@@ -80,17 +80,13 @@ type Change struct {
 	Epoch    uint32
 }
 
-// Encode renders the change as one element of a message's "changes" array:
+// encoder appends changes, each one element of a message's "changes" array:
 //
 //	{"table":"db.t","op":"update","pk":{...},"before":{...},"after":{...},
 //	 "version":N,"commit_ts":"...Z","position":"file:pos","gtid":"0-1-42","epoch":1}
-func (c *Change) Encode() ([]byte, error) {
-	var e encoder
-	return e.appendChange(make([]byte, 0, 256), c)
-}
-
-// encoder appends changes; it caches the renderings that consecutive changes share (the
-// position of one rows event, the commit second of one transaction).
+//
+// It caches the renderings that consecutive changes share: the table's column keys, the
+// position of one rows event, the commit second of one transaction.
 type encoder struct {
 	table  *Table
 	name   string   // table.FullName()
@@ -209,7 +205,7 @@ type Batch struct {
 const batchHead = `{"schema":2,"changes":[`
 
 // Add appends c. On an error the batch is unchanged.
-func (bt *Batch) Add(c *Change, now time.Time) error {
+func (bt *Batch) Add(c *Change) error {
 	mark := len(bt.buf)
 	if bt.n == 0 {
 		bt.buf = append(bt.buf[:0], batchHead...)
@@ -225,7 +221,7 @@ func (bt *Batch) Add(c *Change, now time.Time) error {
 	name := bt.enc.name
 	switch {
 	case bt.n == 0:
-		bt.table, bt.first, bt.firstAt = name, c.Version, now
+		bt.table, bt.first, bt.firstAt = name, c.Version, time.Now()
 	case bt.table != name:
 		bt.table = MixedRoutingKey
 	}

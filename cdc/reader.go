@@ -468,7 +468,7 @@ func (p *publisher) add(ctx context.Context, c *Change) error {
 	if c.Version, err = VersionAt(p.epoch, c.Pos.File, c.Pos.Pos); err != nil {
 		return err
 	}
-	if err := p.batch.Add(c, time.Now()); err != nil {
+	if err := p.batch.Add(c); err != nil {
 		// Undecodable value: never drop silently, never crash.
 		mark := ResyncMark{Table: c.Table.FullName(), Reason: "undecodable", Detail: err.Error(), Pos: c.Pos}
 		r.m.ResyncNeeded.WithLabelValues(mark.Reason).Inc()

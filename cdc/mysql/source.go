@@ -222,7 +222,10 @@ func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error
 		}
 		switch e := ev.Event.(type) {
 		case *replication.RotateEvent:
+			// Its LogPos is a position in the file it closes: compared with the new file's
+			// name it would end the read early.
 			file = string(e.NextLogName)
+			continue
 		case *replication.RowsEvent:
 			if e.Type() == replication.EnumRowsEventTypeUpdate {
 				rows += len(e.Rows) / 2 // before and after image of one change

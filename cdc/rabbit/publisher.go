@@ -36,8 +36,14 @@ type Options struct {
 // messageType is the AMQP type property of every change message.
 var messageType = "wye.cdc.changes.v" + strconv.Itoa(cdc.SchemaVersion)
 
-// DefaultParkedQueue is the queue of messages wye cannot deliver or write.
-const DefaultParkedQueue = "wye.parked"
+// The broker topology's defaults, shared by the binlog reader and the indexer (config's
+// amqp.* defaults are the same names: a test in cmd/wye holds them equal).
+const (
+	DefaultExchange      = "wye.changes" // topic exchange of change messages
+	DefaultQueue         = "wye.index"   // the change queue the indexer consumes
+	DefaultParkedQueue   = "wye.parked"  // messages wye cannot deliver or write
+	DefaultDeliveryLimit = 10            // x-delivery-limit of the change queue
+)
 
 // ChangeQueueArgs are the arguments of the change queue, the contract between the binlog
 // reader and the indexer (both declare it; arguments cannot change once it exists). A
@@ -67,13 +73,13 @@ var _ cdc.Publisher = (*Publisher)(nil)
 // New returns a publisher.
 func New(opts Options) *Publisher {
 	if opts.Exchange == "" {
-		opts.Exchange = "wye.changes"
+		opts.Exchange = DefaultExchange
 	}
 	if opts.Queue == "" {
-		opts.Queue = "wye.index"
+		opts.Queue = DefaultQueue
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = 10
+		opts.DeliveryLimit = DefaultDeliveryLimit
 	}
 	if opts.Window <= 0 {
 		opts.Window = 1024

@@ -119,6 +119,13 @@ and the ratios of the best rates.`,
 					}
 				}
 			}
+			// Rates of different work are no ratio: every path must have read the same changes.
+			for _, p := range paths[1:] {
+				if p.n != paths[0].n {
+					return fmt.Errorf("%s handled %d row changes, %s %d: the paths did not read the same range",
+						p.name, p.n, paths[0].name, paths[0].n)
+				}
+			}
 			raw, null, pub := paths[0].best(), paths[1].best(), paths[2].best()
 			fmt.Printf("range %s .. %s, tables %s, compression %s, %d rounds (best of each)\n",
 				fromPos, toPos, strings.Join(tables, ","), cfg.AMQP.Compression, rounds)

@@ -38,7 +38,7 @@ type cdcFlags struct {
 
 // defaultCDCFlags are the reader's defaults, for `wye cdc`'s flags and `wye run`.
 func defaultCDCFlags() cdcFlags {
-	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: 10, checkpoint: 200 * time.Millisecond}
+	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: rabbit.DefaultDeliveryLimit, checkpoint: 200 * time.Millisecond}
 }
 
 func newCDCCmd(g *globalFlags) *cobra.Command {

@@ -115,36 +115,30 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 				})
 			},
 		}),
-		withDryRun(f, &cobra.Command{
-			Use:   "switch",
-			Short: "Move each alias to its cluster's configured version in one atomic call; refuses while the new index has fewer documents",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
-					rs := mapping.Switch(ctx, s.set, s.targets, s.opts, f.dryRun)
-					if err := writeResults(w, f, rs); err != nil {
-						return err
-					}
-					return resultsError("mapping switch", nil, rs)
-				})
-			},
-		}),
-		withDryRun(f, &cobra.Command{
-			Use:   "gc",
-			Short: "Delete the versioned indices an alias no longer points at (after switch)",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
-					rs := mapping.GC(ctx, s.set, s.targets, s.opts, f.dryRun)
-					if err := writeResults(w, f, rs); err != nil {
-						return err
-					}
-					return resultsError("mapping gc", nil, rs)
-				})
-			},
-		}),
+		stepsCmd(g, f, "switch", "Move each alias to its cluster's configured version in one atomic call; refuses while the new index has fewer documents", mapping.Switch),
+		stepsCmd(g, f, "gc", "Delete the versioned indices an alias no longer points at (after switch)", mapping.GC),
 	)
 	return cmd
+}
+
+// stepsCmd is a subcommand that runs one mapping operation over every target, prints its
+// results and exits 1 when a step failed, was refused or was skipped.
+func stepsCmd(g *globalFlags, f *mappingFlags, use, short string,
+	run func(context.Context, *mapping.Set, []mapping.Target, mapping.Options, bool) []mapping.Result) *cobra.Command {
+	return withDryRun(f, &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMapping(cmd, g, f, func(ctx context.Context, w io.Writer, s *mappingSession) error {
+				rs := run(ctx, s.set, s.targets, s.opts, f.dryRun)
+				if err := writeResults(w, f, rs); err != nil {
+					return err
+				}
+				return resultsError("mapping "+use, nil, rs)
+			})
+		},
+	})
 }
 
 func withDryRun(f *mappingFlags, c *cobra.Command) *cobra.Command {
@@ -254,13 +248,7 @@ func connectMappingTargets(clusters []config.Cluster) []mapping.Target {
 	for i, c := range clusters {
 		wg.Go(func() {
 			t := mapping.Target{Name: c.Name, Version: c.Mapping}
-			cl, err := cluster.New(cluster.Options{
-				Name: c.Name, URLs: c.URLs,
-				Username: c.Auth.Username, Password: c.Auth.Password.Reveal(),
-				APIKey: c.Auth.APIKey.Reveal(), BearerToken: c.Auth.BearerToken.Reveal(),
-				CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-				RequestTimeout: c.Timeouts.Request,
-			})
+			cl, err := cluster.New(clusterOptions(c))
 			if err != nil {
 				t.Err = err
 			} else {

@@ -74,14 +74,14 @@ func New(opts Options, p Processor) *Consumer {
 			*s = v
 		}
 	}
-	def(&opts.Exchange, "wye.changes")
-	def(&opts.Queue, "wye.index")
-	def(&opts.Parked, "wye.parked")
+	def(&opts.Exchange, cdcrabbit.DefaultExchange)
+	def(&opts.Queue, cdcrabbit.DefaultQueue)
+	def(&opts.Parked, cdcrabbit.DefaultParkedQueue)
 	if len(opts.RetryDelays) == 0 {
 		opts.RetryDelays = DefaultRetryDelays
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = 10
+		opts.DeliveryLimit = cdcrabbit.DefaultDeliveryLimit
 	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 512

@@ -1,0 +1,44 @@
+package cdc
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkBatchOf2048Updates measures encoding and compressing one full message of updates
+// shaped like the e2e benchmark's table (ids, a foreign key, utf8mb4 text, DECIMAL,
+// DATETIME(6)), and reports the bytes per change before and after zstd:
+// go test -run - -bench BatchOf2048 ./cdc
+func BenchmarkBatchOf2048Updates(b *testing.B) {
+	t := &Table{Schema: "wye_cdc_bench", Name: "bench", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt},
+		{Name: "ver", Kind: KindInt}, {Name: "parent_id", Kind: KindInt}, {Name: "note", Kind: KindText},
+		{Name: "amount", Kind: KindDecimal}, {Name: "at", Kind: KindDateTime}}}
+	changes := make([]Change, 2048)
+	for i := range changes {
+		pos := Position{File: "mariadb-bin.000005", Pos: uint32(1000 + i*300)}
+		v, _ := VersionAt(1, pos.File, pos.Pos)
+		row := func(ver, parent int) []any {
+			return []any{int64(i), int64(ver), int64(parent), fmt.Sprintf("note é %d", i), fmt.Sprintf("%d.25", i),
+				fmt.Sprintf("2026-11-23 03:00:%02d.%06d", i%60, i*37%1000000)}
+		}
+		changes[i] = Change{Table: t, Op: OpUpdate, Before: row(1, i%500), After: row(2, i%500+1), Version: v,
+			CommitTS: time.Unix(1795000000+int64(i/100), 0), Pos: pos, GTID: fmt.Sprintf("0-1-%d", 1000+i/10), Epoch: 1}
+	}
+	for _, compress := range []bool{false, true} {
+		b.Run(fmt.Sprintf("zstd=%v", compress), func(b *testing.B) {
+			bt := Batch{Compress: compress}
+			var size int
+			for b.Loop() {
+				for i := range changes {
+					if err := bt.Add(&changes[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				size = len(bt.Take().Body)
+			}
+			b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
+		})
+	}
+}
