@@ -18,18 +18,18 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wyehq/wye/cdc"
-	cdcmysql "github.com/wyehq/wye/cdc/mysql"
-	cdcrabbit "github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/cdc/binlog"
+	"github.com/wyehq/wye/cdc/publisher"
 )
 
 // openTestControl opens the control-schema adapter of reader name against the stack's MariaDB.
-func openTestControl(t *testing.T, name string) *cdcmysql.Control {
+func openTestControl(t *testing.T, name string) *binlog.Control {
 	t.Helper()
 	requireReachable(t, "MariaDB", mysqlAddr)
 	host, port := splitHostPort(t, mysqlAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := cdcmysql.OpenControl(ctx, cdcmysql.ControlOptions{Host: host, Port: port,
+	c, err := binlog.OpenControl(ctx, binlog.ControlOptions{Host: host, Port: port,
 		User: env("WYE_E2E_CONTROL_USER", "wye"), Password: env("WYE_E2E_CONTROL_PASSWORD", "wye-control"),
 		Database: "wye", Name: name, Poll: 100 * time.Millisecond})
 	if err != nil {
@@ -40,7 +40,7 @@ func openTestControl(t *testing.T, name string) *cdcmysql.Control {
 }
 
 // cannotAcquire fails the test if other gets the leader lock within d.
-func cannotAcquire(t *testing.T, other *cdcmysql.Control, d time.Duration, when string) {
+func cannotAcquire(t *testing.T, other *binlog.Control, d time.Duration, when string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -131,11 +131,11 @@ func TestCDCCancelledCheckpointSaveKeepsTheLeaderLock(t *testing.T) {
 	}
 
 	// Control: the fence holds, and the second reader does get the lock once it is released.
-	if err := standby.Save(ctx, cp); !errors.Is(err, cdcmysql.ErrNotLeader) {
+	if err := standby.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
 		t.Fatalf("save by a reader without the lock: %v, want ErrNotLeader", err)
 	}
 	release()
-	if err := leader.Save(ctx, cp); !errors.Is(err, cdcmysql.ErrNotLeader) {
+	if err := leader.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
 		t.Fatalf("save after release: %v, want ErrNotLeader", err)
 	}
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
@@ -175,7 +175,7 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 	}
 	// Before the old leader notices, its saves are already refused.
 	cp.Pos.Pos = 100
-	if err := old.Save(ctx, cp); !errors.Is(err, cdcmysql.ErrNotLeader) {
+	if err := old.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
 		t.Fatalf("save after the lock connection died: %v, want ErrNotLeader", err)
 	}
 	eventually(t, 5*time.Second, func() error {
@@ -196,7 +196,7 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 		t.Fatalf("save by the new holder: %v", err)
 	}
 	cp.Pos.Pos = 300
-	if err := old.Save(ctx, cp); !errors.Is(err, cdcmysql.ErrNotLeader) {
+	if err := old.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
 		t.Fatalf("save by the deposed leader: %v, want ErrNotLeader", err)
 	}
 }
@@ -266,7 +266,7 @@ func memoryAlarm(t *testing.T, deadMan time.Duration) {
 
 // alarmRig is one publisher session on a private exchange and queue.
 type alarmRig struct {
-	pub        *cdcrabbit.Publisher
+	pub        *publisher.Publisher
 	m          *cdc.Metrics
 	ch         cdc.Channel
 	session    context.Context
@@ -292,7 +292,7 @@ func openAlarmRig(t *testing.T, closeTimeout time.Duration) *alarmRig {
 		}
 	})
 	r := &alarmRig{m: cdc.NewMetrics(nil)}
-	r.pub = cdcrabbit.New(cdcrabbit.Options{URL: amqpURL, Exchange: exchange, Queue: queue, Parked: queue + ".parked",
+	r.pub = publisher.New(publisher.Options{URL: amqpURL, Exchange: exchange, Queue: queue, Parked: queue + ".parked",
 		Window: 256, CloseTimeout: closeTimeout, Metrics: r.m})
 	r.session, r.endSession = context.WithCancel(context.Background())
 	t.Cleanup(r.endSession)
@@ -415,7 +415,7 @@ func TestCDCCheckpointRefusesToMoveBelowTheSavedVersion(t *testing.T) {
 		t.Fatalf("save past suffix 65535: %v", err)
 	}
 	tooSmall := cdc.Checkpoint{Name: name, Epoch: old.Epoch + 1, SourceID: "new", Pos: cdc.Position{File: "other-bin.000001", Pos: 4}}
-	if err := ctl.Save(ctx, tooSmall); !errors.Is(err, cdcmysql.ErrCheckpointBehind) {
+	if err := ctl.Save(ctx, tooSmall); !errors.Is(err, binlog.ErrCheckpointBehind) {
 		t.Fatalf("save of epoch %d after %d/%s: %v, want ErrCheckpointBehind", tooSmall.Epoch, old.Epoch, old.Pos, err)
 	}
 	next, err := cdc.NextEpoch(old.Epoch, old.Pos.File)

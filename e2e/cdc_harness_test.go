@@ -246,7 +246,7 @@ func (e *event) int(img map[string]json.RawMessage, col string) int64 {
 }
 
 // consumer drains the rig's queue, reconnecting across broker restarts; it acks after storing.
-type consumer struct {
+type rigConsumer struct {
 	mu     sync.Mutex
 	events []event
 	bad    []string
@@ -254,9 +254,9 @@ type consumer struct {
 	done   chan struct{}
 }
 
-func (r *cdcRig) consume() *consumer {
+func (r *cdcRig) consume() *rigConsumer {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &consumer{cancel: cancel, done: make(chan struct{})}
+	c := &rigConsumer{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		for ctx.Err() == nil {
@@ -271,7 +271,7 @@ func (r *cdcRig) consume() *consumer {
 	return c
 }
 
-func (c *consumer) session(ctx context.Context, queue string) {
+func (c *rigConsumer) session(ctx context.Context, queue string) {
 	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
 		return
@@ -318,7 +318,7 @@ func (c *consumer) session(ctx context.Context, queue string) {
 	}
 }
 
-func (c *consumer) snapshot() []event {
+func (c *rigConsumer) snapshot() []event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]event(nil), c.events...)
@@ -566,7 +566,7 @@ func orderKey(e *event) int64 {
 }
 
 // waitCovered polls until every committed change has been consumed.
-func (r *cdcRig) waitCovered(w *workload, c *consumer, timeout time.Duration, procs ...*proc) (events []event, dups int) {
+func (r *cdcRig) waitCovered(w *workload, c *rigConsumer, timeout time.Duration, procs ...*proc) (events []event, dups int) {
 	r.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -25,7 +25,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wyehq/wye/indexer/rabbit"
+	"github.com/wyehq/wye/indexer/consumer"
 )
 
 // indexerRig is one indexer test's private world: its own database (the sample catalog),
@@ -124,7 +124,7 @@ func newIndexerRig(t *testing.T) *indexerRig {
 		}
 		ch.ExchangeDelete(r.exchange, false, false)
 		queues := []string{r.queue, r.parked}
-		for _, d := range append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second}, rabbit.DefaultRetryDelays...) {
+		for _, d := range append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second}, consumer.DefaultRetryDelays...) {
 			queues = append(queues, r.queue+".retry."+d.String())
 		}
 		for _, q := range queues {

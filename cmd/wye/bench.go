@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wyehq/wye/cdc"
-	"github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/cdc/publisher"
 )
 
 func newCDCBenchCmd(g *globalFlags) *cobra.Command {
@@ -106,7 +106,7 @@ and the ratios of the best rates.`,
 				}},
 				{name: "wye publish to RabbitMQ (persistent, confirmed, quorum queue)", run: func() (int, error) {
 					m := cdc.NewMetrics(nil)
-					return run(rabbit.New(rabbit.Options{URL: url, Exchange: exchange, Queue: queue,
+					return run(publisher.New(publisher.Options{URL: url, Exchange: exchange, Queue: queue,
 						Window: window, AppID: "wye-cdc-bench", Metrics: m}), m)
 				}},
 			}

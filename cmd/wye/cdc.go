@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wyehq/wye/cdc"
-	cdcmysql "github.com/wyehq/wye/cdc/mysql"
-	"github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/cdc/binlog"
+	"github.com/wyehq/wye/cdc/publisher"
 	"github.com/wyehq/wye/config"
 	"github.com/wyehq/wye/indexer"
 )
@@ -38,7 +38,7 @@ type cdcFlags struct {
 
 // defaultCDCFlags are the reader's defaults, for `wye cdc`'s flags and `wye run`.
 func defaultCDCFlags() cdcFlags {
-	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: rabbit.DefaultDeliveryLimit, checkpoint: 200 * time.Millisecond}
+	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: publisher.DefaultDeliveryLimit, checkpoint: 200 * time.Millisecond}
 }
 
 func newCDCCmd(g *globalFlags) *cobra.Command {
@@ -115,7 +115,7 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEnd
 		return usageError{err}
 	}
 	defer src.Close()
-	ctl, err := cdcmysql.OpenControl(ctx, cdcmysql.ControlOptions{
+	ctl, err := binlog.OpenControl(ctx, binlog.ControlOptions{
 		Host: cfg.Control.Host, Port: uint16(cfg.Control.Port), User: cfg.Control.User,
 		Password: cfg.Control.Password.Reveal(), Database: cfg.Control.Database, Name: f.name, Logger: log,
 	})
@@ -124,7 +124,7 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEnd
 	}
 	defer ctl.Close()
 	host, _ := os.Hostname()
-	pub := rabbit.New(rabbit.Options{
+	pub := publisher.New(publisher.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue,
 		DeliveryLimit: f.deliveryLimit, Parked: cfg.AMQP.Parked, Window: f.window, AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()),
 		Metrics: metrics,
@@ -222,8 +222,8 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready func() bool) (fun
 }
 
 // newCDCSource builds the binlog source of cfg.Source following tables.
-func newCDCSource(cfg *config.Config, tables []string, log *slog.Logger) (*cdcmysql.Source, error) {
-	return cdcmysql.NewSource(cdcmysql.SourceOptions{
+func newCDCSource(cfg *config.Config, tables []string, log *slog.Logger) (*binlog.Source, error) {
+	return binlog.NewSource(binlog.SourceOptions{
 		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
 		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
 		Tables: tables, Logger: log,

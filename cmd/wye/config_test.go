@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/cdc/publisher"
 	"github.com/wyehq/wye/config"
 )
 
@@ -96,8 +96,8 @@ func TestConfigCheckMissingFileExitsUsage(t *testing.T) {
 // started without the config would then use another queue than the one the config names.
 func TestConfigDefaultsNameTheBrokerTopologyOfTheComponents(t *testing.T) {
 	d := config.Default().AMQP
-	if d.Exchange != rabbit.DefaultExchange || d.Queue != rabbit.DefaultQueue || d.Parked != rabbit.DefaultParkedQueue {
+	if d.Exchange != publisher.DefaultExchange || d.Queue != publisher.DefaultQueue || d.Parked != publisher.DefaultParkedQueue {
 		t.Errorf("config amqp defaults %s/%s/%s, broker defaults %s/%s/%s", d.Exchange, d.Queue, d.Parked,
-			rabbit.DefaultExchange, rabbit.DefaultQueue, rabbit.DefaultParkedQueue)
+			publisher.DefaultExchange, publisher.DefaultQueue, publisher.DefaultParkedQueue)
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/config"
 	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/indexer/consumer"
 	"github.com/wyehq/wye/indexer/control"
 	"github.com/wyehq/wye/indexer/es"
-	"github.com/wyehq/wye/indexer/rabbit"
 	indexersql "github.com/wyehq/wye/indexer/sql"
 	"github.com/wyehq/wye/mapping"
 )
@@ -39,7 +39,7 @@ type indexerFlags struct {
 
 // defaultIndexerFlags are the indexer's defaults, for `wye indexer`'s flags and `wye run`.
 func defaultIndexerFlags() indexerFlags {
-	return indexerFlags{retryDelays: rabbit.DefaultRetryDelays, maxAttempts: 10, batchSize: rabbit.DefaultBatchSize,
+	return indexerFlags{retryDelays: consumer.DefaultRetryDelays, maxAttempts: 10, batchSize: consumer.DefaultBatchSize,
 		batchBytes: 4 << 20, batchWait: 200 * time.Millisecond, slaveBacklog: 64, rolesPoll: 2 * time.Second,
 		stopTimeout: 10 * time.Second, indexTargets: "mapping", targetsTTL: 10 * time.Second}
 }
@@ -155,7 +155,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	if f.parked == "" {
 		f.parked = cfg.AMQP.Parked
 	}
-	consumer := rabbit.New(rabbit.Options{
+	consumer := consumer.New(consumer.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
 		RetryDelays: f.retryDelays, Prefetch: cfg.AMQP.Prefetch, BatchSize: f.batchSize, BatchBytes: f.batchBytes,
 		BatchWait: f.batchWait, Metrics: metrics, Logger: log,

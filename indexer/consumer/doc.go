@@ -2,4 +2,4 @@
 // In: deliveries of the change queue, batched by count, bytes and time under a bounded
 // prefetch. Out: retry messages to TTL tier queues that dead-letter back, parked messages
 // with reason headers, and acks once those are confirmed. Owns: the indexer's queue topology.
-package rabbit
+package consumer

@@ -1,4 +1,4 @@
-package rabbit
+package consumer
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wyehq/wye/cdc"
-	cdcrabbit "github.com/wyehq/wye/cdc/rabbit"
+	"github.com/wyehq/wye/cdc/publisher"
 	"github.com/wyehq/wye/indexer"
 )
 
@@ -74,14 +74,14 @@ func New(opts Options, p Processor) *Consumer {
 			*s = v
 		}
 	}
-	def(&opts.Exchange, cdcrabbit.DefaultExchange)
-	def(&opts.Queue, cdcrabbit.DefaultQueue)
-	def(&opts.Parked, cdcrabbit.DefaultParkedQueue)
+	def(&opts.Exchange, publisher.DefaultExchange)
+	def(&opts.Queue, publisher.DefaultQueue)
+	def(&opts.Parked, publisher.DefaultParkedQueue)
 	if len(opts.RetryDelays) == 0 {
 		opts.RetryDelays = DefaultRetryDelays
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = cdcrabbit.DefaultDeliveryLimit
+		opts.DeliveryLimit = publisher.DefaultDeliveryLimit
 	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 512
@@ -153,7 +153,7 @@ func (c *Consumer) Declare(conn *amqp.Connection) error {
 		}
 		defer ch.Close()
 		if _, err := ch.QueueDeclare(c.opts.Queue, true, false, false, false,
-			cdcrabbit.ChangeQueueArgs(c.opts.DeliveryLimit, c.opts.Parked)); err != nil {
+			publisher.ChangeQueueArgs(c.opts.DeliveryLimit, c.opts.Parked)); err != nil {
 			return fmt.Errorf("declare queue %s: %w", c.opts.Queue, err)
 		}
 	}
