@@ -93,7 +93,7 @@ func NewModel(entities []config.Entity) (*Model, error) {
 	m := &Model{byTable: map[string][]*node{}, byJoin: map[string][]*node{}}
 	for _, ce := range entities {
 		if ce.VersionField == "" {
-			ce.VersionField = config.DefaultVersionField
+			ce.VersionField = DefaultVersionField
 		}
 		e := &Entity{Name: ce.Name, Index: ce.Index, VersionField: ce.VersionField}
 		e.root = &node{entity: e, table: ce.Root.Table, key: ce.Root.Key, cols: columns(ce.Root.Columns)}
@@ -215,3 +215,7 @@ func (m *Model) LinkColumns() []LinkColumn {
 	}
 	return out
 }
+
+// DefaultVersionField is the document field carrying the change version when an entity
+// names none. mapping maps it as long; config shows it.
+const DefaultVersionField = "wye_version"
