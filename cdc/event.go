@@ -274,20 +274,7 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 		}
 		return out, nil
 	case KindFloat32, KindFloat64:
-		var f float64
-		bits := 64
-		switch x := v.(type) {
-		case float32:
-			f, bits = float64(x), 32
-		case float64:
-			f = x
-		default:
-			return b, fmt.Errorf("float column: unexpected %T", v)
-		}
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return b, fmt.Errorf("float column: %v has no JSON form", f)
-		}
-		return strconv.AppendFloat(b, f, 'g', -1, bits), nil
+		return appendFloat(b, v)
 	case KindDecimal, KindDateTime, KindDate, KindTime, KindText:
 		switch x := v.(type) {
 		case string:
@@ -299,51 +286,91 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 	case KindTimestamp:
 		return appendString(b, timestampRFC3339(text(v))), nil
 	case KindBinary:
-		var raw []byte
-		switch x := v.(type) {
-		case []byte:
-			raw = x
-		case string:
-			raw = []byte(x)
-		default:
-			return b, fmt.Errorf("binary column: unexpected %T", v)
-		}
-		b = append(b, `{"$base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, raw)
-		return append(b, `"}`...), nil
+		return appendBinary(b, v)
 	case KindJSON:
-		raw := []byte(text(v))
-		if len(raw) == 0 {
-			// An empty JSON value (INSERT IGNORE of NULL into NOT NULL) reads back as null.
-			return append(b, "null"...), nil
-		}
-		if !json.Valid(raw) {
-			return b, fmt.Errorf("json column: invalid document %.40q", raw)
-		}
-		return append(b, raw...), nil
+		return appendJSON(b, v)
 	case KindEnum:
-		n, ok := toUint(v)
-		if !ok {
-			return b, fmt.Errorf("enum column: unexpected %T", v)
-		}
-		if n == 0 || n > uint64(len(col.Members)) {
-			return appendString(b, ""), nil
-		}
-		return appendString(b, col.Members[n-1]), nil
+		return appendEnum(b, col.Members, v)
 	case KindSet:
-		n, ok := toUint(v)
-		if !ok {
-			return b, fmt.Errorf("set column: unexpected %T", v)
-		}
-		var names []string
-		for i, m := range col.Members {
-			if n&(1<<uint(i)) != 0 {
-				names = append(names, m)
-			}
-		}
-		return appendString(b, strings.Join(names, ",")), nil
+		return appendSet(b, col.Members, v)
 	}
 	return b, fmt.Errorf("unknown column kind %d", col.Kind)
+}
+
+// appendFloat appends a FLOAT (float32) or DOUBLE (float64) value as the shortest JSON number
+// that round-trips it; NaN and infinities have no JSON form.
+func appendFloat(b []byte, v any) ([]byte, error) {
+	var f float64
+	bits := 64
+	switch x := v.(type) {
+	case float32:
+		f, bits = float64(x), 32
+	case float64:
+		f = x
+	default:
+		return b, fmt.Errorf("float column: unexpected %T", v)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, fmt.Errorf("float column: %v has no JSON form", f)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits), nil
+}
+
+// appendBinary appends the bytes of v as {"$base64":"..."}.
+func appendBinary(b []byte, v any) ([]byte, error) {
+	var raw []byte
+	switch x := v.(type) {
+	case []byte:
+		raw = x
+	case string:
+		raw = []byte(x)
+	default:
+		return b, fmt.Errorf("binary column: unexpected %T", v)
+	}
+	b = append(b, `{"$base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	return append(b, `"}`...), nil
+}
+
+// appendJSON embeds the JSON document v, after checking that it is valid JSON.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	raw := []byte(text(v))
+	if len(raw) == 0 {
+		// An empty JSON value (INSERT IGNORE of NULL into NOT NULL) reads back as null.
+		return append(b, "null"...), nil
+	}
+	if !json.Valid(raw) {
+		return b, fmt.Errorf("json column: invalid document %.40q", raw)
+	}
+	return append(b, raw...), nil
+}
+
+// appendEnum appends the name of the ENUM member at index v (1-based); "" for index 0, the
+// invalid value, and for an index past members.
+func appendEnum(b []byte, members []string, v any) ([]byte, error) {
+	n, ok := toUint(v)
+	if !ok {
+		return b, fmt.Errorf("enum column: unexpected %T", v)
+	}
+	if n == 0 || n > uint64(len(members)) {
+		return appendString(b, ""), nil
+	}
+	return appendString(b, members[n-1]), nil
+}
+
+// appendSet appends the names of the SET members whose bits v sets, joined by ",".
+func appendSet(b []byte, members []string, v any) ([]byte, error) {
+	n, ok := toUint(v)
+	if !ok {
+		return b, fmt.Errorf("set column: unexpected %T", v)
+	}
+	var names []string
+	for i, m := range members {
+		if n&(1<<uint(i)) != 0 {
+			names = append(names, m)
+		}
+	}
+	return appendString(b, strings.Join(names, ",")), nil
 }
 
 // timestampRFC3339 turns go-mysql's UTC "YYYY-MM-DD hh:mm:ss[.f]" into RFC 3339. The zero

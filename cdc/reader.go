@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// Source is the binlog server, as the reader uses it.
-type Source interface {
+// Binlog is the binlog server, as the reader uses it.
+type Binlog interface {
 	// Status tells who the server is and where its binlog stands now.
 	Status(ctx context.Context) (SourceStatus, error)
 	// Open streams the binlog from a transaction boundary.
@@ -105,17 +105,37 @@ const MixedRoutingKey = "wye.mixed"
 // HeaderChanges is the AMQP header that carries Message.Changes.
 const HeaderChanges = "x-wye-changes"
 
+// The defaults NewReader gives the zero fields of Options.
+const (
+	// DefaultName is the checkpoint and lock name of a reader with no Options.Name.
+	DefaultName = "default"
+	// DefaultCheckpointInterval is how often, at most, confirmed progress is saved.
+	DefaultCheckpointInterval = 200 * time.Millisecond
+	// DefaultBatchChanges is the most row changes one message carries.
+	DefaultBatchChanges = 2048
+	// DefaultBatchBytes is the most uncompressed body bytes of one message (1 MiB); one bigger
+	// change still goes alone.
+	DefaultBatchBytes = 1 << 20
+	// DefaultLinger is how long a partial batch waits for more changes when the binlog is idle.
+	DefaultLinger = 5 * time.Millisecond
+	// DefaultBackoffMin is the wait after a first failed session.
+	DefaultBackoffMin = 200 * time.Millisecond
+	// DefaultBackoffMax caps the wait between failed sessions and between failed lock
+	// acquisitions.
+	DefaultBackoffMax = 10 * time.Second
+)
+
 // Options configure a Reader. Zero values take the documented defaults.
 type Options struct {
-	Name               string        // checkpoint and lock name; default "default"
+	Name               string        // checkpoint and lock name; default DefaultName
 	Tables             []string      // followed tables, "db.table"
-	CheckpointInterval time.Duration // default 200ms
-	BatchChanges       int           // row changes per message at most; default 2048
-	BatchBytes         int           // uncompressed body bytes per message at most (one bigger change still goes alone); default 1 MiB
-	Linger             time.Duration // how long a partial batch waits for more changes when the binlog is idle; default 5ms
+	CheckpointInterval time.Duration // default DefaultCheckpointInterval
+	BatchChanges       int           // row changes per message at most; default DefaultBatchChanges
+	BatchBytes         int           // uncompressed body bytes per message at most (one bigger change still goes alone); default DefaultBatchBytes
+	Linger             time.Duration // how long a partial batch waits for more changes when the binlog is idle; default DefaultLinger
 	Compress           bool          // zstd message bodies (amqp.compression)
-	BackoffMin         time.Duration // default 200ms
-	BackoffMax         time.Duration // default 10s
+	BackoffMin         time.Duration // default DefaultBackoffMin
+	BackoffMax         time.Duration // default DefaultBackoffMax
 	Logger             *slog.Logger
 	Metrics            *Metrics
 	// StopAt, when set, makes Run return once every event up to the first transaction
@@ -130,7 +150,7 @@ var errStopAt = errors.New("reached stop position")
 // checkpoint to the broker until the lock is lost or ctx ends.
 type Reader struct {
 	opts   Options
-	src    Source
+	binlog Binlog
 	store  Store
 	leader Leader
 	pub    Publisher
@@ -146,27 +166,27 @@ type Reader struct {
 }
 
 // NewReader wires a reader.
-func NewReader(opts Options, src Source, store Store, leader Leader, pub Publisher) *Reader {
+func NewReader(opts Options, binlog Binlog, store Store, leader Leader, pub Publisher) *Reader {
 	if opts.Name == "" {
-		opts.Name = "default"
+		opts.Name = DefaultName
 	}
 	if opts.CheckpointInterval <= 0 {
-		opts.CheckpointInterval = 200 * time.Millisecond
+		opts.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if opts.BatchChanges <= 0 {
-		opts.BatchChanges = 2048
+		opts.BatchChanges = DefaultBatchChanges
 	}
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 1 << 20
+		opts.BatchBytes = DefaultBatchBytes
 	}
 	if opts.Linger <= 0 {
-		opts.Linger = 5 * time.Millisecond
+		opts.Linger = DefaultLinger
 	}
 	if opts.BackoffMin <= 0 {
-		opts.BackoffMin = 200 * time.Millisecond
+		opts.BackoffMin = DefaultBackoffMin
 	}
 	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 10 * time.Second
+		opts.BackoffMax = DefaultBackoffMax
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -174,7 +194,7 @@ func NewReader(opts Options, src Source, store Store, leader Leader, pub Publish
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Reader{opts: opts, src: src, store: store, leader: leader, pub: pub,
+	return &Reader{opts: opts, binlog: binlog, store: store, leader: leader, pub: pub,
 		log: opts.Logger.With("component", "cdc", "name", opts.Name), m: opts.Metrics}
 }
 
@@ -286,27 +306,20 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 }
 
 // session streams from the checkpoint until an error or the loss of the lock.
-func (r *Reader) session(held context.Context) (err error) {
+func (r *Reader) session(held context.Context) error {
 	ctx, cancel := context.WithCancelCause(held)
 	defer cancel(nil)
 
-	st, err := r.src.Status(ctx)
+	cp, err := r.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("read source status: %w", err)
+		return err
 	}
-	cp, err := r.startPoint(ctx, st)
-	if err != nil {
-		return fmt.Errorf("decide start position: %w", err)
-	}
-	r.m.Epoch.Set(float64(cp.Epoch))
-	r.setCheckpointGauges(cp.Pos)
-
 	ch, err := r.pub.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open broker channel: %w", err)
 	}
 	defer ch.Close()
-	stream, err := r.src.Open(ctx, cp.Pos)
+	stream, err := r.binlog.Open(ctx, cp.Pos)
 	if err != nil {
 		return fmt.Errorf("open binlog at %s: %w", cp.Pos, err)
 	}
@@ -314,35 +327,57 @@ func (r *Reader) session(held context.Context) (err error) {
 
 	tr := &tracker{saved: cp, last: cp}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		if err := r.checkpointLoop(ctx, ch, tr); err != nil {
 			cancel(err)
 		}
-	}()
-	defer func() {
-		cancel(nil)
-		wg.Wait()
-		// A last save of what is confirmed, on shutdown too (SIGTERM cancels held before the
-		// lock is released): the store fences it, so after a lost lock it is refused, harmless.
-		fctx, fcancel := context.WithTimeout(context.WithoutCancel(held), 2*time.Second)
-		defer fcancel()
-		w, _, _ := ch.Confirmed()
-		if cp, ok := tr.ready(w); ok {
-			if r.store.Save(fctx, cp) == nil {
-				r.setCheckpointGauges(cp.Pos)
-			}
-		}
-		r.publishing.Store(false)
-	}()
+	})
+	defer r.shutdown(held, cancel, &wg, ch, tr)
+	items := readBinlog(ctx, stream, &wg)
 
-	// The binlog is read in its own goroutine so that decoding overlaps encoding and
-	// publishing; the bounded channel is the back-pressure from the broker to the binlog.
+	r.publishing.Store(true)
+	return newBatcher(r, ch, tr, cp).run(ctx, items)
+}
+
+// begin reads the source's status and decides where the session starts.
+func (r *Reader) begin(ctx context.Context) (Checkpoint, error) {
+	st, err := r.binlog.Status(ctx)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read source status: %w", err)
+	}
+	cp, err := r.startPoint(ctx, st)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("decide start position: %w", err)
+	}
+	r.m.Epoch.Set(float64(cp.Epoch))
+	r.setCheckpointGauges(cp.Pos)
+	return cp, nil
+}
+
+// shutdown ends a session: it stops the session's goroutines (wg), then saves the checkpoint
+// one last time.
+func (r *Reader) shutdown(held context.Context, cancel context.CancelCauseFunc, wg *sync.WaitGroup, ch Channel, tr *tracker) {
+	cancel(nil)
+	wg.Wait()
+	// A last save of what is confirmed, on shutdown too (SIGTERM cancels held before the
+	// lock is released): the store fences it, so after a lost lock it is refused, harmless.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(held), 2*time.Second)
+	defer fcancel()
+	w, _, _ := ch.Confirmed()
+	if cp, ok := tr.ready(w); ok {
+		if r.store.Save(fctx, cp) == nil {
+			r.setCheckpointGauges(cp.Pos)
+		}
+	}
+	r.publishing.Store(false)
+}
+
+// readBinlog reads the binlog in its own goroutine (counted in wg) so that decoding overlaps
+// encoding and publishing; the bounded channel is the back-pressure from the broker to the
+// binlog. The channel is closed after the first error or when ctx ends.
+func readBinlog(ctx context.Context, stream Stream, wg *sync.WaitGroup) <-chan streamed {
 	items := make(chan streamed, 256)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		defer close(items)
 		for {
 			item, err := stream.Next(ctx)
@@ -355,83 +390,8 @@ func (r *Reader) session(held context.Context) (err error) {
 				return
 			}
 		}
-	}()
-
-	r.publishing.Store(true)
-	p := &publisher{r: r, ch: ch, tr: tr, epoch: cp.Epoch, counts: map[eventKey]int{}}
-	p.batch.Compress = r.opts.Compress
-	linger := time.NewTimer(time.Hour)
-	defer linger.Stop()
-	for {
-		var s streamed
-		var ok bool
-		select {
-		case s, ok = <-items:
-		default:
-			// The binlog has nothing ready: a partial batch waits a little for company, then goes.
-			if p.batch.Len() > 0 {
-				wait := r.opts.Linger - time.Since(p.batch.firstAt)
-				if wait <= 0 {
-					if err := p.flush(ctx); err != nil {
-						return err
-					}
-					continue
-				}
-				linger.Reset(wait)
-			}
-			select {
-			case s, ok = <-items:
-			case <-linger.C:
-				continue
-			case <-ctx.Done():
-			}
-		}
-		if !ok {
-			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-				return c
-			}
-			return ctx.Err()
-		}
-		item, err := s.item, s.err
-		if err != nil {
-			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-				return c
-			}
-			return fmt.Errorf("read binlog: %w", err)
-		}
-		if item.Resync != nil {
-			m := *item.Resync
-			r.m.ResyncNeeded.WithLabelValues(m.Reason).Inc()
-			r.log.Error("followed table needs a resync", "table", m.Table, "reason", m.Reason,
-				"detail", m.Detail, "position", m.Pos.String())
-			if err := r.store.MarkResync(ctx, r.opts.Name, m); err != nil {
-				return fmt.Errorf("mark resync: %w", err)
-			}
-		}
-		for i := range item.Changes {
-			if err := p.add(ctx, &item.Changes[i]); err != nil {
-				return err
-			}
-		}
-		if item.Commit {
-			w, _, err := ch.Confirmed()
-			if err != nil {
-				return fmt.Errorf("broker channel: %w", err)
-			}
-			cp := Checkpoint{Name: cp.Name, Epoch: cp.Epoch, SourceID: cp.SourceID, Pos: item.Pos, GTIDSet: item.GTIDSet}
-			if p.batch.Len() > 0 {
-				p.open = &cp // the transaction ends in the batch: its boundary waits for the batch's seq
-			} else {
-				tr.commit(p.lastSeq, cp, w)
-			}
-			if r.opts.StopAt != nil && !item.Pos.Less(*r.opts.StopAt) {
-				if err := p.flush(ctx); err != nil {
-					return err
-				}
-				return r.waitConfirmed(ctx, ch, p.lastSeq)
-			}
-		}
-	}
+	})
+	return items
 }
 
 // streamed is one result of Stream.Next, passed from the binlog goroutine.
@@ -445,14 +405,14 @@ type eventKey struct {
 	op    Op
 }
 
-// publisher batches the changes of one session into messages. Invariant 1: a transaction
+// batcher batches the changes of one session into messages. Invariant 1: a transaction
 // boundary is handed to the tracker with the sequence number of the message that holds the
 // transaction's last change, so the checkpoint passes it only once that message is confirmed.
-type publisher struct {
+type batcher struct {
 	r       *Reader
 	ch      Channel
 	tr      *tracker
-	epoch   uint32
+	start   Checkpoint // where the session started: its name, epoch and source stamp every boundary
 	batch   Batch
 	open    *Checkpoint // newest boundary whose last change is in batch
 	lastSeq uint64
@@ -460,15 +420,125 @@ type publisher struct {
 	counts  map[eventKey]int // events in batch, for the metrics at publish
 }
 
+func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
+	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}}
+	b.batch.Compress = r.opts.Compress
+	return b
+}
+
+// run is the session's read loop: it hands every binlog item to handle until the binlog, the
+// broker or the checkpoint loop fails, the session reaches Options.StopAt, or ctx ends.
+func (b *batcher) run(ctx context.Context, items <-chan streamed) error {
+	linger := time.NewTimer(time.Hour)
+	defer linger.Stop()
+	for {
+		s, ok, err := b.next(ctx, items, linger)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				return c
+			}
+			return ctx.Err()
+		}
+		if s.err != nil {
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				return c
+			}
+			return fmt.Errorf("read binlog: %w", s.err)
+		}
+		if err := b.handle(ctx, s.item); err != nil {
+			return err
+		}
+	}
+}
+
+// next returns the next result of the binlog goroutine; ok is false once items is closed or
+// ctx ends. While it waits, it publishes a partial batch whose linger has run out.
+func (b *batcher) next(ctx context.Context, items <-chan streamed, linger *time.Timer) (s streamed, ok bool, err error) {
+	for {
+		select {
+		case s, ok = <-items:
+			return s, ok, nil
+		default:
+		}
+		// The binlog has nothing ready: a partial batch waits a little for company, then goes.
+		if b.batch.Len() > 0 {
+			wait := b.r.opts.Linger - time.Since(b.batch.firstAt)
+			if wait <= 0 {
+				if err := b.flush(ctx); err != nil {
+					return streamed{}, false, err
+				}
+				continue
+			}
+			linger.Reset(wait)
+		}
+		select {
+		case s, ok = <-items:
+			return s, ok, nil
+		case <-linger.C:
+		case <-ctx.Done():
+			return streamed{}, false, nil
+		}
+	}
+}
+
+// handle passes one binlog item on: its resync mark to the store, its changes to the batch,
+// its transaction boundary to the tracker.
+func (b *batcher) handle(ctx context.Context, item Item) error {
+	r := b.r
+	if item.Resync != nil {
+		m := *item.Resync
+		r.m.ResyncNeeded.WithLabelValues(m.Reason).Inc()
+		r.log.Error("followed table needs a resync", "table", m.Table, "reason", m.Reason,
+			"detail", m.Detail, "position", m.Pos.String())
+		if err := r.store.MarkResync(ctx, r.opts.Name, m); err != nil {
+			return fmt.Errorf("mark resync: %w", err)
+		}
+	}
+	for i := range item.Changes {
+		if err := b.add(ctx, &item.Changes[i]); err != nil {
+			return err
+		}
+	}
+	if item.Commit {
+		return b.endTransaction(ctx, item)
+	}
+	return nil
+}
+
+// endTransaction hands the boundary of the transaction that item commits to the tracker, and
+// ends the session once every event up to Options.StopAt is confirmed.
+func (b *batcher) endTransaction(ctx context.Context, item Item) error {
+	w, _, err := b.ch.Confirmed()
+	if err != nil {
+		return fmt.Errorf("broker channel: %w", err)
+	}
+	cp := Checkpoint{Name: b.start.Name, Epoch: b.start.Epoch, SourceID: b.start.SourceID, Pos: item.Pos, GTIDSet: item.GTIDSet}
+	if b.batch.Len() > 0 {
+		b.open = &cp // the transaction ends in the batch: its boundary waits for the batch's seq
+	} else {
+		b.tr.commit(b.lastSeq, cp, w)
+	}
+	if stop := b.r.opts.StopAt; stop != nil && !item.Pos.Less(*stop) {
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+		return b.r.waitConfirmed(ctx, b.ch, b.lastSeq)
+	}
+	return nil
+}
+
 // add versions c and appends it to the batch, publishing the batch when it is full.
-func (p *publisher) add(ctx context.Context, c *Change) error {
-	r := p.r
-	c.Epoch = p.epoch
+func (b *batcher) add(ctx context.Context, c *Change) error {
+	r := b.r
+	c.Epoch = b.start.Epoch
 	var err error
-	if c.Version, err = VersionAt(p.epoch, c.Pos.File, c.Pos.Pos); err != nil {
+	if c.Version, err = VersionAt(b.start.Epoch, c.Pos.File, c.Pos.Pos); err != nil {
 		return err
 	}
-	if err := p.batch.Add(c); err != nil {
+	if err := b.batch.Add(c); err != nil {
 		// Undecodable value: never drop silently, never crash.
 		mark := ResyncMark{Table: c.Table.FullName(), Reason: "undecodable", Detail: err.Error(), Pos: c.Pos}
 		r.m.ResyncNeeded.WithLabelValues(mark.Reason).Inc()
@@ -478,48 +548,48 @@ func (p *publisher) add(ctx context.Context, c *Change) error {
 		}
 		return nil
 	}
-	p.counts[eventKey{p.batch.enc.name, c.Op}]++
-	p.lastTS = c.CommitTS
+	b.counts[eventKey{b.batch.enc.name, c.Op}]++
+	b.lastTS = c.CommitTS
 	if !r.highWater.Less(c.Pos) {
 		r.m.Republished.Inc()
 	} else {
 		r.highWater = c.Pos
 	}
-	if p.batch.Len() >= r.opts.BatchChanges || p.batch.Size() >= r.opts.BatchBytes {
-		return p.flush(ctx)
+	if b.batch.Len() >= r.opts.BatchChanges || b.batch.Size() >= r.opts.BatchBytes {
+		return b.flush(ctx)
 	}
 	return nil
 }
 
 // flush publishes the batch, if any, and hands its boundary to the tracker.
-func (p *publisher) flush(ctx context.Context) error {
-	if p.batch.Len() == 0 {
+func (b *batcher) flush(ctx context.Context) error {
+	if b.batch.Len() == 0 {
 		return nil
 	}
 	// Lock loss cancels ctx: check it before every publish so a deposed reader stops at once.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m := p.batch.Take()
-	seq, err := p.ch.Publish(ctx, m)
+	m := b.batch.Take()
+	seq, err := b.ch.Publish(ctx, m)
 	if err != nil {
 		return fmt.Errorf("publish events: %w", err)
 	}
-	p.lastSeq = seq
-	r := p.r
-	for k, n := range p.counts {
+	b.lastSeq = seq
+	r := b.r
+	for k, n := range b.counts {
 		r.m.Events.WithLabelValues(k.table, string(k.op)).Add(float64(n))
-		delete(p.counts, k)
+		delete(b.counts, k)
 	}
 	r.m.Published.Add(float64(m.Changes))
-	r.m.LagSeconds.Set(time.Since(p.lastTS).Seconds())
-	if p.open != nil {
-		w, _, err := p.ch.Confirmed()
+	r.m.LagSeconds.Set(time.Since(b.lastTS).Seconds())
+	if b.open != nil {
+		w, _, err := b.ch.Confirmed()
 		if err != nil {
 			return fmt.Errorf("broker channel: %w", err)
 		}
-		p.tr.commit(seq, *p.open, w)
-		p.open = nil
+		b.tr.commit(seq, *b.open, w)
+		b.open = nil
 	}
 	return nil
 }

@@ -38,7 +38,8 @@ func WithRefresh(refresh string) BulkOption {
 // write can go unaccounted for (esutil.BulkIndexer can drop items; we never use it).
 //
 // The error is a *TransportError (no answer), a *StatusError (the whole request was
-// refused, e.g. 429 or 413) or a plain error for a malformed body or answer (Permanent).
+// refused: 429 is Retryable, 413 TooLarge) or a plain error for a malformed body or answer
+// (Permanent).
 func (c *Client) Bulk(ctx context.Context, body []byte, opts ...BulkOption) ([]BulkItem, error) {
 	actions, err := countActions(body)
 	if err != nil {

@@ -101,7 +101,7 @@ func TestClusterWholeBulkRejectionIsClassified(t *testing.T) {
 	}{
 		{429, `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected execution"}],"type":"es_rejected_execution_exception","reason":"rejected execution"},"status":429}`, Retryable},
 		{503, `{"error":{"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];"},"status":503}`, Retryable},
-		{413, ``, Permanent},
+		{413, ``, TooLarge},
 		{400, `{"error":{"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"},"status":400}`, Permanent},
 	}
 	for _, tt := range tests {

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Class is what the caller should do with the outcome of one write (a bulk item or a
@@ -18,6 +21,10 @@ const (
 	Retryable
 	// Permanent: the same write will fail again (mapping, parsing, illegal argument).
 	Permanent
+	// TooLarge: the request body exceeds the cluster's http.max_content_length: send the
+	// same documents in smaller requests; a single document that large is Permanent to the
+	// caller.
+	TooLarge
 )
 
 func (c Class) String() string {
@@ -30,6 +37,8 @@ func (c Class) String() string {
 		return "retryable"
 	case Permanent:
 		return "permanent"
+	case TooLarge:
+		return "too_large"
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }
@@ -37,11 +46,15 @@ func (c Class) String() string {
 // Classify is the one classification function at the search-cluster boundary. status is the
 // HTTP status of a bulk item or of a whole request, errType the Elasticsearch error type
 // ("" if none) and op the operation ("index", "create", "update", "delete", "bulk", ...).
+// Callers act on its answer and decide nothing else from a status or an error type.
 //
 //	2xx                                   -> OK
 //	409 version_conflict_engine_exception -> Stale
-//	404 on delete                         -> OK (already gone)
-//	408, 429, 5xx                         -> Retryable (408 is a timeout: DESIGN.md)
+//	404 on delete                         -> OK (already gone, or its index is)
+//	413                                   -> TooLarge (split the request; see TooLarge)
+//	index_not_found_exception (not a
+//	delete answered 404)                  -> Retryable (apply creates the index)
+//	408, 429, 5xx                         -> Retryable (408 is a timeout: docs/architecture.md)
 //	anything else (4xx mapping, parsing,
 //	illegal argument, 3xx, unknown)       -> Permanent
 //
@@ -54,6 +67,15 @@ func Classify(status int, errType string, op string) Class {
 		return Stale
 	case status == 404 && op == "delete":
 		return OK
+	case status == 413:
+		// The body, not a document, is refused: the same documents fit in smaller requests.
+		return TooLarge
+	case errType == "index_not_found_exception":
+		// The index written to is missing: `wye mapping gc` removed it (the caller lists
+		// the alias's indices again) or `wye mapping apply` has not created it yet. The
+		// document is fine and a missing index is created by apply: this needs patience,
+		// not parking.
+		return Retryable
 	case status == 408 || status == 429 || (status >= 500 && status < 600):
 		return Retryable
 	}
@@ -103,24 +125,109 @@ func (e *TransportError) Error() string {
 
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// StatusError is a whole request answered with a status that Classify does not call OK
-// (for a bulk: the request itself failed, not one of its items).
+// StatusError is a request answered with a status that Classify does not call OK (for a
+// bulk: the request itself failed, not one of its items). NewStatusError builds it from the
+// answer; Client.Check also names the cluster.
 type StatusError struct {
-	Cluster string
-	Op      string
+	Cluster string // empty when the caller did not say (NewStatusError)
+	Op      string // empty when the caller did not say
 	Status  int
 	Type    string // Elasticsearch error type, e.g. "es_rejected_execution_exception"
-	Reason  string
-	Class   Class
+	Reason  string // the error reason with its first cause, or a short prefix of another body
+	Class   Class  // Classify(Status, Type, Op)
 }
 
 func (e *StatusError) Error() string {
-	s := fmt.Sprintf("cluster %s: %s: status %d", e.Cluster, e.Op, e.Status)
+	var b strings.Builder
+	if e.Cluster != "" {
+		b.WriteString("cluster " + e.Cluster + ": ")
+	}
+	if e.Op != "" {
+		b.WriteString(e.Op + ": ")
+	}
+	b.WriteString("status " + strconv.Itoa(e.Status))
 	if e.Type != "" {
-		s += " " + e.Type
+		b.WriteString(" " + e.Type)
 	}
 	if e.Reason != "" {
-		s += ": " + e.Reason
+		b.WriteString(": " + e.Reason)
 	}
-	return s + " (" + e.Class.String() + ")"
+	b.WriteString(" (" + e.Class.String() + ")")
+	return b.String()
+}
+
+// NewStatusError reads an answer that is not 2xx (its status and whole body) into a
+// *StatusError: the Elasticsearch error type, the reason with its first cause, and the
+// class Classify gives it for op ("" when the request is not a document write). It is the
+// one reader of error answers; Cluster is left empty.
+//
+// The class is Classify's whatever it is: a caller for which some non-2xx answer is fine
+// (a delete answered 404) tests Class == OK, as Client.Check does.
+func NewStatusError(op string, status int, body []byte) *StatusError {
+	errType, reason := parseError(body)
+	if errType == "" && reason == "" {
+		reason = errorReason(body)
+	}
+	return &StatusError{Op: op, Status: status, Type: errType, Reason: reason, Class: Classify(status, errType, op)}
+}
+
+// errorReason extracts "type: reason" from an Elasticsearch error body, or a short prefix
+// of any other body.
+func errorReason(body []byte) string {
+	errType, reason := parseError(body)
+	switch {
+	case errType != "" && reason != "":
+		return errType + ": " + reason
+	case reason != "":
+		return reason
+	case errType != "":
+		return errType
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	if s == "" {
+		return "empty body"
+	}
+	return s
+}
+
+// parseError reads {"error":{"type":..,"reason":..,"caused_by":{..}}} or {"error":"..."}.
+func parseError(body []byte) (errType, reason string) {
+	var e struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || len(e.Error) == 0 {
+		return "", ""
+	}
+	var s string
+	if json.Unmarshal(e.Error, &s) == nil {
+		return "", s
+	}
+	var obj errorObject
+	if json.Unmarshal(e.Error, &obj) != nil {
+		return "", ""
+	}
+	return obj.Type, obj.fullReason()
+}
+
+// errorObject is Elasticsearch's error shape, in request errors and bulk items.
+type errorObject struct {
+	Type     string       `json:"type"`
+	Reason   string       `json:"reason"`
+	CausedBy *errorObject `json:"caused_by"`
+}
+
+// fullReason appends the first cause, which holds the useful part of a mapping error
+// ("failed to parse field [x]" caused by "For input string: ...").
+func (e *errorObject) fullReason() string {
+	if e == nil {
+		return ""
+	}
+	r := e.Reason
+	if c := e.CausedBy; c != nil && c.Reason != "" && c.Reason != e.Reason {
+		r += " (caused by " + c.Type + ": " + c.Reason + ")"
+	}
+	return r
 }

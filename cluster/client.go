@@ -137,22 +137,20 @@ func (c *Client) Do(ctx context.Context, req esapi.Request) (status int, body []
 }
 
 // Check turns an answer into nil when Classify calls it OK for op ("index", "delete",
-// ...), and into a *StatusError carrying the class otherwise.
+// ...), and into a *StatusError (NewStatusError, naming the cluster) carrying the class
+// otherwise.
 func (c *Client) Check(op string, status int, body []byte) error {
-	// The error type only tells Stale from Permanent; what is OK is OK whatever the body
-	// says, so a 2xx answer (a _bulk answer is large) is not parsed twice.
+	// The error type only tells Stale, Retryable and Permanent apart; what is OK is OK
+	// whatever the body says, so a 2xx answer (a _bulk answer is large) is not parsed twice.
 	if Classify(status, "", op) == OK {
 		return nil
 	}
-	errType, reason := parseError(body)
-	class := Classify(status, errType, op)
-	if class == OK {
+	se := NewStatusError(op, status, body)
+	if se.Class == OK {
 		return nil
 	}
-	if errType == "" && reason == "" {
-		reason = errorReason(body)
-	}
-	return &StatusError{Cluster: c.name, Op: op, Status: status, Type: errType, Reason: reason, Class: class}
+	se.Cluster = c.name
+	return se
 }
 
 // opName names a request for errors: esapi.BulkRequest -> "Bulk".

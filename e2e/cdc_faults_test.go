@@ -18,29 +18,27 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wyehq/wye/cdc"
-	"github.com/wyehq/wye/cdc/binlog"
 	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/control"
 )
 
 // openTestControl opens the control-schema adapter of reader name against the stack's MariaDB.
-func openTestControl(t *testing.T, name string) *binlog.Control {
+func openTestControl(t *testing.T, name string) *control.CDC {
 	t.Helper()
 	requireReachable(t, "MariaDB", mysqlAddr)
-	host, port := splitHostPort(t, mysqlAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := binlog.OpenControl(ctx, binlog.ControlOptions{Host: host, Port: port,
-		User: env("WYE_E2E_CONTROL_USER", "wye"), Password: env("WYE_E2E_CONTROL_PASSWORD", "wye-control"),
-		Database: "wye", Name: name, Poll: 100 * time.Millisecond})
+	cfg := mysqlDriverConfig(env("WYE_E2E_CONTROL_USER", "wye"), env("WYE_E2E_CONTROL_PASSWORD", "wye-control"), "wye")
+	store, err := control.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open control: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	t.Cleanup(func() { store.Close() })
+	return store.CDC(control.CDCOptions{Name: name, Poll: 100 * time.Millisecond})
 }
 
 // cannotAcquire fails the test if other gets the leader lock within d.
-func cannotAcquire(t *testing.T, other *binlog.Control, d time.Duration, when string) {
+func cannotAcquire(t *testing.T, other *control.CDC, d time.Duration, when string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -131,11 +129,11 @@ func TestCDCCancelledCheckpointSaveKeepsTheLeaderLock(t *testing.T) {
 	}
 
 	// Control: the fence holds, and the second reader does get the lock once it is released.
-	if err := standby.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
+	if err := standby.Save(ctx, cp); !errors.Is(err, control.ErrNotLeader) {
 		t.Fatalf("save by a reader without the lock: %v, want ErrNotLeader", err)
 	}
 	release()
-	if err := leader.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
+	if err := leader.Save(ctx, cp); !errors.Is(err, control.ErrNotLeader) {
 		t.Fatalf("save after release: %v, want ErrNotLeader", err)
 	}
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
@@ -175,7 +173,7 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 	}
 	// Before the old leader notices, its saves are already refused.
 	cp.Pos.Pos = 100
-	if err := old.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
+	if err := old.Save(ctx, cp); !errors.Is(err, control.ErrNotLeader) {
 		t.Fatalf("save after the lock connection died: %v, want ErrNotLeader", err)
 	}
 	eventually(t, 5*time.Second, func() error {
@@ -196,7 +194,7 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 		t.Fatalf("save by the new holder: %v", err)
 	}
 	cp.Pos.Pos = 300
-	if err := old.Save(ctx, cp); !errors.Is(err, binlog.ErrNotLeader) {
+	if err := old.Save(ctx, cp); !errors.Is(err, control.ErrNotLeader) {
 		t.Fatalf("save by the deposed leader: %v, want ErrNotLeader", err)
 	}
 }
@@ -415,7 +413,7 @@ func TestCDCCheckpointRefusesToMoveBelowTheSavedVersion(t *testing.T) {
 		t.Fatalf("save past suffix 65535: %v", err)
 	}
 	tooSmall := cdc.Checkpoint{Name: name, Epoch: old.Epoch + 1, SourceID: "new", Pos: cdc.Position{File: "other-bin.000001", Pos: 4}}
-	if err := ctl.Save(ctx, tooSmall); !errors.Is(err, binlog.ErrCheckpointBehind) {
+	if err := ctl.Save(ctx, tooSmall); !errors.Is(err, control.ErrCheckpointBehind) {
 		t.Fatalf("save of epoch %d after %d/%s: %v, want ErrCheckpointBehind", tooSmall.Epoch, old.Epoch, old.Pos, err)
 	}
 	next, err := cdc.NextEpoch(old.Epoch, old.Pos.File)

@@ -35,19 +35,19 @@ type countingSource struct {
 	queries *atomic.Int64
 }
 
-func (c countingSource) Snapshot(ctx context.Context) (indexer.Reader, error) {
-	r, err := c.Source.Snapshot(ctx)
-	return countingReader{r, c.queries}, err
+func (c countingSource) View(ctx context.Context) (indexer.View, error) {
+	r, err := c.Source.View(ctx)
+	return countingView{r, c.queries}, err
 }
 
-type countingReader struct {
-	indexer.Reader
+type countingView struct {
+	indexer.View
 	queries *atomic.Int64
 }
 
-func (c countingReader) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+func (c countingView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
 	c.queries.Add(1)
-	return c.Reader.Rows(ctx, table, cols, where, values)
+	return c.View.Rows(ctx, table, cols, where, values)
 }
 
 // capture records the bodies the master gets, to replay them as raw _bulk.
@@ -101,7 +101,7 @@ func TestIndexerBenchmark(t *testing.T) {
 		return map[string]string{"WYE_SOURCE_PASSWORD": mysqlSrcPass, "WYE_CONTROL_PASSWORD": "wye-control", "WYE_AMQP_PASSWORD": amqpPass}[k], true
 	}})
 	must(t, err)
-	model, err := indexer.NewModel(cfg.Entities)
+	model, err := indexer.NewModel(config.EntityDefs(cfg.Entities))
 	must(t, err)
 	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
 	must(t, err)
@@ -149,7 +149,7 @@ func TestIndexerBenchmark(t *testing.T) {
 	var capturedVersion int64
 	var bodiesMu sync.Mutex
 	run := func(label string, n int, dead string, capturing bool, slaveInFlight int) result {
-		var targets []es.Target
+		var writers []indexer.ClusterWriter
 		var captured [][]byte
 		for i, name := range clusterNames[:n] {
 			var b es.Bulker = clients[name]
@@ -160,9 +160,9 @@ func TestIndexerBenchmark(t *testing.T) {
 			if name == dead {
 				b, timeout = hangingBulker{}, 2*time.Second
 			}
-			targets = append(targets, es.Target{Name: name, Client: b, Timeout: timeout})
+			writers = append(writers, es.New(es.Options{Name: name, Client: b, Timeout: timeout}))
 		}
-		f := es.New(es.Options{Targets: targets, Roles: benchRoles("es7"), Backlog: 1024, SlaveInFlight: slaveInFlight})
+		f := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: benchRoles("es7"), Backlog: 1024, SlaveInFlight: slaveInFlight})
 		ctx := context.Background()
 		var queries atomic.Int64
 		p := indexer.NewPipeline(model, countingSource{src, &queries}, f, indexer.Options{})

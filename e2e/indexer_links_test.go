@@ -38,7 +38,7 @@ func TestIndexerFlagsLinkColumnsMySQLComparesByCollation(t *testing.T) {
 	defer src.Close()
 	ctx := context.Background()
 
-	model, err := indexer.NewModel([]config.Entity{entity("code")})
+	model, err := indexer.NewModel(config.EntityDefs([]config.Entity{entity("code")}))
 	must(t, err)
 	loose, err := src.LooseLinks(ctx, model.LinkColumns())
 	must(t, err)
@@ -46,7 +46,7 @@ func TestIndexerFlagsLinkColumnsMySQLComparesByCollation(t *testing.T) {
 		t.Errorf("loose links = %+v, want only item.owner.key (%s.owners.code, utf8mb4_general_ci)", loose, db)
 	}
 
-	model, err = indexer.NewModel([]config.Entity{entity("no_such_column")})
+	model, err = indexer.NewModel(config.EntityDefs([]config.Entity{entity("no_such_column")}))
 	must(t, err)
 	if _, err := src.LooseLinks(ctx, model.LinkColumns()); !errors.Is(err, indexersql.ErrNoColumn) {
 		t.Errorf("missing link column: err = %v, want ErrNoColumn", err)

@@ -22,7 +22,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wyehq/wye/indexer/control"
+	"github.com/wyehq/wye/control"
 )
 
 // Each test is its own world (database, index, queues, cluster names): see newIndexerRig.

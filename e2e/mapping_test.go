@@ -289,9 +289,9 @@ func TestMappingVersionBumpSwitchesOnlyWhenBackfilled(t *testing.T) {
 		t.Fatalf("apply v2: %+v", rs)
 	}
 	for name, c := range clients {
-		got, err := mapping.WriteTargets(t.Context(), c, alias)
+		got, err := mapping.WriteIndices(t.Context(), c, alias)
 		if err != nil || !slices.Equal(got, []string{i1, i2}) {
-			t.Errorf("%s: WriteTargets = %v, %v; want [%s %s]", name, got, err, i1, i2)
+			t.Errorf("%s: WriteIndices = %v, %v; want [%s %s]", name, got, err, i1, i2)
 		}
 	}
 
@@ -323,9 +323,9 @@ func TestMappingVersionBumpSwitchesOnlyWhenBackfilled(t *testing.T) {
 		}
 	}
 	for name, c := range clients {
-		got, err := mapping.WriteTargets(t.Context(), c, alias)
+		got, err := mapping.WriteIndices(t.Context(), c, alias)
 		if err != nil || !slices.Equal(got, []string{i2}) {
-			t.Errorf("%s: WriteTargets after gc = %v, %v; want [%s]", name, got, err, i2)
+			t.Errorf("%s: WriteIndices after gc = %v, %v; want [%s]", name, got, err, i2)
 		}
 	}
 	p = mapping.MakePlan(t.Context(), set, targets2, opts)

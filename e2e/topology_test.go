@@ -8,7 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/broker"
 )
 
 // TestChangeQueueParksAMessagePastItsDeliveryLimit prevents silent loss: a quorum queue
@@ -32,7 +32,7 @@ func TestChangeQueueParksAMessagePastItsDeliveryLimit(t *testing.T) {
 	if _, err := ch.QueueDeclare(parked, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatalf("declare parked: %v", err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, publisher.ChangeQueueArgs(1, parked)); err != nil {
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, broker.ChangeQueueArgs(1, parked)); err != nil {
 		t.Fatalf("declare change queue with wye's arguments: %v", err)
 	}
 	t.Cleanup(func() {

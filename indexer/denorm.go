@@ -29,46 +29,87 @@ type obj struct {
 
 func newObj(n *node, r Row) *obj { return &obj{row: r, rels: make([]any, len(n.children))} }
 
-// denormalize reads every entity of refs (one query per node of the entity tree, per
-// maxIn ids) and returns one Doc per ref, in a stable order: a document for a root row that
-// exists, a versioned delete for one that does not.
-func (m *Model) denormalize(ctx context.Context, q *counter, refs map[Ref]int64) ([]Doc, error) {
+// Denormalize reads the documents of refs (entity and root key -> version) from one
+// consistent view: one query per node of each entity's tree, per maxIn keys, however many
+// clusters the documents go to (docs/architecture.md, invariant 3). It returns one Doc per
+// ref, by entity then key: a document for a root row that exists, a versioned delete for one
+// that does not. The stream, and a repair of ledgered ids, call it.
+func (m *Model) Denormalize(ctx context.Context, v View, refs map[Ref]int64) ([]Doc, error) {
+	q := count(v)
 	var docs []Doc
 	for _, e := range m.entities {
 		ids := versions{}
-		for ref, v := range refs {
+		for ref, ver := range refs {
 			if ref.Entity == e.Name {
-				ids[ref.Key] = v
+				ids[ref.Key] = ver
 			}
 		}
 		if len(ids) == 0 {
 			continue
 		}
-		rows, err := q.rows(ctx, e.root.table, e.root.fetch(), e.root.key, ids.keys())
+		keys := ids.keys()
+		rows, err := q.Rows(ctx, e.root.table, e.root.fetch(), e.root.key, keys)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", e.Name, err)
 		}
-		found := map[Value]*obj{}
-		var objs []*obj
-		for _, r := range rows {
-			o := newObj(e.root, r)
-			found[r[e.root.key]] = o
-			objs = append(objs, o)
+		out, err := e.documents(ctx, q, rows, keys, func(k Value) int64 { return ids[k] })
+		if err != nil {
+			return nil, err
 		}
-		if err := fill(ctx, q, e.root, objs); err != nil {
-			return nil, fmt.Errorf("read %s: %w", e.Name, err)
+		docs = append(docs, out...)
+	}
+	return docs, nil
+}
+
+// DenormalizeRange reads the documents of up to limit root rows of entity whose key is
+// greater than after (from the first row when after is null), in the source's key order,
+// every one with version: keyset pagination for a resync, which passes the last Doc's Key
+// as the next after. Fewer than limit documents means the table ends there. It never
+// returns a delete: a row that is not there is not in the range.
+func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, after Value, limit int, version int64) ([]Doc, error) {
+	e := m.entity(entity)
+	if e == nil {
+		return nil, fmt.Errorf("denormalize %s: no such entity", entity)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("denormalize %s: limit %d: want at least 1", entity, limit)
+	}
+	q := count(v)
+	rows, err := q.Scan(ctx, e.root.table, e.root.fetch(), e.root.key, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	keys := make([]Value, len(rows))
+	for i, r := range rows {
+		keys[i] = r[e.root.key]
+	}
+	return e.documents(ctx, q, rows, keys, func(Value) int64 { return version })
+}
+
+// documents reads the relations of the root rows and returns one Doc per key, in keys order:
+// the document of the row holding that key, or a delete when no row does.
+func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []Value, version func(Value) int64) ([]Doc, error) {
+	found := make(map[Value]*obj, len(rows))
+	objs := make([]*obj, 0, len(rows))
+	for _, r := range rows {
+		o := newObj(e.root, r)
+		found[r[e.root.key]] = o
+		objs = append(objs, o)
+	}
+	if err := fill(ctx, q, e.root, objs); err != nil {
+		return nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	docs := make([]Doc, 0, len(keys))
+	// Sources share one growing buffer: a slice of it stays valid when it moves.
+	var buf []byte
+	for _, key := range keys {
+		d := Doc{Entity: e.Name, Index: e.Index, ID: key.ID(), Key: key, Version: version(key)}
+		if o := found[key]; o != nil {
+			start := len(buf)
+			buf = e.root.encode(buf, o, d.Version)
+			d.Source = buf[start:len(buf):len(buf)]
 		}
-		// Sources share one growing buffer: a slice of it stays valid when it moves.
-		var buf []byte
-		for _, key := range ids.keys() {
-			d := Doc{Entity: e.Name, Index: e.Index, ID: key.ID(), Key: key, Version: ids[key]}
-			if o := found[key]; o != nil {
-				start := len(buf)
-				buf = e.root.encode(buf, o, d.Version)
-				d.Source = buf[start:len(buf):len(buf)]
-			}
-			docs = append(docs, d)
-		}
+		docs = append(docs, d)
 	}
 	return docs, nil
 }
@@ -102,7 +143,7 @@ func (n *node) fields(row Row) []field {
 		}
 	}
 	for _, c := range n.cols {
-		byName[c.field] = field{name: c.field, kind: fieldColumn, column: c.name}
+		byName[c.Field] = field{name: c.Field, kind: fieldColumn, column: c.Name}
 	}
 	for i, ch := range n.children {
 		byName[ch.name] = field{name: ch.name, kind: fieldRelation, child: i}
@@ -186,7 +227,7 @@ func (n *node) encode(b []byte, o *obj, version int64) []byte {
 
 // fill reads the relations of parents, one query per relation (two through a join table),
 // and recurses into nested relations with all children of the level at once.
-func fill(ctx context.Context, q *counter, parent *node, parents []*obj) error {
+func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 	if len(parents) == 0 {
 		return nil
 	}
@@ -200,7 +241,7 @@ func fill(ctx context.Context, q *counter, parent *node, parents []*obj) error {
 			}
 			byKey := map[Value]*obj{}
 			if len(want) > 0 {
-				rows, err := q.rows(ctx, n.table, n.fetch(), n.key, want.keys())
+				rows, err := q.Rows(ctx, n.table, n.fetch(), n.key, want.keys())
 				if err != nil {
 					return fmt.Errorf("read %s: %w", n.name, err)
 				}
@@ -250,10 +291,10 @@ func fill(ctx context.Context, q *counter, parent *node, parents []*obj) error {
 // readChildren reads the rows of a one-to-many or many-to-many node for the parent keys and
 // groups them by parent key. A row shared by several parents (many-to-many) is one obj, so
 // its nested relations are read once.
-func readChildren(ctx context.Context, q *counter, n *node, parentKeys []Value, groups map[Value][]*obj) ([]*obj, error) {
+func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, groups map[Value][]*obj) ([]*obj, error) {
 	var children []*obj
 	if n.kind() == linkParentKey {
-		rows, err := q.rows(ctx, n.table, n.fetch(), n.parentKey, parentKeys)
+		rows, err := q.Rows(ctx, n.table, n.fetch(), n.parentKey, parentKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -264,7 +305,7 @@ func readChildren(ctx context.Context, q *counter, n *node, parentKeys []Value, 
 		}
 		return children, nil
 	}
-	links, err := q.rows(ctx, n.through.Table, []string{n.through.ParentKey, n.through.Key}, n.through.ParentKey, parentKeys)
+	links, err := q.Rows(ctx, n.through.Table, []string{n.through.ParentKey, n.through.Key}, n.through.ParentKey, parentKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +316,7 @@ func readChildren(ctx context.Context, q *counter, n *node, parentKeys []Value, 
 	if len(want) == 0 {
 		return nil, nil
 	}
-	rows, err := q.rows(ctx, n.table, n.fetch(), n.key, want.keys())
+	rows, err := q.Rows(ctx, n.table, n.fetch(), n.key, want.keys())
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
-
-	"github.com/wyehq/wye/config"
 )
 
 // refMap is the document as the indexer built it before it encoded objects itself: a map
@@ -19,10 +18,10 @@ func refMap(n *node, o *obj, version int64) map[string]any {
 		}
 	}
 	for _, c := range n.cols {
-		if v, ok := o.row[c.name]; ok {
-			out[c.field] = v
+		if v, ok := o.row[c.Name]; ok {
+			out[c.Field] = v
 		} else {
-			out[c.field] = NullValue
+			out[c.Field] = NullValue
 		}
 	}
 	for i, ch := range n.children {
@@ -49,11 +48,11 @@ func refMap(n *node, o *obj, version int64) map[string]any {
 // byte of a document (clusters compare sources, and a changed byte is a changed document).
 func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 	clash := catalogEntity()
-	clash.VersionField = "title"                                          // the version replaces a column
-	clash.Root.Columns = []string{"id", "title", "channel_id as channel"} // the relation replaces a column
-	for name, e := range map[string]config.Entity{"catalog": catalogEntity(), "name clashes": clash} {
+	clash.VersionField = "title"                                                              // the version replaces a column
+	clash.Columns = append(cols("id", "title"), Column{Name: "channel_id", Field: "channel"}) // the relation replaces a column
+	for name, e := range map[string]EntityDef{"catalog": catalogEntity(), "name clashes": clash} {
 		t.Run(name, func(t *testing.T) {
-			m, err := NewModel([]config.Entity{e})
+			m, err := NewModel([]EntityDef{e})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +72,7 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 			for _, row := range rows {
 				objs = append(objs, newObj(root, row))
 			}
-			if err := fill(context.Background(), &counter{r: db}, root, objs); err != nil {
+			if err := fill(context.Background(), count(db), root, objs); err != nil {
 				t.Fatal(err)
 			}
 			for _, o := range objs {
@@ -90,5 +89,53 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRangeReadsEveryRootRowOnceInKeyOrderWithTheSameBytes prevents a resync from building a
+// document other than the stream's: pages of DenormalizeRange cover every root row once, in
+// key order, with the bytes Denormalize gives the same row, and never a delete.
+func TestRangeReadsEveryRootRowOnceInKeyOrderWithTheSameBytes(t *testing.T) {
+	m, db := catalogModel(t), catalogDB()
+	ctx := context.Background()
+	var got []Doc
+	after := NullValue
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("range never ends")
+		}
+		page, err := m.DenormalizeRange(ctx, db, "program", after, 2, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	var ids []string
+	refs := map[Ref]int64{}
+	for _, d := range got {
+		ids = append(ids, d.ID)
+		refs[Ref{Entity: "program", Key: d.Key}] = 7
+		if d.Source == nil || d.Version != 7 {
+			t.Errorf("doc %s: version %d, source %q", d.ID, d.Version, d.Source)
+		}
+	}
+	if want := []string{"100", "101", "102"}; !slices.Equal(ids, want) {
+		t.Fatalf("range ids %v, want %v", ids, want)
+	}
+	byKey, err := m.Denormalize(ctx, db, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range byKey {
+		if !bytes.Equal(d.Source, got[i].Source) {
+			t.Errorf("doc %s: range built %s, by key %s", d.ID, got[i].Source, d.Source)
+		}
+	}
+	if _, err := m.DenormalizeRange(ctx, db, "nope", NullValue, 2, 7); err == nil {
+		t.Error("an unknown entity was accepted")
 	}
 }

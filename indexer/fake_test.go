@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/wyehq/wye/config"
 )
 
 // fakeDB is an in-memory source: tables of rows, every Rows call counted.
@@ -21,7 +19,7 @@ type fakeDB struct {
 
 var _ Source = (*fakeDB)(nil)
 
-func (f *fakeDB) Snapshot(context.Context) (Reader, error) {
+func (f *fakeDB) View(context.Context) (View, error) {
 	if f.fail != nil {
 		return nil, f.fail
 	}
@@ -46,6 +44,33 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeDB) Scan(_ context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {
+	f.queries = append(f.queries, table+"."+key+">")
+	rows := slices.Clone(f.tables[table])
+	slices.SortFunc(rows, func(a, b Row) int { return compareValues(a[key], b[key]) })
+	var out []Row
+	for _, r := range rows {
+		if len(out) == limit {
+			break
+		}
+		if after.IsNull() || compareValues(r[key], after) > 0 {
+			out = append(out, project(r, cols))
+		}
+	}
+	return out, nil
+}
+
+func project(r Row, cols []string) Row {
+	if cols == nil {
+		return r
+	}
+	p := Row{}
+	for _, c := range cols {
+		p[c] = r[c]
+	}
+	return p
 }
 
 // set replaces the row of table whose column id equals r[id].
@@ -76,20 +101,29 @@ func r(kv ...any) Row {
 
 // catalogEntity is the sample catalog: program -> channel -> network (two levels of
 // many-to-one), program -> episodes -> credits (two levels of one-to-many), program <-> tags.
-func catalogEntity() config.Entity {
-	return config.Entity{
+func catalogEntity() EntityDef {
+	return EntityDef{
 		Name: "program", Index: "programs", VersionField: "wye_version",
-		Root: config.Root{Table: "cat.programs", Key: "id", Columns: []string{"id", "title", "channel_id"}},
-		Relations: []config.Relation{
-			{Name: "channel", Table: "cat.channels", Key: "id", From: "channel_id", Columns: []string{"id", "name"},
-				Relations: []config.Relation{{Name: "network", Table: "cat.networks", Key: "id", From: "network_id"}}},
+		Table: "cat.programs", Key: "id", Columns: cols("id", "title", "channel_id"),
+		Relations: []RelationDef{
+			{Name: "channel", Table: "cat.channels", Key: "id", From: "channel_id", Columns: cols("id", "name"),
+				Relations: []RelationDef{{Name: "network", Table: "cat.networks", Key: "id", From: "network_id"}}},
 			{Name: "episodes", Table: "cat.episodes", Key: "id", ParentKey: "program_id", Many: true,
-				Columns:   []string{"id", "title as name"},
-				Relations: []config.Relation{{Name: "credits", Table: "cat.credits", Key: "id", ParentKey: "episode_id", Many: true}}},
+				Columns:   append(cols("id"), Column{Name: "title", Field: "name"}),
+				Relations: []RelationDef{{Name: "credits", Table: "cat.credits", Key: "id", ParentKey: "episode_id", Many: true}}},
 			{Name: "tags", Table: "cat.tags", Key: "id", Many: true,
-				Through: config.Through{Table: "cat.program_tags", ParentKey: "program_id", Key: "tag_id"}},
+				Through: Through{Table: "cat.program_tags", ParentKey: "program_id", Key: "tag_id"}},
 		},
 	}
+}
+
+// cols lists columns kept under their own names.
+func cols(names ...string) []Column {
+	out := make([]Column, len(names))
+	for i, n := range names {
+		out[i] = Column{Name: n, Field: n}
+	}
+	return out
 }
 
 func catalogDB() *fakeDB {
@@ -107,7 +141,7 @@ func catalogDB() *fakeDB {
 
 func catalogModel(t testing.TB) *Model {
 	t.Helper()
-	m, err := NewModel([]config.Entity{catalogEntity()})
+	m, err := NewModel([]EntityDef{catalogEntity()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,16 +185,16 @@ type fakeWriter struct {
 
 var _ Writer = (*fakeWriter)(nil)
 
-func (w *fakeWriter) Write(_ context.Context, docs []Doc, target string) (string, []Result, error) {
+func (w *fakeWriter) Write(_ context.Context, docs []Doc, cluster string) (string, []Result, error) {
 	w.batches = append(w.batches, docs)
-	w.targets = append(w.targets, target)
+	w.targets = append(w.targets, cluster)
 	out := make([]Result, len(docs))
 	for i, d := range docs {
 		if w.answer != nil {
 			out[i] = w.answer(d)
 		}
 	}
-	decider := target
+	decider := cluster
 	if decider == "" {
 		decider = "es7"
 	}

@@ -40,7 +40,7 @@ type Retry struct {
 type Message struct {
 	Body      []byte
 	Attempt   int       // which attempt this delivery's write is (header x-wye-attempt); 0 or 1 for a change event
-	Target    string    // cluster a retry message is for; "" for a change event (all clusters)
+	Cluster   string    // cluster a retry message is for; "" for a change event (all clusters)
 	FirstSeen time.Time // when the first attempt failed; zero for a change event
 	Encoding  string    // AMQP content-encoding of Body: "" (plain JSON) or "zstd"
 }

@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	Items        *prometheus.CounterVec   // wye_indexer_items_total{cluster,result}: ok, stale, retryable, permanent, dropped
 	BulkSeconds  *prometheus.HistogramVec // wye_indexer_bulk_seconds{cluster}
-	BulkBytes    prometheus.Histogram     // wye_indexer_bulk_bytes: one body, sent to every cluster
+	BulkBytes    *prometheus.HistogramVec // wye_indexer_bulk_bytes{cluster}
 	Queries      prometheus.Histogram     // wye_indexer_sql_queries_per_batch
 	BatchDocs    prometheus.Histogram     // wye_indexer_batch_documents
 	BatchSeconds prometheus.Histogram     // wye_indexer_batch_seconds: receive of the first message -> ack
@@ -26,8 +26,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Document writes per cluster by result class (ok, stale, retryable, permanent, dropped)."}, []string{"cluster", "result"}),
 		BulkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wye_indexer_bulk_seconds",
 			Help: "Latency of one _bulk request, per cluster.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}, []string{"cluster"}),
-		BulkBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_bulk_bytes",
-			Help: "Size of one _bulk body (the same bytes go to every cluster).", Buckets: prometheus.ExponentialBuckets(1024, 4, 8)}),
+		BulkBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wye_indexer_bulk_bytes",
+			Help: "Size of one _bulk body, per cluster.", Buckets: prometheus.ExponentialBuckets(1024, 4, 8)}, []string{"cluster"}),
 		Queries: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_sql_queries_per_batch",
 			Help: "SQL queries one batch made to resolve and denormalize its entities.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
 		BatchDocs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wye_indexer_batch_documents",

@@ -3,9 +3,44 @@ package indexer
 import (
 	"fmt"
 	"slices"
-
-	"github.com/wyehq/wye/config"
 )
+
+// EntityDef defines one entity: a root table whose rows become documents of Index, and the
+// relations nested in them. cmd builds it from the validated configuration (config.Entity
+// documents each field); the indexer imports no configuration package.
+type EntityDef struct {
+	Name         string
+	Index        string
+	VersionField string // "": DefaultVersionField
+	Table        string // "db.table" of the root
+	Key          string // the root's primary key column
+	Columns      []Column
+	Relations    []RelationDef
+}
+
+// RelationDef nests the rows of Table in the parent's documents. Exactly one of From,
+// ParentKey or Through.Table says how a row links to its parent.
+type RelationDef struct {
+	Name      string
+	Table     string
+	Key       string
+	From      string  // many-to-one: the parent's column holding Key
+	ParentKey string  // one-to-many: this table's column holding the parent's key
+	Through   Through // many-to-many: a join table holding both keys
+	Many      bool
+	Columns   []Column // nil: every column
+	Relations []RelationDef
+}
+
+// Through is the join table of a many-to-many relation.
+type Through struct {
+	Table     string
+	ParentKey string // holds the parent's key
+	Key       string // holds the related table's key
+}
+
+// Column is one column read into a document, under the field name Field.
+type Column struct{ Name, Field string }
 
 // Model is the entity definitions as the indexer walks them: a tree of tables per entity,
 // and for every followed table the places it appears in.
@@ -30,17 +65,15 @@ type node struct {
 	name      string
 	table     string
 	key       string
-	from      string         // many-to-one: parent's column holding key
-	parentKey string         // one-to-many: own column holding the parent's key
-	through   config.Through // many-to-many
+	from      string  // many-to-one: parent's column holding key
+	parentKey string  // one-to-many: own column holding the parent's key
+	through   Through // many-to-many
 	many      bool
-	cols      []column // nil: every column
+	cols      []Column // nil: every column
 	children  []*node
 	depth     int
 	layout    []field // members of its JSON objects; nil when every column is read (cols nil)
 }
-
-type column struct{ name, field string }
 
 // link is how a node's rows attach to their parent's.
 type link int
@@ -78,7 +111,7 @@ func (n *node) fetch() []string {
 		}
 	}
 	for _, c := range n.cols {
-		add(c.name)
+		add(c.Name)
 	}
 	add(n.key)
 	add(n.parentKey)
@@ -89,14 +122,14 @@ func (n *node) fetch() []string {
 }
 
 // NewModel builds the model of validated entity definitions.
-func NewModel(entities []config.Entity) (*Model, error) {
+func NewModel(entities []EntityDef) (*Model, error) {
 	m := &Model{byTable: map[string][]*node{}, byJoin: map[string][]*node{}}
 	for _, ce := range entities {
 		if ce.VersionField == "" {
 			ce.VersionField = DefaultVersionField
 		}
 		e := &Entity{Name: ce.Name, Index: ce.Index, VersionField: ce.VersionField}
-		e.root = &node{entity: e, table: ce.Root.Table, key: ce.Root.Key, cols: columns(ce.Root.Columns)}
+		e.root = &node{entity: e, table: ce.Table, key: ce.Key, cols: ce.Columns}
 		m.add(e.root)
 		m.relations(e.root, ce.Relations)
 		e.root.setLayout()
@@ -108,11 +141,11 @@ func NewModel(entities []config.Entity) (*Model, error) {
 	return m, nil
 }
 
-func (m *Model) relations(parent *node, rels []config.Relation) {
+func (m *Model) relations(parent *node, rels []RelationDef) {
 	for _, r := range rels {
 		n := &node{entity: parent.entity, parent: parent, name: r.Name, table: r.Table, key: r.Key,
 			from: r.From, parentKey: r.ParentKey, through: r.Through, many: r.Many || r.Through.Table != "",
-			cols: columns(r.Columns), depth: parent.depth + 1}
+			cols: r.Columns, depth: parent.depth + 1}
 		parent.children = append(parent.children, n)
 		m.add(n)
 		if n.through.Table != "" {
@@ -133,17 +166,6 @@ func (n *node) setLayout() {
 }
 
 func (m *Model) add(n *node) { m.byTable[n.table] = append(m.byTable[n.table], n) }
-
-func columns(entries []string) []column {
-	if len(entries) == 0 {
-		return nil
-	}
-	out := make([]column, len(entries))
-	for i, e := range entries {
-		out[i].name, out[i].field = config.SplitColumn(e)
-	}
-	return out
-}
 
 // Entities lists the configured entities.
 func (m *Model) Entities() []*Entity { return m.entities }

@@ -7,25 +7,15 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	"github.com/wyehq/wye/cluster"
 )
 
-// Writer sends one batch of documents to the clusters (indexer/es.FanOut).
+// Writer sends one batch of documents to the clusters (Stream).
 type Writer interface {
 	// Write sends docs to the master and, without waiting for them, to the slaves; or, when
-	// target is not "", to that cluster alone (a retry). It returns the name of the cluster
-	// whose results decide the batch (the master, or target) and one result per doc, in
-	// order. A request that failed as a whole gives every doc that request's class.
-	Write(ctx context.Context, docs []Doc, target string) (decider string, results []Result, err error)
-}
-
-// Result is the outcome of one document's write on one cluster.
-type Result struct {
-	Class   cluster.Class // from cluster.Classify: the one classification of bulk items
-	Status  int           // 0 when the request got no answer
-	ErrType string
-	Reason  string
+	// cluster is not "", to that cluster alone (a retry). It returns the name of the cluster
+	// whose results decide the batch (the master, or the retry's cluster) and one result per
+	// doc, in order. A request that failed as a whole gives every doc that request's class.
+	Write(ctx context.Context, docs []Doc, cluster string) (decider string, results []Result, err error)
 }
 
 // Outcome is what the broker must do with a processed batch before its deliveries are
@@ -43,16 +33,20 @@ type Outgoing struct {
 	Body      []byte
 	Encoding  string // content-encoding of Body: "" (plain JSON) unless a body that could not be decompressed is parked as it came
 	Attempt   int    // for a retry: the attempt it will be; for parked: attempts made
-	Target    string // retry: the cluster to write to. parked: the cluster that refused
+	Cluster   string // retry: the cluster to write to. parked: the cluster that refused
 	Status    int
 	ErrType   string
 	Reason    string
 	FirstSeen time.Time
 }
 
+// DefaultMaxAttempts is the writes of one entity to the master before it is parked: with
+// the default retry tiers about 13 minutes, more than a cluster restart.
+const DefaultMaxAttempts = 10
+
 // Options tune the pipeline.
 type Options struct {
-	MaxAttempts int              // writes of one entity to the master before it is parked; default 10
+	MaxAttempts int              // DefaultMaxAttempts
 	Now         func() time.Time // default time.Now
 }
 
@@ -68,7 +62,7 @@ type Pipeline struct {
 // NewPipeline wires the pipeline.
 func NewPipeline(m *Model, src Source, w Writer, opts Options) *Pipeline {
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 10
+		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -76,12 +70,22 @@ func NewPipeline(m *Model, src Source, w Writer, opts Options) *Pipeline {
 	return &Pipeline{model: m, source: src, writer: w, opts: opts}
 }
 
-// group is the work of one write target: "" for change events (every cluster), a cluster
-// name for retries.
+// group is the work of one write: "" for change events (every cluster), a cluster name for
+// retries.
 type group struct {
 	refs     map[Ref]int64
 	attempts map[Ref]int       // retries: attempts made so far
 	first    map[Ref]time.Time // retries: first failure
+}
+
+// groups are a batch's writes by cluster ("" for every cluster).
+type groups map[string]*group
+
+func (gs groups) get(cluster string) *group {
+	if gs[cluster] == nil {
+		gs[cluster] = &group{refs: map[Ref]int64{}, attempts: map[Ref]int{}, first: map[Ref]time.Time{}}
+	}
+	return gs[cluster]
 }
 
 // Process handles one batch. An error means nothing of the batch was decided (the source
@@ -89,14 +93,54 @@ type group struct {
 // again later. Otherwise every message is accounted for: written, in Retries or in Parked.
 func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error) {
 	var out Outcome
-	groups := map[string]*group{}
-	get := func(target string) *group {
-		if groups[target] == nil {
-			groups[target] = &group{refs: map[Ref]int64{}, attempts: map[Ref]int{}, first: map[Ref]time.Time{}}
-		}
-		return groups[target]
-	}
+	gs := groups{}
 	res := newResolver(p.model)
+	p.decodeAll(msgs, gs, res, &out)
+	if len(gs) == 0 && len(res.pending) == 0 {
+		return out, nil // only poison, or updates of columns no document shows
+	}
+	view, err := p.source.View(ctx)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("open source view: %w", err)
+	}
+	defer view.Close()
+	q := count(view)
+	refs, err := res.resolve(ctx, q)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(refs) > 0 {
+		maps.Copy(gs.get("").refs, refs)
+	}
+	gs.mergeRetries()
+	// Denormalize ONCE (docs/architecture.md, invariant 3): the union of every group, one
+	// read per entity.
+	all := map[Ref]int64{}
+	for _, g := range gs {
+		for ref, v := range g.refs {
+			all[ref] = max(all[ref], v)
+		}
+	}
+	docs, err := p.model.Denormalize(ctx, q, all)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Queries = q.queries
+	byRef := make(map[Ref]Doc, len(docs))
+	for _, d := range docs {
+		byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
+	}
+	for _, cluster := range slices.Sorted(maps.Keys(gs)) {
+		if err := p.write(ctx, gs[cluster], cluster, byRef, &out); err != nil {
+			return Outcome{}, err
+		}
+	}
+	return out, nil
+}
+
+// decodeAll reads every message into the groups (retries) and the resolver (changes); what
+// can never be processed goes to out.Parked.
+func (p *Pipeline) decodeAll(msgs []Message, gs groups, res *resolver, out *Outcome) {
 	for _, m := range msgs {
 		body, err := m.plain()
 		var msg decoded
@@ -116,7 +160,7 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 			out.Parked = append(out.Parked, Outgoing{Body: b.body, Attempt: m.Attempt, ErrType: "poison", Reason: b.reason, FirstSeen: p.opts.Now()})
 		}
 		if retry := msg.retry; retry != nil {
-			g := get(m.Target)
+			g := gs.get(m.Cluster)
 			ref := Ref{Entity: retry.Entity, Key: retry.Key}
 			g.refs[ref] = max(g.refs[ref], retry.Version)
 			g.attempts[ref] = max(g.attempts[ref], m.Attempt)
@@ -132,103 +176,76 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 			}
 		}
 	}
+}
 
-	if len(groups) == 0 && len(res.pending) == 0 {
-		return out, nil // only poison, or updates of columns no document shows
+// mergeRetries lets a retry for an entity that also changed in this batch ride with the
+// change: the change is written to every cluster, the master included (the retry's cluster,
+// or the master that replaced it), with the higher version. Its attempts and first failure
+// carry over, so an entity that keeps failing on the master is still parked after MaxAttempts.
+func (gs groups) mergeRetries() {
+	all := gs[""]
+	if all == nil {
+		return
 	}
-	snap, err := p.source.Snapshot(ctx)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("open source snapshot: %w", err)
-	}
-	defer snap.Close()
-	q := &counter{r: snap}
-	refs, err := res.resolve(ctx, q)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if len(refs) > 0 {
-		maps.Copy(get("").refs, refs)
-	}
-	// A retry for an entity that also changed in this batch rides with the change: the change
-	// is written to every cluster, the master included (the retry's target, or the master that
-	// replaced it), with the higher version. Its attempts and first failure carry over, so an
-	// entity that keeps failing on the master is still parked after MaxAttempts.
-	if all := groups[""]; all != nil {
-		for target, g := range groups {
-			if target == "" {
-				continue
-			}
-			for ref, v := range g.refs {
-				if _, ok := all.refs[ref]; !ok {
-					continue
-				}
-				all.refs[ref] = max(all.refs[ref], v)
-				all.attempts[ref] = max(all.attempts[ref], g.attempts[ref])
-				if f, ok := all.first[ref]; !ok || g.first[ref].Before(f) {
-					all.first[ref] = g.first[ref]
-				}
-				delete(g.refs, ref)
-			}
-		}
-	}
-	// Denormalize ONCE (invariant 3): the union of every group, one read per entity.
-	all := map[Ref]int64{}
-	for _, g := range groups {
-		for ref, v := range g.refs {
-			all[ref] = max(all[ref], v)
-		}
-	}
-	docs, err := p.model.denormalize(ctx, q, all)
-	if err != nil {
-		return Outcome{}, err
-	}
-	out.Queries = q.queries
-	byRef := map[Ref]Doc{}
-	for _, d := range docs {
-		byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
-	}
-
-	for _, target := range slices.Sorted(maps.Keys(groups)) {
-		g := groups[target]
-		batch := make([]Doc, 0, len(g.refs))
-		for _, ref := range slices.SortedFunc(maps.Keys(g.refs), compareRefs) {
-			// A retry and a change of one entity in one batch share the highest version: the
-			// body is read after both were committed, so it reflects both.
-			batch = append(batch, byRef[ref])
-		}
-		if len(batch) == 0 {
+	for cluster, g := range gs {
+		if cluster == "" {
 			continue
 		}
-		decider, results, err := p.writer.Write(ctx, batch, target)
-		if err != nil {
-			return Outcome{}, fmt.Errorf("write batch: %w", err)
-		}
-		out.Docs += len(batch)
-		for i, r := range results {
-			d := batch[i]
-			ref := Ref{Entity: d.Entity, Key: d.Key}
-			attempt := max(g.attempts[ref], 1) // this write was attempt number `attempt`
-			first := g.first[ref]
-			if first.IsZero() {
-				first = p.opts.Now()
+		for ref, v := range g.refs {
+			if _, ok := all.refs[ref]; !ok {
+				continue
 			}
-			o := Outgoing{Body: EncodeRetry(Retry{Entity: d.Entity, Key: d.Key, Version: d.Version}),
-				Target: decider, Status: r.Status, ErrType: r.ErrType, Reason: r.Reason, FirstSeen: first}
-			switch {
-			case r.Class == cluster.Retryable && attempt < p.opts.MaxAttempts:
-				o.Attempt = attempt + 1
-				out.Retries = append(out.Retries, o)
-			case r.Class == cluster.Retryable:
-				o.Attempt = attempt
-				o.Reason = fmt.Sprintf("gave up after %d attempts: %s", attempt, r.Reason)
-				out.Parked = append(out.Parked, o)
-			case r.Class == cluster.Permanent:
-				o.Attempt = attempt
-				out.Parked = append(out.Parked, o)
+			all.refs[ref] = max(all.refs[ref], v)
+			all.attempts[ref] = max(all.attempts[ref], g.attempts[ref])
+			if f, ok := all.first[ref]; !ok || g.first[ref].Before(f) {
+				all.first[ref] = g.first[ref]
 			}
+			delete(g.refs, ref)
 		}
 	}
-	return out, nil
+}
+
+// write sends one group's documents and sorts the deciding cluster's results into out:
+// retryable ones retry until MaxAttempts, then park with the permanent ones.
+func (p *Pipeline) write(ctx context.Context, g *group, cluster string, byRef map[Ref]Doc, out *Outcome) error {
+	batch := make([]Doc, 0, len(g.refs))
+	for _, ref := range slices.SortedFunc(maps.Keys(g.refs), compareRefs) {
+		// A retry and a change of one entity in one batch share the highest version: the
+		// body is read after both were committed, so it reflects both.
+		batch = append(batch, byRef[ref])
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	decider, results, err := p.writer.Write(ctx, batch, cluster)
+	if err != nil {
+		return fmt.Errorf("write batch: %w", err)
+	}
+	out.Docs += len(batch)
+	for i, r := range results {
+		d := batch[i]
+		ref := Ref{Entity: d.Entity, Key: d.Key}
+		attempt := max(g.attempts[ref], 1) // this write was attempt number `attempt`
+		first := g.first[ref]
+		if first.IsZero() {
+			first = p.opts.Now()
+		}
+		o := Outgoing{Body: EncodeRetry(Retry{Entity: d.Entity, Key: d.Key, Version: d.Version}),
+			Cluster: decider, Status: r.Status, ErrType: r.ErrType, Reason: r.Reason, FirstSeen: first}
+		switch {
+		case r.Class == Retryable && attempt < p.opts.MaxAttempts:
+			o.Attempt = attempt + 1
+			out.Retries = append(out.Retries, o)
+		case r.Class == Retryable:
+			o.Attempt = attempt
+			o.Reason = fmt.Sprintf("gave up after %d attempts: %s", attempt, r.Reason)
+			out.Parked = append(out.Parked, o)
+		case r.Class == Permanent:
+			o.Attempt = attempt
+			out.Parked = append(out.Parked, o)
+		}
+	}
+	return nil
 }
 
 func compareRefs(a, b Ref) int {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wyehq/wye/cluster"
 )
 
 func process(t *testing.T, db *fakeDB, w *fakeWriter, bodies ...[]byte) Outcome {
@@ -165,20 +163,20 @@ func TestMasterFailuresRetryTargetedAtTheMasterThenPark(t *testing.T) {
 	w := &fakeWriter{answer: func(d Doc) Result {
 		switch d.ID {
 		case "100":
-			return Result{Class: cluster.Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
+			return Result{Class: Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
 		case "101":
-			return Result{Class: cluster.Permanent, Status: 400, ErrType: "strict_dynamic_mapping_exception", Reason: "mapping set to strict"}
+			return Result{Class: Permanent, Status: 400, ErrType: "strict_dynamic_mapping_exception", Reason: "mapping set to strict"}
 		}
-		return Result{Class: cluster.Stale, Status: 409}
+		return Result{Class: Stale, Status: 409}
 	}}
 	p1 := r("id", 100, "title", "News", "channel_id", 10)
 	p2 := r("id", 101, "title", "Sport", "channel_id", 11)
 	p3 := r("id", 102, "title", "Film", "channel_id", 12)
 	out := process(t, db, w, event("cat.programs", "insert", 1, nil, p1), event("cat.programs", "insert", 1, nil, p2), event("cat.programs", "insert", 1, nil, p3))
-	if len(out.Retries) != 1 || out.Retries[0].Target != "es7" || out.Retries[0].Attempt != 2 {
+	if len(out.Retries) != 1 || out.Retries[0].Cluster != "es7" || out.Retries[0].Attempt != 2 {
 		t.Fatalf("retries = %+v, want one for the master, attempt 2", out.Retries)
 	}
-	if len(out.Parked) != 1 || out.Parked[0].Target != "es7" || out.Parked[0].Status != 400 ||
+	if len(out.Parked) != 1 || out.Parked[0].Cluster != "es7" || out.Parked[0].Status != 400 ||
 		!strings.Contains(out.Parked[0].Reason, "strict") {
 		t.Fatalf("parked = %+v, want 101 with its mapping error", out.Parked)
 	}
@@ -186,7 +184,7 @@ func TestMasterFailuresRetryTargetedAtTheMasterThenPark(t *testing.T) {
 	// The retry message comes back: it is written to the master only, and parked when exhausted.
 	retry := out.Retries[0]
 	p := NewPipeline(catalogModel(t), db, w, Options{MaxAttempts: 2})
-	out, err := p.Process(context.Background(), []Message{{Body: retry.Body, Attempt: retry.Attempt, Target: retry.Target, FirstSeen: retry.FirstSeen}})
+	out, err := p.Process(context.Background(), []Message{{Body: retry.Body, Attempt: retry.Attempt, Cluster: retry.Cluster, FirstSeen: retry.FirstSeen}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,12 +269,12 @@ func TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame(t *testing.T
 func TestRetryAndChangeOfOneEntityInABatchWriteItOnce(t *testing.T) {
 	db := catalogDB()
 	w := &fakeWriter{answer: func(d Doc) Result {
-		return Result{Class: cluster.Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
+		return Result{Class: Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
 	}}
 	p := NewPipeline(catalogModel(t), db, w, Options{MaxAttempts: 3})
 	first := time.Unix(1600000000, 0)
 	out, err := p.Process(context.Background(), []Message{
-		{Body: EncodeRetry(Retry{Entity: "program", Key: valueOf(json.RawMessage("100")), Version: 5}), Attempt: 3, Target: "es7", FirstSeen: first},
+		{Body: EncodeRetry(Retry{Entity: "program", Key: valueOf(json.RawMessage("100")), Version: 5}), Attempt: 3, Cluster: "es7", FirstSeen: first},
 		{Body: event("cat.programs", "update", 9, r("id", 100, "title", "News", "channel_id", 10), r("id", 100, "title", "News!", "channel_id", 10))},
 	})
 	if err != nil {

@@ -94,7 +94,7 @@ func (n *node) changed(before, after Row) bool {
 
 // resolve climbs every pending value up to its entity's root, deepest nodes first, with one
 // query per node (per maxIn values), and returns the entities with their highest version.
-func (r *resolver) resolve(ctx context.Context, q *counter) (map[Ref]int64, error) {
+func (r *resolver) resolve(ctx context.Context, q *counted) (map[Ref]int64, error) {
 	nodes := slices.Collect(maps.Keys(r.pending))
 	// Deepest first, so a node's lookups have all been added before it is climbed.
 	for len(nodes) > 0 {
@@ -128,7 +128,7 @@ func (r *resolver) resolve(ctx context.Context, q *counter) (map[Ref]int64, erro
 
 // up maps key values of node n to key values of its parent: the lookup query for changes
 // the event alone cannot place (a tag renamed -> every program with that tag).
-func (r *resolver) up(ctx context.Context, q *counter, n *node, vs versions) error {
+func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) error {
 	var table, match, parent string
 	switch n.kind() {
 	case linkFrom: // parents whose from column holds these keys
@@ -138,7 +138,7 @@ func (r *resolver) up(ctx context.Context, q *counter, n *node, vs versions) err
 	case linkThrough: // join rows pointing at these keys
 		table, match, parent = n.through.Table, n.through.Key, n.through.ParentKey
 	}
-	rows, err := q.rows(ctx, table, []string{match, parent}, match, vs.keys())
+	rows, err := q.Rows(ctx, table, []string{match, parent}, match, vs.keys())
 	if err != nil {
 		return fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)
 	}

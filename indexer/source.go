@@ -2,40 +2,79 @@ package indexer
 
 import "context"
 
-// Source reads the database whose binlog the events come from (invariant 4: read fresh).
+// Source is the database whose binlog the events come from (docs/architecture.md,
+// invariant 4: read fresh).
 type Source interface {
-	// Snapshot opens a consistent read view: every Rows call on it sees the same state.
-	Snapshot(ctx context.Context) (Reader, error)
+	// View opens a consistent read view: every read on it sees the same committed state.
+	View(ctx context.Context) (View, error)
 }
 
-// Reader is one consistent view of the source. Each Rows call is one SQL query.
-type Reader interface {
+// View is one consistent view of the source. Each call is one SQL query.
+type View interface {
 	// Rows returns the rows of table whose column where holds one of values, with the
 	// named columns (nil: all), encoded as Values. values is never empty.
 	Rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error)
+	// Scan returns up to limit rows of table in the order of column key, those whose key is
+	// greater than after (every row from the first when after is null): keyset pagination,
+	// never OFFSET.
+	Scan(ctx context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error)
 	Close() error
 }
+
+// SourceError is a read of the source that failed, as the SQL adapter classified it (one
+// classification at the database boundary). The retry loop checks it with errors.As.
+type SourceError struct {
+	// Permanent: the same read fails again until an operator acts (unknown column or table
+	// after a DDL, access denied, illegal mix of collations, packet too large). Otherwise the
+	// failure is transient (connection lost, deadlock, lock wait timeout, server gone away).
+	Permanent bool
+	Code      uint16 // the server's error number; 0 when the server gave none
+	Err       error
+}
+
+func (e *SourceError) Error() string {
+	if e.Permanent {
+		return "source (permanent): " + e.Err.Error()
+	}
+	return "source: " + e.Err.Error()
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
 
 // maxIn bounds one IN list; longer lists are split into several queries.
 const maxIn = 1000
 
-// counter counts the queries one batch makes (wye_indexer_sql_queries_per_batch).
-type counter struct {
-	r       Reader
+// counted is a View that counts its queries (wye_indexer_sql_queries_per_batch) and splits
+// IN lists longer than maxIn.
+type counted struct {
+	View
 	queries int
 }
 
-func (c *counter) rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
+func (c *counted) Rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
 	var out []Row
 	for chunk := range chunks(values, maxIn) {
 		c.queries++
-		rows, err := c.r.Rows(ctx, table, cols, where, chunk)
+		rows, err := c.View.Rows(ctx, table, cols, where, chunk)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rows...)
 	}
 	return out, nil
+}
+
+func (c *counted) Scan(ctx context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {
+	c.queries++
+	return c.View.Scan(ctx, table, cols, key, after, limit)
+}
+
+// count wraps v so that its queries are counted, unless it already is.
+func count(v View) *counted {
+	if c, ok := v.(*counted); ok {
+		return c
+	}
+	return &counted{View: v}
 }
 
 func chunks(vs []Value, n int) func(func([]Value) bool) {

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/wyehq/wye/cluster"
 )
 
 // Outcome is what happened to one step of apply, switch or gc.
@@ -93,7 +95,7 @@ func applyAction(ctx context.Context, api Requester, a Action, def *Definition) 
 			return fmt.Errorf("create index %s: %w", a.Index, err)
 		}
 		if status/100 != 2 {
-			se := statusError(status, body)
+			se := cluster.NewStatusError("", status, body)
 			if se.Type == "resource_already_exists_exception" {
 				return nil // a concurrent apply made it; the next plan compares it
 			}

@@ -16,20 +16,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// DefaultVersionField is the document field that carries the source version wye writes
-// with version_type=external; every mapping must declare it as long.
-const DefaultVersionField = "wye_version"
+	"github.com/wyehq/wye/indexer"
+)
 
 // minGCDeletes is Elasticsearch's default index.gc_deletes. A managed index must keep
 // delete tombstones longer, or a retried older write resurrects a deleted document
-// (DESIGN.md invariant 6).
+// (docs/architecture.md invariant 6).
 const minGCDeletes = 60 * time.Second
 
 // LoadOptions adjust Load. The zero value is the default.
 type LoadOptions struct {
-	// VersionField is the field that must be mapped as long. Default DefaultVersionField.
+	// VersionField is the field that carries the source version wye writes with
+	// version_type=external, so it must be mapped as long. Default
+	// indexer.DefaultVersionField.
 	VersionField string
 }
 
@@ -91,7 +91,7 @@ var (
 // error joins one *FileError per fault.
 func Load(dir string, opts LoadOptions) (*Set, error) {
 	if opts.VersionField == "" {
-		opts.VersionField = DefaultVersionField
+		opts.VersionField = indexer.DefaultVersionField
 	}
 	s := &Set{Dir: dir, VersionField: opts.VersionField, indices: map[string]map[string]*version{}}
 	var errs faults

@@ -2,7 +2,7 @@
 // In: the mapping files of the repository (mappings/<index>/<vN>/, see Load) and, per cluster,
 // its engine and configured version plus the live mappings, settings and aliases it reports.
 // Out: a Plan (create, alias, nothing, drift), the calls that apply it, the alias switch and
-// garbage collection of a version bump, and WriteTargets for the indexer. Owns: concrete
+// garbage collection of a version bump, and WriteIndices for the indexer. Owns: concrete
 // index names (<prefix><index>_vN), the application-facing alias (<prefix><index>) and the
 // normalization that makes a live mapping comparable with the declared one.
 package mapping

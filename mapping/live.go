@@ -8,10 +8,10 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/wyehq/wye/cluster"
 )
 
 // Requester performs one untyped esapi request and returns the status and whole body; a
@@ -115,12 +115,12 @@ func Observe(ctx context.Context, api Requester, alias string) (*Live, error) {
 		}
 		live.AliasOn = slices.Sorted(maps.Keys(aliases))
 	default:
-		return nil, fmt.Errorf("get alias %s: %w", alias, statusError(status, body))
+		return nil, fmt.Errorf("get alias %s: %w", alias, cluster.NewStatusError("", status, body))
 	}
 	return live, nil
 }
 
-// WriteTargets returns the concrete indices the indexer must write every document of alias
+// WriteIndices returns the concrete indices the indexer must write every document of alias
 // (prefix included) to on one cluster: every index of the family that exists, in version
 // order. While a version bump is under way that is both <alias>_vN and <alias>_vN+1, so the
 // new index stays current while it is backfilled and the old one stays current until
@@ -129,7 +129,7 @@ func Observe(ctx context.Context, api Requester, alias string) (*Live, error) {
 // It fails when no index exists: the indexer must then stop rather than write to the alias
 // name, which would auto-create an index with a dynamic mapping. Call it at start and again
 // after a write answers index_not_found_exception (gc removed an index).
-func WriteTargets(ctx context.Context, api Requester, alias string) ([]string, error) {
+func WriteIndices(ctx context.Context, api Requester, alias string) ([]string, error) {
 	yes := true
 	// _alias on the wildcard lists every matching index, with or without aliases.
 	status, body, err := api.Do(ctx, esapi.IndicesGetAliasRequest{Index: []string{alias + "_v*"}, AllowNoIndices: &yes})
@@ -137,7 +137,7 @@ func WriteTargets(ctx context.Context, api Requester, alias string) ([]string, e
 		return nil, fmt.Errorf("list indices of %s: %w", alias, err)
 	}
 	if status/100 != 2 {
-		return nil, fmt.Errorf("list indices of %s: %w", alias, statusError(status, body))
+		return nil, fmt.Errorf("list indices of %s: %w", alias, cluster.NewStatusError("", status, body))
 	}
 	var found map[string]any
 	if err := decode(body, &found); err != nil {
@@ -167,61 +167,9 @@ func call(ctx context.Context, api Requester, req esapi.Request, what string) ([
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if status/100 != 2 {
-		return nil, fmt.Errorf("%s: %w", what, statusError(status, body))
+		return nil, fmt.Errorf("%s: %w", what, cluster.NewStatusError("", status, body))
 	}
 	return body, nil
-}
-
-// StatusError is a non-2xx answer to a request this package made.
-type StatusError struct {
-	Status int
-	Type   string // Elasticsearch error type, e.g. "resource_already_exists_exception"
-	Reason string
-}
-
-func (e *StatusError) Error() string {
-	s := "status " + strconv.Itoa(e.Status)
-	if e.Type != "" {
-		s += " " + e.Type
-	}
-	if e.Reason != "" {
-		s += ": " + e.Reason
-	}
-	return s
-}
-
-func statusError(status int, body []byte) *StatusError {
-	var e struct {
-		Error json.RawMessage `json:"error"`
-	}
-	se := &StatusError{Status: status}
-	if json.Unmarshal(body, &e) == nil && len(e.Error) > 0 {
-		var obj struct {
-			Type     string `json:"type"`
-			Reason   string `json:"reason"`
-			CausedBy *struct {
-				Type   string `json:"type"`
-				Reason string `json:"reason"`
-			} `json:"caused_by"`
-		}
-		if json.Unmarshal(e.Error, &obj) == nil {
-			se.Type, se.Reason = obj.Type, obj.Reason
-			if c := obj.CausedBy; c != nil && c.Reason != "" && c.Reason != obj.Reason {
-				se.Reason += " (caused by " + c.Type + ": " + c.Reason + ")"
-			}
-			return se
-		}
-		var s string
-		if json.Unmarshal(e.Error, &s) == nil {
-			se.Reason = s
-			return se
-		}
-	}
-	se.Reason = strings.TrimSpace(string(body))
-	if len(se.Reason) > 200 {
-		se.Reason = se.Reason[:200] + "..."
-	}
-	return se
 }
 
 func decode(body []byte, v any) error {

@@ -38,7 +38,7 @@ type Source struct {
 	followed map[string]map[string]bool
 }
 
-var _ cdc.Source = (*Source)(nil)
+var _ cdc.Binlog = (*Source)(nil)
 
 // NewSource prepares a source; it connects lazily.
 func NewSource(opts SourceOptions) (*Source, error) {

@@ -13,53 +13,43 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
 )
 
 // Options configure the publisher. Zero values take the defaults in brackets.
 type Options struct {
 	URL           string // amqp://user:pass@host:port/vhost
-	Exchange      string // topic exchange ["wye.changes"]
-	Queue         string // quorum queue bound with "#" ["wye.index"]; "-" declares none
-	DeliveryLimit int    // x-delivery-limit of the queue [10]
-	Parked        string // where a message past the delivery limit is dead-lettered ["wye.parked"]
-	Window        int    // publishes in flight without a confirm [1024]
+	Exchange      string // topic exchange [broker.DefaultExchange]
+	Queue         string // quorum queue bound with "#" [broker.DefaultQueue]; "-" declares none
+	DeliveryLimit int    // x-delivery-limit of the queue [broker.DefaultDeliveryLimit]
+	Parked        string // where a message past the delivery limit is dead-lettered [broker.DefaultParkedQueue]
+	Window        int    // publishes in flight without a confirm [DefaultWindow]
 	AppID         string // stamped on every message: which reader published it
 	// CloseTimeout bounds the AMQP close handshake, and a write still blocked this long after
-	// the session's context ends [5s]. A broker under a resource alarm stops reading from
-	// publishing connections, so neither would ever finish.
+	// the session's context ends [DefaultCloseTimeout]. A broker under a resource alarm stops
+	// reading from publishing connections, so neither would ever finish.
 	CloseTimeout time.Duration
-	Metrics      *cdc.Metrics
-	Logger       *slog.Logger
+	Metrics      *cdc.Metrics // [cdc.NewMetrics(nil)]
+	Logger       *slog.Logger // [slog.Default()]
 }
+
+const (
+	// DefaultWindow is the publishes in flight without a confirm: enough to keep the broker's
+	// confirm round trip off the reader's path, few enough to bound what a lost connection
+	// makes the reader publish again.
+	DefaultWindow = 1024
+	// DefaultCloseTimeout bounds the close handshake and a write blocked after the session ends.
+	DefaultCloseTimeout = 5 * time.Second
+)
+
+// DefaultDeliveryLimit is broker.DefaultDeliveryLimit.
+//
+// Deprecated: use broker.DefaultDeliveryLimit. Kept only while cmd/wye/cdc.go names it here.
+const DefaultDeliveryLimit = broker.DefaultDeliveryLimit
 
 // messageType is the AMQP type property of every change message.
 var messageType = "wye.cdc.changes.v" + strconv.Itoa(cdc.SchemaVersion)
-
-// The broker topology's defaults, shared by the binlog reader and the indexer (config's
-// amqp.* defaults are the same names: a test in cmd/wye holds them equal).
-const (
-	DefaultExchange      = "wye.changes" // topic exchange of change messages
-	DefaultQueue         = "wye.index"   // the change queue the indexer consumes
-	DefaultParkedQueue   = "wye.parked"  // messages wye cannot deliver or write
-	DefaultDeliveryLimit = 10            // x-delivery-limit of the change queue
-)
-
-// ChangeQueueArgs are the arguments of the change queue, the contract between the binlog
-// reader and the indexer (both declare it; arguments cannot change once it exists). A
-// message redelivered more than deliveryLimit times (crash loops, consumer timeouts) is
-// dead-lettered to parked, at least once, instead of being deleted: without a dead-letter
-// target a quorum queue drops it.
-func ChangeQueueArgs(deliveryLimit int, parked string) amqp.Table {
-	return amqp.Table{
-		"x-queue-type":              "quorum",
-		"x-delivery-limit":          deliveryLimit,
-		"x-overflow":                "reject-publish", // required by at-least-once dead-lettering
-		"x-dead-letter-strategy":    "at-least-once",
-		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": parked,
-	}
-}
 
 // Publisher opens confirm channels. amqp091 does not reconnect: each cdc session opens a new
 // connection, re-declares the topology and the reader's session loop supplies the backoff.
@@ -73,19 +63,19 @@ var _ cdc.Publisher = (*Publisher)(nil)
 // New returns a publisher.
 func New(opts Options) *Publisher {
 	if opts.Exchange == "" {
-		opts.Exchange = DefaultExchange
+		opts.Exchange = broker.DefaultExchange
 	}
 	if opts.Queue == "" {
-		opts.Queue = DefaultQueue
+		opts.Queue = broker.DefaultQueue
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = DefaultDeliveryLimit
+		opts.DeliveryLimit = broker.DefaultDeliveryLimit
 	}
 	if opts.Window <= 0 {
-		opts.Window = 1024
+		opts.Window = DefaultWindow
 	}
 	if opts.CloseTimeout <= 0 {
-		opts.CloseTimeout = 5 * time.Second
+		opts.CloseTimeout = DefaultCloseTimeout
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = cdc.NewMetrics(nil)
@@ -122,7 +112,7 @@ func (p *Publisher) declare(conn *amqp.Connection) error {
 			return fmt.Errorf("open channel: %w", err)
 		}
 		defer ch.Close()
-		_, err = ch.QueueDeclare(p.opts.Queue, true, false, false, false, ChangeQueueArgs(p.opts.DeliveryLimit, p.parked()))
+		_, err = ch.QueueDeclare(p.opts.Queue, true, false, false, false, broker.ChangeQueueArgs(p.opts.DeliveryLimit, p.parked()))
 		if err != nil {
 			return fmt.Errorf("declare queue %s: %w", p.opts.Queue, err)
 		}
@@ -130,7 +120,7 @@ func (p *Publisher) declare(conn *amqp.Connection) error {
 	if err := ch.QueueBind(p.opts.Queue, "#", p.opts.Exchange, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s: %w", p.opts.Queue, err)
 	}
-	if _, err := ch.QueueDeclare(p.parked(), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+	if _, err := ch.QueueDeclare(p.parked(), true, false, false, false, broker.ParkedQueueArgs()); err != nil {
 		return fmt.Errorf("declare parked queue %s: %w", p.parked(), err)
 	}
 	return nil
@@ -138,14 +128,16 @@ func (p *Publisher) declare(conn *amqp.Connection) error {
 
 func (p *Publisher) parked() string {
 	if p.opts.Parked == "" {
-		return DefaultParkedQueue
+		return broker.DefaultParkedQueue
 	}
 	return p.opts.Parked
 }
 
 // Open dials, declares the topology and returns a confirm channel. When ctx ends, a write
 // blocked on the socket (a broker under a resource alarm reads nothing) fails after
-// CloseTimeout, so the session can return and Close.
+// CloseTimeout, so the session can return and Close. Its errors, and every failure the
+// channel reports later (Publish, Confirmed), are a *broker.Error (broker.Classify); only
+// the context's own error is returned as it is.
 func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 	var sock net.Conn
 	dial := amqp.DefaultDial(5 * time.Second)
@@ -156,11 +148,11 @@ func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 			return c, err
 		}})
 	if err != nil {
-		return nil, fmt.Errorf("dial broker: %w", err)
+		return nil, broker.Classify("dial", fmt.Errorf("dial broker: %w", err))
 	}
 	if err := p.declare(conn); err != nil {
 		conn.CloseDeadline(time.Now().Add(p.opts.CloseTimeout))
-		return nil, err
+		return nil, broker.Classify("declare", err)
 	}
 	ch, err := conn.Channel()
 	if err == nil {
@@ -168,7 +160,7 @@ func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 	}
 	if err != nil {
 		conn.CloseDeadline(time.Now().Add(p.opts.CloseTimeout))
-		return nil, fmt.Errorf("open confirm channel: %w", err)
+		return nil, broker.Classify("open confirm channel", fmt.Errorf("open confirm channel: %w", err))
 	}
 	c := &channel{
 		p:        p,
@@ -209,7 +201,7 @@ type channel struct {
 	sent  map[uint64]time.Time // seq -> publish time, unconfirmed
 	acked map[uint64]bool      // confirmed above the watermark (out of order)
 	w     uint64
-	err   error
+	err   error // a *broker.Error: fail classifies it
 
 	moved    chan struct{}
 	failed   chan struct{} // closed with err set
@@ -256,7 +248,7 @@ func (c *channel) Publish(ctx context.Context, m cdc.Message) (uint64, error) {
 		Body:            m.Body,
 	})
 	if err != nil {
-		c.fail(fmt.Errorf("publish: %w", err))
+		c.fail("publish", fmt.Errorf("publish: %w", err))
 		return 0, c.Err()
 	}
 	c.opts.Metrics.Pending.Inc()
@@ -275,11 +267,12 @@ func (c *channel) Err() error {
 	return c.err
 }
 
-func (c *channel) fail(err error) {
+// fail records the channel's first failure, classified: Publish, Confirmed and Err return it.
+func (c *channel) fail(op string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err == nil {
-		c.err = err
+		c.err = broker.Classify(op, err)
 		close(c.failed)
 		c.signal()
 	}
@@ -308,36 +301,46 @@ func (c *channel) watch() {
 			}
 			c.setBlocked(b)
 		case r := <-c.returns:
-			c.fail(fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
+			c.fail("publish", fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
 				r.ReplyCode, r.ReplyText, r.RoutingKey, r.Exchange))
 		case e := <-c.closed:
-			c.fail(fmt.Errorf("broker connection closed: %v", e))
+			c.fail("connection", closeError("broker connection closed", e))
 			c.drainUntilDone()
 			return
 		case e := <-c.chClosed:
-			c.fail(fmt.Errorf("broker channel closed: %v", e))
+			c.fail("channel", closeError("broker channel closed", e))
 			c.drainUntilDone()
 			return
 		case cf, ok := <-c.confirms:
 			if !ok {
-				c.fail(errors.New("broker channel closed"))
+				c.fail("channel", errors.New("broker channel closed"))
 				c.drainUntilDone()
 				return
 			}
 			// A basic.return precedes the ack of the same message; it is already queued.
 			select {
 			case r := <-c.returns:
-				c.fail(fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
+				c.fail("publish", fmt.Errorf("message returned by the broker (%d %s): no queue bound for %q on %s",
 					r.ReplyCode, r.ReplyText, r.RoutingKey, r.Exchange))
 			default:
 			}
 			if !cf.Ack {
-				c.fail(fmt.Errorf("broker nacked message %d (queue full or unavailable)", cf.DeliveryTag))
+				c.fail("confirm", fmt.Errorf("broker nacked message %d (queue full or unavailable)", cf.DeliveryTag))
 				continue
 			}
 			c.ack(cf.DeliveryTag)
 		}
 	}
+}
+
+// closeError wraps the reason amqp091 gives for a closed connection or channel with %w, so that
+// broker.Classify reads its code (320 on a broker restart; 404 or 403 when a publish to a
+// missing or forbidden exchange closed the channel). amqp091 sends nil on a close wye asked for.
+func closeError(what string, e *amqp.Error) error {
+	if e == nil {
+		return errors.New(what)
+	}
+	return fmt.Errorf("%s: %w", what, e)
 }
 
 // setBlocked records connection.blocked / connection.unblocked. The broker blocks publishing
@@ -419,7 +422,7 @@ func (c *channel) drainUntilDone() {
 // the read deadline 3 heartbeats ahead on every frame the broker sends (heartbeats keep coming
 // during an alarm), so the socket is also closed outright at the deadline.
 func (c *channel) Close() error {
-	c.fail(errors.New("channel closed"))
+	c.fail("close", errors.New("channel closed"))
 	c.stopUnstick()
 	hard := time.AfterFunc(c.opts.CloseTimeout, func() { c.sock.Close() })
 	err := c.conn.CloseDeadline(time.Now().Add(c.opts.CloseTimeout))
@@ -436,7 +439,7 @@ func (c *channel) Close() error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("close broker connection: %w", err)
+		return broker.Classify("close", fmt.Errorf("close broker connection: %w", err))
 	}
 	return nil
 }

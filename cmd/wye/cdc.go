@@ -21,7 +21,7 @@ import (
 	"github.com/wyehq/wye/cdc/binlog"
 	"github.com/wyehq/wye/cdc/publisher"
 	"github.com/wyehq/wye/config"
-	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/control"
 )
 
 func init() { subcommands = append(subcommands, newCDCCmd) }
@@ -78,7 +78,7 @@ func loadConfig(cmd *cobra.Command, g *globalFlags, metricsListen string) (*conf
 // followedTables is every table the entities read (roots, relations, join tables: the
 // indexer's model is the one definition of that) plus extra.
 func followedTables(cfg *config.Config, extra []string) ([]string, error) {
-	model, err := indexer.NewModel(cfg.Entities)
+	model, err := newModel(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,14 +115,12 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEnd
 		return usageError{err}
 	}
 	defer src.Close()
-	ctl, err := binlog.OpenControl(ctx, binlog.ControlOptions{
-		Host: cfg.Control.Host, Port: uint16(cfg.Control.Port), User: cfg.Control.User,
-		Password: cfg.Control.Password.Reveal(), Database: cfg.Control.Database, Name: f.name, Logger: log,
-	})
+	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
 	if err != nil {
 		return err
 	}
-	defer ctl.Close()
+	defer store.Close()
+	ctl := store.CDC(control.CDCOptions{Name: f.name, Logger: log})
 	host, _ := os.Hostname()
 	pub := publisher.New(publisher.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue,

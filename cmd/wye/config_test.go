@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/config"
 )
 
@@ -96,8 +96,8 @@ func TestConfigCheckMissingFileExitsUsage(t *testing.T) {
 // started without the config would then use another queue than the one the config names.
 func TestConfigDefaultsNameTheBrokerTopologyOfTheComponents(t *testing.T) {
 	d := config.Default().AMQP
-	if d.Exchange != publisher.DefaultExchange || d.Queue != publisher.DefaultQueue || d.Parked != publisher.DefaultParkedQueue {
+	if d.Exchange != broker.DefaultExchange || d.Queue != broker.DefaultQueue || d.Parked != broker.DefaultParkedQueue {
 		t.Errorf("config amqp defaults %s/%s/%s, broker defaults %s/%s/%s", d.Exchange, d.Queue, d.Parked,
-			publisher.DefaultExchange, publisher.DefaultQueue, publisher.DefaultParkedQueue)
+			broker.DefaultExchange, broker.DefaultQueue, broker.DefaultParkedQueue)
 	}
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/config"
+	"github.com/wyehq/wye/control"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/indexer/consumer"
-	"github.com/wyehq/wye/indexer/control"
 	"github.com/wyehq/wye/indexer/es"
 	indexersql "github.com/wyehq/wye/indexer/sql"
 	"github.com/wyehq/wye/mapping"
@@ -85,7 +85,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	if len(cfg.Entities) == 0 {
 		return usageError{errors.New("indexer: no entities configured")}
 	}
-	model, err := indexer.NewModel(cfg.Entities)
+	model, err := newModel(cfg)
 	if err != nil {
 		return usageError{err}
 	}
@@ -112,56 +112,27 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 		return err
 	}
 	defer store.Close()
-
-	var targets []es.Target
-	apis := mappingTargets{}
-	seed := map[string]string{}
-	var names []string
-	for _, c := range cfg.Clusters {
-		var bulker es.Bulker
-		client, err := cluster.New(clusterOptions(c))
-		var te *cluster.TransportError
-		switch {
-		case errors.As(err, &te):
-			// Unreachable now: start anyway (a dead cluster must not stop the others) and
-			// connect on its first write; until then its writes are retryable failures.
-			log.Warn("cluster unreachable at start; will connect on write", "name", c.Name, "role", c.Role, "err", err)
-			lazy := &es.Lazy{New: func() (*cluster.Client, error) { return cluster.New(clusterOptions(c)) }}
-			bulker, apis[c.Name] = lazy, lazy
-		case err != nil: // refused credentials, not a search engine, unsupported version
-			return fmt.Errorf("connect cluster %s: %w", c.Name, err)
-		default:
-			log.Info("cluster", "name", c.Name, "role", c.Role, "info", client.Info().String())
-			bulker, apis[c.Name] = client, client
-		}
-		targets = append(targets, es.Target{Name: c.Name, Client: bulker, Timeout: c.Timeouts.Bulk})
-		seed[c.Name] = string(c.Role)
-		names = append(names, c.Name)
-	}
-	if err := store.Seed(ctx, seed); err != nil {
-		return err
-	}
-	roles, err := control.NewRoles(ctx, store, names, f.rolesPoll, log)
+	writers, err := clusterWriters(cfg, f, metrics, log)
 	if err != nil {
 		return err
 	}
-	var resolver es.TargetResolver = apis
-	if f.indexTargets == "alias" {
-		resolver = nil // mapping management explicitly off: write the configured names
+	roles, err := seedRoles(ctx, cfg, store, f.rolesPoll, log)
+	if err != nil {
+		return err
 	}
-	fan := es.New(es.Options{Targets: targets, Roles: roles, Ledger: store, Metrics: metrics, Logger: log,
-		Backlog: f.slaveBacklog, Resolver: resolver, TargetsTTL: f.targetsTTL})
+	fan := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: roles, Ledger: store, Metrics: metrics,
+		Logger: log, Backlog: f.slaveBacklog})
 	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: f.maxAttempts})
 	if f.parked == "" {
 		f.parked = cfg.AMQP.Parked
 	}
-	consumer := consumer.New(consumer.Options{
+	cons := consumer.New(consumer.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
 		RetryDelays: f.retryDelays, Prefetch: cfg.AMQP.Prefetch, BatchSize: f.batchSize, BatchBytes: f.batchBytes,
 		BatchWait: f.batchWait, Metrics: metrics, Logger: log,
 	}, pipe)
 
-	ep.addReady(consumer.Ready)
+	ep.addReady(cons.Ready)
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
 		"index_targets", f.indexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
 
@@ -171,13 +142,59 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	fan.Start(fanCtx)
 	var wg sync.WaitGroup
 	wg.Go(func() { roles.Run(ctx) })
-	err = consumer.Run(ctx)
+	err = cons.Run(ctx)
 	wg.Wait()
 	stop, cancel := context.WithTimeout(context.Background(), f.stopTimeout)
 	defer cancel()
 	fan.Stop(stop)
 	log.Info("indexer stopped")
 	return err
+}
+
+// clusterWriters connects every configured cluster and builds its writer. A cluster that does
+// not answer now is connected on its first write: a dead cluster must not stop the others.
+func clusterWriters(cfg *config.Config, f *indexerFlags, metrics *indexer.Metrics, log *slog.Logger) ([]indexer.ClusterWriter, error) {
+	var out []indexer.ClusterWriter
+	for _, c := range cfg.Clusters {
+		var bulker es.Bulker
+		var api mapping.Requester
+		client, err := cluster.New(clusterOptions(c))
+		var te *cluster.TransportError
+		switch {
+		case errors.As(err, &te):
+			// Until it answers, its writes are retryable failures.
+			log.Warn("cluster unreachable at start; will connect on write", "name", c.Name, "role", c.Role, "err", err)
+			lazy := &es.Lazy{New: func() (*cluster.Client, error) { return cluster.New(clusterOptions(c)) }}
+			bulker, api = lazy, lazy
+		case err != nil: // refused credentials, not a search engine, unsupported version
+			return nil, fmt.Errorf("connect cluster %s: %w", c.Name, err)
+		default:
+			log.Info("cluster", "name", c.Name, "role", c.Role, "info", client.Info().String())
+			bulker, api = client, client
+		}
+		var resolver es.IndexResolver = mappingIndices{api}
+		if f.indexTargets == "alias" {
+			resolver = nil // mapping management explicitly off: write the configured names
+		}
+		out = append(out, es.New(es.Options{Name: c.Name, Client: bulker, Timeout: c.Timeouts.Bulk,
+			Resolver: resolver, IndicesTTL: f.targetsTTL, Metrics: metrics, Logger: log}))
+	}
+	return out, nil
+}
+
+// seedRoles writes the configured roles of clusters the control schema does not know yet and
+// returns the polled roles (after a promote the control schema, not the file, names the master).
+func seedRoles(ctx context.Context, cfg *config.Config, store *control.Store, poll time.Duration, log *slog.Logger) (*control.Roles, error) {
+	seed := map[string]string{}
+	var names []string
+	for _, c := range cfg.Clusters {
+		seed[c.Name] = string(c.Role)
+		names = append(names, c.Name)
+	}
+	if err := store.Seed(ctx, seed); err != nil {
+		return nil, err
+	}
+	return control.NewRoles(ctx, store, names, poll, log)
 }
 
 func clusterOptions(c config.Cluster) cluster.Options {
@@ -190,20 +207,16 @@ func clusterOptions(c config.Cluster) cluster.Options {
 	}
 }
 
-// mappingTargets resolves the write targets of an entity's index with mapping.WriteTargets,
-// per cluster (docs/mapping.md, "Version bump without downtime"). Invariant: it never
-// returns a name that no <name>_vN index carries, so a write can never auto-create a
-// dynamic index; an index laid out outside `wye mapping` takes `--index-targets alias`.
-type mappingTargets map[string]mapping.Requester
+// mappingIndices resolves the indices of an entity's alias on one cluster with
+// mapping.WriteIndices (docs/mapping.md, "Version bump without downtime"). Invariant: it never
+// returns a name that no <name>_vN index carries, so a write can never auto-create a dynamic
+// index; an index laid out outside `wye mapping` takes `--index-targets alias`.
+type mappingIndices struct{ api mapping.Requester }
 
-var _ es.TargetResolver = mappingTargets(nil)
+var _ es.IndexResolver = mappingIndices{}
 
-func (m mappingTargets) WriteTargets(ctx context.Context, cl, alias string) ([]string, error) {
-	api := m[cl]
-	if api == nil {
-		return nil, fmt.Errorf("list indices of %s: no cluster %q", alias, cl)
-	}
-	return mapping.WriteTargets(ctx, api, alias)
+func (m mappingIndices) WriteIndices(ctx context.Context, _, alias string) ([]string, error) {
+	return mapping.WriteIndices(ctx, m.api, alias)
 }
 
 // checkLinks refuses a link column the source does not have, and warns about each one whose
@@ -226,4 +239,9 @@ func checkLinks(ctx context.Context, src *indexersql.Source, model *indexer.Mode
 			"entity_field", l.Path, "column", l.Table+"."+l.Column, "collation", l.Collation)
 	}
 	return nil
+}
+
+// newModel builds the indexer's entity model of the configured entities.
+func newModel(cfg *config.Config) (*indexer.Model, error) {
+	return indexer.NewModel(config.EntityDefs(cfg.Entities))
 }

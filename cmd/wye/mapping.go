@@ -12,6 +12,7 @@ import (
 
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/config"
+	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/mapping"
 )
 
@@ -50,7 +51,7 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.dir, "mappings", envOr("WYE_MAPPINGS", "mappings"), "directory of the mapping files (env WYE_MAPPINGS)")
 	pf.StringVar(&f.prefix, "index-prefix", envOr("WYE_INDEX_PREFIX", ""), "prefix of every managed index and alias name (env WYE_INDEX_PREFIX)")
-	pf.StringVar(&f.versionField, "version-field", envOr("WYE_VERSION_FIELD", mapping.DefaultVersionField), "document field holding the source version, mapped as long (env WYE_VERSION_FIELD)")
+	pf.StringVar(&f.versionField, "version-field", envOr("WYE_VERSION_FIELD", indexer.DefaultVersionField), "document field holding the source version, mapped as long (env WYE_VERSION_FIELD)")
 	pf.StringSliceVar(&f.clusters, "cluster", nil, "only these clusters (repeatable; default all)")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
-
-	"github.com/wyehq/wye/indexer"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -28,7 +26,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			model, err := indexer.NewModel(cfg.Entities)
+			model, err := newModel(cfg)
 			if err != nil {
 				return usageError{err}
 			}

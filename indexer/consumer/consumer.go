@@ -11,8 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
-	"github.com/wyehq/wye/cdc/publisher"
 	"github.com/wyehq/wye/indexer"
 )
 
@@ -37,24 +37,34 @@ var _ Processor = (*indexer.Pipeline)(nil)
 
 // Options configure the consumer. Zero values take the defaults in brackets.
 type Options struct {
-	URL           string // with the password; never logged
-	Exchange      string // ["wye.changes"]
-	Queue         string // the change queue ["wye.index"]
-	Parked        string // ["wye.parked"]
-	RetryDelays   []time.Duration
-	DeliveryLimit int // x-delivery-limit if this consumer declares the change queue [10]
-	Prefetch      int // unacked deliveries in flight [512]
-	BatchSize     int // row changes per batch, counted by each message's x-wye-changes header (1 without) [DefaultBatchSize]
-	BatchBytes    int // message bytes per batch [4 MiB]
-	BatchWait     time.Duration
+	URL           string          // with the password; never logged
+	Exchange      string          // [broker.DefaultExchange]
+	Queue         string          // the change queue [broker.DefaultQueue]
+	Parked        string          // [broker.DefaultParkedQueue]
+	RetryDelays   []time.Duration // the retry tiers, one queue each [DefaultRetryDelays]
+	DeliveryLimit int             // x-delivery-limit if this consumer declares the change queue [broker.DefaultDeliveryLimit]
+	Prefetch      int             // unacked deliveries in flight [DefaultPrefetch]
+	BatchSize     int             // row changes per batch, counted by each message's x-wye-changes header (1 without) [DefaultBatchSize]
+	BatchBytes    int             // message bytes per batch [DefaultBatchBytes]
+	BatchWait     time.Duration   // how long a batch waits for more after its first delivery [DefaultBatchWait]
 	Metrics       *indexer.Metrics
 	Logger        *slog.Logger
 }
 
-// DefaultBatchSize is the row changes a batch gathers before it is processed. cdc messages
-// carry up to 2048 changes each (fewer when the binlog is quiet), retry messages one entity;
-// a message is never split, so a batch holds at least one whatever its size.
-const DefaultBatchSize = 512
+const (
+	// DefaultBatchSize is the row changes a batch gathers before it is processed. cdc messages
+	// carry up to 2048 changes each (fewer when the binlog is quiet), retry messages one entity;
+	// a message is never split, so a batch holds at least one whatever its size.
+	DefaultBatchSize = 512
+	// DefaultPrefetch is the unacked deliveries the broker sends ahead. It also closes a batch:
+	// no more can arrive before an ack.
+	DefaultPrefetch = 512
+	// DefaultBatchBytes is the message bytes (as delivered, compressed or not) a batch gathers.
+	DefaultBatchBytes = 4 << 20
+	// DefaultBatchWait is how long a batch waits for more deliveries after its first one: the
+	// latency a quiet stream pays for batching.
+	DefaultBatchWait = 200 * time.Millisecond
+)
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
 // every later attempt 2m. Ten attempts span about 13 minutes, more than a cluster restart.
@@ -74,26 +84,26 @@ func New(opts Options, p Processor) *Consumer {
 			*s = v
 		}
 	}
-	def(&opts.Exchange, publisher.DefaultExchange)
-	def(&opts.Queue, publisher.DefaultQueue)
-	def(&opts.Parked, publisher.DefaultParkedQueue)
+	def(&opts.Exchange, broker.DefaultExchange)
+	def(&opts.Queue, broker.DefaultQueue)
+	def(&opts.Parked, broker.DefaultParkedQueue)
 	if len(opts.RetryDelays) == 0 {
 		opts.RetryDelays = DefaultRetryDelays
 	}
 	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = publisher.DefaultDeliveryLimit
+		opts.DeliveryLimit = broker.DefaultDeliveryLimit
 	}
 	if opts.Prefetch <= 0 {
-		opts.Prefetch = 512
+		opts.Prefetch = DefaultPrefetch
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 4 << 20
+		opts.BatchBytes = DefaultBatchBytes
 	}
 	if opts.BatchWait <= 0 {
-		opts.BatchWait = 200 * time.Millisecond
+		opts.BatchWait = DefaultBatchWait
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = indexer.NewMetrics(nil)
@@ -107,16 +117,17 @@ func New(opts Options, p Processor) *Consumer {
 // Ready reports whether the consumer is connected and consuming (/readyz).
 func (c *Consumer) Ready() bool { return c.ready.Load() }
 
-// RetryQueue is the tier queue for a delay: "<queue>.retry.5s".
-func (c *Consumer) RetryQueue(d time.Duration) string { return c.opts.Queue + ".retry." + d.String() }
+// RetryQueue is the tier queue for a delay: broker.RetryQueue, "<queue>.retry.5s".
+func (c *Consumer) RetryQueue(d time.Duration) string { return broker.RetryQueue(c.opts.Queue, d) }
 
-// Run consumes until ctx is done. Broker failures reconnect with capped backoff; the error
-// is logged here, once, with the count of consecutive failures.
+// Run consumes until ctx is done. Broker failures reconnect with capped backoff, permanent
+// or not; the error is logged here, once, with its class (broker.Classify) and the count of
+// consecutive failures.
 func (c *Consumer) Run(ctx context.Context) error {
 	failures := 0
 	for {
 		start := time.Now()
-		err := c.session(ctx)
+		err := broker.Classify("consume", c.session(ctx))
 		c.ready.Store(false)
 		if ctx.Err() != nil {
 			return nil
@@ -126,13 +137,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		failures++
 		wait := min(time.Duration(1<<min(failures-1, 5))*time.Second, 30*time.Second)
-		c.opts.Logger.Error("consume changes; reconnecting", "queue", c.opts.Queue, "failures", failures, "retry_in", wait, "err", err)
+		c.logFailure(err, failures, wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// logFailure reports a failed session. A permanent failure (refused credentials or
+// permissions, unknown vhost, a queue declared with other arguments) does not clear by
+// reconnecting: it says so, for an operator.
+func (c *Consumer) logFailure(err error, failures int, wait time.Duration) {
+	args := []any{"queue", c.opts.Queue, "failures", failures, "retry_in", wait, "err", err}
+	e, ok := errors.AsType[*broker.Error](err)
+	if !ok { // session ended without an error while ctx is live: not expected
+		c.opts.Logger.Error("consume changes; reconnecting", args...)
+		return
+	}
+	args = append(args, "class", e.Class(), "op", e.Op, "code", e.Code)
+	if e.Permanent {
+		c.opts.Logger.Error("consume changes: the broker refuses the indexer; this will not clear without operator action; reconnecting", args...)
+		return
+	}
+	c.opts.Logger.Error("consume changes; reconnecting", args...)
 }
 
 // Declare creates the topology the indexer needs (idempotent): the exchange, the change
@@ -146,14 +175,13 @@ func (c *Consumer) Declare(conn *amqp.Connection) error {
 	if err := ch.ExchangeDeclare(c.opts.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", c.opts.Exchange, err)
 	}
-	quorum := amqp.Table{"x-queue-type": "quorum"}
 	if _, err := ch.QueueDeclarePassive(c.opts.Queue, true, false, false, false, nil); err != nil {
 		if ch, err = conn.Channel(); err != nil { // the failed passive declare closed it
 			return fmt.Errorf("open channel: %w", err)
 		}
 		defer ch.Close()
 		if _, err := ch.QueueDeclare(c.opts.Queue, true, false, false, false,
-			publisher.ChangeQueueArgs(c.opts.DeliveryLimit, c.opts.Parked)); err != nil {
+			broker.ChangeQueueArgs(c.opts.DeliveryLimit, c.opts.Parked)); err != nil {
 			return fmt.Errorf("declare queue %s: %w", c.opts.Queue, err)
 		}
 	}
@@ -163,35 +191,33 @@ func (c *Consumer) Declare(conn *amqp.Connection) error {
 	for _, d := range c.opts.RetryDelays {
 		// A tier holds messages for its TTL, then dead-letters them through the default
 		// exchange straight back into the change queue.
-		if _, err := ch.QueueDeclare(c.RetryQueue(d), true, false, false, false, amqp.Table{
-			"x-queue-type": "quorum", "x-message-ttl": d.Milliseconds(),
-			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": c.opts.Queue,
-			"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
-		}); err != nil {
+		if _, err := ch.QueueDeclare(c.RetryQueue(d), true, false, false, false, broker.RetryQueueArgs(c.opts.Queue, d)); err != nil {
 			return fmt.Errorf("declare retry queue %s: %w", c.RetryQueue(d), err)
 		}
 	}
-	if _, err := ch.QueueDeclare(c.opts.Parked, true, false, false, false, quorum); err != nil {
+	if _, err := ch.QueueDeclare(c.opts.Parked, true, false, false, false, broker.ParkedQueueArgs()); err != nil {
 		return fmt.Errorf("declare parked queue %s: %w", c.opts.Parked, err)
 	}
 	return nil
 }
 
+// session consumes over one connection until it fails or ctx is done. Its errors are
+// classified (broker.Classify) by the step that failed; Run classifies the rest as "consume".
 func (c *Consumer) session(ctx context.Context) error {
 	conn, err := amqp.DialConfig(c.opts.URL, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
-		return fmt.Errorf("dial broker: %w", err)
+		return broker.Classify("dial", fmt.Errorf("dial broker: %w", err))
 	}
 	defer conn.Close()
 	if err := c.Declare(conn); err != nil {
-		return err
+		return broker.Classify("declare", err)
 	}
 	pub, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("open publish channel: %w", err)
+		return broker.Classify("open publish channel", fmt.Errorf("open publish channel: %w", err))
 	}
 	if err := pub.Confirm(false); err != nil {
-		return fmt.Errorf("enable confirms: %w", err)
+		return broker.Classify("open publish channel", fmt.Errorf("enable confirms: %w", err))
 	}
 	// Retry and parked messages are published mandatory: a missing queue returns them, and
 	// the broker then still acks them. amqp091 hands a Return to this channel before it
@@ -216,7 +242,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		if time.Since(sampled) > 5*time.Second {
 			sampled = time.Now()
 			if err := c.sampleDepth(conn); err != nil {
-				return err
+				return broker.Classify("inspect queues", err)
 			}
 		}
 		batch, err := c.collect(ctx, deliveries, closed)
@@ -259,7 +285,10 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery,
 	case <-ctx.Done():
 		return nil, nil
 	case e := <-closed:
-		return nil, fmt.Errorf("broker connection closed: %v", e)
+		if e == nil { // amqp091 closed the notify channel: a close wye asked for
+			return nil, errors.New("broker connection closed")
+		}
+		return nil, fmt.Errorf("broker connection closed: %w", e) // %w: broker.Classify reads the code
 	case d, ok := <-deliveries:
 		if !ok {
 			return nil, errors.New("delivery channel closed")
@@ -297,53 +326,67 @@ func changesIn(d amqp.Delivery) int {
 }
 
 // handle processes one batch, publishes its retries and parked messages with confirms, and
-// only then acks every delivery of the batch (invariant 1). A batch the pipeline cannot
-// decide (source down) is kept and tried again with backoff, not requeued: requeues count
-// against the queue's delivery limit.
+// only then acks every delivery of the batch (docs/architecture.md invariant 1). A batch the
+// pipeline cannot decide (source down) is kept and tried again with backoff, not requeued:
+// requeues count against the queue's delivery limit.
 func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-chan amqp.Return, batch []amqp.Delivery) error {
 	start := time.Now()
+	out, ok := c.process(ctx, batch)
+	if !ok {
+		return nil // ctx is done: the unacked deliveries return to the queue on close
+	}
+	// No ack before the broker has confirmed every retry and parked message and returned none.
+	if err := c.publishOutcome(ctx, pub, returns, out); err != nil {
+		return broker.Classify("publish", err)
+	}
+	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
+		return broker.Classify("ack", fmt.Errorf("ack batch: %w", err))
+	}
+	c.record(batch, out, start)
+	return nil
+}
+
+// process runs the pipeline on batch until it decides, with capped backoff between tries.
+// It reports false when ctx ended first.
+func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.Outcome, bool) {
 	msgs := make([]indexer.Message, len(batch))
 	for i, d := range batch {
 		msgs[i] = message(d)
 	}
-	var out indexer.Outcome
 	for failures := 0; ; failures++ {
-		var err error
-		out, err = c.p.Process(ctx, msgs)
+		out, err := c.p.Process(ctx, msgs)
 		if err == nil {
-			break
+			return out, true
 		}
 		if ctx.Err() != nil {
-			return nil
+			return indexer.Outcome{}, false
 		}
 		c.opts.Metrics.Failures.Inc()
 		wait := min(time.Duration(200<<min(failures, 7))*time.Millisecond, 15*time.Second)
 		c.opts.Logger.Error("process batch; keeping it for another try", "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return indexer.Outcome{}, false
 		case <-time.After(wait):
 		}
 	}
+}
+
+// publishOutcome publishes the batch's retries to their tier queues and its parked messages,
+// mandatory, and returns nil only once the broker has confirmed every one of them and
+// returned none: the caller acks the batch after that, never before.
+func (c *Consumer) publishOutcome(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, out indexer.Outcome) error {
 	var confirms []*amqp.DeferredConfirmation
 	for _, o := range out.Retries {
 		d := c.opts.RetryDelays[min(max(o.Attempt-2, 0), len(c.opts.RetryDelays)-1)]
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.RetryQueue(d), true, false, amqp.Publishing{
-			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: o.Body,
-			Headers: amqp.Table{HeaderAttempt: int32(o.Attempt), HeaderTarget: o.Target,
-				HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), HeaderReason: o.Reason},
-		})
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.RetryQueue(d), true, false, retryPublishing(o))
 		if err != nil {
 			return fmt.Errorf("publish retry: %w", err)
 		}
 		confirms = append(confirms, dc)
 	}
 	for _, o := range out.Parked {
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.opts.Parked, true, false, amqp.Publishing{
-			ContentType: "application/json", ContentEncoding: o.Encoding, DeliveryMode: amqp.Persistent, Body: o.Body,
-			Headers: amqp.Table{HeaderCluster: o.Target, HeaderStatus: int32(o.Status), HeaderErrorType: o.ErrType,
-				HeaderReason: o.Reason, HeaderAttempt: int32(o.Attempt), HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano)},
-		})
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", c.opts.Parked, true, false, parkedPublishing(o))
 		if err != nil {
 			return fmt.Errorf("publish parked: %w", err)
 		}
@@ -358,14 +401,36 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-
 			return errors.New("broker refused a retry or parked message (nack); the batch is not acked")
 		}
 	}
+	// amqp091 hands a Return over before the matching ack: once every confirm is in, a
+	// returned message of this batch is already here.
 	select {
 	case r := <-returns:
 		return fmt.Errorf("broker returned a message for %q (%d %s): the batch is not acked", r.RoutingKey, r.ReplyCode, r.ReplyText)
 	default:
 	}
-	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
-		return fmt.Errorf("ack batch: %w", err)
+	return nil
+}
+
+// retryPublishing is the message that sends o to its retry tier.
+func retryPublishing(o indexer.Outgoing) amqp.Publishing {
+	return amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: o.Body,
+		Headers: amqp.Table{HeaderAttempt: int32(o.Attempt), HeaderTarget: o.Cluster,
+			HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), HeaderReason: o.Reason},
 	}
+}
+
+// parkedPublishing is the message that parks o, with the failure in its headers.
+func parkedPublishing(o indexer.Outgoing) amqp.Publishing {
+	return amqp.Publishing{
+		ContentType: "application/json", ContentEncoding: o.Encoding, DeliveryMode: amqp.Persistent, Body: o.Body,
+		Headers: amqp.Table{HeaderCluster: o.Cluster, HeaderStatus: int32(o.Status), HeaderErrorType: o.ErrType,
+			HeaderReason: o.Reason, HeaderAttempt: int32(o.Attempt), HeaderFirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano)},
+	}
+}
+
+// record counts an acked batch in the metrics and logs its parked messages.
+func (c *Consumer) record(batch []amqp.Delivery, out indexer.Outcome, start time.Time) {
 	now := time.Now()
 	m := c.opts.Metrics
 	m.Messages.WithLabelValues("acked").Add(float64(len(batch)))
@@ -378,9 +443,8 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-
 		m.LagSeconds.Observe(now.Sub(ts).Seconds())
 	}
 	for _, p := range out.Parked {
-		c.opts.Logger.Warn("parked", "queue", c.opts.Parked, "cluster", p.Target, "status", p.Status, "type", p.ErrType, "reason", p.Reason)
+		c.opts.Logger.Warn("parked", "queue", c.opts.Parked, "cluster", p.Cluster, "status", p.Status, "type", p.ErrType, "reason", p.Reason)
 	}
-	return nil
 }
 
 // message reads a delivery's headers into an indexer.Message.
@@ -390,7 +454,7 @@ func message(d amqp.Delivery) indexer.Message {
 		m.Attempt = n
 	}
 	if s, ok := d.Headers[HeaderTarget].(string); ok {
-		m.Target = s
+		m.Cluster = s
 	}
 	if s, ok := d.Headers[HeaderFirstSeen].(string); ok {
 		m.FirstSeen, _ = time.Parse(time.RFC3339Nano, s)

@@ -1,13 +1,19 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wyehq/wye/broker"
 )
 
 func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
@@ -85,10 +91,44 @@ func TestRetryHeadersRoundTrip(t *testing.T) {
 	seen := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	m := message(amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{
 		HeaderAttempt: int32(4), HeaderTarget: "es7", HeaderFirstSeen: seen.Format(time.RFC3339Nano)}})
-	if m.Attempt != 4 || m.Target != "es7" || !m.FirstSeen.Equal(seen) {
+	if m.Attempt != 4 || m.Cluster != "es7" || !m.FirstSeen.Equal(seen) {
 		t.Errorf("message = %+v", m)
 	}
-	if m := message(amqp.Delivery{Body: []byte("{}")}); m.Attempt != 0 || m.Target != "" {
+	if m := message(amqp.Delivery{Body: []byte("{}")}); m.Attempt != 0 || m.Cluster != "" {
 		t.Errorf("a change event read as a retry: %+v", m)
+	}
+}
+
+// TestRefusedIndexerIsReportedAsNeedingAnOperator prevents a misconfigured indexer (wrong
+// password, a queue declared with other arguments) from reconnecting forever under the same
+// log line as a broker restart: the reconnect loop must say which failures will not clear.
+func TestRefusedIndexerIsReportedAsNeedingAnOperator(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"wrong password", broker.Classify("dial", fmt.Errorf("dial broker: %w", amqp.ErrCredentials)), true},
+		{"queue declared with other arguments", broker.Classify("declare", fmt.Errorf("declare queue wye.index: %w",
+			&amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit'", Server: true})), true},
+		{"broker restart", broker.Classify("consume", fmt.Errorf("broker connection closed: %w",
+			&amqp.Error{Code: amqp.ConnectionForced, Reason: "CONNECTION_FORCED - shutdown", Server: true})), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			c := New(Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}, nil)
+			c.logFailure(tc.err, 3, 4*time.Second)
+			var rec struct {
+				Level, Msg, Class string
+				Failures          int
+			}
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("log %q: %v", buf.String(), err)
+			}
+			operator := strings.Contains(rec.Msg, "operator action")
+			if rec.Level != "ERROR" || rec.Failures != 3 || operator != tc.permanent || (rec.Class == "permanent") != tc.permanent {
+				t.Errorf("logged %s", buf.String())
+			}
+		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/indexer"
 )
 
 // fakeResolver answers WriteTargets from a table and counts the calls per cluster.
@@ -20,7 +20,7 @@ type fakeResolver struct {
 	calls   map[string]int
 }
 
-func (r *fakeResolver) WriteTargets(_ context.Context, cl, alias string) ([]string, error) {
+func (r *fakeResolver) WriteIndices(_ context.Context, cl, alias string) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls[cl]++
@@ -37,7 +37,7 @@ func (r *fakeResolver) callsOf(cl string) int {
 	return r.calls[cl]
 }
 
-var _ TargetResolver = (*fakeResolver)(nil)
+var _ IndexResolver = (*fakeResolver)(nil)
 
 // recordingES keeps every body and answers each action with answer(index, id).
 func recordingES(t *testing.T, answer func(index, id string) string) (*httptest.Server, *[]string) {
@@ -79,7 +79,7 @@ func TestVersionBumpWritesEveryTargetIndexTheSameBytesAndVersion(t *testing.T) {
 		return created(index, id)
 	})
 	res := &fakeResolver{targets: map[string][]string{"es7": {"programs_v1", "programs_v2"}}, calls: map[string]int{}}
-	f := New(Options{Roles: fixedRoles("es7"), Resolver: res, Targets: []Target{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Targets: []Target{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
 
 	d := docs(3)
 	d[2].Source = nil // a delete goes to both too
@@ -103,10 +103,10 @@ func TestVersionBumpWritesEveryTargetIndexTheSameBytesAndVersion(t *testing.T) {
 		t.Errorf("body:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 	// Doc 1 is OK on v1 but refused by v2: it is not written to this cluster.
-	if results[0].Class != cluster.OK || results[2].Class != cluster.OK {
+	if results[0].Class != indexer.OK || results[2].Class != indexer.OK {
 		t.Errorf("docs 0 and 2: %+v %+v, want ok", results[0], results[2])
 	}
-	if r := results[1]; r.Class != cluster.Permanent || !strings.HasPrefix(r.Reason, "programs_v2: ") || r.Status != 400 {
+	if r := results[1]; r.Class != indexer.Permanent || !strings.HasPrefix(r.Reason, "programs_v2: ") || r.Status != 400 {
 		t.Errorf("doc 1: %+v, want the permanent answer of programs_v2", r)
 	}
 }
@@ -123,9 +123,9 @@ func TestIndexNotFoundForgetsCachedTargetsAndIsRetryable(t *testing.T) {
 		return created(index, id)
 	})
 	res := &fakeResolver{targets: map[string][]string{"es7": {"programs_v1", "programs_v2"}}, calls: map[string]int{}}
-	f := New(Options{Roles: fixedRoles("es7"), Resolver: res, TargetsTTL: time.Hour,
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, TTL: time.Hour,
 		Targets: []Target{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
-	write := func() cluster.Class {
+	write := func() indexer.Class {
 		t.Helper()
 		_, r, err := f.Write(t.Context(), docs(1), "")
 		if err != nil {
@@ -144,10 +144,10 @@ func TestIndexNotFoundForgetsCachedTargetsAndIsRetryable(t *testing.T) {
 	res.mu.Lock()
 	res.targets["es7"] = []string{"programs_v2"}
 	res.mu.Unlock()
-	if c := write(); c != cluster.Retryable {
+	if c := write(); c != indexer.Retryable {
 		t.Errorf("write to a vanished target: %v, want retryable (the document is fine)", c)
 	}
-	if c := write(); c != cluster.OK {
+	if c := write(); c != indexer.OK {
 		t.Errorf("write after index_not_found: %v, want ok on the re-resolved targets", c)
 	}
 	if n := res.callsOf("es7"); n != 2 {
@@ -169,7 +169,7 @@ func TestNoWriteTargetsIsRetryableOnTheMasterAndLedgeredOnSlaves(t *testing.T) {
 	master, slave := fakeES(t, bulk("es7")), fakeES(t, bulk("es8"))
 	res := &fakeResolver{targets: map[string][]string{}, calls: map[string]int{}} // no index anywhere
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := New(Options{Roles: fixedRoles("es7"), Resolver: res, Ledger: ledger, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Ledger: ledger, Targets: []Target{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "es8", Client: client(t, "es8", slave.URL), Timeout: 5 * time.Second},
 	}})
@@ -179,7 +179,7 @@ func TestNoWriteTargetsIsRetryableOnTheMasterAndLedgeredOnSlaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range results {
-		if r.Class != cluster.Retryable || !strings.Contains(r.Reason, "resolve write targets of programs on es7") {
+		if r.Class != indexer.Retryable || !strings.Contains(r.Reason, "resolve indices of programs on es7") {
 			t.Errorf("doc %d: %+v, want retryable naming the missing targets", i, r)
 		}
 	}

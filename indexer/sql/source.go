@@ -18,13 +18,13 @@ import (
 )
 
 // Source reads through one *sql.DB. Reads must go to the server whose binlog the events
-// come from (DESIGN.md invariant 4): a lagging replica would freeze stale data under a newer
-// version.
+// come from (docs/architecture.md, invariant 4): a lagging replica would freeze stale data
+// under a newer version.
 type Source struct{ db *sql.DB }
 
 var (
 	_ indexer.Source = (*Source)(nil)
-	_ indexer.Reader = (*snapshot)(nil)
+	_ indexer.View   = (*view)(nil)
 )
 
 // Open connects with cfg, adjusted for reading: the session time zone is UTC so TIMESTAMP
@@ -54,24 +54,54 @@ func (s *Source) Ping(ctx context.Context) error { return s.db.PingContext(ctx) 
 // Close closes the connection pool.
 func (s *Source) Close() error { return s.db.Close() }
 
-// Snapshot starts a read-only REPEATABLE READ transaction: every query of one batch sees the
+// View starts a read-only REPEATABLE READ transaction: every query of one batch sees the
 // same committed state, so a document never mixes two moments.
-func (s *Source) Snapshot(ctx context.Context) (indexer.Reader, error) {
+func (s *Source) View(ctx context.Context) (indexer.View, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("begin snapshot: %w", err)
+		return nil, classify(fmt.Errorf("begin read view: %w", err))
 	}
-	return &snapshot{tx: tx}, nil
+	return &view{tx: tx}, nil
 }
 
-type snapshot struct{ tx *sql.Tx }
+type view struct{ tx *sql.Tx }
 
-func (s *snapshot) Close() error { return s.tx.Rollback() }
+func (v *view) Close() error { return v.tx.Rollback() }
 
 // Rows runs SELECT cols FROM table WHERE where IN (values). Identifiers come from the
 // validated configuration (letters, digits, _ and $) and are quoted anyway.
-func (s *snapshot) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+func (v *view) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
 	var q strings.Builder
+	selectFrom(&q, table, cols)
+	q.WriteString(" WHERE " + quote(where) + " IN (")
+	args := make([]any, len(values))
+	for i, val := range values {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args[i] = val.Arg()
+	}
+	q.WriteByte(')')
+	return v.query(ctx, table, q.String(), args)
+}
+
+// Scan runs SELECT cols FROM table [WHERE key > after] ORDER BY key LIMIT limit: keyset
+// pagination in the order of the key's index.
+func (v *view) Scan(ctx context.Context, table string, cols []string, key string, after indexer.Value, limit int) ([]indexer.Row, error) {
+	var q strings.Builder
+	selectFrom(&q, table, cols)
+	var args []any
+	if !after.IsNull() {
+		q.WriteString(" WHERE " + quote(key) + " > ?")
+		args = append(args, after.Arg())
+	}
+	q.WriteString(" ORDER BY " + quote(key) + " LIMIT " + strconv.Itoa(limit))
+	return v.query(ctx, table, q.String(), args)
+}
+
+// selectFrom writes SELECT cols FROM table (every column when cols is nil).
+func selectFrom(q *strings.Builder, table string, cols []string) {
 	q.WriteString("SELECT ")
 	if cols == nil {
 		q.WriteString("*")
@@ -83,17 +113,20 @@ func (s *snapshot) Rows(ctx context.Context, table string, cols []string, where 
 		q.WriteString(quote(c))
 	}
 	db, t, _ := strings.Cut(table, ".")
-	q.WriteString(" FROM " + quote(db) + "." + quote(t) + " WHERE " + quote(where) + " IN (")
-	args := make([]any, len(values))
-	for i, v := range values {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteByte('?')
-		args[i] = v.Arg()
+	q.WriteString(" FROM " + quote(db) + "." + quote(t))
+}
+
+// query runs one statement in the view and encodes its rows; every error is classified.
+func (v *view) query(ctx context.Context, table, q string, args []any) ([]indexer.Row, error) {
+	out, err := v.read(ctx, table, q, args)
+	if err != nil {
+		return nil, classify(err)
 	}
-	q.WriteByte(')')
-	rows, err := s.tx.QueryContext(ctx, q.String(), args...)
+	return out, nil
+}
+
+func (v *view) read(ctx context.Context, table, q string, args []any) ([]indexer.Row, error) {
+	rows, err := v.tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", table, err)
 	}

@@ -1,4 +1,4 @@
-package binlog
+package control
 
 import (
 	"context"
@@ -11,25 +11,24 @@ import (
 	"sync"
 	"time"
 
-	driver "github.com/go-sql-driver/mysql"
-
 	"github.com/wyehq/wye/cdc"
 )
 
-// ControlOptions configure the control-schema adapter.
-type ControlOptions struct {
-	Host     string
-	Port     uint16
-	User     string
-	Password string
-	Database string
-	Name     string        // reader name: checkpoint row and lock "wye.cdc.<name>"
-	Poll     time.Duration // standby poll and lock check interval; default 1s
-	Logger   *slog.Logger
+// Defaults of a CDC.
+const (
+	DefaultReaderName = "default"   // the reader name when none is given
+	DefaultLockPoll   = time.Second // standby poll and lock check interval
+)
+
+// CDCOptions configure the state of one cdc reader.
+type CDCOptions struct {
+	Name   string        // reader name: checkpoint row and lock "wye.cdc.<name>"; DefaultReaderName
+	Poll   time.Duration // DefaultLockPoll
+	Logger *slog.Logger
 }
 
-// Control keeps the checkpoint and resync marks in the control schema and holds the leader
-// lock on a dedicated connection.
+// CDC keeps one reader's checkpoint and resync marks in the control schema and holds its
+// leader lock on a dedicated connection.
 //
 // Fencing invariant: a checkpoint write commits only if, when it is evaluated (after it holds
 // the checkpoint row's lock), the leader lock is held by the connection that also holds this
@@ -44,8 +43,8 @@ type ControlOptions struct {
 // closing it releases GET_LOCK: a cancelled checkpoint save on that connection used to drop the
 // lock (leader flap, duplicates). Saves therefore run on pooled connections, where a cancel
 // costs a pooled connection and nothing else.
-type Control struct {
-	opts ControlOptions
+type CDC struct {
+	opts CDCOptions
 	db   *sql.DB
 	lock string
 
@@ -55,68 +54,26 @@ type Control struct {
 }
 
 var (
-	_ cdc.Store  = (*Control)(nil)
-	_ cdc.Leader = (*Control)(nil)
+	_ cdc.Store  = (*CDC)(nil)
+	_ cdc.Leader = (*CDC)(nil)
 )
 
-const schemaDDL = `
-CREATE TABLE IF NOT EXISTS cdc_checkpoint (
-  name        VARCHAR(64)     NOT NULL PRIMARY KEY,
-  epoch       INT UNSIGNED    NOT NULL,
-  server_uuid VARCHAR(255)    NOT NULL COMMENT 'source identity: MySQL server_uuid, MariaDB server_id + binlog basename',
-  file        VARCHAR(255)    NOT NULL,
-  pos         BIGINT UNSIGNED NOT NULL,
-  gtid_set    TEXT            NOT NULL,
-  updated_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB;
-CREATE TABLE IF NOT EXISTS cdc_resync_needed (
-  id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  name        VARCHAR(64)     NOT NULL,
-  table_name  VARCHAR(255)    NOT NULL,
-  reason      VARCHAR(32)     NOT NULL,
-  detail      TEXT            NOT NULL,
-  file        VARCHAR(255)    NOT NULL,
-  pos         BIGINT UNSIGNED NOT NULL,
-  created_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-  resolved_at TIMESTAMP(6)    NULL,
-  UNIQUE KEY one_mark (name, table_name, reason, file, pos)
-) ENGINE=InnoDB;`
-
-// OpenControl connects and creates the cdc tables if missing.
-func OpenControl(ctx context.Context, opts ControlOptions) (*Control, error) {
+// CDC returns the state of the reader opts.Name, on this store's pool.
+func (s *Store) CDC(opts CDCOptions) *CDC {
 	if opts.Name == "" {
-		opts.Name = "default"
+		opts.Name = DefaultReaderName
 	}
 	if opts.Poll <= 0 {
-		opts.Poll = time.Second
+		opts.Poll = DefaultLockPoll
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	cfg := driver.NewConfig()
-	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd, cfg.DBName = "tcp", fmt.Sprintf("%s:%d", opts.Host, opts.Port), opts.User, opts.Password, opts.Database
-	cfg.MultiStatements = true
-	cfg.Timeout = 5 * time.Second
-	cfg.ReadTimeout = 10 * time.Second
-	cfg.WriteTimeout = 10 * time.Second
-	conn, err := driver.NewConnector(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open control schema: %w", err)
-	}
-	c := &Control{opts: opts, db: sql.OpenDB(conn), lock: "wye.cdc." + opts.Name}
-	c.db.SetMaxOpenConns(4)
-	if _, err := c.db.ExecContext(ctx, schemaDDL); err != nil {
-		c.db.Close()
-		return nil, fmt.Errorf("create cdc control tables: %w", err)
-	}
-	return c, nil
+	return &CDC{opts: opts, db: s.db, lock: "wye.cdc." + opts.Name}
 }
 
-// Close closes the pool (and with it any held lock).
-func (c *Control) Close() error { return c.db.Close() }
-
 // Load returns the checkpoint named name.
-func (c *Control) Load(ctx context.Context, name string) (cdc.Checkpoint, bool, error) {
+func (c *CDC) Load(ctx context.Context, name string) (cdc.Checkpoint, bool, error) {
 	cp := cdc.Checkpoint{Name: name}
 	var pos uint64
 	err := c.db.QueryRowContext(ctx, `SELECT epoch, server_uuid, file, pos, gtid_set FROM cdc_checkpoint WHERE name = ?`, name).
@@ -139,9 +96,9 @@ var ErrNotLeader = errors.New("leader lock not held")
 // events already published (invariant 2). A new epoch must come from cdc.NextEpoch.
 var ErrCheckpointBehind = errors.New("checkpoint version below the saved one")
 
-// Save upserts cp, fenced: only while this process holds the leader lock (see Control). It runs
+// Save upserts cp, fenced: only while this process holds the leader lock (see CDC). It runs
 // on a pooled connection, so cancelling ctx never touches the lock connection.
-func (c *Control) Save(ctx context.Context, cp cdc.Checkpoint) error {
+func (c *CDC) Save(ctx context.Context, cp cdc.Checkpoint) error {
 	c.mu.Lock()
 	fence := c.fence
 	c.mu.Unlock()
@@ -199,7 +156,7 @@ func behind(cp, prev cdc.Checkpoint) bool {
 }
 
 // MarkResync records that a table needs a resync; the same mark twice is one row.
-func (c *Control) MarkResync(ctx context.Context, name string, m cdc.ResyncMark) error {
+func (c *CDC) MarkResync(ctx context.Context, name string, m cdc.ResyncMark) error {
 	_, err := c.db.ExecContext(ctx, `INSERT IGNORE INTO cdc_resync_needed (name, table_name, reason, detail, file, pos)
 VALUES (?, ?, ?, ?, ?, ?)`, name, m.Table, m.Reason, m.Detail, m.Pos.File, m.Pos.Pos)
 	if err != nil {
@@ -212,39 +169,10 @@ VALUES (?, ?, ?, ?, ?, ?)`, name, m.Table, m.Reason, m.Detail, m.Pos.File, m.Pos
 // takes this holder's fence lock on the same connection. While held, the lock is checked every
 // Poll: if the connection dies or IS_USED_LOCK names another connection, the returned context
 // is cancelled at once.
-func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) {
-	t := time.NewTicker(c.opts.Poll)
-	defer t.Stop()
-	var conn *sql.Conn
-	var fence string
-	for {
-		if conn == nil {
-			var err error
-			if conn, err = c.db.Conn(ctx); err != nil && ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-		}
-		if conn != nil {
-			var err error
-			if fence, err = c.take(ctx, conn); err == nil && fence != "" {
-				break
-			}
-			if err != nil { // a broken connection: take a fresh one next time
-				if ctx.Err() == nil {
-					c.opts.Logger.Warn("take leader lock", "lock", c.lock, "err", err)
-				}
-				conn.Close()
-				conn = nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if conn != nil {
-				conn.Close()
-			}
-			return nil, nil, ctx.Err()
-		case <-t.C:
-		}
+func (c *CDC) Acquire(ctx context.Context) (context.Context, func(), error) {
+	conn, fence, err := c.wait(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	c.conn, c.fence = conn, fence
@@ -254,22 +182,7 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(c.opts.Poll)
-		defer t.Stop()
-		for {
-			select {
-			case <-held.Done():
-				return
-			case <-t.C:
-			}
-			if err := c.check(); err != nil {
-				if held.Err() == nil {
-					c.opts.Logger.Warn("leader lock check failed", "lock", c.lock, "err", err)
-				}
-				lost()
-				return
-			}
-		}
+		c.watch(held, lost)
 	}()
 	var once sync.Once
 	release := func() {
@@ -288,9 +201,66 @@ func (c *Control) Acquire(ctx context.Context) (context.Context, func(), error) 
 	return held, release, nil
 }
 
+// wait polls until this process holds the leader and fence locks on one connection, which it
+// returns with the fence's name.
+func (c *CDC) wait(ctx context.Context) (*sql.Conn, string, error) {
+	t := time.NewTicker(c.opts.Poll)
+	defer t.Stop()
+	var conn *sql.Conn
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = c.db.Conn(ctx); err != nil && ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+		}
+		if conn != nil {
+			fence, err := c.take(ctx, conn)
+			if err == nil && fence != "" {
+				return conn, fence, nil
+			}
+			if err != nil { // a broken connection: take a fresh one next time
+				if ctx.Err() == nil {
+					c.opts.Logger.Warn("take leader lock", "lock", c.lock, "err", err)
+				}
+				conn.Close()
+				conn = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, "", ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// watch checks the held lock every Poll until held is done, and calls lost when it is gone.
+func (c *CDC) watch(held context.Context, lost context.CancelFunc) {
+	t := time.NewTicker(c.opts.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-held.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.check(); err != nil {
+			if held.Err() == nil {
+				c.opts.Logger.Warn("leader lock check failed", "lock", c.lock, "err", err)
+			}
+			lost()
+			return
+		}
+	}
+}
+
 // take tries GET_LOCK on conn, then the fence lock. It returns the fence name when both are
 // held, "" when another connection holds the leader lock.
-func (c *Control) take(ctx context.Context, conn *sql.Conn) (string, error) {
+func (c *CDC) take(ctx context.Context, conn *sql.Conn) (string, error) {
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", c.lock).Scan(&got); err != nil {
 		return "", fmt.Errorf("get lock %s: %w", c.lock, err)
@@ -315,9 +285,9 @@ func (c *Control) take(ctx context.Context, conn *sql.Conn) (string, error) {
 }
 
 // check verifies that the lock connection still holds the leader and fence locks. Its context
-// is its own timeout, never a session's (see Control): a check that cannot answer in 3 s has
+// is its own timeout, never a session's (see CDC): a check that cannot answer in 3 s has
 // lost the lock anyway.
-func (c *Control) check() error {
+func (c *CDC) check() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

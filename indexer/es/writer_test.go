@@ -17,6 +17,33 @@ import (
 	"github.com/wyehq/wye/indexer"
 )
 
+// Target is one cluster of a test fan-out.
+type Target struct {
+	Name    string
+	Client  Bulker
+	Timeout time.Duration
+}
+
+// fanOpts set up the streaming policy over one Writer per cluster, as cmd/wye does.
+type fanOpts struct {
+	Roles         indexer.Roles
+	Ledger        indexer.Ledger
+	Backlog       int
+	SlaveInFlight int
+	Resolver      IndexResolver
+	TTL           time.Duration
+	Targets       []Target
+}
+
+func fan(o fanOpts) *indexer.Stream {
+	var ws []indexer.ClusterWriter
+	for _, t := range o.Targets {
+		ws = append(ws, New(Options{Name: t.Name, Client: t.Client, Timeout: t.Timeout, Resolver: o.Resolver, IndicesTTL: o.TTL}))
+	}
+	return indexer.NewStream(indexer.StreamOptions{Clusters: ws, Roles: o.Roles, Ledger: o.Ledger,
+		Backlog: o.Backlog, SlaveInFlight: o.SlaveInFlight})
+}
+
 type fixedRoles string
 
 func (r fixedRoles) Master() string { return string(r) }
@@ -27,7 +54,7 @@ type memLedger struct {
 	ids map[string][]string // cluster -> "id:class"
 }
 
-func (l *memLedger) Record(_ context.Context, cl string, ms []Missed) error {
+func (l *memLedger) Record(_ context.Context, cl string, ms []indexer.Missed) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range ms {
@@ -115,7 +142,7 @@ func TestHangingSlaveNeverDelaysTheMaster(t *testing.T) {
 		"3": `{"index":{"_id":"3","status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected"}}}`,
 	}))
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := New(Options{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 1, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 1, Targets: []Target{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "dead", Client: client(t, "dead", hanging.URL), Timeout: 10 * time.Second},
 	}})
@@ -128,7 +155,7 @@ func TestHangingSlaveNeverDelaysTheMaster(t *testing.T) {
 		if err != nil || decider != "es7" {
 			t.Fatalf("Write: %q %v", decider, err)
 		}
-		want := []cluster.Class{cluster.OK, cluster.Permanent, cluster.Stale, cluster.Retryable}
+		want := []indexer.Class{indexer.OK, indexer.Permanent, indexer.Stale, indexer.Retryable}
 		for i, r := range res {
 			if r.Class != want[i] {
 				t.Errorf("doc %d: class %v, want %v (%+v)", i, r.Class, want[i], r)
@@ -186,13 +213,13 @@ func TestTooLargeBodyIsSplitNotParked(t *testing.T) {
 		}
 		okBulk(nil)(w, r, body)
 	})
-	f := New(Options{Roles: fixedRoles("es7"), Targets: []Target{{Name: "es7", Client: client(t, "es7", limited.URL), Timeout: 5 * time.Second}}})
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Targets: []Target{{Name: "es7", Client: client(t, "es7", limited.URL), Timeout: 5 * time.Second}}})
 	_, res, err := f.Write(t.Context(), docs(7), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range res {
-		if r.Class != cluster.OK {
+		if r.Class != indexer.OK {
 			t.Errorf("doc %d: %+v, want ok after splitting", i, r)
 		}
 	}
@@ -214,7 +241,7 @@ func TestRetryForADemotedMasterGoesToTheCurrentMaster(t *testing.T) {
 		newHits.Add(1)
 		okBulk(nil)(w, r, body)
 	})
-	f := New(Options{Roles: fixedRoles("es8"), Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es8"), Targets: []Target{
 		{Name: "es7", Client: client(t, "es7", old.URL), Timeout: 5 * time.Second},
 		{Name: "es8", Client: client(t, "es8", current.URL), Timeout: 5 * time.Second},
 	}})
@@ -231,7 +258,7 @@ func TestRetryForADemotedMasterGoesToTheCurrentMaster(t *testing.T) {
 		t.Fatalf("Write(retry for es7) decided by %q, %v; want the current master es8", decider, err)
 	}
 	for i, r := range res {
-		if r.Class != cluster.OK {
+		if r.Class != indexer.OK {
 			t.Errorf("doc %d: class %v", i, r.Class)
 		}
 	}
@@ -267,7 +294,7 @@ func TestMergedSlaveBatchesRecordEachFailedDocOnce(t *testing.T) {
 	})
 	master := fakeES(t, okBulk(nil))
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := New(Options{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 16, SlaveInFlight: 2, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 16, SlaveInFlight: 2, Targets: []Target{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "slave", Client: client(t, "slave", slave.URL), Timeout: 5 * time.Second},
 	}})

@@ -1,0 +1,42 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/wyehq/wye/indexer"
+)
+
+var _ indexer.Ledger = (*Store)(nil)
+
+// ledgerRows bounds the rows of one ledger upsert.
+const ledgerRows = 500
+
+// Record implements indexer.Ledger: one upsert per call, keeping the highest missed version.
+func (s *Store) Record(ctx context.Context, cluster string, missed []indexer.Missed) error {
+	for len(missed) > 0 {
+		n := min(len(missed), ledgerRows)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO repair_ledger (cluster, entity, doc_id, version, class, reason) VALUES `)
+		args := make([]any, 0, n*6)
+		for i, m := range missed[:n] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?,?)")
+			reason := m.Reason
+			if len(reason) > 1000 {
+				reason = reason[:1000]
+			}
+			args = append(args, cluster, m.Entity, m.ID, m.Version, m.Class, reason)
+		}
+		q.WriteString(` ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), class = VALUES(class),
+			reason = VALUES(reason), misses = misses + 1, last_seen = CURRENT_TIMESTAMP(6), repaired_at = NULL`)
+		if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("record repair ledger: %w", err)
+		}
+		missed = missed[n:]
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wyehq/wye/indexer"
+)
+
+// DefaultRolesPoll is how often Roles re-reads cluster_roles: a promote is seen within 5s.
+const DefaultRolesPoll = 2 * time.Second
+
+// Seed writes the configured roles for clusters the table does not know yet. Existing rows
+// win: after a promote the control schema, not the file, says who is master.
+func (s *Store) Seed(ctx context.Context, roles map[string]string) error {
+	for name, role := range roles {
+		if _, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO cluster_roles (cluster, role) VALUES (?, ?)`, name, role); err != nil {
+			return fmt.Errorf("seed role of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SetRole changes a cluster's role (tests and, later, promote).
+func (s *Store) SetRole(ctx context.Context, cluster, role string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE cluster_roles SET role = ?, epoch = epoch + 1 WHERE cluster = ?`, role, cluster)
+	if err != nil {
+		return fmt.Errorf("set role of %s: %w", cluster, err)
+	}
+	return nil
+}
+
+// master reads the master among the named clusters.
+func (s *Store) master(ctx context.Context, clusters []string) (string, error) {
+	q := `SELECT cluster FROM cluster_roles WHERE role = 'master' AND cluster IN (?` + strings.Repeat(",?", len(clusters)-1) + `) ORDER BY epoch DESC, updated_at DESC LIMIT 1`
+	args := make([]any, len(clusters))
+	for i, c := range clusters {
+		args[i] = c
+	}
+	var m string
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&m); err != nil {
+		return "", fmt.Errorf("read master: %w", err)
+	}
+	return m, nil
+}
+
+// Roles is the current master, polled from cluster_roles. It implements indexer.Roles.
+type Roles struct {
+	store    *Store
+	clusters []string
+	every    time.Duration
+	log      *slog.Logger
+
+	mu     sync.RWMutex
+	master string
+}
+
+var _ indexer.Roles = (*Roles)(nil)
+
+// NewRoles reads the master once (so a Roles is never without one) and returns a Roles that
+// Run keeps current. every is the poll interval (DefaultRolesPoll).
+func NewRoles(ctx context.Context, s *Store, clusters []string, every time.Duration, log *slog.Logger) (*Roles, error) {
+	if every <= 0 {
+		every = DefaultRolesPoll
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := s.master(ctx, clusters)
+	if err != nil {
+		return nil, err
+	}
+	return &Roles{store: s, clusters: clusters, every: every, log: log, master: m}, nil
+}
+
+// Master returns the last master read.
+func (r *Roles) Master() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.master
+}
+
+// Run polls until ctx is done. A failed read keeps the last known master.
+func (r *Roles) Run(ctx context.Context) error {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		m, err := r.store.master(ctx, r.clusters)
+		if err != nil {
+			failures++
+			if ctx.Err() == nil {
+				r.log.Warn("poll cluster roles; keeping the last master", "master", r.Master(), "failures", failures, "err", err)
+			}
+			continue
+		}
+		failures = 0
+		r.mu.Lock()
+		old := r.master
+		r.master = m
+		r.mu.Unlock()
+		if old != m {
+			r.log.Info("master changed", "from", old, "to", m)
+		}
+	}
+}

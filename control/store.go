@@ -1,0 +1,144 @@
+package control
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Defaults of the control schema's connection pool.
+const (
+	DefaultMaxConns     = 4
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultReadTimeout  = 10 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	// migrateLock serializes migrations of processes starting at once.
+	migrateLock = "wye.control.migrate"
+)
+
+// Store is one connection pool to the control schema. Open migrates the schema first, so
+// every process works on the newest layout it knows.
+type Store struct{ db *sql.DB }
+
+// Open connects with cfg (the control database and its user) and migrates the schema.
+func Open(ctx context.Context, cfg *mysql.Config) (*Store, error) {
+	cfg = cfg.Clone()
+	cfg.MultiStatements = true
+	cfg.ParseTime = true
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultDialTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configure control schema: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(DefaultMaxConns)
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pool (and with it any lock a CDC holds).
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations are the control schema's history, oldest first. A migration is applied once per
+// schema and recorded in control_schema; each statement is idempotent on its own too, so a
+// schema created before control_schema existed (every table IF NOT EXISTS) migrates in place.
+// Append, never edit: a deployed schema has run the old text.
+var migrations = []string{
+	1: `
+CREATE TABLE IF NOT EXISTS cdc_checkpoint (
+  name        VARCHAR(64)     NOT NULL PRIMARY KEY,
+  epoch       INT UNSIGNED    NOT NULL,
+  server_uuid VARCHAR(255)    NOT NULL COMMENT 'source identity: MySQL server_uuid, MariaDB server_id + binlog basename',
+  file        VARCHAR(255)    NOT NULL,
+  pos         BIGINT UNSIGNED NOT NULL,
+  gtid_set    TEXT            NOT NULL,
+  updated_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS cdc_resync_needed (
+  id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name        VARCHAR(64)     NOT NULL,
+  table_name  VARCHAR(255)    NOT NULL,
+  reason      VARCHAR(32)     NOT NULL,
+  detail      TEXT            NOT NULL,
+  file        VARCHAR(255)    NOT NULL,
+  pos         BIGINT UNSIGNED NOT NULL,
+  created_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  resolved_at TIMESTAMP(6)    NULL,
+  UNIQUE KEY one_mark (name, table_name, reason, file, pos)
+) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS cluster_roles (
+  cluster    VARCHAR(64)     NOT NULL PRIMARY KEY,
+  role       VARCHAR(16)     NOT NULL COMMENT 'master or slave; exactly one master',
+  epoch      BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'grows with every promote',
+  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS repair_ledger (
+  cluster    VARCHAR(64)     NOT NULL,
+  entity     VARCHAR(64)     NOT NULL,
+  doc_id     VARCHAR(512)    NOT NULL,
+  version    BIGINT          NOT NULL COMMENT 'highest version the cluster missed',
+  class      VARCHAR(16)     NOT NULL COMMENT 'retryable, permanent or dropped',
+  reason     TEXT            NOT NULL,
+  misses     INT UNSIGNED    NOT NULL DEFAULT 1,
+  first_seen TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  last_seen  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  repaired_at TIMESTAMP(6)   NULL,
+  PRIMARY KEY (cluster, entity, doc_id)
+) ENGINE=InnoDB`,
+}
+
+// SchemaVersion is the newest control schema this build knows.
+var SchemaVersion = len(migrations) - 1
+
+// migrate applies the migrations the schema has not seen, under a lock so that processes
+// starting together apply each one once. A schema newer than this build is refused: an old
+// binary must not write a layout it does not know.
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", migrateLock).Scan(&got); err != nil || got.Int64 != 1 {
+		return fmt.Errorf("migrate control schema: lock %s not granted in 30s (err %v)", migrateLock, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", migrateLock)
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS control_schema (
+  version    INT UNSIGNED NOT NULL PRIMARY KEY,
+  applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB`); err != nil {
+		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	var have int
+	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM control_schema").Scan(&have); err != nil {
+		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	if have > SchemaVersion {
+		return fmt.Errorf("control schema is at version %d, this wye knows %d: upgrade wye", have, SchemaVersion)
+	}
+	for v := have + 1; v <= SchemaVersion; v++ {
+		if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate control schema to version %d: %w", v, err)
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT IGNORE INTO control_schema (version) VALUES (?)", v); err != nil {
+			return fmt.Errorf("migrate control schema to version %d: %w", v, err)
+		}
+	}
+	return nil
+}

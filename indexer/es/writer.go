@@ -1,0 +1,382 @@
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/indexer"
+)
+
+// Defaults of a Writer.
+const (
+	// DefaultTimeout bounds one _bulk on a cluster when Options.Timeout is 0.
+	DefaultTimeout = time.Minute
+	// DefaultIndicesTTL is how long the resolved indices of an alias are reused.
+	DefaultIndicesTTL = 10 * time.Second
+)
+
+// Bulker sends one _bulk body to one cluster; *cluster.Client is one.
+type Bulker interface {
+	Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption) ([]cluster.BulkItem, error)
+}
+
+var _ Bulker = (*cluster.Client)(nil)
+
+// IndexResolver lists the concrete indices one cluster must receive every document of alias
+// in: every <alias>_vN that exists, in version order (mapping.WriteIndices; two while a
+// mapping version bump runs). An error means there is nothing safe to write to: the alias
+// name itself must not be written, or the engine would auto-create a dynamic index.
+type IndexResolver interface {
+	WriteIndices(ctx context.Context, cluster, alias string) ([]string, error)
+}
+
+// Options configure the Writer of one cluster.
+type Options struct {
+	Name    string
+	Client  Bulker
+	Timeout time.Duration // bounds one _bulk on this cluster; DefaultTimeout
+	// Resolver gives the concrete indices of each entity's alias. nil writes to Doc.Index as
+	// configured: only for indices that `wye mapping` does not manage.
+	Resolver IndexResolver
+	// IndicesTTL is how long resolved indices are reused per alias (DefaultIndicesTTL). An
+	// index_not_found_exception forgets them at once.
+	IndicesTTL time.Duration
+	LogEvery   time.Duration // rate of the "no indices" log line per alias; indexer.DefaultLogEvery
+	Metrics    *indexer.Metrics
+	Logger     *slog.Logger
+}
+
+// Writer writes documents to one cluster: one _bulk per call (halved while the cluster
+// answers that it is too large), each document once per concrete index of its alias (same
+// source bytes, same external version), and one result per document: the worst of its
+// indices' results. It implements indexer.ClusterWriter.
+type Writer struct {
+	opts  Options
+	mu    sync.Mutex
+	cache map[string]*cached // alias -> its indices, read by the master path and slave workers
+}
+
+var _ indexer.ClusterWriter = (*Writer)(nil)
+
+type cached struct {
+	names    []string
+	at       time.Time // zero: not resolved (or forgotten)
+	failures int       // consecutive failed resolutions
+	lastLog  time.Time
+}
+
+// New builds the Writer of one cluster.
+func New(opts Options) *Writer {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.IndicesTTL <= 0 {
+		opts.IndicesTTL = DefaultIndicesTTL
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = indexer.DefaultLogEvery
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = indexer.NewMetrics(nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Writer{opts: opts, cache: map[string]*cached{}}
+}
+
+// Name is the cluster's name.
+func (w *Writer) Name() string { return w.opts.Name }
+
+// Write resolves the indices of docs on this cluster, sends them under the cluster's timeout
+// and returns one result per doc.
+func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	out := make([]indexer.Result, len(docs))
+	var send []indexer.Doc
+	var at []int // position in docs of send[j]
+	var indices [][]string
+	byAlias := map[string][]string{}
+	failed := map[string]error{}
+	for i, d := range docs {
+		names, ok := byAlias[d.Index]
+		err := failed[d.Index]
+		if !ok && err == nil {
+			if names, err = w.resolve(ctx, d.Index); err != nil {
+				failed[d.Index] = err
+			} else {
+				byAlias[d.Index] = names
+			}
+		}
+		if err != nil {
+			// No index to write to (not applied yet, or being created): retryable on the
+			// master, a ledger entry on a slave.
+			out[i] = indexer.Result{Class: indexer.Retryable, Reason: err.Error()}
+			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, "retryable").Inc()
+			continue
+		}
+		send, at, indices = append(send, d), append(at, i), append(indices, names)
+	}
+	if len(send) > 0 {
+		for j, r := range w.send(ctx, send, indices) {
+			out[at[j]] = r
+		}
+	}
+	return out
+}
+
+// send writes docs, each to its indices, in one _bulk (halved while the cluster says it is
+// too large) and folds the results of each doc's indices into one.
+func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]string) []indexer.Result {
+	b, err := body(docs, indices)
+	if err != nil {
+		return same(len(docs), indexer.Result{Class: indexer.Permanent, Reason: err.Error()})
+	}
+	w.opts.Metrics.BulkBytes.WithLabelValues(w.opts.Name).Observe(float64(len(b)))
+	start := time.Now()
+	items, err := w.opts.Client.Bulk(ctx, b)
+	w.opts.Metrics.BulkSeconds.WithLabelValues(w.opts.Name).Observe(time.Since(start).Seconds())
+	if cluster.ClassOf(err) == cluster.TooLarge && len(docs) > 1 {
+		h := len(docs) / 2
+		return append(w.send(ctx, docs[:h], indices[:h]), w.send(ctx, docs[h:], indices[h:])...)
+	}
+	actions := 0
+	for _, t := range indices {
+		actions += len(t)
+	}
+	if err == nil && len(items) != actions {
+		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.opts.Name, len(items), actions)
+	}
+	if err != nil {
+		r := indexer.Result{Class: classOf(cluster.ClassOf(err)), Reason: err.Error()}
+		var se *cluster.StatusError
+		if errors.As(err, &se) {
+			r.Status, r.ErrType = se.Status, se.Type
+		}
+		w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Add(float64(actions))
+		return same(len(docs), r)
+	}
+	return w.fold(docs, indices, items)
+}
+
+// fold turns the items of a _bulk into one result per doc: the worst of its indices' items.
+func (w *Writer) fold(docs []indexer.Doc, indices [][]string, items []cluster.BulkItem) []indexer.Result {
+	out := make([]indexer.Result, len(docs))
+	n := 0
+	for i, d := range docs {
+		for j, index := range indices[i] {
+			it := items[n]
+			n++
+			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: it.Reason}
+			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Inc()
+			if it.ErrType == "index_not_found_exception" {
+				w.forget(d.Index) // gc removed an index: list them again
+			}
+			if r.Class.Missed() {
+				r.Reason = index + ": " + r.Reason
+			}
+			if j == 0 {
+				out[i] = r
+			} else {
+				out[i] = indexer.Worse(out[i], r)
+			}
+		}
+	}
+	return out
+}
+
+func same(n int, r indexer.Result) []indexer.Result {
+	out := make([]indexer.Result, n)
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// classOf maps the cluster's one classification to the indexer's classes. TooLarge reaches
+// here only for a single document that no smaller request can carry: permanent.
+func classOf(c cluster.Class) indexer.Class {
+	switch c {
+	case cluster.OK:
+		return indexer.OK
+	case cluster.Stale:
+		return indexer.Stale
+	case cluster.Retryable:
+		return indexer.Retryable
+	}
+	return indexer.Permanent
+}
+
+// resolve returns the indices of alias on this cluster: [alias] without a Resolver, else the
+// cached answer while it is younger than IndicesTTL, else a fresh one. Failures are not
+// cached: the next write asks again. They are logged here, once per LogEvery per alias, with
+// the count of consecutive failures; the caller turns them into retryable results.
+func (w *Writer) resolve(ctx context.Context, alias string) ([]string, error) {
+	if w.opts.Resolver == nil {
+		return []string{alias}, nil
+	}
+	w.mu.Lock()
+	e := w.cache[alias]
+	if e == nil {
+		e = &cached{}
+		w.cache[alias] = e
+	}
+	if !e.at.IsZero() && time.Since(e.at) < w.opts.IndicesTTL {
+		names := e.names
+		w.mu.Unlock()
+		return names, nil
+	}
+	w.mu.Unlock()
+
+	// Two goroutines may resolve the same alias at once; both answers are current.
+	names, err := w.opts.Resolver.WriteIndices(ctx, w.opts.Name, alias)
+	if err == nil && len(names) == 0 {
+		err = errors.New("no index")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		e.failures++
+		if time.Since(e.lastLog) >= w.opts.LogEvery {
+			e.lastLog = time.Now()
+			w.opts.Logger.Warn("no index to write; writes of this alias are retried (master) or recorded in the repair ledger (slave) until `wye mapping apply` creates one",
+				"cluster", w.opts.Name, "alias", alias, "consecutive_failures", e.failures, "err", err)
+		}
+		return nil, fmt.Errorf("resolve indices of %s on %s: %w", alias, w.opts.Name, err)
+	}
+	if e.failures > 0 || !slices.Equal(e.names, names) {
+		w.opts.Logger.Info("write indices", "cluster", w.opts.Name, "alias", alias, "indices", names, "after_failures", e.failures)
+	}
+	e.names, e.at, e.failures = names, time.Now(), 0
+	return names, nil
+}
+
+// forget drops the cached indices of alias: one of them answered index_not_found_exception.
+func (w *Writer) forget(alias string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.cache[alias]; e != nil {
+		e.at = time.Time{}
+	}
+}
+
+// Body renders docs as one _bulk body, each to its Doc.Index. Every action carries the
+// external version: a write lands only if its version is greater than the stored one, so
+// replays, retries and replicas in any order converge (docs/architecture.md, invariant 1).
+func Body(docs []indexer.Doc) ([]byte, error) {
+	return body(docs, nil)
+}
+
+// body is Body with the indices of each doc (indices[i]; nil: docs[i].Index): one action
+// per index, each with the same source bytes and version.
+func body(docs []indexer.Doc, indices [][]string) ([]byte, error) {
+	size := 0
+	for i, d := range docs {
+		n := 1
+		if indices != nil {
+			n = len(indices[i])
+		}
+		size += n * (len(d.Source) + len(d.Index) + len(d.ID) + 80)
+	}
+	b := make([]byte, 0, size)
+	for i, d := range docs {
+		if d.Version < 0 {
+			return nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
+		}
+		op := `{"index":{"_index":`
+		if d.Source == nil {
+			op = `{"delete":{"_index":`
+		}
+		names := []string{d.Index}
+		if indices != nil {
+			names = indices[i]
+		}
+		for _, index := range names {
+			b = append(b, op...)
+			b = appendJSON(b, index)
+			b = append(b, `,"_id":`...)
+			b = appendJSON(b, d.ID)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendInt(b, d.Version, 10)
+			b = append(b, `,"version_type":"external"}}`+"\n"...)
+			if d.Source != nil {
+				b = append(b, d.Source...)
+				b = append(b, '\n')
+			}
+		}
+	}
+	return b, nil
+}
+
+// appendJSON appends s as encoding/json quotes it; most names and ids need no escape.
+func appendJSON(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// Lazy is a Bulker for a cluster that did not answer at start: each Bulk first tries to
+// connect (New runs the flavor detection) until it succeeds, so one dead cluster never keeps
+// the indexer from starting, and its writes fail as retryable transport errors meanwhile.
+type Lazy struct {
+	New func() (*cluster.Client, error)
+
+	mu sync.Mutex
+	c  *cluster.Client
+}
+
+var _ Bulker = (*Lazy)(nil)
+
+// Bulk connects if needed, then sends body.
+func (l *Lazy) Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption) ([]cluster.BulkItem, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Bulk(ctx, body, opts...)
+}
+
+// Do connects if needed, then performs req; with it a Lazy serves mapping.WriteIndices.
+func (l *Lazy) Do(ctx context.Context, req esapi.Request) (int, []byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return 0, nil, err
+	}
+	return c.Do(ctx, req)
+}
+
+func (l *Lazy) client() (*cluster.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		return l.c, nil
+	}
+	c, err := l.New()
+	if err != nil {
+		var te *cluster.TransportError
+		if errors.As(err, &te) {
+			return nil, err
+		}
+		return nil, &cluster.TransportError{Op: "Bulk", Err: err}
+	}
+	l.c = c
+	return c, nil
+}

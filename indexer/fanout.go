@@ -1,0 +1,289 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults of the streaming fan-out (StreamOptions).
+const (
+	// DefaultSlaveBacklog bounds the batches waiting for one slave; past it a batch is not
+	// sent to that slave and its ids go to the ledger.
+	DefaultSlaveBacklog = 64
+	// DefaultSlaveInFlight is the _bulk requests one slave has in flight: while one is
+	// answered the next is sent, as the master has one per pipeline in flight.
+	DefaultSlaveInFlight = 2
+	// DefaultLogEvery rate-limits slave failure logs: one line per cluster per interval.
+	DefaultLogEvery = 10 * time.Second
+	// maxCoalesce bounds the body of one slave _bulk made of several queued batches.
+	maxCoalesce = 8 << 20
+	// maxDropped bounds the ids of dropped batches held for the ledger per slave; beyond it
+	// drops are still counted (wye_indexer_items_total{result="dropped"}) but not recorded.
+	maxDropped = 100_000
+	// ledgerTimeout bounds one ledger write: a stuck control database must not stall a slave.
+	ledgerTimeout = 10 * time.Second
+)
+
+// StreamOptions configure the streaming fan-out.
+type StreamOptions struct {
+	Clusters      []ClusterWriter
+	Roles         Roles
+	Ledger        Ledger // nil: misses are counted and logged only
+	Metrics       *Metrics
+	Logger        *slog.Logger
+	Backlog       int           // DefaultSlaveBacklog
+	SlaveInFlight int           // DefaultSlaveInFlight
+	LogEvery      time.Duration // DefaultLogEvery
+}
+
+// Stream is the streaming policy over the per-cluster writers, the pipeline's Writer: the
+// master is written in the caller's goroutine and decides the batch; each slave is written by
+// its own workers from a bounded backlog, and what a slave misses goes to the ledger. A slave
+// can never slow or fail the master path (docs/architecture.md, invariant 7): a full backlog
+// drops the batch for that slave instead of waiting.
+type Stream struct {
+	opts    StreamOptions
+	slaves  map[string]*slave
+	writers map[string]ClusterWriter
+	order   []string
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+var _ Writer = (*Stream)(nil)
+
+type job struct {
+	docs []Doc
+	size int // estimated body bytes, bounds coalescing
+}
+
+// slave is the asynchronous side of one cluster: its backlog, workers and misses.
+type slave struct {
+	w     ClusterWriter
+	queue chan job
+	s     *Stream
+
+	mu       sync.Mutex
+	lastLog  time.Time
+	failures map[string]int // class -> count since the last log line
+	dropped  []Doc          // ids of batches the backlog had no room for, for the ledger
+	overflow int            // dropped beyond maxDropped, not recorded
+}
+
+// NewStream builds the streaming fan-out; Start runs the slave workers.
+func NewStream(opts StreamOptions) *Stream {
+	if opts.Backlog <= 0 {
+		opts.Backlog = DefaultSlaveBacklog
+	}
+	if opts.SlaveInFlight <= 0 {
+		opts.SlaveInFlight = DefaultSlaveInFlight
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = DefaultLogEvery
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	s := &Stream{opts: opts, slaves: map[string]*slave{}, writers: map[string]ClusterWriter{}}
+	for _, w := range opts.Clusters {
+		s.writers[w.Name()] = w
+		s.slaves[w.Name()] = &slave{w: w, queue: make(chan job, opts.Backlog), s: s, failures: map[string]int{}}
+		s.order = append(s.order, w.Name())
+	}
+	return s
+}
+
+// Start runs every cluster's slave workers: SlaveInFlight per cluster, taking turns at its one
+// bounded backlog. Every cluster has them, so a promote needs no restart.
+func (s *Stream) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	for _, name := range s.order {
+		sl := s.slaves[name]
+		for range s.opts.SlaveInFlight {
+			s.wg.Go(func() { sl.run(ctx) })
+		}
+	}
+}
+
+// Stop must be called after the last Write. It lets the workers finish the queued batches
+// until ctx is done, then cancels them; whatever was not written is recorded in the ledger
+// as dropped.
+func (s *Stream) Stop(ctx context.Context) {
+	for _, name := range s.order {
+		close(s.slaves[name].queue)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+}
+
+// Write implements Writer.
+func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string, []Result, error) {
+	// Retries are targeted at the master they failed on. If that cluster is gone or no longer
+	// the master (a promote happened), the current master decides: a demoted cluster is a
+	// slave and must never hold up the master path (docs/architecture.md, invariant 7).
+	decider := s.opts.Roles.Master()
+	if cluster != "" && cluster != decider && s.writers[cluster] != nil {
+		s.opts.Logger.Debug("retry for a cluster that is no longer the master; writing to the master",
+			"cluster", cluster, "master", decider)
+	}
+	m := s.writers[decider]
+	if m == nil {
+		return "", nil, fmt.Errorf("write to %q: no such cluster", decider)
+	}
+	size := 0
+	for _, d := range docs {
+		if d.Version < 0 {
+			return "", nil, fmt.Errorf("write %s %s: negative version %d", d.Entity, d.ID, d.Version)
+		}
+		size += docSize(d)
+	}
+	if cluster == "" {
+		for _, name := range s.order {
+			if name != decider {
+				s.slaves[name].enqueue(job{docs: docs, size: size})
+			}
+		}
+	}
+	return decider, m.Write(ctx, docs), nil
+}
+
+// enqueue hands a batch to a slave without ever blocking: a full backlog means the slave
+// misses this batch; its ids are kept for the worker to record in the ledger, so the master
+// path never touches the control database either.
+func (sl *slave) enqueue(j job) {
+	m := sl.s.opts.Metrics
+	select {
+	case sl.queue <- j:
+		m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
+		return
+	default:
+	}
+	m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	for _, d := range j.docs {
+		if len(sl.dropped) >= maxDropped {
+			sl.overflow++
+			continue
+		}
+		sl.dropped = append(sl.dropped, Doc{Entity: d.Entity, ID: d.ID, Version: d.Version})
+	}
+}
+
+func (sl *slave) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	m := sl.s.opts.Metrics
+	for {
+		select {
+		case j, ok := <-sl.queue:
+			if !ok {
+				sl.flushDropped(ctx)
+				return
+			}
+			m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
+			if ctx.Err() != nil {
+				m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
+				sl.missed(ctx, j.docs, nil, "dropped", "shut down before the write")
+				continue
+			}
+			j = sl.coalesce(j)
+			sl.missed(ctx, j.docs, sl.w.Write(ctx, j.docs), "", "")
+		case <-tick.C:
+			sl.flushDropped(ctx)
+		}
+	}
+}
+
+// coalesce appends the batches already waiting to j, so a slave that fell behind catches up
+// with fewer, larger requests instead of dropping. Order within the body does not matter:
+// external versions decide which write of one document wins.
+func (sl *slave) coalesce(j job) job {
+	for j.size < maxCoalesce {
+		select {
+		case next, ok := <-sl.queue:
+			if !ok {
+				return j
+			}
+			j = job{size: j.size + next.size, docs: append(j.docs[:len(j.docs):len(j.docs)], next.docs...)}
+		default:
+			return j
+		}
+	}
+	return j
+}
+
+func (sl *slave) flushDropped(ctx context.Context) {
+	sl.mu.Lock()
+	docs, overflow := sl.dropped, sl.overflow
+	sl.dropped, sl.overflow = nil, 0
+	sl.mu.Unlock()
+	if overflow > 0 {
+		sl.s.opts.Logger.Error("slave backlog overflowed the ledger buffer; a full resync of this cluster is needed",
+			"cluster", sl.w.Name(), "unrecorded", overflow)
+	}
+	if len(docs) > 0 {
+		sl.missed(ctx, docs, nil, "dropped", "slave backlog full")
+	}
+}
+
+// missed counts, logs (rate-limited) and records in the ledger the docs this slave did not
+// take: every doc when results is nil, else those whose result is retryable or permanent.
+func (sl *slave) missed(ctx context.Context, docs []Doc, results []Result, class, reason string) {
+	var ms []Missed
+	for i, d := range docs {
+		c, why := class, reason
+		if results != nil {
+			r := results[i]
+			if !r.Class.Missed() {
+				continue
+			}
+			c, why = r.Class.String(), r.Reason
+		}
+		ms = append(ms, Missed{Entity: d.Entity, ID: d.ID, Version: d.Version, Class: c, Reason: why})
+	}
+	if len(ms) == 0 {
+		return
+	}
+	sl.logMissed(ms)
+	if sl.s.opts.Ledger == nil {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerTimeout)
+	defer cancel()
+	if err := sl.s.opts.Ledger.Record(lctx, sl.w.Name(), ms); err != nil {
+		sl.s.opts.Logger.Error("record repair ledger", "cluster", sl.w.Name(), "ids", len(ms), "err", err)
+		return
+	}
+	sl.s.opts.Metrics.Ledger.WithLabelValues(sl.w.Name()).Add(float64(len(ms)))
+}
+
+// logMissed counts misses by class and logs them at most once per LogEvery.
+func (sl *slave) logMissed(ms []Missed) {
+	sl.mu.Lock()
+	for _, m := range ms {
+		sl.failures[m.Class]++
+	}
+	var logNow map[string]int
+	if time.Since(sl.lastLog) >= sl.s.opts.LogEvery {
+		logNow, sl.failures, sl.lastLog = sl.failures, map[string]int{}, time.Now()
+	}
+	sl.mu.Unlock()
+	if logNow != nil {
+		sl.s.opts.Logger.Warn("slave missed writes; ids recorded in the repair ledger",
+			"cluster", sl.w.Name(), "counts", logNow, "example_reason", ms[0].Reason)
+	}
+}

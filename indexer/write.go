@@ -1,0 +1,107 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Class is what the caller does with one document's write on one cluster. The cluster
+// adapter derives it from the one classification of the cluster's answers
+// (docs/architecture.md, "Error classes").
+type Class int
+
+const (
+	OK        Class = iota // written, or a delete of a document that is not there
+	Stale                  // an external-version conflict: a newer version is already there
+	Retryable              // try again later: 429, 5xx, timeout, no connection, no index yet
+	Permanent              // the same write fails again: mapping, parsing, illegal argument
+)
+
+func (c Class) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case Stale:
+		return "stale"
+	case Retryable:
+		return "retryable"
+	case Permanent:
+		return "permanent"
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// Missed reports whether the cluster does not hold the write: a slave's ledger entry.
+func (c Class) Missed() bool { return c == Retryable || c == Permanent }
+
+// rank orders classes for folding several results of one document: the worst decides.
+func (c Class) rank() int { return int(c) }
+
+// Worse returns the worse of two results of one document (the first on a tie): a document
+// written to several indices of one cluster counts as written only if every write is OK or
+// Stale.
+func Worse(a, b Result) Result {
+	if b.Class.rank() > a.Class.rank() {
+		return b
+	}
+	return a
+}
+
+// Result is the outcome of one document's write on one cluster.
+type Result struct {
+	Class   Class
+	Status  int // 0 when the request got no answer
+	ErrType string
+	Reason  string
+}
+
+// ClusterWriter writes documents to one cluster: one _bulk per call (split when the cluster
+// says it is too large), under the cluster's own timeout, with one result per document in
+// order. A request that failed as a whole gives every document that request's class. The
+// streaming fan-out, a resync and a repair compose it with their own policy.
+type ClusterWriter interface {
+	Name() string
+	Write(ctx context.Context, docs []Doc) []Result
+}
+
+// Roles says which cluster is the master now; it may change at any time (promote).
+type Roles interface {
+	Master() string
+}
+
+// Ledger remembers the documents a slave missed, for a targeted repair.
+type Ledger interface {
+	Record(ctx context.Context, cluster string, missed []Missed) error
+}
+
+// Missed is one document a slave did not take.
+type Missed struct {
+	Entity  string
+	ID      string
+	Version int64
+	Class   string // retryable, permanent, dropped (backlog full or shut down)
+	Reason  string
+}
+
+// WriteAll writes docs to every cluster at once and waits for each: the policy of a resync or
+// a repair, where nothing is dropped and every cluster's results count. It returns one result
+// per doc per cluster, keyed by cluster name.
+func WriteAll(ctx context.Context, clusters []ClusterWriter, docs []Doc) map[string][]Result {
+	out := make(map[string][]Result, len(clusters))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		wg.Go(func() {
+			r := c.Write(ctx, docs)
+			mu.Lock()
+			out[c.Name()] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// docSize estimates the _bulk bytes of one document on one index: its source, its action line.
+func docSize(d Doc) int { return len(d.Source) + len(d.Index) + len(d.ID) + 80 }
