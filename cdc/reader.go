@@ -305,7 +305,9 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 	return fresh, r.store.Save(ctx, fresh)
 }
 
-// session streams from the checkpoint until an error or the loss of the lock.
+// session streams from the checkpoint until an error or the loss of the lock: it decides
+// where to start, opens the broker channel and the binlog, starts the checkpoint loop and the
+// binlog goroutine, then runs the batcher's read loop; shutdown saves what is confirmed.
 func (r *Reader) session(held context.Context) error {
 	ctx, cancel := context.WithCancelCause(held)
 	defer cancel(nil)
@@ -420,6 +422,7 @@ type batcher struct {
 	counts  map[eventKey]int // events in batch, for the metrics at publish
 }
 
+// newBatcher starts the batcher of a session that starts at start and publishes on ch.
 func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
 	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}}
 	b.batch.Compress = r.opts.Compress

@@ -367,3 +367,42 @@ func TestShutdownSavesTheConfirmedCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestStopAtReturnsOnceTheBoundaryIsConfirmed prevents a benchmark or test run from stopping
+// early or late: Run returns, without ctx ending, only after the events up to the first
+// transaction boundary at or after StopAt are published and confirmed, publishes nothing
+// beyond that boundary, and leaves the checkpoint there.
+func TestStopAtReturnsOnceTheBoundaryIsConfirmed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{items: []Item{
+			rowsAt(100, 1), rowsAt(105, 2), commitAt(110), // A: StopAt falls inside it
+			rowsAt(200, 3), commitAt(210), // B: after the stop
+		}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		stop := Position{File: "b.000001", Pos: 103}
+		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour, StopAt: &stop}, src, store, &fakeLeader{}, ch)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("run returned (%v) before the stop boundary was confirmed", err)
+		default:
+		}
+		ch.confirm(1)
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		ch.mu.Lock()
+		msgs := len(ch.msgs)
+		changes := ch.msgs[0].Changes
+		ch.mu.Unlock()
+		if msgs != 1 || changes != 2 {
+			t.Errorf("%d messages (first with %d changes), want 1 with A's 2 changes", msgs, changes)
+		}
+		if got := store.saved().Pos; got != 110 {
+			t.Errorf("checkpoint at %d after the stop, want 110 (end of A)", got)
+		}
+	})
+}

@@ -25,11 +25,11 @@ import (
 // a new epoch must start above the effective epoch of everything the old one published, which
 // NextEpoch computes. Only an effective epoch above 15 bits (the top bit) is refused.
 //
-// Why not the traps listed in DESIGN.md: intra-second counters are not reproducible after a
-// restart (these positions are: re-reading the same binlog yields the same numbers); MariaDB
-// GTID seq_no is not monotonic across a failover and MySQL GTIDs are per server uuid (the
-// epoch carries the server change instead). The top bit stays 0, so Elasticsearch's external
-// versions (0 <= v < 2^63) accept every value.
+// Why not the traps listed in docs/architecture.md: intra-second counters are not reproducible
+// after a restart (these positions are: re-reading the same binlog yields the same numbers);
+// MariaDB GTID seq_no is not monotonic across a failover and MySQL GTIDs are per server uuid
+// (the epoch carries the server change instead). The top bit stays 0, so Elasticsearch's
+// external versions (0 <= v < 2^63) accept every value.
 //
 // All rows of one rows event share its version; a rows event never holds the same row twice,
 // and two changes of one row in one transaction sit in two rows events with growing offsets.

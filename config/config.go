@@ -26,6 +26,9 @@ type Config struct {
 	Control  Control   `mapstructure:"control" yaml:"control"`
 	AMQP     AMQP      `mapstructure:"amqp" yaml:"amqp"`
 	Clusters []Cluster `mapstructure:"clusters" yaml:"clusters"`
+	CDC      CDC       `mapstructure:"cdc" yaml:"cdc"`
+	Indexer  Indexer   `mapstructure:"indexer" yaml:"indexer"`
+	Mapping  Mapping   `mapstructure:"mapping" yaml:"mapping"`
 	Metrics  Metrics   `mapstructure:"metrics" yaml:"metrics"`
 	Log      Log       `mapstructure:"log" yaml:"log"`
 	Entities []Entity  `mapstructure:"entities" yaml:"entities"`
@@ -77,6 +80,11 @@ type AMQP struct {
 	// Parked receives what wye cannot deliver or write: the indexer's permanent failures and
 	// poison messages, and change-queue messages past their delivery limit.
 	Parked string `mapstructure:"parked" yaml:"parked"`
+	// DeliveryLimit is the change queue's x-delivery-limit: deliveries of one message before
+	// it is dead-lettered to Parked. cdc and the indexer both declare the queue, with the same
+	// arguments or the broker refuses the second (broker.ChangeQueueArgs), so it is a key of
+	// the queue, not of one command.
+	DeliveryLimit int `mapstructure:"delivery_limit" yaml:"delivery_limit"`
 	// Prefetch bounds the unacknowledged deliveries in flight (AMQP basic.qos, 16 bits).
 	Prefetch int `mapstructure:"prefetch" yaml:"prefetch"`
 	// Compression of change messages by cdc: "zstd" (content-encoding zstd) or "none". The
@@ -129,6 +137,67 @@ type Timeouts struct {
 	Bulk    time.Duration `mapstructure:"bulk" yaml:"bulk"`
 }
 
+// CDC tunes the binlog reader (`wye cdc`, and the reader of `wye run`).
+type CDC struct {
+	// Name is the reader's checkpoint row and leader lock wye.cdc.<name>: readers of one name
+	// are one active reader and its standbys.
+	Name string `mapstructure:"name" yaml:"name"`
+	// Tables are followed besides every table the entities read ("schema.table").
+	Tables []string `mapstructure:"tables" yaml:"tables"`
+	// Window is the publishes in flight without a broker confirm.
+	Window             int           `mapstructure:"window" yaml:"window"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval" yaml:"checkpoint_interval"`
+	// BatchChanges and BatchBytes bound one message (row changes, uncompressed body bytes);
+	// one bigger change still goes alone.
+	BatchChanges int `mapstructure:"batch_changes" yaml:"batch_changes"`
+	BatchBytes   int `mapstructure:"batch_bytes" yaml:"batch_bytes"`
+	// Linger is how long a partial message waits for more changes when the binlog is idle.
+	Linger time.Duration `mapstructure:"linger" yaml:"linger"`
+}
+
+// Where the indexer writes an entity's documents (Indexer.IndexTargets).
+const (
+	// IndexTargetsMapping writes every existing <index>_vN that `wye mapping` created.
+	IndexTargetsMapping = "mapping"
+	// IndexTargetsAlias writes the entity's index name as is: indices wye mapping does not manage.
+	IndexTargetsAlias = "alias"
+)
+
+// Indexer tunes the indexer (`wye indexer`, and the indexer of `wye run`).
+type Indexer struct {
+	// RetryDelays are the retry tiers: attempt n waits the (n-1)th, the last repeats.
+	RetryDelays []time.Duration `mapstructure:"retry_delays" yaml:"retry_delays"`
+	// MaxAttempts is the writes of one entity to the master before it is parked.
+	MaxAttempts int `mapstructure:"max_attempts" yaml:"max_attempts"`
+	// BatchSize (row changes), BatchBytes (message bytes) and BatchWait (after the first
+	// delivery) close a batch, as does amqp.prefetch.
+	BatchSize  int           `mapstructure:"batch_size" yaml:"batch_size"`
+	BatchBytes int           `mapstructure:"batch_bytes" yaml:"batch_bytes"`
+	BatchWait  time.Duration `mapstructure:"batch_wait" yaml:"batch_wait"`
+	// SlaveBacklog is the batches queued per slave before its writes go to the repair ledger;
+	// SlaveInFlight the _bulk requests one slave has in flight.
+	SlaveBacklog  int `mapstructure:"slave_backlog" yaml:"slave_backlog"`
+	SlaveInFlight int `mapstructure:"slave_in_flight" yaml:"slave_in_flight"`
+	// RolesPoll is how often cluster roles are re-read from the control schema.
+	RolesPoll time.Duration `mapstructure:"roles_poll" yaml:"roles_poll"`
+	// StopTimeout is how long, on shutdown, slaves may drain their backlog.
+	StopTimeout time.Duration `mapstructure:"stop_timeout" yaml:"stop_timeout"`
+	// IndexTargets is IndexTargetsMapping or IndexTargetsAlias.
+	IndexTargets string `mapstructure:"index_targets" yaml:"index_targets"`
+	// IndicesTTL is how long the <index>_vN write targets of a cluster are reused before
+	// they are listed again.
+	IndicesTTL time.Duration `mapstructure:"indices_ttl" yaml:"indices_ttl"`
+}
+
+// Mapping configures `wye mapping`: where the mapping files are and how indices are named.
+type Mapping struct {
+	Dir string `mapstructure:"dir" yaml:"dir"` // mappings/<index>/<vN>/
+	// IndexPrefix goes before every managed index and alias name: <prefix><index>_<vN>.
+	IndexPrefix string `mapstructure:"index_prefix" yaml:"index_prefix"`
+	// VersionField is the document field holding the source version, mapped as long.
+	VersionField string `mapstructure:"version_field" yaml:"version_field"`
+}
+
 // Metrics is the Prometheus endpoint.
 type Metrics struct {
 	Listen string `mapstructure:"listen" yaml:"listen"` // host:port; empty disables the endpoint
@@ -148,7 +217,7 @@ type Entity struct {
 	Index string `mapstructure:"index" yaml:"index"`
 	Root  Root   `mapstructure:"root" yaml:"root"`
 	// VersionField is the document field that carries the change version, so that a
-	// document says which binlog position it reflects. Default "wye_version".
+	// document says which binlog position it reflects. Default indexer.DefaultVersionField.
 	VersionField string     `mapstructure:"version_field" yaml:"version_field"`
 	Relations    []Relation `mapstructure:"relations" yaml:"relations,omitempty"`
 }
@@ -207,7 +276,9 @@ type Options struct {
 	// Nil means os.LookupEnv.
 	LookupEnv func(key string) (string, bool)
 	// Overrides are applied last (flags win over env, env over the file), keyed by path:
-	// {"log.level": "debug"}. A path that is not a scalar key is an error.
+	// {"log.level": "debug"}; a list of scalars takes its items comma-separated
+	// {"indexer.retry_delays": "1s,5s"}. A path that cannot be overridden (a list of mappings,
+	// a literal secret, an unknown key) is an error.
 	Overrides map[string]string
 }
 
@@ -249,15 +320,15 @@ func parse(data []byte, opts Options) (*Config, error) {
 
 	// Overrides go through viper's own top layer (Set), so they merge into the file's maps.
 	origin := map[string]string{} // path -> where an override came from, for fault messages
-	keys := scalarKeys()
+	keys := overrideKeys()
 	for _, k := range keys {
-		if val, ok := lookup(k.env); ok && val != "" {
+		if val, name, ok := k.lookupEnv(lookup); ok {
 			setOverride(v, k, val)
-			origin[k.path] = "$" + k.env
+			origin[k.path] = "$" + name
 		}
 	}
 	for _, path := range slices.Sorted(maps.Keys(opts.Overrides)) {
-		i := slices.IndexFunc(keys, func(k scalarKey) bool { return k.path == path })
+		i := slices.IndexFunc(keys, func(k overrideKey) bool { return k.path == path })
 		if i < 0 {
 			return nil, fmt.Errorf("override %s: not a key that can be overridden", path)
 		}
@@ -283,8 +354,11 @@ func parse(data []byte, opts Options) (*Config, error) {
 		return &c, nil
 	}
 	for i, f := range faults {
-		if o, ok := origin[f.Path]; ok {
-			faults[i].Msg += " (set by " + o + ")"
+		for path, o := range origin { // a list's fault is at one of its items
+			if under(f.Path, path) {
+				faults[i].Msg += " (set by " + o + ")"
+				break
+			}
 		}
 	}
 	faults.sort()
@@ -294,11 +368,11 @@ func parse(data []byte, opts Options) (*Config, error) {
 // setOverride sets one scalar key above the file. Setting one source of a secret (password_env,
 // say) clears its siblings, so WYE_SOURCE_PASSWORD_FILE replaces the file's password_env
 // instead of conflicting with it.
-func setOverride(v *viper.Viper, k scalarKey, val string) {
+func setOverride(v *viper.Viper, k overrideKey, val string) {
 	for _, s := range k.clears {
 		v.Set(s, "")
 	}
-	v.Set(k.path, val)
+	v.Set(k.path, k.value(val))
 }
 
 // Master returns the cluster whose role is master. A validated Config has exactly one.

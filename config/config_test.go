@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // valid is a minimal valid configuration; cases below add to it or break it.
@@ -162,6 +165,11 @@ func TestMistypedValueIsReportedWithItsPath(t *testing.T) {
 		{"urls not a list", "clusters: [{urls: http://x}]", `clusters[0].urls: "http://x": want a list`},
 		{"section not a mapping", "source: db.internal", `source: "db.internal": want a mapping of keys to values`},
 		{"a mistyped secret is not shown", "control: {password: [hunter2]}", `control.password: want a string`},
+		{"retry delay without unit", "indexer: {retry_delays: [1s, 5]}", `indexer.retry_delays[1]: "5": want a duration with a unit, like 30s or 1m30s`},
+		{"tables not a list", "cdc: {tables: catalog.audit}", `cdc.tables: "catalog.audit": want a list`},
+		{"window not a number", "cdc: {window: lots}", `cdc.window: "lots": want an integer`},
+		{"misspelt indexer key", "indexer: {batch_sise: 1}", `indexer.batch_sise: unknown key (did you mean "batch_size"?)`},
+		{"mapping key one level too high", "mapping: {prefix: x}", `mapping.prefix: unknown key`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := faultLines(t, tc.snippet+"\n"+validWithout(tc.snippet), Options{})
@@ -249,6 +257,45 @@ func TestValidationRejects(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "verbose" },
 			[]string{`log.level: "verbose": want debug, info, warn or error`}},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`log.format: "logfmt": want text or json`}},
+		{"amqp delivery limit zero: the publisher would silently use its own default", func(c *Config) { c.AMQP.DeliveryLimit = 0 },
+			[]string{`amqp.delivery_limit: "0": must be at least 1`}},
+		{"cdc knobs", func(c *Config) {
+			c.CDC = CDC{Name: "", Tables: []string{"catalog.ok", "audit"}, Window: 0, CheckpointInterval: 0,
+				BatchChanges: -1, BatchBytes: 0, Linger: -time.Millisecond}
+		}, []string{
+			`cdc.name: must not be empty`,
+			`cdc.tables[1]: "audit": want schema.table (letters, digits, _ or $)`,
+			`cdc.window: "0": must be at least 1`,
+			`cdc.checkpoint_interval: "0s": must be greater than 0`,
+			`cdc.batch_changes: "-1": must be at least 1`,
+			`cdc.batch_bytes: "0": must be at least 1`,
+			`cdc.linger: "-1ms": must be greater than 0`,
+		}},
+		{"cdc name too long for a MySQL lock name", func(c *Config) { c.CDC.Name = strings.Repeat("n", 57) },
+			[]string{`cdc.name: "` + strings.Repeat("n", 57) + `": at most 56 bytes: the leader lock wye.cdc.<name> is a MySQL lock name (64 bytes at most)`}},
+		{"indexer knobs", func(c *Config) {
+			c.Indexer = Indexer{RetryDelays: []time.Duration{time.Second, 0}, MaxAttempts: 0, BatchSize: 0, BatchBytes: -1,
+				BatchWait: 0, SlaveBacklog: 0, SlaveInFlight: 0, RolesPoll: 0, StopTimeout: -time.Second,
+				IndexTargets: "x", IndicesTTL: 0}
+		}, []string{
+			`indexer.retry_delays[1]: "0s": must be greater than 0`,
+			`indexer.max_attempts: "0": must be at least 1`,
+			`indexer.batch_size: "0": must be at least 1`,
+			`indexer.batch_bytes: "-1": must be at least 1`,
+			`indexer.batch_wait: "0s": must be greater than 0`,
+			`indexer.slave_backlog: "0": must be at least 1`,
+			`indexer.slave_in_flight: "0": must be at least 1`,
+			`indexer.roles_poll: "0s": must be greater than 0`,
+			`indexer.stop_timeout: "-1s": must not be negative`,
+			`indexer.index_targets: "x": want mapping or alias`,
+			`indexer.indices_ttl: "0s": must be greater than 0`,
+		}},
+		{"no retry tier", func(c *Config) { c.Indexer.RetryDelays = nil }, []string{`indexer.retry_delays: must not be empty`}},
+		{"mapping settings", func(c *Config) { c.Mapping = Mapping{Dir: "", IndexPrefix: "_Demo", VersionField: "_v"} }, []string{
+			`mapping.dir: must not be empty`,
+			`mapping.index_prefix: "_Demo": not a valid start of an index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`,
+			`mapping.version_field: "_v": want letters, digits, _ or -, not starting with _ or -`,
+		}},
 		{"entity", func(c *Config) {
 			c.Entities = []Entity{
 				{Name: "program", Index: "programs", Root: Root{Table: "catalog.programs", Key: "id"}, VersionField: "v"},
@@ -342,6 +389,38 @@ func TestEnvOverridesFileForScalarKeys(t *testing.T) {
 	}
 }
 
+// TestEnvSetsEveryTuningKey prevents a tuning knob that a ConfigMap cannot reach: the new
+// sections' keys, lists included, take WYE_* variables like every other key.
+func TestEnvSetsEveryTuningKey(t *testing.T) {
+	c := mustParse(t, valid, env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m",
+		"WYE_CDC_WINDOW": "7", "WYE_CDC_TABLES": "catalog.a, catalog.b", "WYE_INDEXER_RETRY_DELAYS": "1s,2m",
+		"WYE_INDEXER_INDEX_TARGETS": "alias", "WYE_AMQP_DELIVERY_LIMIT": "20", "WYE_MAPPING_DIR": "/etc/wye/mappings"})
+	if c.CDC.Window != 7 || !reflect.DeepEqual(c.CDC.Tables, []string{"catalog.a", "catalog.b"}) ||
+		!reflect.DeepEqual(c.Indexer.RetryDelays, []time.Duration{time.Second, 2 * time.Minute}) ||
+		c.Indexer.IndexTargets != IndexTargetsAlias || c.AMQP.DeliveryLimit != 20 || c.Mapping.Dir != "/etc/wye/mappings" {
+		t.Errorf("env not applied: cdc=%+v indexer=%+v amqp.delivery_limit=%d mapping=%+v", c.CDC, c.Indexer, c.AMQP.DeliveryLimit, c.Mapping)
+	}
+	got := faultLines(t, valid, Options{LookupEnv: env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_INDEXER_RETRY_DELAYS": "1s,,2s"}.lookup})
+	wantLines(t, got, `indexer.retry_delays[1]: want a duration with a unit, like 30s or 1m30s (set by $WYE_INDEXER_RETRY_DELAYS)`)
+}
+
+// TestOldMappingVariablesStillWork prevents the move of wye mapping's settings into the file
+// from breaking the deployments that set WYE_MAPPINGS, WYE_INDEX_PREFIX or WYE_VERSION_FIELD.
+func TestOldMappingVariablesStillWork(t *testing.T) {
+	old := env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m",
+		"WYE_MAPPINGS": "/old/mappings", "WYE_INDEX_PREFIX": "demo1_", "WYE_VERSION_FIELD": "v"}
+	c := mustParse(t, valid, old)
+	if c.Mapping != (Mapping{Dir: "/old/mappings", IndexPrefix: "demo1_", VersionField: "v"}) {
+		t.Errorf("old variables not applied: %+v", c.Mapping)
+	}
+	old["WYE_MAPPING_DIR"] = "/new/mappings"
+	if c := mustParse(t, valid, old); c.Mapping.Dir != "/new/mappings" {
+		t.Errorf("mapping.dir = %q: WYE_MAPPING_DIR must win over the old WYE_MAPPINGS", c.Mapping.Dir)
+	}
+	got := faultLines(t, valid, Options{LookupEnv: env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_VERSION_FIELD": "_v"}.lookup})
+	wantLines(t, got, `mapping.version_field: "_v": want letters, digits, _ or -, not starting with _ or - (set by $WYE_VERSION_FIELD)`)
+}
+
 func TestFaultInAnOverrideNamesTheVariable(t *testing.T) {
 	got := faultLines(t, valid, Options{LookupEnv: env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_SOURCE_PORT": "33o6"}.lookup})
 	wantLines(t, got, `source.port: "33o6": want an integer (set by $WYE_SOURCE_PORT)`)
@@ -369,7 +448,50 @@ func TestFlagOverridesEnv(t *testing.T) {
 		t.Errorf("log.level = %q, want the flag's debug", c.Log.Level)
 	}
 	if _, err := parse([]byte(valid), Options{LookupEnv: e.lookup, Overrides: map[string]string{"clusters": "x"}}); err == nil {
-		t.Error("override of a list key: want an error")
+		t.Error("override of a list of mappings: want an error")
+	}
+}
+
+// TestFlagOverridesAListOfTheFile prevents a repeatable flag (--table, --retry-delays) from
+// being merged into, or lost behind, the file's list: the flag's list replaces it.
+func TestFlagOverridesAListOfTheFile(t *testing.T) {
+	yaml := valid + "cdc: {tables: [catalog.a]}\nindexer: {retry_delays: [1s]}\n"
+	c, err := parse([]byte(yaml), Options{LookupEnv: secrets.lookup,
+		Overrides: map[string]string{"cdc.tables": "catalog.b,catalog.c", "indexer.retry_delays": "2s,3m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.CDC.Tables, []string{"catalog.b", "catalog.c"}) ||
+		!reflect.DeepEqual(c.Indexer.RetryDelays, []time.Duration{2 * time.Second, 3 * time.Minute}) {
+		t.Errorf("cdc.tables = %v, indexer.retry_delays = %v; want the flags' lists", c.CDC.Tables, c.Indexer.RetryDelays)
+	}
+}
+
+// TestPrintShowsEveryKey prevents a key that `config check --print` hides, so an operator
+// could not see the value a command will run with. Only the sources of secrets that are not
+// in use are left out.
+func TestPrintShowsEveryKey(t *testing.T) {
+	b, err := mustParse(t, valid, secrets).YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed map[string]any
+	if err := yaml.Unmarshal(b, &printed); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range overrideKeys() {
+		if len(k.clears) > 0 {
+			continue // password_env, password_file: omitted when not in use
+		}
+		var node any = printed
+		for seg := range strings.SplitSeq(k.path, ".") {
+			m, _ := node.(map[string]any)
+			var ok bool
+			if node, ok = m[seg]; !ok {
+				t.Errorf("--print does not show %s:\n%s", k.path, b)
+				break
+			}
+		}
 	}
 }
 
@@ -445,9 +567,58 @@ func TestDocsListEveryKey(t *testing.T) {
 			t.Errorf("docs/configuration.md does not document `%s`", k)
 		}
 	}
-	for _, k := range scalarKeys() {
-		if !strings.Contains(string(b), k.env) {
-			t.Errorf("docs/configuration.md does not name %s", k.env)
+	for _, k := range overrideKeys() {
+		for _, name := range append([]string{k.env}, k.legacy...) {
+			if !strings.Contains(string(b), name) {
+				t.Errorf("docs/configuration.md does not name %s", name)
+			}
+		}
+	}
+}
+
+// TestDocsStateTheDefaults prevents the reference from showing a default the code no
+// longer has: for every key the environment can set, the first `value` of the Default column
+// of its row, given as an override, must leave the default configuration unchanged.
+func TestDocsStateTheDefaults(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := mustParse(t, valid, secrets).YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // key -> Default cell
+	for line := range strings.SplitSeq(string(b), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) > 4 && strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = cells[3]
+		}
+	}
+	for _, k := range overrideKeys() {
+		cell, ok := rows[k.path]
+		if !ok {
+			t.Errorf("docs/configuration.md has no row for %s", k.path)
+			continue
+		}
+		_, rest, found := strings.Cut(cell, "`")
+		value, _, closed := strings.Cut(rest, "`")
+		if !found || !closed {
+			continue // required, or no default
+		}
+		if value == `""` {
+			value = ""
+		}
+		if k.list {
+			value = strings.Trim(value, "[]")
+		}
+		c, err := parse([]byte(valid), Options{LookupEnv: secrets.lookup, Overrides: map[string]string{k.path: value}})
+		if err != nil {
+			t.Errorf("%s: the documented default %q does not load: %v", k.path, value, err)
+			continue
+		}
+		if got, _ := c.YAML(); !bytes.Equal(got, base) {
+			t.Errorf("%s: the documented default %q is not the default", k.path, value)
 		}
 	}
 }

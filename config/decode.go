@@ -250,30 +250,46 @@ func editDistance(a, b string) int {
 	return d[len(a)][len(b)]
 }
 
-// scalarKey is a key that WYE_* environment variables and flags can override.
-type scalarKey struct {
-	path   string   // "source.host"
-	env    string   // "WYE_SOURCE_HOST"
+// overrideKey is a key that WYE_* environment variables and flags can override.
+type overrideKey struct {
+	path string // "source.host"
+	env  string // "WYE_SOURCE_HOST"
+	// legacy are older variable names still honoured, below env (see legacyEnv).
+	legacy []string
+	// list: a list of scalars, given as one comma-separated value ("1s,5s,30s").
+	list   bool
 	clears []string // the other sources of the same secret, emptied when this one is set
 }
 
-// scalarKeys lists the overridable keys: every scalar outside a list (a list element has no
-// stable name; clusters and entities come from the file only). Literal secrets are left out:
-// a secret is taken from the environment by naming the variable in a *_env key, and leaving
-// them out keeps WYE_SOURCE_PASSWORD free for that use.
-func scalarKeys() []scalarKey {
-	var keys []scalarKey
+// legacyEnv are the variables `wye mapping` read before its settings were keys; they still
+// set the keys, unless the key's own WYE_* variable is set too.
+var legacyEnv = map[string][]string{
+	"mapping.dir":           {"WYE_MAPPINGS"},
+	"mapping.index_prefix":  {"WYE_INDEX_PREFIX"},
+	"mapping.version_field": {"WYE_VERSION_FIELD"},
+}
+
+// overrideKeys lists the overridable keys: every scalar, and every list of scalars, outside
+// a list of mappings (a list element has no stable name; clusters and entities come from the
+// file only). Literal secrets are left out: a secret is taken from the environment by naming
+// the variable in a *_env key, and leaving them out keeps WYE_SOURCE_PASSWORD free for that use.
+func overrideKeys() []overrideKey {
+	var keys []overrideKey
 	var walk func(path string, t reflect.Type)
 	walk = func(path string, t reflect.Type) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			p := join(path, keyOf(f))
 			switch {
-			case f.Type == secretType || f.Type.Kind() == reflect.Slice:
+			case f.Type == secretType:
+			case f.Type.Kind() == reflect.Slice:
+				if f.Type.Elem().Kind() != reflect.Struct {
+					keys = append(keys, overrideKey{path: p, env: envName(p), legacy: legacyEnv[p], list: true})
+				}
 			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
 				walk(p, f.Type)
 			default:
-				k := scalarKey{path: p, env: "WYE_" + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))}
+				k := overrideKey{path: p, env: envName(p), legacy: legacyEnv[p]}
 				for _, suffix := range []string{"_env", "_file"} {
 					base, ok := strings.CutSuffix(keyOf(f), suffix)
 					if j, isField := fieldByKey(t, base); ok && isField && t.Field(j).Type == secretType {
@@ -290,4 +306,37 @@ func scalarKeys() []scalarKey {
 	}
 	walk("", reflect.TypeFor[Config]())
 	return keys
+}
+
+// envName is the WYE_* variable of a key path: "source.host" -> "WYE_SOURCE_HOST".
+func envName(path string) string {
+	return "WYE_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+// lookupEnv returns the value of k's variable, or of the first legacy one that is set, and
+// the variable's name. An empty variable counts as unset.
+func (k overrideKey) lookupEnv(lookup func(string) (string, bool)) (val, name string, ok bool) {
+	for _, name := range append([]string{k.env}, k.legacy...) {
+		if val, ok := lookup(name); ok && val != "" {
+			return val, name, true
+		}
+	}
+	return "", "", false
+}
+
+// value is what an override of k sets: the text itself, or for a list its comma-separated
+// items with surrounding spaces trimmed ("" is the empty list; "a,,b" has an empty item,
+// which validation reports).
+func (k overrideKey) value(val string) any {
+	switch {
+	case !k.list:
+		return val
+	case strings.TrimSpace(val) == "":
+		return []string{}
+	}
+	items := strings.Split(val, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items
 }

@@ -2,16 +2,42 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"time"
+
+	"github.com/wyehq/wye/broker"
+	"github.com/wyehq/wye/cdc"
+	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/control"
+	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/indexer/consumer"
+	"github.com/wyehq/wye/indexer/es"
 )
 
-// Defaults live here and nowhere else; docs/configuration.md lists the same values.
+// Defaults are assembled here and nowhere else; docs/configuration.md lists the same values.
+// A tuning knob's default is the exported constant of the component that owns it (cdc,
+// publisher, broker, consumer, indexer, control, es, cluster), so a component built without
+// the configuration and one built from it behave alike; defaults_test.go holds them equal.
+// Only the values no component owns are written out here.
+//
 // A key has a default only when one value is right for nearly every deployment. Keys that
 // name a site (hosts, users, server_id, cluster names and URLs) have none and are required.
 //
 // Decoding starts from Default() and from defaultCluster() for each clusters[i], and
 // overwrites only the keys the file, the environment or a flag sets. So an explicit zero
 // ("request: 0s") stays zero and fails validation instead of silently becoming the default.
+
+// Values no component package owns.
+const (
+	// DefaultMappingDir is where `wye mapping` reads the mapping files (mappings/<index>/<vN>/),
+	// relative to the working directory. The mapping package takes the directory as an argument.
+	DefaultMappingDir = "mappings"
+	// DefaultStopTimeout is how long, on shutdown, the indexer's slaves may drain their backlog
+	// (indexer.Stream.Stop) before what remains is recorded as dropped. It belongs with the
+	// indexer's fan-out; it lives here until the indexer exports one.
+	DefaultStopTimeout = 10 * time.Second
+)
 
 // Default returns the configuration that an empty file yields (which does not validate:
 // source, control, amqp.url and clusters must be filled in).
@@ -25,13 +51,39 @@ func Default() Config {
 			Database: "wye",
 		},
 		AMQP: AMQP{
-			Exchange: "wye.changes",
-			Queue:    "wye.index",
-			Parked:   "wye.parked",
-			Prefetch: 512,
+			Exchange:      broker.DefaultExchange,
+			Queue:         broker.DefaultQueue,
+			Parked:        broker.DefaultParkedQueue,
+			DeliveryLimit: broker.DefaultDeliveryLimit,
+			Prefetch:      consumer.DefaultPrefetch,
 			// Batches of JSON changes repeat their keys and positions: they shrink many times over,
 			// and the broker writes and replicates that much less (docs/cdc.md, Message schema 2).
 			Compression: "zstd",
+		},
+		CDC: CDC{
+			Name:               cdc.DefaultName,
+			Window:             publisher.DefaultWindow,
+			CheckpointInterval: cdc.DefaultCheckpointInterval,
+			BatchChanges:       cdc.DefaultBatchChanges,
+			BatchBytes:         cdc.DefaultBatchBytes,
+			Linger:             cdc.DefaultLinger,
+		},
+		Indexer: Indexer{
+			RetryDelays:   slices.Clone(consumer.DefaultRetryDelays),
+			MaxAttempts:   indexer.DefaultMaxAttempts,
+			BatchSize:     consumer.DefaultBatchSize,
+			BatchBytes:    consumer.DefaultBatchBytes,
+			BatchWait:     consumer.DefaultBatchWait,
+			SlaveBacklog:  indexer.DefaultSlaveBacklog,
+			SlaveInFlight: indexer.DefaultSlaveInFlight,
+			RolesPoll:     control.DefaultRolesPoll,
+			StopTimeout:   DefaultStopTimeout,
+			IndexTargets:  IndexTargetsMapping,
+			IndicesTTL:    es.DefaultIndicesTTL,
+		},
+		Mapping: Mapping{
+			Dir:          DefaultMappingDir,
+			VersionField: indexer.DefaultVersionField,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "text"},
@@ -42,17 +94,14 @@ func Default() Config {
 func defaultCluster() Cluster {
 	return Cluster{
 		Timeouts: Timeouts{
-			Request: 30 * time.Second,
-			Bulk:    60 * time.Second, // a bulk request carries up to thousands of documents
+			Request: cluster.DefaultRequestTimeout,
+			Bulk:    es.DefaultTimeout, // a bulk request carries up to thousands of documents
 		},
 	}
 }
 
-// DefaultVersionField is the document field carrying the change version.
-const DefaultVersionField = "wye_version"
-
 // defaultEntity is the starting value of each entities[i].
-func defaultEntity() Entity { return Entity{VersionField: DefaultVersionField} }
+func defaultEntity() Entity { return Entity{VersionField: indexer.DefaultVersionField} }
 
 // defaultElem returns the starting value of one element of a list of type t.
 func defaultElem(t reflect.Type) reflect.Value {

@@ -33,6 +33,9 @@ func (c *Config) Validate() error {
 	c.Control.validate(&f)
 	c.AMQP.validate(&f)
 	validateClusters(&f, c.Clusters)
+	c.CDC.validate(&f)
+	c.Indexer.validate(&f)
+	c.Mapping.validate(&f)
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !validPort(port) {
 			f.add("metrics.listen", c.Metrics.Listen, "want host:port, like 127.0.0.1:9464 (empty disables metrics)")
@@ -84,11 +87,69 @@ func (a *AMQP) validate(f *Errors) {
 	notEmpty(f, "amqp.exchange", a.Exchange)
 	notEmpty(f, "amqp.queue", a.Queue)
 	notEmpty(f, "amqp.parked", a.Parked)
+	atLeastOne(f, "amqp.delivery_limit", a.DeliveryLimit)
 	if a.Prefetch < 1 || a.Prefetch > 65535 {
 		f.add("amqp.prefetch", strconv.Itoa(a.Prefetch), "must be between 1 and 65535")
 	}
 	if a.Compression != "zstd" && a.Compression != "none" {
 		f.add("amqp.compression", a.Compression, `must be "zstd" or "none"`)
+	}
+}
+
+// The tuning knobs below: the components treat a zero knob as "use my default", so a zero or
+// negative value is refused here instead of being silently replaced.
+
+// cdcLock is the prefix of the reader's leader lock; MySQL refuses lock names over 64 bytes.
+const (
+	cdcLock     = "wye.cdc."
+	maxLockName = 64
+)
+
+func (c *CDC) validate(f *Errors) {
+	if notEmpty(f, "cdc.name", c.Name) && len(cdcLock+c.Name) > maxLockName {
+		f.add("cdc.name", c.Name, "at most %d bytes: the leader lock %s<name> is a MySQL lock name (%d bytes at most)",
+			maxLockName-len(cdcLock), cdcLock, maxLockName)
+	}
+	for i, t := range c.Tables {
+		tableName(f, index("cdc.tables", i), t)
+	}
+	atLeastOne(f, "cdc.window", c.Window)
+	positive(f, "cdc.checkpoint_interval", c.CheckpointInterval)
+	atLeastOne(f, "cdc.batch_changes", c.BatchChanges)
+	atLeastOne(f, "cdc.batch_bytes", c.BatchBytes)
+	positive(f, "cdc.linger", c.Linger)
+}
+
+func (x *Indexer) validate(f *Errors) {
+	if len(x.RetryDelays) == 0 {
+		f.add("indexer.retry_delays", "", "must not be empty")
+	}
+	for i, d := range x.RetryDelays {
+		positive(f, index("indexer.retry_delays", i), d)
+	}
+	atLeastOne(f, "indexer.max_attempts", x.MaxAttempts)
+	atLeastOne(f, "indexer.batch_size", x.BatchSize)
+	atLeastOne(f, "indexer.batch_bytes", x.BatchBytes)
+	positive(f, "indexer.batch_wait", x.BatchWait)
+	atLeastOne(f, "indexer.slave_backlog", x.SlaveBacklog)
+	atLeastOne(f, "indexer.slave_in_flight", x.SlaveInFlight)
+	positive(f, "indexer.roles_poll", x.RolesPoll)
+	if x.StopTimeout < 0 {
+		// 0 is allowed: slaves get no time to drain, and their backlog goes to the ledger.
+		f.add("indexer.stop_timeout", x.StopTimeout.String(), "must not be negative")
+	}
+	oneOf(f, "indexer.index_targets", x.IndexTargets, IndexTargetsMapping, IndexTargetsAlias)
+	positive(f, "indexer.indices_ttl", x.IndicesTTL)
+}
+
+func (m *Mapping) validate(f *Errors) {
+	notEmpty(f, "mapping.dir", m.Dir)
+	// The prefix starts every index name, so it must be a valid start of one.
+	if m.IndexPrefix != "" && !indexName.MatchString(m.IndexPrefix) {
+		f.add("mapping.index_prefix", m.IndexPrefix, `not a valid start of an index name (lower case; no \/*?"<>|,# or space; not starting with -, _ or +)`)
+	}
+	if notEmpty(f, "mapping.version_field", m.VersionField) && !fieldName.MatchString(m.VersionField) {
+		f.add("mapping.version_field", m.VersionField, "want letters, digits, _ or -, not starting with _ or -")
 	}
 }
 
@@ -363,6 +424,12 @@ func portRange(f *Errors, path string, port int) {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 0 && n <= 65535
+}
+
+func atLeastOne(f *Errors, path string, n int) {
+	if n < 1 {
+		f.add(path, strconv.Itoa(n), "must be at least 1")
+	}
 }
 
 func positive(f *Errors, path string, d time.Duration) {

@@ -1,4 +1,5 @@
-// Package mysql adapts MySQL/MariaDB to the cdc reader.
-// In: the source's binlog (go-mysql BinlogSyncer) and the control schema (database/sql).
-// Out: cdc.Items in commit order, checkpoints, resync marks. Owns: the GET_LOCK leader lock.
+// Package binlog adapts a MySQL/MariaDB source's binlog to the cdc reader (cdc.Binlog).
+// In: the replication stream of the followed tables (go-mysql BinlogSyncer), with ROW images
+// and FULL row metadata. Out: cdc.Items in commit order (changes, commits, resync marks).
+// Owns: the source's status (position, GTID set, identity) and the decoding of rows events.
 package binlog

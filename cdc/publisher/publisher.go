@@ -43,11 +43,6 @@ const (
 	DefaultCloseTimeout = 5 * time.Second
 )
 
-// DefaultDeliveryLimit is broker.DefaultDeliveryLimit.
-//
-// Deprecated: use broker.DefaultDeliveryLimit. Kept only while cmd/wye/cdc.go names it here.
-const DefaultDeliveryLimit = broker.DefaultDeliveryLimit
-
 // messageType is the AMQP type property of every change message.
 var messageType = "wye.cdc.changes.v" + strconv.Itoa(cdc.SchemaVersion)
 

@@ -17,14 +17,15 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
+	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/config"
 )
 
 func newCDCBenchCmd(g *globalFlags) *cobra.Command {
 	var from, to string
-	var tables []string
-	var window, rounds int
+	var rounds int
 	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -36,7 +37,7 @@ confirms at once (decode, batch, encode, compress); and through wye's pipeline t
 The three take turns for --rounds rounds; it prints every round and each path's best rate,
 and the ratios of the best rates.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, g, "")
+			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -63,7 +64,7 @@ and the ratios of the best rates.`,
 				defer pprof.StopCPUProfile()
 			}
 			ctx := cmd.Context()
-			tables, err = followedTables(cfg, tables)
+			tables, err := followedTables(cfg, cfg.CDC.Tables)
 			if err != nil {
 				return usageError{err}
 			}
@@ -84,6 +85,7 @@ and the ratios of the best rates.`,
 			run := func(pub cdc.Publisher, metrics *cdc.Metrics) (int, error) {
 				store := &memStore{cp: cdc.Checkpoint{Name: "bench", Epoch: 1, SourceID: st.ID, Pos: fromPos}, ok: true}
 				reader := cdc.NewReader(cdc.Options{Name: "bench", Tables: tables, StopAt: &toPos, Compress: compress,
+					BatchChanges: cfg.CDC.BatchChanges, BatchBytes: cfg.CDC.BatchBytes, Linger: cfg.CDC.Linger,
 					Logger: log, Metrics: metrics}, src, store, noLock{}, pub)
 				if err := reader.Run(ctx); err != nil {
 					return 0, err
@@ -107,7 +109,7 @@ and the ratios of the best rates.`,
 				{name: "wye publish to RabbitMQ (persistent, confirmed, quorum queue)", run: func() (int, error) {
 					m := cdc.NewMetrics(nil)
 					return run(publisher.New(publisher.Options{URL: url, Exchange: exchange, Queue: queue,
-						Window: window, AppID: "wye-cdc-bench", Metrics: m}), m)
+						Window: cfg.CDC.Window, AppID: "wye-cdc-bench", Metrics: m}), m)
 				}},
 			}
 			// The paths take turns, round after round, so that a burst of load from elsewhere on
@@ -140,8 +142,10 @@ and the ratios of the best rates.`,
 	fl := cmd.Flags()
 	fl.StringVar(&from, "from", "", "start position file:pos (a transaction boundary)")
 	fl.StringVar(&to, "to", "", "end position file:pos")
-	fl.StringSliceVar(&tables, "table", nil, "follow this table too (db.table; repeatable)")
-	fl.IntVar(&window, "window", 1024, "publishes in flight without a broker confirm")
+	d := config.Default()
+	fl.StringSlice("table", d.CDC.Tables, "follow this table too (db.table; repeatable), besides the entities' tables; replaces the file's list")
+	fl.Int("window", d.CDC.Window, "publishes in flight without a broker confirm")
+	bindKeys(fl, "table", "cdc.tables", "window", "cdc.window")
 	fl.IntVar(&rounds, "rounds", 3, "measure each path this many times, taking turns; report the best")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole bench (go tool pprof) to this file")
 	cmd.MarkFlagRequired("from")
@@ -215,7 +219,7 @@ func drain(ctx context.Context, url, exchange, queue string) (func() int, func()
 		return nil, nil, fmt.Errorf("declare exchange: %w", err)
 	}
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum",
-		"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once", "x-delivery-limit": 10}); err != nil {
+		"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once", "x-delivery-limit": broker.DefaultDeliveryLimit}); err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("declare queue: %w", err)
 	}

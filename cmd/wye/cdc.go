@@ -26,53 +26,34 @@ import (
 
 func init() { subcommands = append(subcommands, newCDCCmd) }
 
-// cdcFlags hold what the configuration file has no key for yet (see docs/cdc.md).
-type cdcFlags struct {
-	name          string
-	tables        []string
-	window        int
-	deliveryLimit int
-	checkpoint    time.Duration
-	metricsListen string
-}
-
-// defaultCDCFlags are the reader's defaults, for `wye cdc`'s flags and `wye run`.
-func defaultCDCFlags() cdcFlags {
-	return cdcFlags{name: envOr("WYE_CDC_NAME", "default"), window: 1024, deliveryLimit: publisher.DefaultDeliveryLimit, checkpoint: 200 * time.Millisecond}
-}
-
 func newCDCCmd(g *globalFlags) *cobra.Command {
-	f, d := &cdcFlags{}, defaultCDCFlags()
 	cmd := &cobra.Command{
 		Use:   "cdc",
 		Short: "Read the binlog and publish versioned change events to RabbitMQ (one active reader)",
+		Long: "Read the binlog and publish versioned change events to RabbitMQ. Readers of one name " +
+			"(cdc.name) are one active reader and its standbys. Tuning keys: cdc.* and amqp.* " +
+			"(docs/configuration.md); a flag overrides its key only when given.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, g, f.metricsListen)
+			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
 			}
-			return runCDC(cmd.Context(), cfg, f, nil)
+			return runCDC(cmd.Context(), cfg, nil)
 		},
 	}
+	d := config.Default()
 	fl := cmd.Flags()
-	fl.StringVar(&f.name, "name", d.name, "reader name: checkpoint row and leader lock wye.cdc.<name> (env WYE_CDC_NAME)")
-	fl.StringSliceVar(&f.tables, "table", nil, "follow this table too (db.table; repeatable), besides the entities' root tables")
-	fl.IntVar(&f.window, "window", d.window, "publishes in flight without a broker confirm")
-	fl.IntVar(&f.deliveryLimit, "delivery-limit", d.deliveryLimit, "x-delivery-limit of the queue when cdc creates it")
-	fl.DurationVar(&f.checkpoint, "checkpoint-interval", d.checkpoint, "how often confirmed progress is saved")
-	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
+	fl.String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.cdc.<name>")
+	fl.StringSlice("table", d.CDC.Tables, "follow this table too (db.table; repeatable), besides the entities' tables; replaces the file's list")
+	fl.Int("window", d.CDC.Window, "publishes in flight without a broker confirm")
+	fl.Int("delivery-limit", d.AMQP.DeliveryLimit, "x-delivery-limit of the change queue when cdc creates it")
+	fl.Duration("checkpoint-interval", d.CDC.CheckpointInterval, "how often confirmed progress is saved")
+	fl.String("metrics-listen", d.Metrics.Listen, "host:port for /metrics, /healthz, /readyz; \"\" disables them")
+	bindKeys(fl, "name", "cdc.name", "table", "cdc.tables", "window", "cdc.window",
+		"delivery-limit", "amqp.delivery_limit", "checkpoint-interval", "cdc.checkpoint_interval",
+		"metrics-listen", "metrics.listen")
 	cmd.AddCommand(newCDCBenchCmd(g))
 	return cmd
-}
-
-// loadConfig loads the configuration for a long-running command: like `config check`, one
-// line per fault on stderr and exit 2; --metrics-listen, when given, overrides metrics.listen.
-func loadConfig(cmd *cobra.Command, g *globalFlags, metricsListen string) (*config.Config, error) {
-	var over map[string]string
-	if metricsListen != "" {
-		over = map[string]string{"metrics.listen": metricsListen}
-	}
-	return checkConfig(cmd, g, cmd.ErrOrStderr(), over)
 }
 
 // followedTables is every table the entities read (roots, relations, join tables: the
@@ -92,16 +73,17 @@ func followedTables(cfg *config.Config, extra []string) ([]string, error) {
 	return out, nil
 }
 
-// runCDC runs the reader. Its series and readiness go to ep, or to an endpoint of its own on
-// metrics.listen when ep is nil.
-func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEndpoint) error {
+// runCDC runs the reader with cfg.CDC's knobs. Its series and readiness go to ep, or to an
+// endpoint of its own on metrics.listen when ep is nil.
+func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error {
 	log := slog.Default()
-	tables, err := followedTables(cfg, f.tables)
+	c := cfg.CDC
+	tables, err := followedTables(cfg, c.Tables)
 	if err != nil {
 		return usageError{err}
 	}
 	if len(tables) == 0 {
-		return usageError{errors.New("cdc: no table to follow: add entities or --table")}
+		return usageError{errors.New("cdc: no table to follow: add entities, or cdc.tables (--table)")}
 	}
 	ep, stopHTTP, err := endpointFor(ep, cfg.Metrics.Listen)
 	if err != nil {
@@ -120,19 +102,20 @@ func runCDC(ctx context.Context, cfg *config.Config, f *cdcFlags, ep *metricsEnd
 		return err
 	}
 	defer store.Close()
-	ctl := store.CDC(control.CDCOptions{Name: f.name, Logger: log})
+	ctl := store.CDC(control.CDCOptions{Name: c.Name, Logger: log})
 	host, _ := os.Hostname()
 	pub := publisher.New(publisher.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue,
-		DeliveryLimit: f.deliveryLimit, Parked: cfg.AMQP.Parked, Window: f.window, AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()),
-		Metrics: metrics,
+		DeliveryLimit: cfg.AMQP.DeliveryLimit, Parked: cfg.AMQP.Parked, Window: c.Window,
+		AppID: fmt.Sprintf("wye-cdc/%s/%d", host, os.Getpid()), Metrics: metrics,
 	})
-	reader := cdc.NewReader(cdc.Options{Name: f.name, Tables: tables, CheckpointInterval: f.checkpoint,
+	reader := cdc.NewReader(cdc.Options{Name: c.Name, Tables: tables, CheckpointInterval: c.CheckpointInterval,
+		BatchChanges: c.BatchChanges, BatchBytes: c.BatchBytes, Linger: c.Linger,
 		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
 
 	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
 	ep.addReady(func() bool { return reader.Ready() && !pub.Blocked() })
-	log.Info("cdc starting", "name", f.name, "tables", tables, "source", cfg.Source.Addr(),
+	log.Info("cdc starting", "name", c.Name, "tables", tables, "source", cfg.Source.Addr(),
 		"broker", cfg.AMQP.Host(), "exchange", cfg.AMQP.Exchange, "queue", cfg.AMQP.Queue, "metrics", cfg.Metrics.Listen)
 	return reader.Run(ctx)
 }

@@ -26,10 +26,11 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		Use:   "check",
 		Short: "Validate the configuration file without contacting any server",
 		Long: "Validate the configuration file, WYE_* environment overrides and secret references " +
-			"without contacting any server. Prints one line per fault and exits 2 if there is any.",
+			"without contacting any server. Prints one line per fault and exits 2 if there is any. " +
+			"--print shows every key with its value, defaults included (docs/configuration.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr(), nil)
+			cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -45,23 +46,16 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	}
-	check.Flags().BoolVar(&print, "print", false, "print the resolved configuration as YAML (secrets shown as ***)")
+	check.Flags().BoolVar(&print, "print", false, "print the resolved configuration as YAML, every key and default included (secrets shown as ***)")
 	cmd.AddCommand(check)
 	return cmd
 }
 
-// checkConfig loads g.configFile with overrides (path -> value) and --log-level, when given.
-// Faults are written to faults, one per line; the returned usageError only counts them, so
-// exitCode's single "wye: ..." line does not repeat them.
-func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer, overrides map[string]string) (*config.Config, error) {
-	opts := config.Options{Overrides: map[string]string{}}
-	for k, v := range overrides {
-		opts.Overrides[k] = v
-	}
-	if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed {
-		opts.Overrides["log.level"] = g.logLevel
-	}
-	cfg, err := config.Load(g.configFile, opts)
+// checkConfig loads g.configFile with the overrides of the flags of cmd that were given (see
+// bindKeys). Faults are written to faults, one per line; the returned usageError only counts
+// them, so exitCode's single "wye: ..." line does not repeat them.
+func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(g.configFile, config.Options{Overrides: flagOverrides(cmd)})
 	var errs config.Errors
 	switch {
 	case errors.As(err, &errs):
@@ -73,6 +67,12 @@ func checkConfig(cmd *cobra.Command, g *globalFlags, faults io.Writer, overrides
 		return nil, usageError{err}
 	}
 	return cfg, nil
+}
+
+// loadConfig loads the configuration for a command that runs: like `config check`, one line
+// per fault on stderr and exit 2.
+func loadConfig(cmd *cobra.Command, g *globalFlags) (*config.Config, error) {
+	return checkConfig(cmd, g, cmd.ErrOrStderr())
 }
 
 // summary is the one line `config check` prints for a valid configuration.

@@ -5,9 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/wyehq/wye/broker"
-	"github.com/wyehq/wye/config"
 )
 
 // runWye runs the root command as the binary would and returns its exit code and output.
@@ -88,16 +85,5 @@ func TestConfigCheckMissingFileExitsUsage(t *testing.T) {
 	code, _, _ := runWye(t, "config", "check", "-c", "testdata/does-not-exist.yaml")
 	if code != exitUsage {
 		t.Errorf("exit code = %d, want %d", code, exitUsage)
-	}
-}
-
-// TestConfigDefaultsNameTheBrokerTopologyOfTheComponents prevents the configuration's amqp
-// defaults and the publisher's and consumer's own defaults from drifting apart: a component
-// started without the config would then use another queue than the one the config names.
-func TestConfigDefaultsNameTheBrokerTopologyOfTheComponents(t *testing.T) {
-	d := config.Default().AMQP
-	if d.Exchange != broker.DefaultExchange || d.Queue != broker.DefaultQueue || d.Parked != broker.DefaultParkedQueue {
-		t.Errorf("config amqp defaults %s/%s/%s, broker defaults %s/%s/%s", d.Exchange, d.Queue, d.Parked,
-			broker.DefaultExchange, broker.DefaultQueue, broker.DefaultParkedQueue)
 	}
 }

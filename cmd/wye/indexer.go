@@ -22,65 +22,51 @@ import (
 
 func init() { subcommands = append(subcommands, newIndexerCmd) }
 
-type indexerFlags struct {
-	metricsListen string
-	parked        string
-	retryDelays   []time.Duration
-	maxAttempts   int
-	batchSize     int
-	batchBytes    int
-	batchWait     time.Duration
-	slaveBacklog  int
-	rolesPoll     time.Duration
-	stopTimeout   time.Duration
-	indexTargets  string
-	targetsTTL    time.Duration
-}
-
-// defaultIndexerFlags are the indexer's defaults, for `wye indexer`'s flags and `wye run`.
-func defaultIndexerFlags() indexerFlags {
-	return indexerFlags{retryDelays: consumer.DefaultRetryDelays, maxAttempts: 10, batchSize: consumer.DefaultBatchSize,
-		batchBytes: 4 << 20, batchWait: 200 * time.Millisecond, slaveBacklog: 64, rolesPoll: 2 * time.Second,
-		stopTimeout: 10 * time.Second, indexTargets: "mapping", targetsTTL: 10 * time.Second}
-}
-
 func newIndexerCmd(g *globalFlags) *cobra.Command {
-	f, d := &indexerFlags{}, defaultIndexerFlags()
 	cmd := &cobra.Command{
 		Use:   "indexer",
 		Short: "Consume change events, denormalize each entity once and write it to every cluster",
 		Long: "Consume the change queue in batches, resolve row changes to entity ids, read each entity once " +
 			"from the source and send the same versioned _bulk to the master and every slave. Master failures " +
 			"are retried through TTL queues (master only) or parked; slave failures are counted and recorded " +
-			"in the repair ledger. Any number of replicas may run. See docs/indexer.md.",
+			"in the repair ledger. Any number of replicas may run. See docs/indexer.md. Tuning keys: indexer.* " +
+			"and amqp.* (docs/configuration.md); a flag overrides its key only when given.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, g, f.metricsListen)
+			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
 			}
-			return runIndexer(cmd.Context(), cfg, f, nil)
+			return runIndexer(cmd.Context(), cfg, nil)
 		},
 	}
+	d := config.Default()
 	fl := cmd.Flags()
-	fl.StringVar(&f.metricsListen, "metrics-listen", "", "override metrics.listen (host:port for /metrics, /healthz, /readyz)")
-	fl.StringVar(&f.parked, "parked-queue", "", "override amqp.parked, the queue for messages that cannot be written (with reason headers)")
-	fl.DurationSliceVar(&f.retryDelays, "retry-delays", d.retryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
-	fl.IntVar(&f.maxAttempts, "max-attempts", d.maxAttempts, "writes of one entity to the master before it is parked")
-	fl.IntVar(&f.batchSize, "batch-size", d.batchSize, "row changes per batch (at least one message, at most amqp.prefetch messages)")
-	fl.IntVar(&f.batchBytes, "batch-bytes", d.batchBytes, "message bytes per batch")
-	fl.DurationVar(&f.batchWait, "batch-wait", d.batchWait, "longest wait for a batch to fill")
-	fl.IntVar(&f.slaveBacklog, "slave-backlog", d.slaveBacklog, "batches queued per slave before its writes are dropped to the repair ledger")
-	fl.DurationVar(&f.rolesPoll, "roles-poll", d.rolesPoll, "how often cluster roles are re-read from the control schema")
-	fl.DurationVar(&f.stopTimeout, "stop-timeout", d.stopTimeout, "on shutdown, how long slaves may drain their backlog")
-	fl.StringVar(&f.indexTargets, "index-targets", d.indexTargets, "mapping: write every existing <index>_vN (wye mapping); alias: write the entity's index name as is (indices wye mapping does not manage)")
-	fl.DurationVar(&f.targetsTTL, "targets-ttl", d.targetsTTL, "how long the <index>_vN write targets of a cluster are reused before they are listed again")
+	fl.String("metrics-listen", d.Metrics.Listen, "host:port for /metrics, /healthz, /readyz; \"\" disables them")
+	fl.String("parked-queue", d.AMQP.Parked, "the queue for messages that cannot be written (with reason headers)")
+	fl.DurationSlice("retry-delays", d.Indexer.RetryDelays, "retry tier delays; attempt n waits the (n-1)th, the last repeats")
+	fl.Int("max-attempts", d.Indexer.MaxAttempts, "writes of one entity to the master before it is parked")
+	fl.Int("batch-size", d.Indexer.BatchSize, "row changes per batch (at least one message, at most amqp.prefetch messages)")
+	fl.Int("batch-bytes", d.Indexer.BatchBytes, "message bytes per batch")
+	fl.Duration("batch-wait", d.Indexer.BatchWait, "longest wait for a batch to fill")
+	fl.Int("slave-backlog", d.Indexer.SlaveBacklog, "batches queued per slave before its writes are dropped to the repair ledger")
+	fl.Duration("roles-poll", d.Indexer.RolesPoll, "how often cluster roles are re-read from the control schema")
+	fl.Duration("stop-timeout", d.Indexer.StopTimeout, "on shutdown, how long slaves may drain their backlog")
+	fl.String("index-targets", d.Indexer.IndexTargets, "mapping: write every existing <index>_vN (wye mapping); alias: write the entity's index name as is (indices wye mapping does not manage)")
+	fl.Duration("indices-ttl", d.Indexer.IndicesTTL, "how long the <index>_vN write targets of a cluster are reused before they are listed again")
+	fl.Duration("targets-ttl", d.Indexer.IndicesTTL, "old name of --indices-ttl")
+	fl.MarkDeprecated("targets-ttl", "use --indices-ttl (key indexer.indices_ttl)")
+	bindKeys(fl, "metrics-listen", "metrics.listen", "parked-queue", "amqp.parked",
+		"retry-delays", "indexer.retry_delays", "max-attempts", "indexer.max_attempts",
+		"batch-size", "indexer.batch_size", "batch-bytes", "indexer.batch_bytes", "batch-wait", "indexer.batch_wait",
+		"slave-backlog", "indexer.slave_backlog", "roles-poll", "indexer.roles_poll", "stop-timeout", "indexer.stop_timeout",
+		"index-targets", "indexer.index_targets", "indices-ttl", "indexer.indices_ttl", "targets-ttl", "indexer.indices_ttl")
 	return cmd
 }
 
-// runIndexer runs the indexer. Its series and readiness go to ep, or to an endpoint of its
-// own on metrics.listen when ep is nil.
-func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *metricsEndpoint) error {
+// runIndexer runs the indexer with cfg.Indexer's knobs. Its series and readiness go to ep, or
+// to an endpoint of its own on metrics.listen when ep is nil.
+func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error {
 	log := slog.Default()
 	if len(cfg.Entities) == 0 {
 		return usageError{errors.New("indexer: no entities configured")}
@@ -88,9 +74,6 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	model, err := newModel(cfg)
 	if err != nil {
 		return usageError{err}
-	}
-	if f.indexTargets != "mapping" && f.indexTargets != "alias" {
-		return usageError{fmt.Errorf("--index-targets: want mapping or alias, got %q", f.indexTargets)}
 	}
 	ep, stopHTTP, err := endpointFor(ep, cfg.Metrics.Listen)
 	if err != nil {
@@ -112,29 +95,27 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 		return err
 	}
 	defer store.Close()
-	writers, err := clusterWriters(cfg, f, metrics, log)
+	x := cfg.Indexer
+	writers, err := clusterWriters(cfg, metrics, log)
 	if err != nil {
 		return err
 	}
-	roles, err := seedRoles(ctx, cfg, store, f.rolesPoll, log)
+	roles, err := seedRoles(ctx, cfg, store, x.RolesPoll, log)
 	if err != nil {
 		return err
 	}
 	fan := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: roles, Ledger: store, Metrics: metrics,
-		Logger: log, Backlog: f.slaveBacklog})
-	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: f.maxAttempts})
-	if f.parked == "" {
-		f.parked = cfg.AMQP.Parked
-	}
+		Logger: log, Backlog: x.SlaveBacklog, SlaveInFlight: x.SlaveInFlight})
+	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: x.MaxAttempts})
 	cons := consumer.New(consumer.Options{
-		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: f.parked,
-		RetryDelays: f.retryDelays, Prefetch: cfg.AMQP.Prefetch, BatchSize: f.batchSize, BatchBytes: f.batchBytes,
-		BatchWait: f.batchWait, Metrics: metrics, Logger: log,
+		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
+		DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
+		BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, Metrics: metrics, Logger: log,
 	}, pipe)
 
 	ep.addReady(cons.Ready)
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
-		"index_targets", f.indexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", f.parked, "metrics", cfg.Metrics.Listen)
+		"index_targets", x.IndexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
 
 	// The fan-out outlives the consumer: slaves drain what the last batches queued.
 	fanCtx, stopFan := context.WithCancel(context.WithoutCancel(ctx))
@@ -144,7 +125,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 	wg.Go(func() { roles.Run(ctx) })
 	err = cons.Run(ctx)
 	wg.Wait()
-	stop, cancel := context.WithTimeout(context.Background(), f.stopTimeout)
+	stop, cancel := context.WithTimeout(context.Background(), x.StopTimeout)
 	defer cancel()
 	fan.Stop(stop)
 	log.Info("indexer stopped")
@@ -153,7 +134,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, f *indexerFlags, ep *me
 
 // clusterWriters connects every configured cluster and builds its writer. A cluster that does
 // not answer now is connected on its first write: a dead cluster must not stop the others.
-func clusterWriters(cfg *config.Config, f *indexerFlags, metrics *indexer.Metrics, log *slog.Logger) ([]indexer.ClusterWriter, error) {
+func clusterWriters(cfg *config.Config, metrics *indexer.Metrics, log *slog.Logger) ([]indexer.ClusterWriter, error) {
 	var out []indexer.ClusterWriter
 	for _, c := range cfg.Clusters {
 		var bulker es.Bulker
@@ -173,11 +154,11 @@ func clusterWriters(cfg *config.Config, f *indexerFlags, metrics *indexer.Metric
 			bulker, api = client, client
 		}
 		var resolver es.IndexResolver = mappingIndices{api}
-		if f.indexTargets == "alias" {
+		if cfg.Indexer.IndexTargets == config.IndexTargetsAlias {
 			resolver = nil // mapping management explicitly off: write the configured names
 		}
 		out = append(out, es.New(es.Options{Name: c.Name, Client: bulker, Timeout: c.Timeouts.Bulk,
-			Resolver: resolver, IndicesTTL: f.targetsTTL, Metrics: metrics, Logger: log}))
+			Resolver: resolver, IndicesTTL: cfg.Indexer.IndicesTTL, Metrics: metrics, Logger: log}))
 	}
 	return out, nil
 }
@@ -210,7 +191,7 @@ func clusterOptions(c config.Cluster) cluster.Options {
 // mappingIndices resolves the indices of an entity's alias on one cluster with
 // mapping.WriteIndices (docs/mapping.md, "Version bump without downtime"). Invariant: it never
 // returns a name that no <name>_vN index carries, so a write can never auto-create a dynamic
-// index; an index laid out outside `wye mapping` takes `--index-targets alias`.
+// index; an index laid out outside `wye mapping` takes indexer.index_targets: alias.
 type mappingIndices struct{ api mapping.Requester }
 
 var _ es.IndexResolver = mappingIndices{}

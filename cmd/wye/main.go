@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/config"
 )
 
 // Exit codes. Scripts and Kubernetes probes rely on them.
@@ -44,8 +46,9 @@ func newRootCmd() (*cobra.Command, *globalFlags) {
 	}
 	root.PersistentFlags().StringVarP(&g.configFile, "config", "c", envOr("WYE_CONFIG", "wye.yaml"),
 		"configuration file (env WYE_CONFIG)")
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("WYE_LOG_LEVEL", "info"),
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("WYE_LOG_LEVEL", config.Default().Log.Level),
 		"log level: debug, info, warn, error (env WYE_LOG_LEVEL)")
+	bindKeys(root.PersistentFlags(), "log-level", "log.level")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		var lvl slog.Level

@@ -12,21 +12,18 @@ import (
 
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/config"
-	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/mapping"
 )
 
 func init() { subcommands = append(subcommands, newMappingCmd) }
 
-// mappingFlags hold what the configuration file has no key for (yet): where the mapping
-// files are, the index-name prefix and the version field's name.
+// mappingFlags are the options of one invocation; the settings of the mapping files (where
+// they are, the index-name prefix, the version field) are the keys mapping.*, which
+// --mappings, --index-prefix and --version-field override.
 type mappingFlags struct {
-	dir          string
-	prefix       string
-	versionField string
-	clusters     []string
-	json         bool
-	dryRun       bool
+	clusters []string
+	json     bool
+	dryRun   bool
 }
 
 // driftError is a check that found drift or an incomplete step: exit 1, after the plan or
@@ -48,10 +45,12 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 			"See docs/mapping.md.",
 		Args: cobra.NoArgs,
 	}
+	d := config.Default()
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.dir, "mappings", envOr("WYE_MAPPINGS", "mappings"), "directory of the mapping files (env WYE_MAPPINGS)")
-	pf.StringVar(&f.prefix, "index-prefix", envOr("WYE_INDEX_PREFIX", ""), "prefix of every managed index and alias name (env WYE_INDEX_PREFIX)")
-	pf.StringVar(&f.versionField, "version-field", envOr("WYE_VERSION_FIELD", indexer.DefaultVersionField), "document field holding the source version, mapped as long (env WYE_VERSION_FIELD)")
+	pf.String("mappings", d.Mapping.Dir, "directory of the mapping files")
+	pf.String("index-prefix", d.Mapping.IndexPrefix, "prefix of every managed index and alias name")
+	pf.String("version-field", d.Mapping.VersionField, "document field holding the source version, mapped as long")
+	bindKeys(pf, "mappings", "mapping.dir", "index-prefix", "mapping.index_prefix", "version-field", "mapping.version_field")
 	pf.StringSliceVar(&f.clusters, "cluster", nil, "only these clusters (repeatable; default all)")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 
@@ -184,11 +183,12 @@ type mappingSession struct {
 // runMapping loads the configuration and the mapping files, connects to the clusters and
 // checks every definition against every reachable engine before fn may write anything.
 func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(context.Context, io.Writer, *mappingSession) error) error {
-	cfg, err := checkConfig(cmd, g, cmd.ErrOrStderr(), nil)
+	cfg, err := loadConfig(cmd, g)
 	if err != nil {
 		return err
 	}
-	set, err := mapping.Load(f.dir, mapping.LoadOptions{VersionField: f.versionField})
+	m := cfg.Mapping
+	set, err := mapping.Load(m.Dir, mapping.LoadOptions{VersionField: m.VersionField})
 	if err != nil {
 		return usageError{fmt.Errorf("load mappings:\n%w", err)}
 	}
@@ -203,11 +203,11 @@ func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(con
 		for _, idx := range set.Indices() {
 			if !set.Has(idx, c.Mapping) {
 				return usageError{fmt.Errorf("clusters %s: mapping %s: no %s/%s/%s directory (have %v)",
-					c.Name, c.Mapping, f.dir, idx, c.Mapping, set.Versions(idx))}
+					c.Name, c.Mapping, m.Dir, idx, c.Mapping, set.Versions(idx))}
 			}
 		}
 	}
-	s := &mappingSession{set: set, opts: mapping.Options{Prefix: f.prefix}, targets: connectMappingTargets(clusters)}
+	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix}, targets: connectMappingTargets(clusters)}
 	if err := mapping.Resolve(set, s.targets); err != nil {
 		return usageError{fmt.Errorf("check mappings against the clusters:\n%w", err)}
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wyehq/wye/config"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -13,21 +15,20 @@ func init() { subcommands = append(subcommands, newRunCmd) }
 // newRunCmd is `wye run`: the binlog reader and one indexer in one process, for a single
 // machine (the demo, a laptop). Production runs `wye cdc` and several `wye indexer`.
 func newRunCmd(g *globalFlags) *cobra.Command {
-	var name, metricsListen string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run cdc and the indexer in one process (single machine)",
-		Long: "Run the binlog reader (wye cdc) and one indexer (wye indexer) in one process with their " +
-			"defaults. cdc follows every table the entities read. /metrics on metrics.listen serves " +
-			"both (wye_cdc_*, wye_indexer_*); /readyz is ready when both are.",
+		Long: "Run the binlog reader (wye cdc) and one indexer (wye indexer) in one process, tuned by the " +
+			"same keys (cdc.*, indexer.*, amqp.*). cdc follows every table the entities read, and " +
+			"cdc.tables. /metrics on metrics.listen serves both (wye_cdc_*, wye_indexer_*); /readyz is " +
+			"ready when both are.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, g, metricsListen)
+			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
 			}
-			model, err := newModel(cfg)
-			if err != nil {
+			if _, err := newModel(cfg); err != nil {
 				return usageError{err}
 			}
 			// One endpoint for both: wye_cdc_* and wye_indexer_* series; ready when both are.
@@ -37,21 +38,21 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer stop()
-			cf, xf := defaultCDCFlags(), defaultIndexerFlags()
-			cf.name, cf.tables = name, model.Tables()
 
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			// Either one ending stops the other: a half-running pipeline only hides the fault.
-			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, cfg, &cf, ep) })
-			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, &xf, ep) })
+			wg.Go(func() { defer cancel(); errs[0] = runCDC(ctx, cfg, ep) })
+			wg.Go(func() { defer cancel(); errs[1] = runIndexer(ctx, cfg, ep) })
 			wg.Wait()
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", defaultCDCFlags().name, "reader name: checkpoint row and leader lock (env WYE_CDC_NAME)")
-	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "override metrics.listen")
+	d := config.Default()
+	cmd.Flags().String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.cdc.<name>")
+	cmd.Flags().String("metrics-listen", d.Metrics.Listen, "host:port for /metrics, /healthz, /readyz; \"\" disables them")
+	bindKeys(cmd.Flags(), "name", "cdc.name", "metrics-listen", "metrics.listen")
 	return cmd
 }

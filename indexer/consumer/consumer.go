@@ -363,7 +363,13 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 		}
 		c.opts.Metrics.Failures.Inc()
 		wait := min(time.Duration(200<<min(failures, 7))*time.Millisecond, 15*time.Second)
-		c.opts.Logger.Error("process batch; keeping it for another try", "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
+		msg := "process batch; keeping it for another try"
+		if se, ok := errors.AsType[*indexer.SourceError](err); ok && se.Permanent {
+			// The source refuses this read for good (a DDL, a grant, a collation): the batch
+			// waits for an operator, and says so.
+			msg = "process batch: the source refuses the read and will until an operator acts; keeping the batch for another try"
+		}
+		c.opts.Logger.Error(msg, "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return indexer.Outcome{}, false

@@ -1,7 +1,7 @@
-// Package es fans the indexer's documents out to every cluster.
-// In: a batch of indexer.Docs. Out: per cluster one _bulk body (version_type=external) with each
-// action once per write target of that cluster (every <alias>_vN, from a TargetResolver), sent
-// to the master synchronously (results per item) and to each slave asynchronously.
-// Owns: the body format, the write-target cache, per-cluster timeouts and queues, slave failure
-// counting and ledger.
+// Package es writes documents to one Elasticsearch or OpenSearch cluster.
+// In: a batch of indexer.Docs. Out: one _bulk body (version_type=external) with each action
+// once per concrete index of the document's alias on that cluster (every <alias>_vN, from an
+// IndexResolver), and one indexer.Result per document.
+// Owns: the body format, the per-cluster index cache, the cluster's timeout, the mapping of
+// cluster classes to the indexer's. The fan-out policy is the indexer's (indexer.Stream).
 package es

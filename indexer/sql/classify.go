@@ -1,7 +1,6 @@
 package sql
 
 import (
-	"context"
 	"errors"
 
 	"github.com/go-sql-driver/mysql"
@@ -41,11 +40,9 @@ func classify(err error) error {
 	}
 	out := &indexer.SourceError{Err: err}
 	var me *mysql.MySQLError
-	switch {
-	case errors.As(err, &me):
+	if errors.As(err, &me) {
 		out.Code = me.Number
 		_, out.Permanent = permanentCodes[me.Number]
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 	}
 	return out
 }

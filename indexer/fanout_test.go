@@ -1,0 +1,86 @@
+package indexer
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeCluster is a ClusterWriter that answers every doc with class, after wait.
+type fakeCluster struct {
+	name  string
+	class Class
+	wait  chan struct{} // nil: answer at once
+
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *fakeCluster) Name() string { return f.name }
+
+func (f *fakeCluster) Write(ctx context.Context, docs []Doc) []Result {
+	f.mu.Lock()
+	f.calls++
+	f.mu.Unlock()
+	if f.wait != nil {
+		select {
+		case <-f.wait:
+		case <-ctx.Done():
+			return sameResults(len(docs), Result{Class: Retryable, Reason: ctx.Err().Error()})
+		}
+	}
+	return sameResults(len(docs), Result{Class: f.class})
+}
+
+func sameResults(n int, r Result) []Result {
+	out := make([]Result, n)
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// TestWriteAllWaitsForEveryClusterAndDropsNothing prevents a resync or a repair from taking
+// the streaming policy's shortcuts: every cluster is written, slow ones are waited for, and
+// each cluster's results come back.
+func TestWriteAllWaitsForEveryClusterAndDropsNothing(t *testing.T) {
+	slow := &fakeCluster{name: "os2", class: Permanent, wait: make(chan struct{})}
+	clusters := []ClusterWriter{&fakeCluster{name: "es7", class: OK}, &fakeCluster{name: "es8", class: Stale}, slow}
+	docs := []Doc{{ID: "1", Version: 1}, {ID: "2", Version: 1}}
+	done := make(chan map[string][]Result)
+	go func() { done <- WriteAll(context.Background(), clusters, docs) }()
+	select {
+	case <-done:
+		t.Fatal("WriteAll returned before the slow cluster answered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(slow.wait)
+	got := <-done
+	want := map[string]Class{"es7": OK, "es8": Stale, "os2": Permanent}
+	for name, class := range want {
+		if len(got[name]) != len(docs) {
+			t.Fatalf("%s: %d results for %d docs", name, len(got[name]), len(docs))
+		}
+		for _, r := range got[name] {
+			if r.Class != class {
+				t.Errorf("%s: class %v, want %v", name, r.Class, class)
+			}
+		}
+	}
+}
+
+// TestWorstIndexResultDecidesTheDocument prevents a document written to one index of a
+// version bump but refused by the other from counting as written.
+func TestWorstIndexResultDecidesTheDocument(t *testing.T) {
+	ok, stale := Result{Class: OK}, Result{Class: Stale}
+	retry, perm := Result{Class: Retryable, Reason: "busy"}, Result{Class: Permanent, Reason: "strict"}
+	for _, tt := range []struct{ a, b, want Result }{
+		{ok, stale, stale}, {stale, ok, stale}, {ok, retry, retry}, {retry, perm, perm}, {perm, retry, perm},
+		{retry, Result{Class: Retryable, Reason: "other"}, retry}, // a tie keeps the first
+	} {
+		if got := Worse(tt.a, tt.b); got != tt.want {
+			t.Errorf("Worse(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
