@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -47,4 +48,17 @@ func RetryQueueArgs(queue string, d time.Duration) amqp.Table {
 		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
 		"x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
 	}
+}
+
+// DeclareExchange opens a channel on conn and declares the change exchange on it (a durable
+// topic exchange, as both sides declare it). The caller closes the channel.
+func DeclareExchange(conn *amqp.Connection, exchange string) (*amqp.Channel, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return nil, fmt.Errorf("declare exchange %s: %w", exchange, err)
+	}
+	return ch, nil
 }

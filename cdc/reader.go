@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Binlog is the binlog server, as the reader uses it.
@@ -167,33 +170,15 @@ type Reader struct {
 
 // NewReader wires a reader.
 func NewReader(opts Options, binlog Binlog, store Store, leader Leader, pub Publisher) *Reader {
-	if opts.Name == "" {
-		opts.Name = DefaultName
-	}
-	if opts.CheckpointInterval <= 0 {
-		opts.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if opts.BatchChanges <= 0 {
-		opts.BatchChanges = DefaultBatchChanges
-	}
-	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = DefaultBatchBytes
-	}
-	if opts.Linger <= 0 {
-		opts.Linger = DefaultLinger
-	}
-	if opts.BackoffMin <= 0 {
-		opts.BackoffMin = DefaultBackoffMin
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = DefaultBackoffMax
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
-	}
+	opts.Name = cmp.Or(opts.Name, DefaultName)
+	opts.CheckpointInterval = defaults.Positive(opts.CheckpointInterval, DefaultCheckpointInterval)
+	opts.BatchChanges = defaults.Positive(opts.BatchChanges, DefaultBatchChanges)
+	opts.BatchBytes = defaults.Positive(opts.BatchBytes, DefaultBatchBytes)
+	opts.Linger = defaults.Positive(opts.Linger, DefaultLinger)
+	opts.BackoffMin = defaults.Positive(opts.BackoffMin, DefaultBackoffMin)
+	opts.BackoffMax = defaults.Positive(opts.BackoffMax, DefaultBackoffMax)
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
+	opts.Metrics = cmp.Or(opts.Metrics, NewMetrics(nil))
 	return &Reader{opts: opts, binlog: binlog, store: store, leader: leader, pub: pub,
 		log: opts.Logger.With("component", "cdc", "name", opts.Name), m: opts.Metrics}
 }

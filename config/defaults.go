@@ -18,8 +18,8 @@ import (
 // Defaults are assembled here and nowhere else; docs/configuration.md lists the same values.
 // A tuning knob's default is the exported constant of the component that owns it (cdc,
 // publisher, broker, consumer, indexer, control, es, cluster), so a component built without
-// the configuration and one built from it behave alike; defaults_test.go holds them equal.
-// Only the values no component owns are written out here.
+// the configuration and one built from it behave alike (docs/architecture.md, Defaults);
+// defaults_test.go holds them equal. Only the values no component owns are written out here.
 //
 // A key has a default only when one value is right for nearly every deployment. Keys that
 // name a site (hosts, users, server_id, cluster names and URLs) have none and are required.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wyehq/wye/cdc"
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Defaults of a CDC.
@@ -60,15 +62,9 @@ var (
 
 // CDC returns the state of the reader opts.Name, on this store's pool.
 func (s *Store) CDC(opts CDCOptions) *CDC {
-	if opts.Name == "" {
-		opts.Name = DefaultReaderName
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = DefaultLockPoll
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Name = cmp.Or(opts.Name, DefaultReaderName)
+	opts.Poll = defaults.Positive(opts.Poll, DefaultLockPoll)
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	return &CDC{opts: opts, db: s.db, lock: "wye.cdc." + opts.Name}
 }
 

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // DefaultRolesPoll is how often Roles re-reads cluster_roles: a promote is seen within 5s.
@@ -64,12 +66,8 @@ var _ indexer.Roles = (*Roles)(nil)
 // NewRoles reads the master once (so a Roles is never without one) and returns a Roles that
 // Run keeps current. every is the poll interval (DefaultRolesPoll).
 func NewRoles(ctx context.Context, s *Store, clusters []string, every time.Duration, log *slog.Logger) (*Roles, error) {
-	if every <= 0 {
-		every = DefaultRolesPoll
-	}
-	if log == nil {
-		log = slog.Default()
-	}
+	every = defaults.Positive(every, DefaultRolesPoll)
+	log = cmp.Or(log, slog.Default())
 	m, err := s.master(ctx, clusters)
 	if err != nil {
 		return nil, err

@@ -1,11 +1,14 @@
 package indexer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Defaults of the streaming fan-out (StreamOptions).
@@ -75,21 +78,11 @@ type slave struct {
 
 // NewStream builds the streaming fan-out; Start runs the slave workers.
 func NewStream(opts StreamOptions) *Stream {
-	if opts.Backlog <= 0 {
-		opts.Backlog = DefaultSlaveBacklog
-	}
-	if opts.SlaveInFlight <= 0 {
-		opts.SlaveInFlight = DefaultSlaveInFlight
-	}
-	if opts.LogEvery <= 0 {
-		opts.LogEvery = DefaultLogEvery
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
-	}
+	opts.Backlog = defaults.Positive(opts.Backlog, DefaultSlaveBacklog)
+	opts.SlaveInFlight = defaults.Positive(opts.SlaveInFlight, DefaultSlaveInFlight)
+	opts.LogEvery = defaults.Positive(opts.LogEvery, DefaultLogEvery)
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
+	opts.Metrics = cmp.Or(opts.Metrics, NewMetrics(nil))
 	s := &Stream{opts: opts, slaves: map[string]*slave{}, writers: map[string]ClusterWriter{}}
 	for _, w := range opts.Clusters {
 		s.writers[w.Name()] = w

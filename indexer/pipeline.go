@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Writer sends one batch of documents to the clusters (Stream).
@@ -61,9 +63,7 @@ type Pipeline struct {
 
 // NewPipeline wires the pipeline.
 func NewPipeline(m *Model, src Source, w Writer, opts Options) *Pipeline {
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
-	}
+	opts.MaxAttempts = defaults.Positive(opts.MaxAttempts, DefaultMaxAttempts)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -18,16 +18,12 @@ const (
 	Permanent              // the same write fails again: mapping, parsing, illegal argument
 )
 
+// classNames are the classes as metrics label them (wye_indexer_items_total{result}).
+var classNames = [...]string{OK: "ok", Stale: "stale", Retryable: "retryable", Permanent: "permanent"}
+
 func (c Class) String() string {
-	switch c {
-	case OK:
-		return "ok"
-	case Stale:
-		return "stale"
-	case Retryable:
-		return "retryable"
-	case Permanent:
-		return "permanent"
+	if c >= 0 && int(c) < len(classNames) {
+		return classNames[c]
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Options configure the publisher. Zero values take the defaults in brackets.
@@ -57,27 +59,13 @@ var _ cdc.Publisher = (*Publisher)(nil)
 
 // New returns a publisher.
 func New(opts Options) *Publisher {
-	if opts.Exchange == "" {
-		opts.Exchange = broker.DefaultExchange
-	}
-	if opts.Queue == "" {
-		opts.Queue = broker.DefaultQueue
-	}
-	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = broker.DefaultDeliveryLimit
-	}
-	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
-	}
-	if opts.CloseTimeout <= 0 {
-		opts.CloseTimeout = DefaultCloseTimeout
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = cdc.NewMetrics(nil)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Exchange = cmp.Or(opts.Exchange, broker.DefaultExchange)
+	opts.Queue = cmp.Or(opts.Queue, broker.DefaultQueue)
+	opts.DeliveryLimit = defaults.Positive(opts.DeliveryLimit, broker.DefaultDeliveryLimit)
+	opts.Window = defaults.Positive(opts.Window, DefaultWindow)
+	opts.CloseTimeout = defaults.Positive(opts.CloseTimeout, DefaultCloseTimeout)
+	opts.Metrics = cmp.Or(opts.Metrics, cdc.NewMetrics(nil))
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	return &Publisher{opts: opts}
 }
 
@@ -90,14 +78,11 @@ func (p *Publisher) Blocked() bool { return p.blocked.Load() }
 // by the indexer with more arguments) is left as it is: only a missing one is created, as a
 // quorum queue with reject-publish overflow so that a full queue nacks instead of dropping.
 func (p *Publisher) declare(conn *amqp.Connection) error {
-	ch, err := conn.Channel()
+	ch, err := broker.DeclareExchange(conn, p.opts.Exchange)
 	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
+		return err
 	}
 	defer ch.Close()
-	if err := ch.ExchangeDeclare(p.opts.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", p.opts.Exchange, err)
-	}
 	if p.opts.Queue == "-" {
 		return nil
 	}
@@ -150,9 +135,7 @@ func (p *Publisher) Open(ctx context.Context) (cdc.Channel, error) {
 		return nil, broker.Classify("declare", err)
 	}
 	ch, err := conn.Channel()
-	if err == nil {
-		err = ch.Confirm(false)
-	}
+	err = cmp.Or(err, ch.Confirm(false))
 	if err != nil {
 		conn.CloseDeadline(time.Now().Add(p.opts.CloseTimeout))
 		return nil, broker.Classify("open confirm channel", fmt.Errorf("open confirm channel: %w", err))

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Headers the indexer reads and writes. Retry messages carry attempt, target and first-seen;
@@ -90,27 +92,13 @@ func New(opts Options, p Processor) *Consumer {
 	if len(opts.RetryDelays) == 0 {
 		opts.RetryDelays = DefaultRetryDelays
 	}
-	if opts.DeliveryLimit <= 0 {
-		opts.DeliveryLimit = broker.DefaultDeliveryLimit
-	}
-	if opts.Prefetch <= 0 {
-		opts.Prefetch = DefaultPrefetch
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
-	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = DefaultBatchBytes
-	}
-	if opts.BatchWait <= 0 {
-		opts.BatchWait = DefaultBatchWait
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = indexer.NewMetrics(nil)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.DeliveryLimit = defaults.Positive(opts.DeliveryLimit, broker.DefaultDeliveryLimit)
+	opts.Prefetch = defaults.Positive(opts.Prefetch, DefaultPrefetch)
+	opts.BatchSize = defaults.Positive(opts.BatchSize, DefaultBatchSize)
+	opts.BatchBytes = defaults.Positive(opts.BatchBytes, DefaultBatchBytes)
+	opts.BatchWait = defaults.Positive(opts.BatchWait, DefaultBatchWait)
+	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	return &Consumer{opts: opts, p: p}
 }
 
@@ -167,14 +155,11 @@ func (c *Consumer) logFailure(err error, failures int, wait time.Duration) {
 // Declare creates the topology the indexer needs (idempotent): the exchange, the change
 // queue if cdc has not declared it yet (same arguments), the retry tiers and the parked queue.
 func (c *Consumer) Declare(conn *amqp.Connection) error {
-	ch, err := conn.Channel()
+	ch, err := broker.DeclareExchange(conn, c.opts.Exchange)
 	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
+		return err
 	}
 	defer ch.Close()
-	if err := ch.ExchangeDeclare(c.opts.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", c.opts.Exchange, err)
-	}
 	if _, err := ch.QueueDeclarePassive(c.opts.Queue, true, false, false, false, nil); err != nil {
 		if ch, err = conn.Channel(); err != nil { // the failed passive declare closed it
 			return fmt.Errorf("open channel: %w", err)

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/internal/defaults"
 )
 
 // Defaults of a Writer.
@@ -78,21 +80,11 @@ type cached struct {
 
 // New builds the Writer of one cluster.
 func New(opts Options) *Writer {
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.IndicesTTL <= 0 {
-		opts.IndicesTTL = DefaultIndicesTTL
-	}
-	if opts.LogEvery <= 0 {
-		opts.LogEvery = indexer.DefaultLogEvery
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = indexer.NewMetrics(nil)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Timeout = defaults.Positive(opts.Timeout, DefaultTimeout)
+	opts.IndicesTTL = defaults.Positive(opts.IndicesTTL, DefaultIndicesTTL)
+	opts.LogEvery = defaults.Positive(opts.LogEvery, indexer.DefaultLogEvery)
+	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	return &Writer{opts: opts, cache: map[string]*cached{}}
 }
 
