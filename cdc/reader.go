@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/internal/defaults"
 )
 
@@ -242,8 +243,13 @@ func (r *Reader) lead(held context.Context) {
 			wait = r.opts.BackoffMax
 		}
 		r.m.Sessions.WithLabelValues("error").Inc()
-		r.log.Error("cdc session failed; restarting from the checkpoint", "err", err,
-			"consecutive_failures", failures, "backoff", wait)
+		msg := "cdc session failed; restarting from the checkpoint"
+		if be, ok := errors.AsType[*broker.Error](err); ok && be.Permanent {
+			// Refused credentials, a queue declared with other arguments: the broker will keep
+			// refusing until an operator acts; the reader keeps trying meanwhile.
+			msg = "cdc session failed: the broker refuses and will until an operator acts; restarting from the checkpoint"
+		}
+		r.log.Error(msg, "err", err, "consecutive_failures", failures, "backoff", wait)
 		if !sleep(held, wait) {
 			return
 		}

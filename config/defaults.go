@@ -3,7 +3,6 @@ package config
 import (
 	"reflect"
 	"slices"
-	"time"
 
 	"github.com/wyehq/wye/broker"
 	"github.com/wyehq/wye/cdc"
@@ -13,6 +12,7 @@ import (
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/indexer/consumer"
 	"github.com/wyehq/wye/indexer/es"
+	"github.com/wyehq/wye/mapping"
 )
 
 // Defaults are assembled here and nowhere else; docs/configuration.md lists the same values.
@@ -27,17 +27,6 @@ import (
 // Decoding starts from Default() and from defaultCluster() for each clusters[i], and
 // overwrites only the keys the file, the environment or a flag sets. So an explicit zero
 // ("request: 0s") stays zero and fails validation instead of silently becoming the default.
-
-// Values no component package owns.
-const (
-	// DefaultMappingDir is where `wye mapping` reads the mapping files (mappings/<index>/<vN>/),
-	// relative to the working directory. The mapping package takes the directory as an argument.
-	DefaultMappingDir = "mappings"
-	// DefaultStopTimeout is how long, on shutdown, the indexer's slaves may drain their backlog
-	// (indexer.Stream.Stop) before what remains is recorded as dropped. It belongs with the
-	// indexer's fan-out; it lives here until the indexer exports one.
-	DefaultStopTimeout = 10 * time.Second
-)
 
 // Default returns the configuration that an empty file yields (which does not validate:
 // source, control, amqp.url and clusters must be filled in).
@@ -77,12 +66,12 @@ func Default() Config {
 			SlaveBacklog:  indexer.DefaultSlaveBacklog,
 			SlaveInFlight: indexer.DefaultSlaveInFlight,
 			RolesPoll:     control.DefaultRolesPoll,
-			StopTimeout:   DefaultStopTimeout,
+			StopTimeout:   indexer.DefaultStopTimeout,
 			IndexTargets:  IndexTargetsMapping,
 			IndicesTTL:    es.DefaultIndicesTTL,
 		},
 		Mapping: Mapping{
-			Dir:          DefaultMappingDir,
+			Dir:          mapping.DefaultDir,
 			VersionField: indexer.DefaultVersionField,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},

@@ -19,6 +19,9 @@ const (
 	// DefaultSlaveInFlight is the _bulk requests one slave has in flight: while one is
 	// answered the next is sent, as the master has one per pipeline in flight.
 	DefaultSlaveInFlight = 2
+	// DefaultStopTimeout is how long, on shutdown, the slaves may drain their backlog (the
+	// deadline of the context given to Stop) before what remains is recorded as dropped.
+	DefaultStopTimeout = 10 * time.Second
 	// DefaultLogEvery rate-limits slave failure logs: one line per cluster per interval.
 	DefaultLogEvery = 10 * time.Second
 	// maxCoalesce bounds the body of one slave _bulk made of several queued batches.

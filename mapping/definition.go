@@ -25,6 +25,10 @@ import (
 // (docs/architecture.md invariant 6).
 const minGCDeletes = 60 * time.Second
 
+// DefaultDir is where the mapping files are read from (<dir>/<index>/<vN>/), relative to the
+// working directory, when the configuration names no other (mapping.dir).
+const DefaultDir = "mappings"
+
 // LoadOptions adjust Load. The zero value is the default.
 type LoadOptions struct {
 	// VersionField is the field that carries the source version wye writes with
