@@ -27,17 +27,17 @@ func mappingPrefix() string {
 
 // mappingTargets connects to the three local clusters at mapping version v, and registers
 // the deletion of <prefix>programs_v1..v3 (explicit names: ES 8 refuses wildcard deletes).
-func mappingTargets(t *testing.T, prefix, v string) ([]mapping.Target, map[string]*cluster.Client) {
+func mappingTargets(t *testing.T, prefix, v string) ([]mapping.Cluster, map[string]*cluster.Client) {
 	t.Helper()
 	clients := map[string]*cluster.Client{}
-	var targets []mapping.Target
+	var targets []mapping.Cluster
 	for _, name := range clusterNames {
 		c, err := cluster.New(cluster.Options{Name: name, URLs: []string{clusterURL(t, name)}, RequestTimeout: 30 * time.Second})
 		if err != nil {
 			t.Fatalf("connect %s: %v", name, err)
 		}
 		clients[name] = c
-		targets = append(targets, mapping.Target{Name: name, Engine: mapping.EngineOf(c.Info()), Version: v, API: c})
+		targets = append(targets, mapping.Cluster{Name: name, Engine: mapping.EngineOf(c.Info()), Version: v, API: c})
 	}
 	t.Cleanup(func() {
 		// Not t.Context(): it is cancelled before cleanups run.
@@ -57,7 +57,7 @@ func mappingTargets(t *testing.T, prefix, v string) ([]mapping.Target, map[strin
 	return targets, clients
 }
 
-func withVersion(ts []mapping.Target, v string) []mapping.Target {
+func withVersion(ts []mapping.Cluster, v string) []mapping.Cluster {
 	out := slices.Clone(ts)
 	for i := range out {
 		out[i].Version = v

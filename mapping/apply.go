@@ -48,10 +48,10 @@ func Incomplete(rs []Result) bool {
 // person to resolve. Drift on an older version does not stop the creation of the target:
 // a version bump is how drift gets fixed. Apply is idempotent: a second run on the same
 // state plans nothing.
-func Apply(ctx context.Context, p *Plan, targets []Target, dryRun bool) []Result {
+func Apply(ctx context.Context, p *Plan, clusters []Cluster, dryRun bool) []Result {
 	var out []Result
 	for _, cp := range p.Clusters {
-		t := findTarget(targets, cp.Cluster)
+		t := findCluster(clusters, cp.Cluster)
 		for _, ip := range cp.Indices {
 			if ip.Status == StatusConflict || ip.Status == StatusFailed || ip.targetDrifted() {
 				for _, a := range ip.Actions {
@@ -78,13 +78,13 @@ func Apply(ctx context.Context, p *Plan, targets []Target, dryRun bool) []Result
 	return out
 }
 
-func findTarget(targets []Target, name string) Target {
-	for _, t := range targets {
+func findCluster(clusters []Cluster, name string) Cluster {
+	for _, t := range clusters {
 		if t.Name == name {
 			return t
 		}
 	}
-	return Target{Name: name}
+	return Cluster{Name: name}
 }
 
 func applyAction(ctx context.Context, api Requester, a Action, def *Definition) error {
@@ -128,9 +128,9 @@ func updateAliases(ctx context.Context, api Requester, actions []aliasAction, wh
 // or drifted, while the alias is in conflict, and while the target holds fewer documents
 // than the index the alias leaves: an application would lose results. The old index stays
 // until GC.
-func Switch(ctx context.Context, set *Set, targets []Target, opts Options, dryRun bool) []Result {
+func Switch(ctx context.Context, set *Set, clusters []Cluster, opts Options, dryRun bool) []Result {
 	var out []Result
-	for _, t := range targets {
+	for _, t := range clusters {
 		for _, idx := range set.Indices() {
 			out = append(out, switchOne(ctx, set, t, opts, idx, dryRun))
 		}
@@ -138,7 +138,7 @@ func Switch(ctx context.Context, set *Set, targets []Target, opts Options, dryRu
 	return out
 }
 
-func switchOne(ctx context.Context, set *Set, t Target, opts Options, idx string, dryRun bool) Result {
+func switchOne(ctx context.Context, set *Set, t Cluster, opts Options, idx string, dryRun bool) Result {
 	r := Result{Cluster: t.Name, Alias: opts.AliasName(idx), Op: "switch_alias", Index: opts.IndexName(idx, t.Version)}
 	fail := func(o Outcome, format string, args ...any) Result {
 		r.Outcome, r.Reason = o, fmt.Sprintf(format, args...)
@@ -216,9 +216,9 @@ func countDocs(ctx context.Context, api Requester, indices ...string) ([]int64, 
 // GC deletes the versioned indices of each family that are neither the configured version's
 // index nor the alias's. It refuses a family whose alias does not point at the configured
 // version yet (run Switch first), and never touches an index outside <alias>_vN.
-func GC(ctx context.Context, set *Set, targets []Target, opts Options, dryRun bool) []Result {
+func GC(ctx context.Context, set *Set, clusters []Cluster, opts Options, dryRun bool) []Result {
 	var out []Result
-	for _, t := range targets {
+	for _, t := range clusters {
 		for _, idx := range set.Indices() {
 			alias, target := opts.AliasName(idx), opts.IndexName(idx, t.Version)
 			r := Result{Cluster: t.Name, Alias: alias, Op: "delete_index"}

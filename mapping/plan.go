@@ -7,8 +7,8 @@ import (
 	"slices"
 )
 
-// Target is one cluster as the mapping commands see it.
-type Target struct {
+// Cluster is one cluster as the mapping commands see it.
+type Cluster struct {
 	Name    string // cluster name from the configuration
 	Engine  Engine
 	Version string    // the mapping version the configuration gives this cluster: "v1"
@@ -138,9 +138,9 @@ func (p *Plan) Failures() int {
 
 // Resolve resolves the definition of every index for every reachable target: the check of
 // field types against each engine, to run before anything is written.
-func Resolve(set *Set, targets []Target) error {
+func Resolve(set *Set, clusters []Cluster) error {
 	var errs []error
-	for _, t := range targets {
+	for _, t := range clusters {
 		if t.API == nil {
 			continue
 		}
@@ -158,9 +158,9 @@ func Resolve(set *Set, targets []Target) error {
 
 // MakePlan reads every target and plans every index of set. A cluster that cannot be read
 // is reported in its ClusterPlan (Error); the others are planned anyway.
-func MakePlan(ctx context.Context, set *Set, targets []Target, opts Options) *Plan {
+func MakePlan(ctx context.Context, set *Set, clusters []Cluster, opts Options) *Plan {
 	p := &Plan{}
-	for _, t := range targets {
+	for _, t := range clusters {
 		cp := ClusterPlan{Cluster: t.Name, Version: t.Version}
 		if t.API == nil {
 			cp.Error = t.Err.Error()
@@ -176,7 +176,7 @@ func MakePlan(ctx context.Context, set *Set, targets []Target, opts Options) *Pl
 	return p
 }
 
-func planIndex(ctx context.Context, set *Set, t Target, opts Options, idx string) IndexPlan {
+func planIndex(ctx context.Context, set *Set, t Cluster, opts Options, idx string) IndexPlan {
 	ip := IndexPlan{Alias: opts.AliasName(idx), Target: opts.IndexName(idx, t.Version)}
 	def, err := set.Resolve(idx, t.Version, t.Engine)
 	if err != nil {

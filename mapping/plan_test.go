@@ -99,7 +99,7 @@ func TestDriftOnOneClusterOnlyFailsVerify(t *testing.T) {
 // beside an old index that drifted: the bump is how drift gets fixed.
 func TestApplySkipsDriftedIndexButNotTheBump(t *testing.T) {
 	p := samplePlan(t)
-	rs := Apply(t.Context(), p, []Target{{Name: "os2", API: nil, Err: errors.New("not used")}}, true)
+	rs := Apply(t.Context(), p, []Cluster{{Name: "os2", API: nil, Err: errors.New("not used")}}, true)
 	for _, r := range rs {
 		if r.Cluster == "os2" && (r.Op != "create_index" || r.Outcome != DryRun) {
 			t.Errorf("os2 step %s %s: outcome %s, want only create_index, dry-run", r.Op, r.Index, r.Outcome)

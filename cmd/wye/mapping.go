@@ -124,7 +124,7 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 // stepsCmd is a subcommand that runs one mapping operation over every target, prints its
 // results and exits 1 when a step failed, was refused or was skipped.
 func stepsCmd(g *globalFlags, f *mappingFlags, use, short string,
-	run func(context.Context, *mapping.Set, []mapping.Target, mapping.Options, bool) []mapping.Result) *cobra.Command {
+	run func(context.Context, *mapping.Set, []mapping.Cluster, mapping.Options, bool) []mapping.Result) *cobra.Command {
 	return withDryRun(f, &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -176,7 +176,7 @@ func resultsError(what string, p *mapping.Plan, rs []mapping.Result) error {
 // mappingSession is what every mapping subcommand works on.
 type mappingSession struct {
 	set     *mapping.Set
-	targets []mapping.Target
+	targets []mapping.Cluster
 	opts    mapping.Options
 }
 
@@ -207,7 +207,7 @@ func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(con
 			}
 		}
 	}
-	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix}, targets: connectMappingTargets(clusters)}
+	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix}, targets: connectMappingClusters(clusters)}
 	if err := mapping.Resolve(set, s.targets); err != nil {
 		return usageError{fmt.Errorf("check mappings against the clusters:\n%w", err)}
 	}
@@ -241,14 +241,14 @@ func checkEntities(cfg *config.Config, set *mapping.Set) error {
 	return errors.Join(errs...)
 }
 
-// connectMappingTargets connects to every cluster at once (each New is bounded by the
+// connectMappingClusters connects to every cluster at once (each New is bounded by the
 // cluster's request timeout); an unreachable cluster becomes a Target with Err set.
-func connectMappingTargets(clusters []config.Cluster) []mapping.Target {
-	targets := make([]mapping.Target, len(clusters))
+func connectMappingClusters(clusters []config.Cluster) []mapping.Cluster {
+	targets := make([]mapping.Cluster, len(clusters))
 	var wg sync.WaitGroup
 	for i, c := range clusters {
 		wg.Go(func() {
-			t := mapping.Target{Name: c.Name, Version: c.Mapping}
+			t := mapping.Cluster{Name: c.Name, Version: c.Mapping}
 			cl, err := cluster.New(clusterOptions(c))
 			if err != nil {
 				t.Err = err
