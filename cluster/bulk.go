@@ -39,7 +39,7 @@ func WithRefresh(refresh string) BulkOption {
 //
 // The error is a *TransportError (no answer), a *StatusError (the whole request was
 // refused: 429 is Retryable, 413 TooLarge) or a plain error for a malformed body or answer
-// (Permanent).
+// (Permanent). It is bounded by the cluster's BulkTimeout, not its RequestTimeout.
 func (c *Client) Bulk(ctx context.Context, body []byte, opts ...BulkOption) ([]BulkItem, error) {
 	actions, err := countActions(body)
 	if err != nil {
@@ -49,7 +49,7 @@ func (c *Client) Bulk(ctx context.Context, body []byte, opts ...BulkOption) ([]B
 	for _, o := range opts {
 		o(&req)
 	}
-	status, resp, err := c.Do(ctx, req)
+	status, resp, err := c.do(ctx, req, c.opts.BulkTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -116,8 +117,14 @@ func (c *Client) ES() *elasticsearch.Client { return c.es }
 // body. A non-2xx status is not an error here: pass it to Check (or Classify). The error
 // is a *TransportError when no answer came back.
 func (c *Client) Do(ctx context.Context, req esapi.Request) (status int, body []byte, err error) {
+	return c.do(ctx, req, c.opts.RequestTimeout)
+}
+
+// do is Do under timeout: Bulk passes the cluster's BulkTimeout, everything else its
+// RequestTimeout.
+func (c *Client) do(ctx context.Context, req esapi.Request, timeout time.Duration) (status int, body []byte, err error) {
 	op := opName(req)
-	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := req.Do(ctx, c.es)
 	if err != nil {

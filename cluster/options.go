@@ -14,9 +14,15 @@ import (
 	"time"
 )
 
-// DefaultRequestTimeout bounds every request (detection included) when
-// Options.RequestTimeout is zero.
-const DefaultRequestTimeout = 30 * time.Second
+// Defaults of Options.
+const (
+	// DefaultRequestTimeout bounds every request but _bulk (detection included) when
+	// Options.RequestTimeout is zero.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultBulkTimeout bounds one _bulk when Options.BulkTimeout is zero: a bulk request
+	// carries up to thousands of documents.
+	DefaultBulkTimeout = 60 * time.Second
+)
 
 // Options describe how to reach one cluster. The config package fills it; field names in
 // validation errors are the snake_case config keys.
@@ -39,9 +45,12 @@ type Options struct {
 	// throwaway clusters only: it makes the connection open to interception.
 	InsecureSkipVerify bool
 
-	// RequestTimeout bounds each request, including reading the answer. Default
+	// RequestTimeout bounds each request but _bulk, including reading the answer. Default
 	// DefaultRequestTimeout. Each cluster has its own, so a slow slave cannot hold the master.
 	RequestTimeout time.Duration
+	// BulkTimeout bounds each _bulk request, including reading its answer. Default
+	// DefaultBulkTimeout.
+	BulkTimeout time.Duration
 }
 
 // validate checks the options and returns a copy with defaults applied.
@@ -84,6 +93,12 @@ func (o Options) validate() (Options, error) {
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.BulkTimeout < 0 {
+		return o, fail("bulk_timeout", "must not be negative")
+	}
+	if o.BulkTimeout == 0 {
+		o.BulkTimeout = DefaultBulkTimeout
 	}
 	return o, nil
 }

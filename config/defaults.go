@@ -84,7 +84,7 @@ func defaultCluster() Cluster {
 	return Cluster{
 		Timeouts: Timeouts{
 			Request: cluster.DefaultRequestTimeout,
-			Bulk:    es.DefaultTimeout, // a bulk request carries up to thousands of documents
+			Bulk:    cluster.DefaultBulkTimeout,
 		},
 	}
 }

@@ -32,7 +32,7 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"amqp.delivery_limit", d.AMQP.DeliveryLimit, broker.DefaultDeliveryLimit},
 		{"amqp.prefetch", d.AMQP.Prefetch, consumer.DefaultPrefetch},
 		{"clusters[].timeouts.request", cl.Timeouts.Request, cluster.DefaultRequestTimeout},
-		{"clusters[].timeouts.bulk", cl.Timeouts.Bulk, es.DefaultTimeout},
+		{"clusters[].timeouts.bulk", cl.Timeouts.Bulk, cluster.DefaultBulkTimeout},
 		{"cdc.name", d.CDC.Name, cdc.DefaultName},
 		{"cdc.window", d.CDC.Window, publisher.DefaultWindow},
 		{"cdc.checkpoint_interval", d.CDC.CheckpointInterval, cdc.DefaultCheckpointInterval},

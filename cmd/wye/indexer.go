@@ -184,7 +184,7 @@ func clusterOptions(c config.Cluster) cluster.Options {
 		Username: c.Auth.Username, Password: c.Auth.Password.Reveal(),
 		APIKey: c.Auth.APIKey.Reveal(), BearerToken: c.Auth.BearerToken.Reveal(),
 		CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		RequestTimeout: c.Timeouts.Request,
+		RequestTimeout: c.Timeouts.Request, BulkTimeout: c.Timeouts.Bulk,
 	}
 }
 

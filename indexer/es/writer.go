@@ -22,8 +22,6 @@ import (
 
 // Defaults of a Writer.
 const (
-	// DefaultTimeout bounds one _bulk on a cluster when Options.Timeout is 0.
-	DefaultTimeout = time.Minute
 	// DefaultIndicesTTL is how long the resolved indices of an alias are reused.
 	DefaultIndicesTTL = 10 * time.Second
 )
@@ -45,9 +43,12 @@ type IndexResolver interface {
 
 // Options configure the Writer of one cluster.
 type Options struct {
-	Name    string
-	Client  Bulker
-	Timeout time.Duration // bounds one _bulk on this cluster; DefaultTimeout
+	Name   string
+	Client Bulker
+	// Timeout bounds one Write on this cluster (resolving its indices and its _bulk, halved
+	// or not); cluster.DefaultBulkTimeout. The client bounds each _bulk request by its own
+	// BulkTimeout too.
+	Timeout time.Duration
 	// Resolver gives the concrete indices of each entity's alias. nil writes to Doc.Index as
 	// configured: only for indices that `wye mapping` does not manage.
 	Resolver IndexResolver
@@ -80,7 +81,7 @@ type cached struct {
 
 // New builds the Writer of one cluster.
 func New(opts Options) *Writer {
-	opts.Timeout = defaults.Positive(opts.Timeout, DefaultTimeout)
+	opts.Timeout = defaults.Positive(opts.Timeout, cluster.DefaultBulkTimeout)
 	opts.IndicesTTL = defaults.Positive(opts.IndicesTTL, DefaultIndicesTTL)
 	opts.LogEvery = defaults.Positive(opts.LogEvery, indexer.DefaultLogEvery)
 	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
