@@ -1,8 +1,10 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wyehq/wye/indexer"
@@ -13,8 +15,14 @@ var _ indexer.Ledger = (*Store)(nil)
 // ledgerRows bounds the rows of one ledger upsert.
 const ledgerRows = 500
 
-// Record implements indexer.Ledger: one upsert per call, keeping the highest missed version.
+// Record implements indexer.Ledger: one upsert per ledgerRows, keeping the highest missed
+// version. Rows go in (entity, id) order, so two workers recording overlapping ids lock them
+// in the same order and cannot deadlock each other.
 func (s *Store) Record(ctx context.Context, cluster string, missed []indexer.Missed) error {
+	missed = slices.Clone(missed)
+	slices.SortFunc(missed, func(a, b indexer.Missed) int {
+		return cmp.Or(strings.Compare(a.Entity, b.Entity), strings.Compare(a.ID, b.ID))
+	})
 	for len(missed) > 0 {
 		n := min(len(missed), ledgerRows)
 		var q strings.Builder

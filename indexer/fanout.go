@@ -29,7 +29,8 @@ const (
 	// maxDropped bounds the ids of dropped batches held for the ledger per slave; beyond it
 	// drops are still counted (wye_indexer_items_total{result="dropped"}) but not recorded.
 	maxDropped = 100_000
-	// ledgerTimeout bounds one ledger write: a stuck control database must not stall a slave.
+	// ledgerTimeout bounds the tries of one ledger write: a stuck control database must not
+	// stall a slave.
 	ledgerTimeout = 10 * time.Second
 )
 
@@ -258,13 +259,33 @@ func (sl *slave) missed(ctx context.Context, docs []Doc, results []Result, class
 	if sl.s.opts.Ledger == nil {
 		return
 	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerTimeout)
-	defer cancel()
-	if err := sl.s.opts.Ledger.Record(lctx, sl.w.Name(), ms); err != nil {
-		sl.s.opts.Logger.Error("record repair ledger", "cluster", sl.w.Name(), "ids", len(ms), "err", err)
+	if err := sl.record(ctx, ms); err != nil {
+		sl.s.opts.Metrics.LedgerLost.WithLabelValues(sl.w.Name()).Add(float64(len(ms)))
+		sl.s.opts.Logger.Error("record repair ledger; these ids are lost to the ledger (a full resync of the cluster finds them)",
+			"cluster", sl.w.Name(), "ids", len(ms), "err", err)
 		return
 	}
 	sl.s.opts.Metrics.Ledger.WithLabelValues(sl.w.Name()).Add(float64(len(ms)))
+}
+
+// record writes ms to the ledger, trying again with backoff (a deadlock, a blip of the control
+// database) until ledgerTimeout: a stuck control database must not stall the slave for longer.
+func (sl *slave) record(ctx context.Context, ms []Missed) error {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerTimeout)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := sl.s.opts.Ledger.Record(lctx, sl.w.Name(), ms)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-lctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // logMissed counts misses by class and logs them at most once per LogEvery.

@@ -2,9 +2,13 @@ package indexer
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeCluster is a ClusterWriter that answers every doc with class, after wait.
@@ -84,3 +88,52 @@ func TestWorstIndexResultDecidesTheDocument(t *testing.T) {
 		}
 	}
 }
+
+// flakyLedger refuses the first fails records, then keeps what it is given.
+type flakyLedger struct {
+	mu    sync.Mutex
+	fails int
+	ids   []string
+}
+
+func (l *flakyLedger) Record(_ context.Context, _ string, ms []Missed) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fails > 0 {
+		l.fails--
+		return errors.New("Deadlock found when trying to get lock")
+	}
+	for _, m := range ms {
+		l.ids = append(l.ids, m.ID+":"+m.Class)
+	}
+	return nil
+}
+
+// TestLedgerWriteIsRetriedNotDropped prevents a deadlock or a blip of the control database
+// from silently losing the ids a slave missed: the write is tried again and lands once.
+func TestLedgerWriteIsRetriedNotDropped(t *testing.T) {
+	ledger := &flakyLedger{fails: 2}
+	metrics := NewMetrics(nil)
+	s := NewStream(StreamOptions{Roles: staticRoles("es7"), Ledger: ledger, Metrics: metrics,
+		Clusters: []ClusterWriter{&fakeCluster{name: "es7", class: OK}, &fakeCluster{name: "os2", class: Retryable}}})
+	s.Start(context.Background())
+	if _, _, err := s.Write(context.Background(), []Doc{{ID: "1", Version: 1}, {ID: "2", Version: 1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Stop(stop)
+	ledger.mu.Lock()
+	defer ledger.mu.Unlock()
+	slices.Sort(ledger.ids)
+	if want := []string{"1:retryable", "2:retryable"}; !slices.Equal(ledger.ids, want) {
+		t.Errorf("ledger %v, want %v", ledger.ids, want)
+	}
+	if lost := testutil.ToFloat64(metrics.LedgerLost.WithLabelValues("os2")); lost != 0 {
+		t.Errorf("%v ids counted lost", lost)
+	}
+}
+
+type staticRoles string
+
+func (r staticRoles) Master() string { return string(r) }

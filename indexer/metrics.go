@@ -14,6 +14,7 @@ type Metrics struct {
 	LagSeconds   prometheus.Histogram     // wye_indexer_lag_seconds: commit -> acked after the master write
 	Messages     *prometheus.CounterVec   // wye_indexer_messages_total{result}: acked, retried, parked, requeued
 	Ledger       *prometheus.CounterVec   // wye_indexer_ledger_entries_total{cluster}
+	LedgerLost   *prometheus.CounterVec   // wye_indexer_ledger_lost_total{cluster}
 	SlaveBacklog *prometheus.GaugeVec     // wye_indexer_slave_backlog_batches{cluster}
 	Failures     prometheus.Counter       // wye_indexer_batch_failures_total: batches kept for a retry
 	QueueDepth   *prometheus.GaugeVec     // wye_indexer_queue_messages{queue}: ready messages, sampled
@@ -40,6 +41,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Deliveries by outcome (acked, retried, parked, requeued)."}, []string{"result"}),
 		Ledger: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_ledger_entries_total",
 			Help: "Entity ids recorded in the repair ledger, per slave."}, []string{"cluster"}),
+		LedgerLost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_ledger_lost_total",
+			Help: "Entity ids a slave missed that could not be recorded in the repair ledger (the control database refused until the deadline)."}, []string{"cluster"}),
 		SlaveBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_slave_backlog_batches",
 			Help: "Batches waiting for a slave."}, []string{"cluster"}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batch_failures_total",
@@ -49,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
-			m.Messages, m.Ledger, m.SlaveBacklog, m.Failures, m.QueueDepth)
+			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.QueueDepth)
 	}
 	return m
 }
