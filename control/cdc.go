@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +21,28 @@ import (
 const (
 	DefaultReaderName = "default"   // the reader name when none is given
 	DefaultLockPoll   = time.Second // standby poll and lock check interval
+)
+
+const (
+	// lockIdleTimeout is the lock connection's server-side wait_timeout, set right after its
+	// locks are taken: the server ends the session after this long without a statement, which
+	// releases both locks. Without it a leader whose host vanishes without closing its TCP
+	// connection (power loss, partition) keeps the lock until TCP keepalive or the global
+	// wait_timeout (8 h by default) ends the session. A live leader checks the lock every Poll,
+	// and a check either answers within checkTimeout or gives the lock up, so its session is
+	// never idle for more than Poll + checkTimeout (4 s by default); lockSessionIdle raises the
+	// timeout for a larger Poll.
+	//
+	// Takeover bound: the server ends the vanished leader's session lockIdleTimeout after it last
+	// heard from it, and a standby's next GET_LOCK, at most one Poll later, wins. The leader
+	// stops sending at most checkTimeout after its host or network fails (a check that got no
+	// answer gives up and nothing else runs on the connection), so a standby leads within
+	// lockIdleTimeout + checkTimeout + Poll = 14 s of the failure with the defaults, typically
+	// lockIdleTimeout + Poll. A partitioned leader that still runs cancels its held context
+	// within Poll + checkTimeout, before that.
+	lockIdleTimeout = 10 * time.Second
+	// checkTimeout bounds one lock check (see check).
+	checkTimeout = 3 * time.Second
 )
 
 // CDCOptions configure the state of one cdc reader.
@@ -39,12 +62,20 @@ type CDCOptions struct {
 // a deposed reader, or a process whose lock connection died, can never move the checkpoint,
 // even if MySQL reuses connection ids after a restart.
 //
+// Vanished holder: the lock connection's session runs with wait_timeout = lockIdleTimeout
+// (10 s), so a holder whose host disappears without closing its connection loses both locks
+// when the server ends its idle session, and a standby leads within lockIdleTimeout +
+// checkTimeout + Poll (14 s by default, see lockIdleTimeout) instead of hours. Fencing is
+// unchanged: the locks vanish together, exactly as when the connection dies.
+//
 // Lock-connection invariant: only lock statements (GET_LOCK, the IS_USED_LOCK check,
-// RELEASE_LOCK) run on the lock connection, and none of them under a context a session can
-// cancel. go-sql-driver/mysql closes the connection when a query's context is cancelled, and
-// closing it releases GET_LOCK: a cancelled checkpoint save on that connection used to drop the
-// lock (leader flap, duplicates). Saves therefore run on pooled connections, where a cancel
-// costs a pooled connection and nothing else.
+// RELEASE_LOCK, and the SET of the session's wait_timeout in take) run on the lock connection,
+// and none of them under a context a session can cancel. go-sql-driver/mysql closes the
+// connection when a query's context is cancelled, and closing it releases GET_LOCK: a cancelled
+// checkpoint save on that connection used to drop the lock (leader flap, duplicates). Saves
+// therefore run on pooled connections, where a cancel costs a pooled connection and nothing
+// else. The lock connection never goes back to the pool (discard): it carries the short
+// wait_timeout, and after a failed take possibly the locks.
 type CDC struct {
 	opts CDCOptions
 	db   *sql.DB
@@ -190,7 +221,7 @@ func (c *CDC) Acquire(ctx context.Context) (context.Context, func(), error) {
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			c.conn.ExecContext(rctx, "DO RELEASE_LOCK(?), RELEASE_LOCK(?)", c.fence, c.lock)
-			c.conn.Close()
+			discard(c.conn)
 			c.conn, c.fence = nil, ""
 		})
 	}
@@ -219,7 +250,7 @@ func (c *CDC) wait(ctx context.Context) (*sql.Conn, string, error) {
 				if ctx.Err() == nil {
 					c.opts.Logger.Warn("take leader lock", "lock", c.lock, "err", err)
 				}
-				conn.Close()
+				discard(conn) // it may hold the locks: end its session
 				conn = nil
 			}
 		}
@@ -254,8 +285,9 @@ func (c *CDC) watch(held context.Context, lost context.CancelFunc) {
 	}
 }
 
-// take tries GET_LOCK on conn, then the fence lock. It returns the fence name when both are
-// held, "" when another connection holds the leader lock.
+// take tries GET_LOCK on conn, then the fence lock, then sets the session's wait_timeout (see
+// lockIdleTimeout). It returns the fence name when all three succeeded, "" when another
+// connection holds the leader lock. After an error conn may hold the locks: discard it.
 func (c *CDC) take(ctx context.Context, conn *sql.Conn) (string, error) {
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", c.lock).Scan(&got); err != nil {
@@ -277,16 +309,35 @@ func (c *CDC) take(ctx context.Context, conn *sql.Conn) (string, error) {
 	if ok.Int64 != 1 {
 		return "", errors.New("get fence lock: the server does not hold two user locks on one connection")
 	}
+	// Without it a vanished holder keeps the lock for hours: no timeout, no lead.
+	idle := lockSessionIdle(c.opts.Poll)
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION wait_timeout = %d", idle)); err != nil {
+		return "", fmt.Errorf("set lock session wait_timeout: %w", err)
+	}
 	return fence, nil
 }
 
+// lockSessionIdle returns the lock session's wait_timeout in whole seconds: lockIdleTimeout,
+// or, when poll is so long that a live holder's session could come near it between checks
+// (idle up to poll + checkTimeout), that plus one more poll of margin.
+func lockSessionIdle(poll time.Duration) int64 {
+	idle := max(lockIdleTimeout, 2*poll+checkTimeout)
+	return int64((idle + time.Second - 1) / time.Second)
+}
+
+// discard ends conn's session instead of returning it to the pool.
+func discard(conn *sql.Conn) {
+	conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
+}
+
 // check verifies that the lock connection still holds the leader and fence locks. Its context
-// is its own timeout, never a session's (see CDC): a check that cannot answer in 3 s has
-// lost the lock anyway.
+// is its own timeout, never a session's (see CDC): a check that cannot answer in checkTimeout
+// has lost the lock anyway.
 func (c *CDC) check() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	var mine sql.NullInt64
 	err := c.conn.QueryRowContext(cctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID() AND IS_USED_LOCK(?) = CONNECTION_ID()",
