@@ -100,7 +100,8 @@ func TestClusterWholeBulkRejectionIsClassified(t *testing.T) {
 		want   Class
 	}{
 		{429, `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected execution"}],"type":"es_rejected_execution_exception","reason":"rejected execution"},"status":429}`, Retryable},
-		{503, `{"error":{"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];"},"status":503}`, Retryable},
+		{503, `{"error":{"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];"},"status":503}`, Unavailable},
+		{403, `{"error":{"type":"cluster_block_exception","reason":"index [p] blocked by: [FORBIDDEN/8/index write (api)];"},"status":403}`, Unavailable},
 		{413, ``, TooLarge},
 		{400, `{"error":{"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"},"status":400}`, Permanent},
 	}

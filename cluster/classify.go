@@ -25,6 +25,10 @@ const (
 	// same documents in smaller requests; a single document that large is Permanent to the
 	// caller.
 	TooLarge
+	// Unavailable: the cluster takes no write now (a write block: index.blocks.write, the
+	// flood-stage disk watermark). Like a cluster that does not answer, it says nothing about
+	// the document: wait and write again.
+	Unavailable
 )
 
 func (c Class) String() string {
@@ -39,6 +43,8 @@ func (c Class) String() string {
 		return "permanent"
 	case TooLarge:
 		return "too_large"
+	case Unavailable:
+		return "unavailable"
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }
@@ -52,6 +58,7 @@ func (c Class) String() string {
 //	409 version_conflict_engine_exception -> Stale
 //	404 on delete                         -> OK (already gone, or its index is)
 //	413                                   -> TooLarge (split the request; see TooLarge)
+//	cluster_block_exception               -> Unavailable (the cluster blocks every write)
 //	index_not_found_exception (not a
 //	delete answered 404)                  -> Retryable (apply creates the index)
 //	408, 429, 5xx                         -> Retryable (408 is a timeout: docs/architecture.md)
@@ -70,6 +77,11 @@ func Classify(status int, errType string, op string) Class {
 	case status == 413:
 		// The body, not a document, is refused: the same documents fit in smaller requests.
 		return TooLarge
+	case errType == "cluster_block_exception":
+		// index.blocks.write, read_only_allow_delete after the flood-stage disk watermark: the
+		// cluster refuses every write until its operator lifts the block. Nothing is wrong with
+		// the document.
+		return Unavailable
 	case errType == "index_not_found_exception":
 		// The index written to is missing: `wye mapping gc` removed it (the caller lists
 		// the alias's indices again) or `wye mapping apply` has not created it yet. The

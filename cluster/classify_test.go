@@ -37,6 +37,8 @@ func TestClassifyClusterAnswers(t *testing.T) {
 		{400, "illegal_argument_exception", "index", Permanent},
 		{409, "resource_already_exists_exception", "index", Permanent},
 		{413, "", "bulk", TooLarge},
+		{403, "cluster_block_exception", "index", Unavailable}, // index.blocks.write: wait, do not park
+		{429, "cluster_block_exception", "index", Unavailable}, // flood-stage watermark (ES 8 answers 429)
 		{301, "", "bulk", Permanent},
 		{0, "", "index", Permanent},
 	}

@@ -17,7 +17,10 @@ type Metrics struct {
 	LedgerLost   *prometheus.CounterVec   // wye_indexer_ledger_lost_total{cluster}
 	SlaveBacklog *prometheus.GaugeVec     // wye_indexer_slave_backlog_batches{cluster}
 	Failures     prometheus.Counter       // wye_indexer_batch_failures_total: batches kept for a retry
-	QueueDepth   *prometheus.GaugeVec     // wye_indexer_queue_messages{queue}: ready messages, sampled
+	// MasterUnavailable is wye_indexer_master_unavailable: 1 while a batch waits for a master
+	// that takes no write (down, or blocking writes).
+	MasterUnavailable prometheus.Gauge
+	QueueDepth        *prometheus.GaugeVec // wye_indexer_queue_messages{queue}: ready messages, sampled
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -47,12 +50,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Batches waiting for a slave."}, []string{"cluster"}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batch_failures_total",
 			Help: "Batches that could not be processed (source or broker down) and were kept for another try."}),
+		MasterUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_indexer_master_unavailable",
+			Help: "1 while a batch waits for a master that takes no write (unreachable, failing whole requests, or blocking writes); no attempt is spent meanwhile."}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_queue_messages",
 			Help: "Messages ready in the change, retry and parked queues (sampled every 5s while consuming)."}, []string{"queue"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
-			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.QueueDepth)
+			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.MasterUnavailable, m.QueueDepth)
 	}
 	return m
 }

@@ -89,8 +89,8 @@ func (gs groups) get(cluster string) *group {
 }
 
 // Process handles one batch. An error means nothing of the batch was decided (the source
-// could not be read, or no cluster is master): the caller keeps the deliveries and tries
-// again later. Otherwise every message is accounted for: written, in Retries or in Parked.
+// could not be read, no cluster is master, or the master took no write: *UnavailableError):
+// the caller keeps the deliveries and tries again later. Otherwise every message is accounted for: written, in Retries or in Parked.
 func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error) {
 	var out Outcome
 	gs := groups{}
@@ -220,6 +220,14 @@ func (p *Pipeline) write(ctx context.Context, g *group, cluster string, byRef ma
 	decider, results, err := p.writer.Write(ctx, batch, cluster)
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
+	}
+	for _, r := range results {
+		if r.Unavailable {
+			// An outage of the master is not a verdict on the documents: hold the batch,
+			// spend no attempt, park nothing (a retry later rewrites what did land; versions
+			// make that harmless).
+			return &UnavailableError{Cluster: decider, Reason: r.Reason}
+		}
 	}
 	out.Docs += len(batch)
 	for i, r := range results {

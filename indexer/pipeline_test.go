@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/klauspost/compress/zstd"
 	"strings"
 	"testing"
@@ -283,5 +284,37 @@ func TestRetryAndChangeOfOneEntityInABatchWriteItOnce(t *testing.T) {
 	sameStrings(t, "written", w.written(), "100@9")
 	if len(out.Retries) != 0 || len(out.Parked) != 1 || out.Parked[0].Attempt != 3 || !out.Parked[0].FirstSeen.Equal(first) {
 		t.Errorf("retries %+v parked %+v: want 100 parked after its 3rd attempt, first seen %v", out.Retries, out.Parked, first)
+	}
+}
+
+// TestMasterOutageHoldsTheBatchAndSpendsNoAttempt prevents an outage of the master from
+// parking documents that only needed patience: while the master takes no write, nothing of
+// the batch is decided (no retry message, nothing parked, no attempt spent); once it takes
+// writes again, the same batch is written.
+func TestMasterOutageHoldsTheBatchAndSpendsNoAttempt(t *testing.T) {
+	db := catalogDB()
+	down := true
+	w := &fakeWriter{answer: func(Doc) Result {
+		if down {
+			return Result{Class: Retryable, Reason: "cluster es7: Bulk: unreachable", Unavailable: true}
+		}
+		return Result{Class: OK}
+	}}
+	p := NewPipeline(catalogModel(t), db, w, Options{MaxAttempts: 1})
+	batch := msgs(event("cat.programs", "update", 5, r("id", 100, "title", "x", "channel_id", 10), r("id", 100, "title", "News", "channel_id", 10)))
+	for range 3 { // more tries than MaxAttempts: none of them counts
+		out, err := p.Process(context.Background(), batch)
+		var ue *UnavailableError
+		if !errors.As(err, &ue) || ue.Cluster != "es7" {
+			t.Fatalf("master down: err = %v, want an UnavailableError naming es7", err)
+		}
+		if len(out.Retries)+len(out.Parked) != 0 {
+			t.Fatalf("master down: decided %+v", out)
+		}
+	}
+	down = false
+	out, err := p.Process(context.Background(), batch)
+	if err != nil || len(out.Retries)+len(out.Parked) != 0 || out.Docs != 1 {
+		t.Fatalf("master back: %+v, %v; want the document written", out, err)
 	}
 }

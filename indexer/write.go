@@ -50,6 +50,23 @@ type Result struct {
 	Status  int // 0 when the request got no answer
 	ErrType string
 	Reason  string
+	// Unavailable: the cluster took no write at all (the request failed as a whole: no
+	// connection, a timeout, a 5xx or 401 for the request, an answer that is not a _bulk
+	// answer; or the cluster blocks writes). The result says nothing about the document, so
+	// on the master it spends no attempt: the batch waits (docs/architecture.md, "Error
+	// classes"). On a slave it is a miss like any other: counted and ledgered.
+	Unavailable bool
+}
+
+// UnavailableError is a batch held because the cluster deciding it took no write: nothing of
+// the batch is decided, and the caller tries it again later without spending an attempt.
+type UnavailableError struct {
+	Cluster string
+	Reason  string
+}
+
+func (e *UnavailableError) Error() string {
+	return "cluster " + e.Cluster + " takes no write: " + e.Reason
 }
 
 // ClusterWriter writes documents to one cluster: one _bulk per call (split when the cluster

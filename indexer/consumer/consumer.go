@@ -77,6 +77,7 @@ type Consumer struct {
 	opts  Options
 	p     Processor
 	ready atomic.Bool
+	held  atomic.Bool // a batch waits for the master, which takes no write
 }
 
 // New applies the defaults.
@@ -103,7 +104,8 @@ func New(opts Options, p Processor) *Consumer {
 }
 
 // Ready reports whether the consumer is connected and consuming (/readyz).
-func (c *Consumer) Ready() bool { return c.ready.Load() }
+// Ready is false while a batch waits for a master that takes no write.
+func (c *Consumer) Ready() bool { return c.ready.Load() && !c.held.Load() }
 
 // RetryQueue is the tier queue for a delay: broker.RetryQueue, "<queue>.retry.5s".
 func (c *Consumer) RetryQueue(d time.Duration) string { return broker.RetryQueue(c.opts.Queue, d) }
@@ -338,6 +340,7 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 	for i, d := range batch {
 		msgs[i] = message(d)
 	}
+	defer c.hold(false)
 	for failures := 0; ; failures++ {
 		out, err := c.p.Process(ctx, msgs)
 		if err == nil {
@@ -354,6 +357,11 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 			// waits for an operator, and says so.
 			msg = "process batch: the source refuses the read and will until an operator acts; keeping the batch for another try"
 		}
+		if _, ok := errors.AsType[*indexer.UnavailableError](err); ok {
+			// A master outage holds the batch (no attempt spent, nothing parked), and shows.
+			c.hold(true)
+			msg = "the master takes no write; holding the batch until it does (no attempt spent)"
+		}
 		c.opts.Logger.Error(msg, "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
@@ -361,6 +369,17 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 		case <-time.After(wait):
 		}
 	}
+}
+
+// hold marks a batch waiting for the master: /readyz is false and
+// wye_indexer_master_unavailable is 1 meanwhile.
+func (c *Consumer) hold(on bool) {
+	c.held.Store(on)
+	v := 0.0
+	if on {
+		v = 1
+	}
+	c.opts.Metrics.MasterUnavailable.Set(v)
 }
 
 // publishOutcome publishes the batch's retries to their tier queues and its parked messages,

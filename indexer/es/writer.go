@@ -115,8 +115,9 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 		}
 		if err != nil {
 			// No index to write to (not applied yet, or being created): retryable on the
-			// master, a ledger entry on a slave.
-			out[i] = indexer.Result{Class: indexer.Retryable, Reason: err.Error()}
+			// master, a ledger entry on a slave. A cluster that could not even be asked took
+			// no write: unavailable.
+			out[i] = indexer.Result{Class: indexer.Retryable, Reason: err.Error(), Unavailable: noAnswer(err)}
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, "retryable").Inc()
 			continue
 		}
@@ -153,7 +154,10 @@ func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]strin
 		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.opts.Name, len(items), actions)
 	}
 	if err != nil {
-		r := indexer.Result{Class: classOf(cluster.ClassOf(err)), Reason: err.Error()}
+		// The request failed as a whole: the cluster took no write of it. Only a single
+		// document too large for any request is a verdict on that document.
+		c := cluster.ClassOf(err)
+		r := indexer.Result{Class: classOf(c), Reason: err.Error(), Unavailable: c != cluster.TooLarge}
 		var se *cluster.StatusError
 		if errors.As(err, &se) {
 			r.Status, r.ErrType = se.Status, se.Type
@@ -172,7 +176,8 @@ func (w *Writer) fold(docs []indexer.Doc, indices [][]string, items []cluster.Bu
 		for j, index := range indices[i] {
 			it := items[n]
 			n++
-			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: it.Reason}
+			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: it.Reason,
+				Unavailable: it.Class == cluster.Unavailable}
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Inc()
 			if it.ErrType == "index_not_found_exception" {
 				w.forget(d.Index) // gc removed an index: list them again
@@ -188,6 +193,14 @@ func (w *Writer) fold(docs []indexer.Doc, indices [][]string, items []cluster.Bu
 		}
 	}
 	return out
+}
+
+// noAnswer reports an error of a request the cluster failed as a whole (no connection, a
+// timeout, a refused request), as opposed to an answer that says there is nothing to write to.
+func noAnswer(err error) bool {
+	var te *cluster.TransportError
+	var se *cluster.StatusError
+	return errors.As(err, &te) || errors.As(err, &se)
 }
 
 func same(n int, r indexer.Result) []indexer.Result {
@@ -206,7 +219,7 @@ func classOf(c cluster.Class) indexer.Class {
 		return indexer.OK
 	case cluster.Stale:
 		return indexer.Stale
-	case cluster.Retryable:
+	case cluster.Retryable, cluster.Unavailable:
 		return indexer.Retryable
 	}
 	return indexer.Permanent

@@ -2,6 +2,7 @@ package es
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -338,4 +339,73 @@ func sameSet(t *testing.T, what string, got []string, want ...string) {
 	if !slices.Equal(got, want) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
+}
+
+// TestOnlyAVerdictOnTheDocumentSpendsAnAttempt prevents an outage from being taken for a
+// problem of the documents: a request that failed as a whole (no answer, 5xx, 401) or a write
+// block says the cluster took nothing (Unavailable); an item's own error, and a single
+// document too large for any request, are verdicts on that document.
+func TestOnlyAVerdictOnTheDocumentSpendsAnAttempt(t *testing.T) {
+	whole := func(status int) func(http.ResponseWriter, *http.Request, string) {
+		return func(w http.ResponseWriter, _ *http.Request, _ string) {
+			w.WriteHeader(status)
+			w.Write([]byte(`{"error":{"type":"x","reason":"whole request"},"status":` + fmt.Sprint(status) + `}`))
+		}
+	}
+	tests := []struct {
+		name        string
+		bulk        func(http.ResponseWriter, *http.Request, string)
+		docs        int
+		unavailable bool
+		class       indexer.Class
+	}{
+		{"503 for the request", whole(503), 2, true, indexer.Retryable},
+		{"401 after a key rotation", whole(401), 2, true, indexer.Permanent},
+		{"write block on the index", okBulk(map[string]string{
+			"0": `{"index":{"_id":"0","status":403,"error":{"type":"cluster_block_exception","reason":"index [programs] blocked by: [FORBIDDEN/8/index write (api)];"}}}`,
+		}), 1, true, indexer.Retryable},
+		{"item rejected (429)", okBulk(map[string]string{
+			"0": `{"index":{"_id":"0","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}`,
+		}), 1, false, indexer.Retryable},
+		{"item refused by the mapping", okBulk(map[string]string{
+			"0": `{"index":{"_id":"0","status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}`,
+		}), 1, false, indexer.Permanent},
+		{"one document too large for any request", whole(413), 1, false, indexer.Permanent},
+	}
+	for _, tt := range tests {
+		srv := fakeES(t, tt.bulk)
+		w := New(Options{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second})
+		for i, r := range w.Write(t.Context(), docs(tt.docs)) {
+			if r.Unavailable != tt.unavailable || r.Class != tt.class {
+				t.Errorf("%s: doc %d: %+v, want class %v, unavailable %v", tt.name, i, r, tt.class, tt.unavailable)
+			}
+		}
+	}
+	// Dead cluster: no answer at all.
+	srv := fakeES(t, okBulk(nil))
+	c := client(t, "es7", srv.URL)
+	srv.Close()
+	w := New(Options{Name: "es7", Client: c, Timeout: 2 * time.Second})
+	if r := w.Write(t.Context(), docs(1))[0]; !r.Unavailable || r.Class != indexer.Retryable {
+		t.Errorf("unreachable cluster: %+v, want retryable and unavailable", r)
+	}
+	// Its indices cannot even be listed: unavailable too; a listing that finds none is not.
+	for _, tt := range []struct {
+		err         error
+		unavailable bool
+	}{
+		{&cluster.TransportError{Cluster: "es7", Op: "IndicesGetAlias", Err: errors.New("connection refused")}, true},
+		{errors.New("list indices of programs: none exists; run `wye mapping apply`"), false},
+	} {
+		w := New(Options{Name: "es7", Client: c, Resolver: failingResolver{tt.err}})
+		if r := w.Write(t.Context(), docs(1))[0]; r.Unavailable != tt.unavailable || r.Class != indexer.Retryable {
+			t.Errorf("listing fails with %v: %+v, want retryable, unavailable %v", tt.err, r, tt.unavailable)
+		}
+	}
+}
+
+type failingResolver struct{ err error }
+
+func (f failingResolver) WriteIndices(context.Context, string, string) ([]string, error) {
+	return nil, f.err
 }
