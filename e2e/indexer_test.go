@@ -293,6 +293,46 @@ func TestIndexerMasterOutageHoldsBatchesAndParksNothing(t *testing.T) {
 	}
 }
 
+// TestIndexerWriteBlockOnTheMasterParksNothing prevents a write block on the master
+// (index.blocks.write, as the flood-stage disk watermark sets read_only_allow_delete) from
+// parking every change made meanwhile: cluster_block_exception holds the batches, and once the
+// block is lifted every cluster converges with nothing parked.
+func TestIndexerWriteBlockOnTheMasterParksNothing(t *testing.T) {
+	r := newIndexerRig(t)
+	p := r.start()
+	c := newIndexerCatalog(r, 3)
+	c.seed(2, 6, 60, 100, 10)
+	for range 100 {
+		c.step()
+	}
+	concrete := clusterURL(t, "es7") + "/" + r.index + "_v1/_settings"
+	block := func(on bool) {
+		body := []byte(fmt.Sprintf(`{"index.blocks.write":%v}`, on))
+		if status, b := indexerHTTP(t, "PUT", concrete, body); status != 200 {
+			t.Fatalf("set index.blocks.write=%v on es7: %d %s", on, status, b)
+		}
+	}
+	block(true)
+	t.Cleanup(func() { block(false) })
+	blocked := time.Now()
+	held := false
+	for time.Since(blocked) < time.Minute { // issue 11: blocked for a minute
+		c.step()
+		held = held || p.metric(t, "wye_indexer_master_unavailable") == 1
+	}
+	block(false)
+	if !held {
+		t.Error("wye_indexer_master_unavailable never showed the write block")
+	}
+	for range 100 {
+		c.step()
+	}
+	eventually(t, 3*time.Minute, func() error { return r.converged("es7", "es8", "os2") })
+	if parked := p.metric(t, "wye_indexer_messages_total", "result", "parked"); parked != 0 {
+		t.Errorf("%v messages parked during a write block of the master; batches must wait, not park", parked)
+	}
+}
+
 func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
 	r := newIndexerRig(t)
 	procs := []*indexerProc{r.start(), r.start()}
