@@ -26,15 +26,7 @@ import (
 func openTestControl(t *testing.T, name string) *control.CDC {
 	t.Helper()
 	requireReachable(t, "MariaDB", mysqlAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cfg := mysqlDriverConfig(env("WYE_E2E_CONTROL_USER", "wye"), env("WYE_E2E_CONTROL_PASSWORD", "wye-control"), "wye")
-	store, err := control.Open(ctx, cfg)
-	if err != nil {
-		t.Fatalf("open control: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store.CDC(control.CDCOptions{Name: name, Poll: 100 * time.Millisecond})
+	return openControlVia(t, name, mysqlAddr)
 }
 
 // cannotAcquire fails the test if other gets the leader lock within d.

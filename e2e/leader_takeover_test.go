@@ -150,13 +150,13 @@ func addToxic(t *testing.T, proxy *toxiproxy.Proxy, spec string) {
 	}
 }
 
-// openControlVia opens the control-schema adapter of reader name whose connections all go to
-// addr instead of MariaDB.
+// openControlVia opens the control-schema adapter of reader name with every connection to
+// addr: MariaDB itself, or a proxy in front of it.
 func openControlVia(t *testing.T, name, addr string) *control.CDC {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg := mysqlDriverConfig(env("WYE_E2E_CONTROL_USER", "wye"), env("WYE_E2E_CONTROL_PASSWORD", "wye-control"), "wye")
+	cfg := controlConfig()
 	cfg.Addr = addr
 	store, err := control.Open(ctx, cfg)
 	if err != nil {

@@ -145,7 +145,7 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 		if d.Version < 0 {
 			return "", nil, fmt.Errorf("write %s %s: negative version %d", d.Entity, d.ID, d.Version)
 		}
-		size += docSize(d)
+		size += d.BulkSize()
 	}
 	if cluster == "" {
 		for _, name := range s.order {

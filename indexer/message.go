@@ -55,19 +55,28 @@ var zstdDecoder = func() *zstd.Decoder {
 	return d
 }()
 
-// plain returns the message's JSON body, decompressed.
+// plain returns the message's JSON body, decompressed; a body that cannot be is poison.
 func (m Message) plain() ([]byte, error) {
-	switch m.Encoding {
+	b, err := Decompress(m.Body, m.Encoding)
+	if err != nil {
+		return nil, poison("%v", err)
+	}
+	return b, nil
+}
+
+// Decompress returns body as plain JSON, given its AMQP content-encoding: "" (plain) or "zstd".
+func Decompress(body []byte, encoding string) ([]byte, error) {
+	switch encoding {
 	case "":
-		return m.Body, nil
+		return body, nil
 	case "zstd":
-		b, err := zstdDecoder.DecodeAll(m.Body, nil)
+		b, err := zstdDecoder.DecodeAll(body, nil)
 		if err != nil {
-			return nil, poison("content-encoding zstd: %v", err)
+			return nil, fmt.Errorf("content-encoding zstd: %w", err)
 		}
 		return b, nil
 	}
-	return nil, poison("unknown content-encoding %q (this indexer reads zstd or none)", m.Encoding)
+	return nil, fmt.Errorf("unknown content-encoding %q (this indexer reads zstd or none)", encoding)
 }
 
 // PoisonError is a message that can never be processed, whatever is retried: not JSON, an

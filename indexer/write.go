@@ -116,5 +116,6 @@ func WriteAll(ctx context.Context, clusters []ClusterWriter, docs []Doc) map[str
 	return out
 }
 
-// docSize estimates the _bulk bytes of one document on one index: its source, its action line.
-func docSize(d Doc) int { return len(d.Source) + len(d.Index) + len(d.ID) + 80 }
+// BulkSize estimates the _bulk bytes of the document on one index: its source and its action
+// line. It sizes the body buffer and bounds how many batches a slave merges.
+func (d Doc) BulkSize() int { return len(d.Source) + len(d.Index) + len(d.ID) + 80 }

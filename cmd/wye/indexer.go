@@ -196,7 +196,7 @@ type mappingIndices struct{ api mapping.Requester }
 
 var _ es.IndexResolver = mappingIndices{}
 
-func (m mappingIndices) WriteIndices(ctx context.Context, _, alias string) ([]string, error) {
+func (m mappingIndices) WriteIndices(ctx context.Context, alias string) ([]string, error) {
 	return mapping.WriteIndices(ctx, m.api, alias)
 }
 

@@ -51,7 +51,7 @@ func TestIndexerNeverWritesAnAliasNameThatNoIndexCarries(t *testing.T) {
 		{"nothing: the write would auto-create a dynamic index", fakeIndices{"other"}, nil},
 	}
 	for _, tt := range tests {
-		got, err := mappingIndices{tt.indices}.WriteIndices(t.Context(), "es7", "programs")
+		got, err := mappingIndices{tt.indices}.WriteIndices(t.Context(), "programs")
 		if tt.want == nil {
 			if err == nil {
 				t.Errorf("%s: targets %v, want an error", tt.name, got)

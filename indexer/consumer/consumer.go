@@ -188,12 +188,22 @@ func (c *Consumer) Declare(conn *amqp.Connection) error {
 	return nil
 }
 
+// dial connects to the broker with a 5 s dial timeout and 5 s heartbeats: the consumer's and
+// the parked commands' one way to connect.
+func dial(url string) (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, fmt.Errorf("dial broker: %w", err)
+	}
+	return conn, nil
+}
+
 // session consumes over one connection until it fails or ctx is done. Its errors are
 // classified (broker.Classify) by the step that failed; Run classifies the rest as "consume".
 func (c *Consumer) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(c.opts.URL, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := dial(c.opts.URL)
 	if err != nil {
-		return broker.Classify("dial", fmt.Errorf("dial broker: %w", err))
+		return broker.Classify("dial", err)
 	}
 	defer conn.Close()
 	if err := c.Declare(conn); err != nil {

@@ -14,10 +14,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/zstd"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wyehq/wye/broker"
+	"github.com/wyehq/wye/indexer"
 )
 
 // The parked queue's tools (`wye parked`): read it without consuming it, and put what matches
@@ -101,22 +101,11 @@ func parkedID(d amqp.Delivery) string {
 
 // PlainBody is the message's body, decompressed when its content-encoding is zstd.
 func (p Parked) PlainBody() ([]byte, error) {
-	switch p.Encoding {
-	case "":
-		return p.Body, nil
-	case "zstd":
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
-		if err != nil {
-			return nil, fmt.Errorf("open zstd decoder: %w", err)
-		}
-		defer d.Close()
-		b, err := d.DecodeAll(p.Body, nil)
-		if err != nil {
-			return nil, fmt.Errorf("decompress body: %w", err)
-		}
-		return b, nil
+	b, err := indexer.Decompress(p.Body, p.Encoding)
+	if err != nil {
+		return nil, fmt.Errorf("decompress body: %w", err)
 	}
-	return nil, fmt.Errorf("decompress body: unknown content-encoding %q", p.Encoding)
+	return b, nil
 }
 
 // ParkedFilter selects parked messages; an empty field matches every message.
@@ -465,9 +454,9 @@ func ReplayPublishing(d amqp.Delivery) amqp.Publishing {
 }
 
 func dialParked(url string) (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(url, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := dial(url)
 	if err != nil {
-		return nil, broker.Classify("dial", fmt.Errorf("dial broker: %w", err))
+		return nil, broker.Classify("dial", err)
 	}
 	return conn, nil
 }

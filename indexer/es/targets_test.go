@@ -13,14 +13,15 @@ import (
 	"github.com/wyehq/wye/indexer"
 )
 
-// fakeResolver answers WriteTargets from a table and counts the calls per cluster.
+// fakeResolver answers the index lookups of every cluster from a table and counts the calls
+// per cluster; of(cluster) is that cluster's IndexResolver.
 type fakeResolver struct {
 	mu      sync.Mutex
 	targets map[string][]string // cluster -> indices; missing: no index exists
 	calls   map[string]int
 }
 
-func (r *fakeResolver) WriteIndices(_ context.Context, cl, alias string) ([]string, error) {
+func (r *fakeResolver) indices(cl, alias string) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls[cl]++
@@ -37,7 +38,17 @@ func (r *fakeResolver) callsOf(cl string) int {
 	return r.calls[cl]
 }
 
-var _ IndexResolver = (*fakeResolver)(nil)
+// clusterResolver is one cluster's view of a fakeResolver.
+type clusterResolver struct {
+	r       *fakeResolver
+	cluster string
+}
+
+func (c clusterResolver) WriteIndices(_ context.Context, alias string) ([]string, error) {
+	return c.r.indices(c.cluster, alias)
+}
+
+var _ IndexResolver = clusterResolver{}
 
 // recordingES keeps every body and answers each action with answer(index, id).
 func recordingES(t *testing.T, answer func(index, id string) string) (*httptest.Server, *[]string) {

@@ -33,12 +33,12 @@ type Bulker interface {
 
 var _ Bulker = (*cluster.Client)(nil)
 
-// IndexResolver lists the concrete indices one cluster must receive every document of alias
-// in: every <alias>_vN that exists, in version order (mapping.WriteIndices; two while a
-// mapping version bump runs). An error means there is nothing safe to write to: the alias
+// IndexResolver lists the concrete indices the Writer's cluster must receive every document
+// of alias in: every <alias>_vN that exists, in version order (mapping.WriteIndices; two while
+// a mapping version bump runs). An error means there is nothing safe to write to: the alias
 // name itself must not be written, or the engine would auto-create a dynamic index.
 type IndexResolver interface {
-	WriteIndices(ctx context.Context, cluster, alias string) ([]string, error)
+	WriteIndices(ctx context.Context, alias string) ([]string, error)
 }
 
 // Options configure the Writer of one cluster.
@@ -247,7 +247,7 @@ func (w *Writer) resolve(ctx context.Context, alias string) ([]string, error) {
 	w.mu.Unlock()
 
 	// Two goroutines may resolve the same alias at once; both answers are current.
-	names, err := w.opts.Resolver.WriteIndices(ctx, w.opts.Name, alias)
+	names, err := w.opts.Resolver.WriteIndices(ctx, alias)
 	if err == nil && len(names) == 0 {
 		err = errors.New("no index")
 	}
@@ -294,7 +294,7 @@ func body(docs []indexer.Doc, indices [][]string) ([]byte, error) {
 		if indices != nil {
 			n = len(indices[i])
 		}
-		size += n * (len(d.Source) + len(d.Index) + len(d.ID) + 80)
+		size += n * d.BulkSize()
 	}
 	b := make([]byte, 0, size)
 	for i, d := range docs {

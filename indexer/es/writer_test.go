@@ -31,7 +31,7 @@ type fanOpts struct {
 	Ledger        indexer.Ledger
 	Backlog       int
 	SlaveInFlight int
-	Resolver      IndexResolver
+	Resolver      *fakeResolver // nil: no resolver
 	TTL           time.Duration
 	Targets       []Target
 }
@@ -39,7 +39,11 @@ type fanOpts struct {
 func fan(o fanOpts) *indexer.Stream {
 	var ws []indexer.ClusterWriter
 	for _, t := range o.Targets {
-		ws = append(ws, New(Options{Name: t.Name, Client: t.Client, Timeout: t.Timeout, Resolver: o.Resolver, IndicesTTL: o.TTL}))
+		var res IndexResolver
+		if o.Resolver != nil {
+			res = clusterResolver{o.Resolver, t.Name}
+		}
+		ws = append(ws, New(Options{Name: t.Name, Client: t.Client, Timeout: t.Timeout, Resolver: res, IndicesTTL: o.TTL}))
 	}
 	return indexer.NewStream(indexer.StreamOptions{Clusters: ws, Roles: o.Roles, Ledger: o.Ledger,
 		Backlog: o.Backlog, SlaveInFlight: o.SlaveInFlight})
@@ -406,6 +410,6 @@ func TestOnlyAVerdictOnTheDocumentSpendsAnAttempt(t *testing.T) {
 
 type failingResolver struct{ err error }
 
-func (f failingResolver) WriteIndices(context.Context, string, string) ([]string, error) {
+func (f failingResolver) WriteIndices(context.Context, string) ([]string, error) {
 	return nil, f.err
 }
