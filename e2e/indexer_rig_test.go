@@ -49,6 +49,9 @@ type indexerRig struct {
 	// viaCDC: the real `wye cdc` publishes the events; publish only counts changes.
 	viaCDC   bool
 	serverID int
+	// entities are more entity definitions (YAML list items, catalog. already replaced) the
+	// indexer follows besides the catalog's program.
+	entities []string
 }
 
 func newIndexerRig(t *testing.T) *indexerRig {
@@ -179,6 +182,7 @@ func (r *indexerRig) config(metrics string) string {
 	}
 	ent := strings.ReplaceAll(string(entity), "catalog.", r.db+".")
 	ent = strings.Replace(ent, "index: programs", "index: "+r.index, 1)
+	ent = strings.Join(append([]string{ent}, r.entities...), "\n")
 	cfg := fmt.Sprintf(`source: {flavor: mariadb, host: 127.0.0.1, port: 3306, user: %s, password_env: WYE_SOURCE_PASSWORD, server_id: %d}
 control: {host: 127.0.0.1, port: 3306, user: wye, password_env: WYE_CONTROL_PASSWORD, database: wye}
 amqp: {url: %q, password_env: WYE_AMQP_PASSWORD, exchange: %s, queue: %s, parked: %s, prefetch: 512}

@@ -15,6 +15,7 @@ type fakeDB struct {
 	tables  map[string][]Row
 	queries []string // "table.where" per call
 	fail    error
+	refuse  func(table string, values []Value) error // non-nil error: that read fails
 }
 
 var _ Source = (*fakeDB)(nil)
@@ -29,6 +30,11 @@ func (f *fakeDB) Close() error { return nil }
 
 func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
 	f.queries = append(f.queries, table+"."+where)
+	if f.refuse != nil {
+		if err := f.refuse(table, values); err != nil {
+			return nil, err
+		}
+	}
 	var out []Row
 	for _, r := range f.tables[table] {
 		if slices.Contains(values, r[where]) {

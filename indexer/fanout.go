@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wyehq/wye/internal/defaults"
@@ -16,6 +17,9 @@ const (
 	// DefaultSlaveBacklog bounds the batches waiting for one slave; past it a batch is not
 	// sent to that slave and its ids go to the ledger.
 	DefaultSlaveBacklog = 64
+	// DefaultSlaveBacklogBytes bounds the document bytes waiting for one slave, whatever the
+	// size of the batches: past it a batch is not sent to that slave and goes to the ledger.
+	DefaultSlaveBacklogBytes = 64 << 20
 	// DefaultSlaveInFlight is the _bulk requests one slave has in flight: while one is
 	// answered the next is sent, as the master has one per pipeline in flight.
 	DefaultSlaveInFlight = 2
@@ -24,8 +28,6 @@ const (
 	DefaultStopTimeout = 10 * time.Second
 	// DefaultLogEvery rate-limits slave failure logs: one line per cluster per interval.
 	DefaultLogEvery = 10 * time.Second
-	// maxCoalesce bounds the body of one slave _bulk made of several queued batches.
-	maxCoalesce = 8 << 20
 	// maxDropped bounds the ids of dropped batches held for the ledger per slave; beyond it
 	// drops are still counted (wye_indexer_items_total{result="dropped"}) but not recorded.
 	maxDropped = 100_000
@@ -42,6 +44,8 @@ type StreamOptions struct {
 	Metrics       *Metrics
 	Logger        *slog.Logger
 	Backlog       int           // DefaultSlaveBacklog
+	BacklogBytes  int           // DefaultSlaveBacklogBytes
+	BulkBytes     int           // bound of one slave write merged from queued batches [DefaultBulkBytes]
 	SlaveInFlight int           // DefaultSlaveInFlight
 	LogEvery      time.Duration // DefaultLogEvery
 }
@@ -69,9 +73,10 @@ type job struct {
 
 // slave is the asynchronous side of one cluster: its backlog, workers and misses.
 type slave struct {
-	w     ClusterWriter
-	queue chan job
-	s     *Stream
+	w      ClusterWriter
+	queue  chan job
+	queued atomic.Int64 // bytes of the jobs in queue: at most BacklogBytes
+	s      *Stream
 
 	mu       sync.Mutex
 	lastLog  time.Time
@@ -83,6 +88,8 @@ type slave struct {
 // NewStream builds the streaming fan-out; Start runs the slave workers.
 func NewStream(opts StreamOptions) *Stream {
 	opts.Backlog = defaults.Positive(opts.Backlog, DefaultSlaveBacklog)
+	opts.BacklogBytes = defaults.Positive(opts.BacklogBytes, DefaultSlaveBacklogBytes)
+	opts.BulkBytes = defaults.Positive(opts.BulkBytes, DefaultBulkBytes)
 	opts.SlaveInFlight = defaults.Positive(opts.SlaveInFlight, DefaultSlaveInFlight)
 	opts.LogEvery = defaults.Positive(opts.LogEvery, DefaultLogEvery)
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
@@ -157,16 +164,21 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 	return decider, m.Write(ctx, docs), nil
 }
 
-// enqueue hands a batch to a slave without ever blocking: a full backlog means the slave
-// misses this batch; its ids are kept for the worker to record in the ledger, so the master
-// path never touches the control database either.
+// enqueue hands a batch to a slave without ever blocking: a full backlog (in batches or in
+// bytes) means the slave misses this batch; its ids are kept for the worker to record in the
+// ledger, so the master path never touches the control database either.
 func (sl *slave) enqueue(j job) {
 	m := sl.s.opts.Metrics
-	select {
-	case sl.queue <- j:
-		m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
-		return
-	default:
+	// The byte bound is checked before the send: concurrent pipelines may pass it together by
+	// at most one batch each, which BulkBytes bounds.
+	if sl.queued.Load()+int64(j.size) <= int64(sl.s.opts.BacklogBytes) {
+		select {
+		case sl.queue <- j:
+			sl.queued.Add(int64(j.size))
+			m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
+			return
+		default:
+		}
 	}
 	m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
 	sl.mu.Lock()
@@ -184,43 +196,56 @@ func (sl *slave) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	m := sl.s.opts.Metrics
+	var left *job // a batch taken from the queue that did not fit the last write
 	for {
-		select {
-		case j, ok := <-sl.queue:
-			if !ok {
+		var j job
+		if left != nil {
+			j, left = *left, nil
+		} else {
+			select {
+			case next, ok := <-sl.queue:
+				if !ok {
+					sl.flushDropped(ctx)
+					return
+				}
+				sl.queued.Add(-int64(next.size))
+				j = next
+			case <-tick.C:
 				sl.flushDropped(ctx)
-				return
-			}
-			m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
-			if ctx.Err() != nil {
-				m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
-				sl.missed(ctx, j.docs, nil, "dropped", "shut down before the write")
 				continue
 			}
-			j = sl.coalesce(j)
-			sl.missed(ctx, j.docs, sl.w.Write(ctx, j.docs), "", "")
-		case <-tick.C:
-			sl.flushDropped(ctx)
 		}
+		m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
+		if ctx.Err() != nil {
+			m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
+			sl.missed(ctx, j.docs, nil, "dropped", "shut down before the write")
+			continue
+		}
+		j, left = sl.coalesce(j)
+		sl.missed(ctx, j.docs, sl.w.Write(ctx, j.docs), "", "")
 	}
 }
 
-// coalesce appends the batches already waiting to j, so a slave that fell behind catches up
-// with fewer, larger requests instead of dropping. Order within the body does not matter:
-// external versions decide which write of one document wins.
-func (sl *slave) coalesce(j job) job {
-	for j.size < maxCoalesce {
+// coalesce appends the batches already waiting to j while the write stays within BulkBytes,
+// so a slave that fell behind catches up with fewer, larger requests instead of dropping; the
+// first batch that does not fit is returned for the next write. Order within the body does
+// not matter: external versions decide which write of one document wins.
+func (sl *slave) coalesce(j job) (job, *job) {
+	for {
 		select {
 		case next, ok := <-sl.queue:
 			if !ok {
-				return j
+				return j, nil
+			}
+			sl.queued.Add(-int64(next.size))
+			if j.size+next.size > sl.s.opts.BulkBytes {
+				return j, &next
 			}
 			j = job{size: j.size + next.size, docs: append(j.docs[:len(j.docs):len(j.docs)], next.docs...)}
 		default:
-			return j
+			return j, nil
 		}
 	}
-	return j
 }
 
 func (sl *slave) flushDropped(ctx context.Context) {

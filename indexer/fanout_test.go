@@ -137,3 +137,32 @@ func TestLedgerWriteIsRetriedNotDropped(t *testing.T) {
 type staticRoles string
 
 func (r staticRoles) Master() string { return string(r) }
+
+// TestSlaveBacklogIsBoundedInBytes prevents a slow slave from holding a copy of every big
+// batch in memory: past BacklogBytes, batches go to the ledger instead of the queue, however
+// few batches are queued.
+func TestSlaveBacklogIsBoundedInBytes(t *testing.T) {
+	metrics := NewMetrics(nil)
+	slow := &fakeCluster{name: "os2", class: OK, wait: make(chan struct{})}
+	s := NewStream(StreamOptions{Roles: staticRoles("es7"), Metrics: metrics, Backlog: 1000, BacklogBytes: 10_000, SlaveInFlight: 1,
+		Clusters: []ClusterWriter{&fakeCluster{name: "es7", class: OK}, slow}})
+	s.Start(context.Background())
+	doc := Doc{ID: "1", Version: 1, Source: make([]byte, 1_000)} // about 1 kB on the wire
+	for range 50 {
+		if _, _, err := s.Write(context.Background(), []Doc{doc}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := s.slaves["os2"].queued.Load()
+	dropped := testutil.ToFloat64(metrics.Items.WithLabelValues("os2", "dropped"))
+	close(slow.wait)
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Stop(stop)
+	if queued > 10_000 {
+		t.Errorf("%d bytes queued for the slow slave, want at most BacklogBytes=10000", queued)
+	}
+	if dropped < 30 {
+		t.Errorf("%v batches dropped to the ledger, want the ones past the byte bound (about 40)", dropped)
+	}
+}

@@ -25,7 +25,13 @@ type Change struct {
 	After    Row    // nil for deletes
 	Version  int64
 	CommitTS time.Time
+
+	at origin // where the change came from in its batch, to park it as it came
 }
+
+// origin places a change in its batch: the message (index in the batch) and the change
+// within a schema 2 message (index in "changes"; -1 for a schema 1 message, the change itself).
+type origin struct{ msg, idx int }
 
 // Retry names one entity to write again to one cluster. The indexer publishes it (to a
 // retry tier) when the master could not take the entity's write; reading it back skips
@@ -142,6 +148,9 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		return decoded{retry: r}, err
 	case *w.Schema == 1:
 		c, err := m.decodeChange(&w)
+		if c != nil {
+			c.at.idx = -1
+		}
 		return decoded{changes: []*Change{c}}, err
 	case len(w.Changes) == 0:
 		return decoded{}, poison("schema 2 message without changes")
@@ -156,6 +165,7 @@ func (m *Model) decode(body []byte) (decoded, error) {
 			}
 			return m.decodeEach(env.Changes), nil
 		}
+		c.at.idx = i
 		out.changes = append(out.changes, c)
 	}
 	return out, nil
@@ -171,7 +181,7 @@ type envelope struct {
 // returned as a message of its own.
 func (m *Model) decodeEach(changes []json.RawMessage) decoded {
 	out := decoded{changes: make([]*Change, 0, len(changes))}
-	for _, raw := range changes {
+	for i, raw := range changes {
 		var cw wire
 		err := json.Unmarshal(raw, &cw)
 		if err != nil {
@@ -179,6 +189,7 @@ func (m *Model) decodeEach(changes []json.RawMessage) decoded {
 		} else {
 			var c *Change
 			if c, err = m.decodeChange(&cw); err == nil {
+				c.at.idx = i
 				out.changes = append(out.changes, c)
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/wyehq/wye/internal/defaults"
@@ -30,6 +31,13 @@ type Outcome struct {
 	Queries int         // SQL queries the batch made
 }
 
+// Error types of parked messages that no cluster gave (Outgoing.ErrType; a cluster's
+// refusal carries the engine's own type, such as mapper_parsing_exception).
+const (
+	ErrTypePoison = "poison" // the message can never be decoded (PoisonError)
+	ErrTypeSource = "source" // the source refuses the reads of the change (SourceError)
+)
+
 // Outgoing is one message to publish, with its headers' content.
 type Outgoing struct {
 	Body      []byte
@@ -42,33 +50,72 @@ type Outgoing struct {
 	FirstSeen time.Time
 }
 
-// DefaultMaxAttempts is the writes of one entity to the master before it is parked: with
-// the default retry tiers about 13 minutes, more than a cluster restart.
-const DefaultMaxAttempts = 10
+// Defaults of the pipeline (Options).
+const (
+	// DefaultMaxAttempts is the writes of one entity to the master before it is parked: with
+	// the default retry tiers about 13 minutes, more than a cluster restart.
+	DefaultMaxAttempts = 10
+	// DefaultChunkDocs bounds the documents denormalized and held at once: a change that
+	// touches more (a shared row renamed) is read and written a chunk at a time.
+	DefaultChunkDocs = 2000
+	// DefaultChunkBytes bounds the bytes of the documents held at once; the next chunk is
+	// sized from the documents already read to stay under it.
+	DefaultChunkBytes = 32 << 20
+	// DefaultBulkBytes bounds the documents of one write (one _bulk per cluster, per index):
+	// a chunk is sent in as many writes as this takes, a slave merges queued writes up to it.
+	DefaultBulkBytes = 8 << 20
+	// probeDocs is the first chunk of an entity whose document size is not known yet.
+	probeDocs = 100
+)
 
 // Options tune the pipeline.
 type Options struct {
 	MaxAttempts int              // DefaultMaxAttempts
+	ChunkDocs   int              // DefaultChunkDocs
+	ChunkBytes  int              // DefaultChunkBytes
+	BulkBytes   int              // DefaultBulkBytes
 	Now         func() time.Time // default time.Now
 }
 
 // Pipeline processes one batch at a time: decode, resolve, denormalize once, write, and say
-// what to retry and park.
+// what to retry and park. It is safe for concurrent use.
 type Pipeline struct {
 	model  *Model
 	source Source
 	writer Writer
 	opts   Options
+
+	mu       sync.Mutex
+	docBytes map[string]int // entity -> bytes of its last documents, on average: sizes chunks
 }
 
 // NewPipeline wires the pipeline.
 func NewPipeline(m *Model, src Source, w Writer, opts Options) *Pipeline {
 	opts.MaxAttempts = defaults.Positive(opts.MaxAttempts, DefaultMaxAttempts)
+	opts.ChunkDocs = defaults.Positive(opts.ChunkDocs, DefaultChunkDocs)
+	opts.ChunkBytes = defaults.Positive(opts.ChunkBytes, DefaultChunkBytes)
+	opts.BulkBytes = defaults.Positive(opts.BulkBytes, DefaultBulkBytes)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Pipeline{model: m, source: src, writer: w, opts: opts}
+	return &Pipeline{model: m, source: src, writer: w, opts: opts, docBytes: map[string]int{}}
 }
+
+// work is what a batch asks for: changes to resolve and retries to write again.
+type work struct {
+	changes []*Change
+	retries []retry
+}
+
+// retry is one retry message of a batch.
+type retry struct {
+	Retry
+	cluster string    // the cluster it is for (the master that failed)
+	attempt int       // attempts made so far
+	first   time.Time // first failure
+}
+
+func (w work) size() int { return len(w.changes) + len(w.retries) }
 
 // group is the work of one write: "" for change events (every cluster), a cluster name for
 // retries.
@@ -88,16 +135,67 @@ func (gs groups) get(cluster string) *group {
 	return gs[cluster]
 }
 
+func (gs groups) addRetry(r retry) {
+	g := gs.get(r.cluster)
+	ref := Ref{Entity: r.Entity, Key: r.Key}
+	g.refs[ref] = max(g.refs[ref], r.Version)
+	g.attempts[ref] = max(g.attempts[ref], r.attempt)
+	if f, ok := g.first[ref]; !ok || r.first.Before(f) {
+		g.first[ref] = r.first
+	}
+}
+
+// readError is a read for the batch's changes that failed (resolving or denormalizing), as
+// opposed to a failure to open the source at all: only the former can concern some changes
+// and not others.
+type readError struct{ error }
+
+func (e readError) Unwrap() error { return e.error }
+
 // Process handles one batch. An error means nothing of the batch was decided (the source
 // could not be read, no cluster is master, or the master took no write: *UnavailableError):
-// the caller keeps the deliveries and tries again later. Otherwise every message is accounted for: written, in Retries or in Parked.
+// the caller keeps the deliveries and tries again later. Otherwise every message is accounted
+// for: written, in Retries or in Parked. A read the source refuses for good parks only the
+// changes it concerns (isolate); the rest of the batch is written.
 func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error) {
 	var out Outcome
+	w := p.decodeAll(msgs, &out)
+	if w.size() == 0 {
+		return out, nil // only poison
+	}
+	o, err := p.run(ctx, w, nil)
+	if se, ok := errors.AsType[*SourceError](err); ok && se.Permanent && errors.As(err, new(readError)) {
+		o, err = p.isolate(ctx, w, msgs)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.add(o)
+	return out, nil
+}
+
+// add merges the outcome of part of a batch into o.
+func (o *Outcome) add(part Outcome) {
+	o.Retries = append(o.Retries, part.Retries...)
+	o.Parked = append(o.Parked, part.Parked...)
+	o.Commits = append(o.Commits, part.Commits...)
+	o.Docs += part.Docs
+	o.Queries += part.Queries
+}
+
+// run resolves, denormalizes and writes w, the changes of every entity or of only one.
+func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, error) {
+	var out Outcome
 	gs := groups{}
-	res := newResolver(p.model)
-	p.decodeAll(msgs, gs, res, &out)
+	for _, r := range w.retries {
+		gs.addRetry(r)
+	}
+	res := newResolver(p.model, only)
+	for _, c := range w.changes {
+		res.add(c)
+	}
 	if len(gs) == 0 && len(res.pending) == 0 {
-		return out, nil // only poison, or updates of columns no document shows
+		return out, nil // updates of columns no document shows
 	}
 	view, err := p.source.View(ctx)
 	if err != nil {
@@ -107,41 +205,25 @@ func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error)
 	q := count(view)
 	refs, err := res.resolve(ctx, q)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, readError{err}
 	}
 	if len(refs) > 0 {
 		maps.Copy(gs.get("").refs, refs)
 	}
 	gs.mergeRetries()
-	// Denormalize ONCE (docs/architecture.md, invariant 3): the union of every group, one
-	// read per entity.
-	all := map[Ref]int64{}
-	for _, g := range gs {
-		for ref, v := range g.refs {
-			all[ref] = max(all[ref], v)
-		}
-	}
-	docs, err := p.model.Denormalize(ctx, q, all)
+	err = p.writeChunks(ctx, q, gs, &out)
+	out.Queries = q.queries
 	if err != nil {
 		return Outcome{}, err
-	}
-	out.Queries = q.queries
-	byRef := make(map[Ref]Doc, len(docs))
-	for _, d := range docs {
-		byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
-	}
-	for _, cluster := range slices.Sorted(maps.Keys(gs)) {
-		if err := p.write(ctx, gs[cluster], cluster, byRef, &out); err != nil {
-			return Outcome{}, err
-		}
 	}
 	return out, nil
 }
 
-// decodeAll reads every message into the groups (retries) and the resolver (changes); what
-// can never be processed goes to out.Parked.
-func (p *Pipeline) decodeAll(msgs []Message, gs groups, res *resolver, out *Outcome) {
-	for _, m := range msgs {
+// decodeAll reads every message into work (changes and retries); what can never be
+// processed goes to out.Parked.
+func (p *Pipeline) decodeAll(msgs []Message, out *Outcome) work {
+	var w work
+	for i, m := range msgs {
 		body, err := m.plain()
 		var msg decoded
 		if err == nil {
@@ -149,7 +231,7 @@ func (p *Pipeline) decodeAll(msgs []Message, gs groups, res *resolver, out *Outc
 		}
 		var pe *PoisonError
 		if errors.As(err, &pe) {
-			o := Outgoing{Body: body, Attempt: m.Attempt, ErrType: "poison", Reason: pe.Reason, FirstSeen: p.opts.Now()}
+			o := Outgoing{Body: body, Attempt: m.Attempt, ErrType: ErrTypePoison, Reason: pe.Reason, FirstSeen: p.opts.Now()}
 			if body == nil { // parked as it came: still compressed
 				o.Body, o.Encoding = m.Body, m.Encoding
 			}
@@ -157,25 +239,21 @@ func (p *Pipeline) decodeAll(msgs []Message, gs groups, res *resolver, out *Outc
 			continue
 		}
 		for _, b := range msg.bad {
-			out.Parked = append(out.Parked, Outgoing{Body: b.body, Attempt: m.Attempt, ErrType: "poison", Reason: b.reason, FirstSeen: p.opts.Now()})
+			out.Parked = append(out.Parked, Outgoing{Body: b.body, Attempt: m.Attempt, ErrType: ErrTypePoison, Reason: b.reason, FirstSeen: p.opts.Now()})
 		}
-		if retry := msg.retry; retry != nil {
-			g := gs.get(m.Cluster)
-			ref := Ref{Entity: retry.Entity, Key: retry.Key}
-			g.refs[ref] = max(g.refs[ref], retry.Version)
-			g.attempts[ref] = max(g.attempts[ref], m.Attempt)
-			if f, ok := g.first[ref]; !ok || m.FirstSeen.Before(f) {
-				g.first[ref] = m.FirstSeen
-			}
+		if msg.retry != nil {
+			w.retries = append(w.retries, retry{Retry: *msg.retry, cluster: m.Cluster, attempt: m.Attempt, first: m.FirstSeen})
 			continue
 		}
 		for _, change := range msg.changes {
-			res.add(change)
+			change.at.msg = i
+			w.changes = append(w.changes, change)
 			if !change.CommitTS.IsZero() {
 				out.Commits = append(out.Commits, change.CommitTS)
 			}
 		}
 	}
+	return w
 }
 
 // mergeRetries lets a retry for an entity that also changed in this batch ride with the
@@ -205,18 +283,106 @@ func (gs groups) mergeRetries() {
 	}
 }
 
-// write sends one group's documents and sorts the deciding cluster's results into out:
-// retryable ones retry until MaxAttempts, then park with the permanent ones.
+// writeChunks denormalizes the documents of every group ONCE (docs/architecture.md,
+// invariant 3: the union of the groups, one read per entity) a chunk at a time, and writes
+// each chunk before the next is read. Memory holds one chunk, at most ChunkDocs documents
+// and about ChunkBytes bytes, whatever the fan-out of the batch.
+func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, out *Outcome) error {
+	all := map[Ref]int64{}
+	for _, g := range gs {
+		for ref, v := range g.refs {
+			all[ref] = max(all[ref], v)
+		}
+	}
+	refs := slices.SortedFunc(maps.Keys(all), compareRefs)
+	clusters := slices.Sorted(maps.Keys(gs))
+	for len(refs) > 0 {
+		n := min(p.chunkDocs(refs[0].Entity), len(refs))
+		for i := 1; i < n; i++ { // one entity per chunk: its size estimate holds for all of it
+			if refs[i].Entity != refs[0].Entity {
+				n = i
+				break
+			}
+		}
+		chunk := make(map[Ref]int64, n)
+		for _, ref := range refs[:n] {
+			chunk[ref] = all[ref]
+		}
+		refs = refs[n:]
+		docs, err := p.model.Denormalize(ctx, q, chunk)
+		if err != nil {
+			return readError{err}
+		}
+		p.sized(docs)
+		byRef := make(map[Ref]Doc, len(docs))
+		for _, d := range docs {
+			byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
+		}
+		for _, cluster := range clusters {
+			if err := p.write(ctx, gs[cluster], cluster, byRef, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunkDocs is how many documents of entity the next chunk reads: ChunkDocs, fewer when
+// that many of its documents, at their last average size, would pass ChunkBytes.
+func (p *Pipeline) chunkDocs(entity string) int {
+	p.mu.Lock()
+	avg := p.docBytes[entity]
+	p.mu.Unlock()
+	if avg == 0 {
+		return min(probeDocs, p.opts.ChunkDocs)
+	}
+	return max(1, min(p.opts.ChunkDocs, p.opts.ChunkBytes/avg))
+}
+
+// sized records the average size of the documents just read, per entity.
+func (p *Pipeline) sized(docs []Doc) {
+	if len(docs) == 0 {
+		return
+	}
+	total := 0
+	for _, d := range docs {
+		total += d.BulkSize()
+	}
+	p.mu.Lock()
+	p.docBytes[docs[0].Entity] = max(1, total/len(docs))
+	p.mu.Unlock()
+}
+
+// write sends the group's documents of one chunk, in writes of at most BulkBytes, and sorts
+// the deciding cluster's results into out: retryable ones retry until MaxAttempts, then park
+// with the permanent ones.
 func (p *Pipeline) write(ctx context.Context, g *group, cluster string, byRef map[Ref]Doc, out *Outcome) error {
-	batch := make([]Doc, 0, len(g.refs))
-	for _, ref := range slices.SortedFunc(maps.Keys(g.refs), compareRefs) {
+	var batch []Doc
+	size := 0
+	for _, ref := range slices.SortedFunc(maps.Keys(byRef), compareRefs) {
+		if _, ok := g.refs[ref]; !ok {
+			continue
+		}
 		// A retry and a change of one entity in one batch share the highest version: the
 		// body is read after both were committed, so it reflects both.
-		batch = append(batch, byRef[ref])
+		d := byRef[ref]
+		if len(batch) > 0 && size+d.BulkSize() > p.opts.BulkBytes {
+			if err := p.send(ctx, g, cluster, batch, out); err != nil {
+				return err
+			}
+			batch, size = nil, 0
+		}
+		batch = append(batch, d)
+		size += d.BulkSize()
 	}
 	if len(batch) == 0 {
 		return nil
 	}
+	return p.send(ctx, g, cluster, batch, out)
+}
+
+// send writes one batch of documents and sorts the deciding cluster's results into out.
+func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []Doc, out *Outcome) error {
 	decider, results, err := p.writer.Write(ctx, batch, cluster)
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)

@@ -29,13 +29,16 @@ func (vs versions) keys() []Value { return slices.SortedFunc(maps.Keys(vs), comp
 
 // resolver turns the changes of one batch into the entity documents they affect.
 type resolver struct {
-	m *Model
+	m    *Model
+	only *Entity // nil: every entity; else the changes are resolved for this entity alone
 	// pending holds, per node, the key values of that node's rows that changed or whose
 	// rows are affected, with their highest version. Root values are entity ids.
 	pending map[*node]versions
 }
 
-func newResolver(m *Model) *resolver { return &resolver{m: m, pending: map[*node]versions{}} }
+func newResolver(m *Model, only *Entity) *resolver {
+	return &resolver{m: m, only: only, pending: map[*node]versions{}}
+}
 
 func (r *resolver) at(n *node) versions {
 	vs := r.pending[n]
@@ -51,6 +54,9 @@ func (r *resolver) at(n *node) versions {
 func (r *resolver) add(c *Change) {
 	images := []Row{c.Before, c.After}
 	for _, n := range r.m.byTable[c.Table] {
+		if r.only != nil && n.entity != r.only {
+			continue
+		}
 		if c.Op == "update" && !n.changed(c.Before, c.After) {
 			continue // a column no document shows: nothing to re-index
 		}
@@ -71,6 +77,9 @@ func (r *resolver) add(c *Change) {
 		}
 	}
 	for _, n := range r.m.byJoin[c.Table] {
+		if r.only != nil && n.entity != r.only {
+			continue
+		}
 		for _, img := range images {
 			if img != nil {
 				r.at(n.parent).add(img[n.through.ParentKey], c.Version)

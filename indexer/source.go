@@ -28,7 +28,11 @@ type SourceError struct {
 	// after a DDL, access denied, illegal mix of collations, packet too large). Otherwise the
 	// failure is transient (connection lost, deadlock, lock wait timeout, server gone away).
 	Permanent bool
-	Code      uint16 // the server's error number; 0 when the server gave none
+	// ValueDependent: the failure depends on the values the read was given (a collation the
+	// server cannot compare them in, a packet too large), so a read of fewer values may pass.
+	// Only a permanent error is checked for it.
+	ValueDependent bool
+	Code           uint16 // the server's error number; 0 when the server gave none
 	Err       error
 }
 

@@ -26,7 +26,7 @@ const (
 	HeaderFirstSeen = "x-wye-first-seen" // RFC 3339: when the first attempt failed
 	HeaderCluster   = "x-wye-cluster"    // parked: the cluster that refused ("" for poison)
 	HeaderStatus    = "x-wye-status"     // parked: HTTP status of the item (0: no answer)
-	HeaderErrorType = "x-wye-error-type" // parked: Elasticsearch error type, or "poison"
+	HeaderErrorType = "x-wye-error-type" // parked: the engine's error type, or indexer.ErrTypePoison / ErrTypeSource
 	HeaderReason    = "x-wye-reason"     // parked: readable reason
 )
 
@@ -228,11 +228,17 @@ func (c *Consumer) session(ctx context.Context) error {
 	if err := ch.Qos(c.opts.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
+	// The session ends as soon as the broker closes the connection or either channel (a
+	// consumer timeout closes the consume channel with 406): a batch held for a retry must
+	// not go on after its deliveries went back to the queue.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go watchClose(ctx, cancel, conn.NotifyClose(make(chan *amqp.Error, 1)),
+		ch.NotifyClose(make(chan *amqp.Error, 1)), pub.NotifyClose(make(chan *amqp.Error, 1)))
 	deliveries, err := ch.ConsumeWithContext(ctx, c.opts.Queue, "", false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", c.opts.Queue, err)
 	}
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	c.ready.Store(true)
 	var sampled time.Time
 	for {
@@ -242,13 +248,37 @@ func (c *Consumer) session(ctx context.Context) error {
 				return broker.Classify("inspect queues", err)
 			}
 		}
-		batch, err := c.collect(ctx, deliveries, closed)
-		if err != nil || len(batch) == 0 {
-			return err // nil when ctx is done: unacked deliveries return to the queue on close
+		batch, err := c.collect(ctx, deliveries)
+		if err == nil && len(batch) > 0 {
+			err = c.handle(ctx, pub, ch, returns, batch)
 		}
-		if err := c.handle(ctx, pub, ch, returns, batch); err != nil {
-			return err
+		if cause := context.Cause(ctx); err == nil && cause != context.Canceled {
+			err = cause // closed by the broker; nil while ctx is live
 		}
+		if err != nil || ctx.Err() != nil {
+			return err // nil when the caller's ctx is done: unacked deliveries return to the queue on close
+		}
+	}
+}
+
+// watchClose cancels the session with the first close the broker sends, on the connection
+// or on a channel, until ctx is done.
+func watchClose(ctx context.Context, cancel context.CancelCauseFunc, conn, consume, publish <-chan *amqp.Error) {
+	closed := func(what string, e *amqp.Error) {
+		if e == nil { // amqp091 closed the notify channel: a close wye asked for
+			cancel(fmt.Errorf("broker %s closed", what))
+			return
+		}
+		cancel(fmt.Errorf("broker %s closed: %w", what, e)) // %w: broker.Classify reads the code
+	}
+	select {
+	case <-ctx.Done():
+	case e := <-conn:
+		closed("connection", e)
+	case e := <-consume:
+		closed("consume channel", e)
+	case e := <-publish:
+		closed("publish channel", e)
 	}
 }
 
@@ -276,16 +306,11 @@ func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
 // collect waits for a first delivery, then gathers more until the batch is full (row changes,
 // bytes, or every prefetched delivery: no more can arrive before an ack) or BatchWait has
 // passed since the first one.
-func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) ([]amqp.Delivery, error) {
+func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery) ([]amqp.Delivery, error) {
 	var batch []amqp.Delivery
 	select {
 	case <-ctx.Done():
 		return nil, nil
-	case e := <-closed:
-		if e == nil { // amqp091 closed the notify channel: a close wye asked for
-			return nil, errors.New("broker connection closed")
-		}
-		return nil, fmt.Errorf("broker connection closed: %w", e) // %w: broker.Classify reads the code
 	case d, ok := <-deliveries:
 		if !ok {
 			return nil, errors.New("delivery channel closed")

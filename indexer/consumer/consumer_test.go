@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -25,7 +26,7 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		for range 5 {
 			ch <- body(1)
 		}
-		b, err := c.collect(t.Context(), ch, nil)
+		b, err := c.collect(t.Context(), ch)
 		if err != nil || len(b) != 3 {
 			t.Errorf("count: got %d deliveries (%v), want 3", len(b), err)
 		}
@@ -35,7 +36,7 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		for range 5 {
 			ch <- body(60)
 		}
-		b, _ := c.collect(t.Context(), ch, nil)
+		b, _ := c.collect(t.Context(), ch)
 		if len(b) != 2 {
 			t.Errorf("bytes: got %d deliveries, want 2 (120 bytes >= 100)", len(b))
 		}
@@ -44,7 +45,7 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		ch := make(chan amqp.Delivery, 10)
 		ch <- body(1)
 		start := time.Now()
-		b, _ := c.collect(t.Context(), ch, nil)
+		b, _ := c.collect(t.Context(), ch)
 		if len(b) != 1 || time.Since(start) != 200*time.Millisecond {
 			t.Errorf("time: got %d deliveries after %v, want 1 after the 200ms batch wait", len(b), time.Since(start))
 		}
@@ -52,7 +53,7 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() { time.Sleep(time.Second); cancel() }()
-		b, err := c.collect(ctx, make(chan amqp.Delivery), nil)
+		b, err := c.collect(ctx, make(chan amqp.Delivery))
 		if len(b) != 0 || err != nil {
 			t.Errorf("shutdown while idle: %d deliveries, %v", len(b), err)
 		}
@@ -69,7 +70,7 @@ func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
 		for range 5 {
 			ch <- amqp.Delivery{Body: []byte("{}")}
 		}
-		b, _ := c.collect(t.Context(), ch, nil)
+		b, _ := c.collect(t.Context(), ch)
 		if len(b) != 3 {
 			t.Errorf("batch of %d deliveries with prefetch 3", len(b))
 		}
@@ -80,7 +81,7 @@ func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
 		for range 5 {
 			ch <- amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{"x-wye-changes": int32(200)}}
 		}
-		b, _ := c.collect(t.Context(), ch, nil)
+		b, _ := c.collect(t.Context(), ch)
 		if len(b) != 3 {
 			t.Errorf("batch of %d messages of 200 changes with a batch size of 500 changes, want 3", len(b))
 		}
@@ -130,5 +131,24 @@ func TestRefusedIndexerIsReportedAsNeedingAnOperator(t *testing.T) {
 				t.Errorf("logged %s", buf.String())
 			}
 		})
+	}
+}
+
+// TestSessionEndsWhenTheBrokerClosesAChannel prevents a batch held for a retry from going on
+// after the broker closed its channel (a consumer timeout, 406): its deliveries are back in the
+// queue, so the session must end and reconnect, with the broker's reason.
+func TestSessionEndsWhenTheBrokerClosesAChannel(t *testing.T) {
+	for _, which := range []string{"connection", "consume channel", "publish channel"} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		conn, consume, publish := make(chan *amqp.Error, 1), make(chan *amqp.Error, 1), make(chan *amqp.Error, 1)
+		done := make(chan struct{})
+		go func() { watchClose(ctx, cancel, conn, consume, publish); close(done) }()
+		e := &amqp.Error{Code: amqp.PreconditionFailed, Reason: "delivery acknowledgement timed out"}
+		map[string]chan *amqp.Error{"connection": conn, "consume channel": consume, "publish channel": publish}[which] <- e
+		<-done
+		cause := context.Cause(ctx)
+		if ctx.Err() == nil || !errors.Is(cause, e) || !strings.Contains(cause.Error(), which) {
+			t.Errorf("%s closed: session cause %v, want it ended with the broker's error naming the %s", which, cause, which)
+		}
 	}
 }

@@ -164,8 +164,12 @@ var (
 )
 
 // GroupReason is the reason a summary groups by: ids, values and positions masked, then cut
-// to ParkedReasonMax runes.
-func GroupReason(s string) string {
+// to ParkedReasonMax runes. A source error (error type "source") is not masked: what it
+// quotes are the names of columns and tables, which say what to fix.
+func GroupReason(errType, s string) string {
+	if errType == indexer.ErrTypeSource {
+		return CutReason(s)
+	}
 	s = reasonPosition.ReplaceAllString(s, "")
 	return CutReason(reasonQuoted.ReplaceAllString(s, "$1'…'"))
 }
@@ -183,7 +187,7 @@ func (s *summarizer) add(p Parked) {
 	if s.idx == nil {
 		s.idx = map[[3]string]int{}
 	}
-	key := [3]string{p.Cluster, p.ErrorType, GroupReason(p.Reason)}
+	key := [3]string{p.Cluster, p.ErrorType, GroupReason(p.ErrorType, p.Reason)}
 	i, ok := s.idx[key]
 	if !ok && len(s.groups) >= parkedGroupsMax {
 		key = [3]string{"", "", "(other)"}

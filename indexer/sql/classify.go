@@ -8,6 +8,10 @@ import (
 	"github.com/wyehq/wye/indexer"
 )
 
+// valueCodes are the permanent errors that depend on the values a read is given: a read of
+// other keys may pass, so the pipeline narrows the batch down to the changes they came from.
+var valueCodes = map[uint16]bool{1267: true, 1270: true, 1271: true, 1153: true, 1301: true}
+
 // Server error numbers that will not clear by themselves: the same read fails until an
 // operator acts (a DDL dropped a column, a grant is missing, a value cannot be compared).
 var permanentCodes = map[uint16]string{
@@ -43,6 +47,7 @@ func classify(err error) error {
 	if errors.As(err, &me) {
 		out.Code = me.Number
 		_, out.Permanent = permanentCodes[me.Number]
+		out.ValueDependent = valueCodes[me.Number]
 	}
 	return out
 }
