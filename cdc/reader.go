@@ -65,9 +65,27 @@ type Checkpoint struct {
 // Store keeps checkpoints and resync marks in the control schema.
 type Store interface {
 	Load(ctx context.Context, name string) (Checkpoint, bool, error)
-	// Save writes cp, fenced: it fails unless this process still holds the leader lock.
+	// Save writes cp, fenced: it fails unless this process still holds the leader lock. A
+	// store that has an EpochFloor raises it to cp in the same write.
 	Save(ctx context.Context, cp Checkpoint) error
 	MarkResync(ctx context.Context, name string, m ResyncMark) error
+}
+
+// EpochFloor reads the control schema's epoch floor: the start point (epoch, source, position)
+// of highest version that any of the schema's readers saved, kept apart from every reader's
+// checkpoint. Store.Save raises it with every checkpoint and nothing lowers it, so a deleted
+// checkpoint row or a new reader name still finds it (FloorEpoch).
+type EpochFloor interface {
+	// Floor returns the floor; ok is false when the schema has none (no reader ever saved).
+	Floor(ctx context.Context) (floor Checkpoint, ok bool, err error)
+}
+
+// HighestWritten tells what the search clusters already hold, for a reader that finds no
+// epoch floor at all.
+type HighestWritten interface {
+	// HighestVersion returns the highest version the master cluster holds; ok is false when it
+	// holds none.
+	HighestVersion(ctx context.Context) (v Version, ok bool, err error)
 }
 
 // Leader is the one-active-reader lock.
@@ -142,6 +160,13 @@ type Options struct {
 	BackoffMax         time.Duration // default DefaultBackoffMax
 	Logger             *slog.Logger
 	Metrics            *Metrics
+	// Floor reads the control schema's epoch floor, which Store.Save raises: a reader with no
+	// checkpoint starts above it. nil: no floor (benchmarks, tests).
+	Floor EpochFloor
+	// Written is asked for the highest version the master cluster holds when there is no
+	// floor either (a new or recreated control schema); if it cannot answer, the session fails
+	// and is retried. nil: such a reader starts at epoch 1.
+	Written HighestWritten
 	// StopAt, when set, makes Run return once every event up to the first transaction
 	// boundary at or after it is confirmed (benchmarks, tests).
 	StopAt *Position
@@ -256,16 +281,28 @@ func (r *Reader) lead(held context.Context) {
 	}
 }
 
-// startPoint decides where a session starts and which epoch it publishes under.
+// startPoint decides where a session starts and which epoch it publishes under. Epochs never
+// go backwards (docs/architecture.md, invariant 2): a reader without a checkpoint starts at
+// firstEpoch, a source change takes a new epoch above its checkpoint's and the floor's, and a
+// reader whose checkpoint is of an older epoch of the floor's source resumes at the floor's
+// epoch. Every start point is saved, which raises the floor, before anything is read.
 func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, error) {
 	cp, ok, err := r.store.Load(ctx, r.opts.Name)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	fresh := Checkpoint{Name: r.opts.Name, Epoch: 1, SourceID: st.ID, Pos: st.Current}
+	floor, hasFloor, err := r.floor(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	fresh := Checkpoint{Name: r.opts.Name, SourceID: st.ID, Pos: st.Current}
 	if !ok {
+		var why string
+		if fresh.Epoch, why, err = r.firstEpoch(ctx, st, floor, hasFloor); err != nil {
+			return Checkpoint{}, err
+		}
 		r.log.Warn("no checkpoint: starting at the source's current binlog position; earlier changes are the nightly resync's job",
-			"position", st.Current.String(), "epoch", fresh.Epoch)
+			"position", st.Current.String(), "epoch", fresh.Epoch, "epoch_from", why)
 		return fresh, r.store.Save(ctx, fresh)
 	}
 	var reason, detail string
@@ -277,23 +314,88 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 	case st.Oldest != "" && (Position{File: cp.Pos.File}).Less(Position{File: st.Oldest}):
 		reason, detail = "purged", fmt.Sprintf("checkpoint file %s purged; oldest is %s", cp.Pos.File, st.Oldest)
 	default:
+		if hasFloor && floor.SourceID == st.ID && cp.Epoch < floor.Epoch && !st.Current.Less(floor.Pos) {
+			// Another reader of this source went on under a later epoch (a renamed reader, a
+			// deleted row). Same source and position give the same version in one epoch, so
+			// resuming from the checkpoint at the floor's epoch is seamless, while the old epoch
+			// would sort every new change below what that reader wrote.
+			r.log.Warn("checkpoint epoch below the epoch floor of this source: resuming from the checkpoint at the floor's epoch",
+				"position", cp.Pos.String(), "checkpoint_epoch", cp.Epoch, "epoch", floor.Epoch,
+				"floor_position", floor.Pos.String(), "floor_by", floor.Name)
+			cp.Epoch = floor.Epoch
+		}
 		r.log.Info("resuming from checkpoint", "position", cp.Pos.String(), "epoch", cp.Epoch, "gtid_set", cp.GTIDSet)
 		return cp, nil
 	}
 	// The old coordinates cannot be compared with the new ones: a new epoch keeps every new
 	// version above every old one (NextEpoch: above the effective epoch of the old source's
-	// last versions too). Changes in between may be lost: mark a resync.
+	// last versions too; FloorEpoch: above what the schema's other readers published). Changes
+	// in between may be lost: mark a resync.
 	if fresh.Epoch, err = NextEpoch(cp.Epoch, cp.Pos.File); err != nil {
 		return Checkpoint{}, err
 	}
+	if hasFloor {
+		above, err := FloorEpoch(floor, st.ID, st.Current)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		fresh.Epoch = max(fresh.Epoch, above)
+	}
 	r.log.Error("SOURCE CHANGED: starting a new epoch at the current position; a full resync is needed",
 		"reason", reason, "detail", detail, "old_epoch", cp.Epoch, "new_epoch", fresh.Epoch,
-		"position", st.Current.String())
+		"floor_epoch", floor.Epoch, "position", st.Current.String())
 	r.m.ResyncNeeded.WithLabelValues(reason).Inc()
 	if err := r.store.MarkResync(ctx, r.opts.Name, ResyncMark{Table: "*", Reason: reason, Detail: detail, Pos: st.Current}); err != nil {
 		return Checkpoint{}, err
 	}
 	return fresh, r.store.Save(ctx, fresh)
+}
+
+// floor reads the epoch floor, if the reader has one.
+func (r *Reader) floor(ctx context.Context) (Checkpoint, bool, error) {
+	if r.opts.Floor == nil {
+		return Checkpoint{}, false, nil
+	}
+	f, ok, err := r.opts.Floor.Floor(ctx)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("read epoch floor: %w", err)
+	}
+	return f, ok, nil
+}
+
+// firstEpoch decides the epoch of a reader that has no checkpoint, and says why. With a floor:
+// FloorEpoch. Without one (a new or recreated control schema) the versions already written
+// are the only record: the epoch above the highest one the master holds. A master that cannot
+// answer fails the session (retried with backoff) rather than letting it guess: a guess below
+// the written versions makes every write a 409 and freezes the index without an error.
+func (r *Reader) firstEpoch(ctx context.Context, st SourceStatus, floor Checkpoint, hasFloor bool) (uint32, string, error) {
+	if hasFloor {
+		e, err := FloorEpoch(floor, st.ID, st.Current)
+		if err != nil {
+			return 0, "", err
+		}
+		how := "the floor's epoch: same source, binlog at or past the floor"
+		if e != floor.Epoch {
+			how = "the epoch after the floor's: another source, or the binlog went back"
+		}
+		return e, fmt.Sprintf("epoch floor %d at %s of %q (saved by %q): %s", floor.Epoch, floor.Pos, floor.SourceID, floor.Name, how), nil
+	}
+	if r.opts.Written == nil {
+		return 1, "no epoch floor and no cluster to ask: the first epoch", nil
+	}
+	v, found, err := r.opts.Written.HighestVersion(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("no epoch floor in the control schema, and the master cluster cannot tell the highest version it holds; "+
+			"not starting at a guessed epoch, which could sort every new write below it: %w", err)
+	}
+	if !found {
+		return 1, "no epoch floor, and the master holds no version: the first epoch", nil
+	}
+	e, err := EpochAbove(v)
+	if err != nil {
+		return 0, "", err
+	}
+	return e, fmt.Sprintf("no epoch floor: above the highest version the master holds (%d, epoch %d)", v, v.Epoch()), nil
 }
 
 // session streams from the checkpoint until an error or the loss of the lock: it decides

@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"sync"
@@ -403,6 +404,173 @@ func TestStopAtReturnsOnceTheBoundaryIsConfirmed(t *testing.T) {
 		}
 		if got := store.saved().Pos; got != 110 {
 			t.Errorf("checkpoint at %d after the stop, want 110 (end of A)", got)
+		}
+	})
+}
+
+// fakeFloor is a control schema's epoch floor.
+type fakeFloor struct {
+	f  Checkpoint
+	ok bool
+}
+
+func (f *fakeFloor) Floor(context.Context) (Checkpoint, bool, error) { return f.f, f.ok, nil }
+
+// fakeWritten is the master cluster's highest version, or its failure to answer.
+type fakeWritten struct {
+	mu    sync.Mutex
+	v     Version
+	ok    bool
+	err   error
+	asked int
+}
+
+func (w *fakeWritten) HighestVersion(context.Context) (Version, bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.asked++
+	return w.v, w.ok, w.err
+}
+
+// startEpoch runs a reader over one committed row at b.000001:100 until all is idle (fake
+// clock) and returns the checkpoint it saved first and the versions it published.
+func startEpoch(t *testing.T, store *fakeStore, opts Options) (first Checkpoint, versions []Version) {
+	t.Helper()
+	src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}
+	ch := newFakeChannel()
+	var saves []Checkpoint
+	opts.Name = "t"
+	r := NewReader(opts, src, &recordingStore{fakeStore: store, saves: &saves}, &fakeLeader{}, ch)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	time.Sleep(time.Second) // the linger publishes the row
+	synctest.Wait()
+	cancel()
+	<-done
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, m := range ch.msgs {
+		var body struct {
+			Changes []struct {
+				Version Version `json:"version"`
+			} `json:"changes"`
+		}
+		if err := json.Unmarshal(m.Body, &body); err != nil {
+			t.Fatalf("decode message: %v", err)
+		}
+		for _, c := range body.Changes {
+			versions = append(versions, c.Version)
+		}
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(saves) > 0 {
+		first = saves[0]
+	}
+	return first, versions
+}
+
+// recordingStore keeps every saved checkpoint, not only its position.
+type recordingStore struct {
+	*fakeStore
+	saves *[]Checkpoint
+}
+
+func (s *recordingStore) Save(ctx context.Context, cp Checkpoint) error {
+	s.fakeStore.mu.Lock()
+	*s.saves = append(*s.saves, cp)
+	s.fakeStore.mu.Unlock()
+	return s.fakeStore.Save(ctx, cp)
+}
+
+// TestReaderWithoutCheckpointStartsAtTheFloorNotAtEpoch1 prevents the silent freeze after a
+// deleted checkpoint row or a new reader name: epoch 1 sorted every new write below what the
+// clusters held since an earlier source change. On the floor's source the reader takes the
+// floor's epoch, its versions above the floor's, and the clusters are not asked.
+func TestReaderWithoutCheckpointStartsAtTheFloorNotAtEpoch1(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		floor := Checkpoint{Name: "renamed", Epoch: 3, SourceID: "src", Pos: Position{File: "b.000001", Pos: 2}}
+		written := &fakeWritten{v: mustVersion(t, 9, "b.000001", 1), ok: true}
+		cp, versions := startEpoch(t, &fakeStore{}, Options{Floor: &fakeFloor{f: floor, ok: true}, Written: written})
+		if cp.Epoch != 3 || cp.Pos != (Position{File: "b.000001", Pos: 4}) {
+			t.Fatalf("first checkpoint %+v, want epoch 3 at the current position b.000001:4", cp)
+		}
+		floorV := mustVersion(t, floor.Epoch, floor.Pos.File, floor.Pos.Pos)
+		if len(versions) != 1 || versions[0] <= floorV || versions[0].Epoch() != 3 {
+			t.Fatalf("published versions %v, want one of epoch 3 above the floor's %d", versions, floorV)
+		}
+		if written.asked != 0 {
+			t.Errorf("the clusters were asked %d times although the control schema has a floor", written.asked)
+		}
+	})
+}
+
+// TestReaderWithoutFloorStartsAboveTheMastersHighestVersion prevents the freeze after the
+// control schema is recreated (or a new one is pointed at old indices): with no floor the
+// highest version the master holds is the only record, and the reader starts above it. A
+// master that holds nothing means a new deployment: epoch 1.
+func TestReaderWithoutFloorStartsAboveTheMastersHighestVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		held := mustVersion(t, 3, "b.070000", 9) // effective epoch 4: the suffix carried
+		cp, versions := startEpoch(t, &fakeStore{}, Options{Floor: &fakeFloor{}, Written: &fakeWritten{v: held, ok: true}})
+		if cp.Epoch != 5 || len(versions) != 1 || versions[0] <= held {
+			t.Fatalf("first checkpoint epoch %d, versions %v; want epoch 5, above the master's %d", cp.Epoch, versions, held)
+		}
+		cp, _ = startEpoch(t, &fakeStore{}, Options{Floor: &fakeFloor{}, Written: &fakeWritten{}})
+		if cp.Epoch != 1 {
+			t.Fatalf("empty master: epoch %d, want 1", cp.Epoch)
+		}
+	})
+}
+
+// TestReaderDoesNotGuessAnEpochWhenTheMasterCannotAnswer prevents a reader with no floor from
+// starting at a guessed epoch while the master is unreachable: nothing is saved or published,
+// and the session is retried until the master answers.
+func TestReaderDoesNotGuessAnEpochWhenTheMasterCannotAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		written := &fakeWritten{err: errors.New("connect master cluster es7: connection refused")}
+		store := &fakeStore{}
+		cp, versions := startEpoch(t, store, Options{Floor: &fakeFloor{}, Written: written})
+		if cp != (Checkpoint{}) || len(versions) != 0 {
+			t.Fatalf("saved %+v and published %v while the master could not answer", cp, versions)
+		}
+		if written.asked < 2 {
+			t.Fatalf("master asked %d times in a second, want the session retried", written.asked)
+		}
+	})
+}
+
+// TestResumeBelowTheFloorOfItsSourceTakesTheFloorsEpoch prevents a reader renamed back to an
+// old name (or a standby with an old checkpoint) from publishing under its old epoch below a
+// later reader's writes: on the same source it resumes from its checkpoint at the floor's
+// epoch. A floor of another source leaves it alone: its positions say nothing there.
+func TestResumeBelowTheFloorOfItsSourceTakesTheFloorsEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		old := Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}
+		floor := Checkpoint{Name: "other", Epoch: 3, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}
+		_, versions := startEpoch(t, &fakeStore{cp: old, ok: true}, Options{Floor: &fakeFloor{f: floor, ok: true}})
+		if len(versions) != 1 || versions[0] != mustVersion(t, 3, "b.000001", 100) {
+			t.Fatalf("versions %v, want the row at b.000001:100 in the floor's epoch 3", versions)
+		}
+		floor.SourceID = "elsewhere"
+		_, versions = startEpoch(t, &fakeStore{cp: old, ok: true}, Options{Floor: &fakeFloor{f: floor, ok: true}})
+		if len(versions) != 1 || versions[0].Epoch() != 1 {
+			t.Fatalf("versions %v with a floor of another source, want epoch 1 kept", versions)
+		}
+	})
+}
+
+// TestSourceChangeStartsAboveTheFloor prevents a failover epoch taken from the reader's own
+// checkpoint alone from landing below what another reader of the schema already published.
+func TestSourceChangeStartsAboveTheFloor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		own := Checkpoint{Name: "t", Epoch: 1, SourceID: "old-primary", Pos: Position{File: "b.000090", Pos: 77}}
+		floor := Checkpoint{Name: "other", Epoch: 6, SourceID: "old-primary", Pos: Position{File: "b.000095", Pos: 1}}
+		cp, _ := startEpoch(t, &fakeStore{cp: own, ok: true}, Options{Floor: &fakeFloor{f: floor, ok: true}})
+		want, _ := NextEpoch(6, "b.000095")
+		if cp.Epoch != want {
+			t.Fatalf("epoch after the source change %d, want %d (above the floor's epoch 6)", cp.Epoch, want)
 		}
 	})
 }

@@ -74,6 +74,42 @@ func NextEpoch(epoch uint32, file string) (uint32, error) {
 	return uint32(next), nil
 }
 
+// FloorEpoch returns the epoch a reader that has no checkpoint of its own starts at, at
+// position cur of the source identified by id, under a control schema whose epoch floor is f:
+// the start point (epoch, source, position) of highest version that any reader of the schema
+// saved (control raises it with every checkpoint). Invariant (docs/architecture.md, invariant
+// 2): every version the reader publishes from cur on is above every version published under
+// the schema before, provided its readers follow one source at a time (a failover moves them
+// all).
+//
+// Floor or floor+1? Neither, as a bare number: a version is a function of (epoch, position),
+// and positions compare only within one source's binlog.
+//   - Same source, binlog not behind f.Pos: f.Epoch itself. Readers of this source published
+//     positions its binlog had already written, so at or before cur, under epochs at most
+//     f.Epoch; VersionAt(f.Epoch, p) of every p after cur is above them all. Same epoch and
+//     position give the same version, so readers that meet on this binlog agree, and a new
+//     reader name or a wiped checkpoint costs no epoch (floor+1 would spend one each time and
+//     walk the epoch towards its 15 bits).
+//   - Another source, or a binlog that went back (RESET MASTER): positions say nothing, and
+//     floor+1 is not enough either, since versions under f.Epoch reach effective epoch
+//     f.Epoch + suffix>>16, and one more in the unsaved tail after f.Pos: NextEpoch.
+func FloorEpoch(f Checkpoint, id string, cur Position) (uint32, error) {
+	if f.SourceID == id && !cur.Less(f.Pos) {
+		return f.Epoch, nil
+	}
+	return NextEpoch(f.Epoch, f.Pos.File)
+}
+
+// EpochAbove returns the lowest epoch all of whose versions are above v: v's effective epoch
+// plus one (v itself may carry binlog suffix bits into the epoch bits).
+func EpochAbove(v Version) (uint32, error) {
+	next := uint64(v.Epoch()) + 1
+	if v < 0 || next > maxEpoch {
+		return 0, fmt.Errorf("epoch above version %d: %d exceeds 15 bits", v, next)
+	}
+	return uint32(next), nil
+}
+
 // FileSeq returns the numeric suffix of a binlog file name ("mariadb-bin.000042" -> 42).
 func FileSeq(file string) (uint32, error) {
 	i := strings.LastIndexByte(file, '.')

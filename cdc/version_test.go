@@ -157,3 +157,101 @@ func TestPositionLessComparesFileSuffixFirst(t *testing.T) {
 		}
 	}
 }
+
+// at is a published binlog point in tests: a version's epoch, file and offset.
+type at struct {
+	epoch uint32
+	file  string
+	pos   uint32
+}
+
+// TestFloorEpochKeepsANewReaderAboveEveryPublishedVersion prevents the silent freeze of a
+// reader that has no checkpoint (a new name, a deleted row) after an earlier source change:
+// starting at epoch 1 sorted every new version below what the clusters held, and each write
+// was a 409. From the floor (the highest start point saved), the epoch FloorEpoch gives sorts
+// every later position above what the schema's readers published, their unsaved tails
+// included; on the floor's own source without spending an epoch per new reader.
+func TestFloorEpochKeepsANewReaderAboveEveryPublishedVersion(t *testing.T) {
+	floor := Checkpoint{Name: "old", Epoch: 3, SourceID: "s", Pos: Position{File: "b.000010", Pos: 500}}
+	carried := Checkpoint{Name: "old", Epoch: 1, SourceID: "s", Pos: Position{File: "b.065540", Pos: 9}}
+	for _, c := range []struct {
+		name      string
+		floor     Checkpoint
+		id        string
+		cur       Position
+		want      uint32
+		published []at
+	}{
+		{"same source: the floor's epoch", floor, "s", Position{File: "b.000011", Pos: 40}, 3, []at{
+			{3, "b.000010", 500}, // the floor itself
+			{3, "b.000011", 39},  // the floor reader's unsaved tail, up to the current position
+			{2, "b.000011", 30},  // a reader of an older epoch, resumed from its checkpoint
+		}},
+		{"same source at the floor's very position", floor, "s", floor.Pos, 3, []at{{3, "b.000010", 500}}},
+		{"same source, binlog went back (RESET MASTER)", floor, "s", Position{File: "b.000001", Pos: 4}, 5, []at{
+			{3, "b.000010", 500}, {3, "b.000012", math.MaxUint32}, // the tail, past a rotation
+		}},
+		{"another source", floor, "t", Position{File: "b.000001", Pos: 4}, 5, []at{
+			{3, "b.000010", 500}, {3, "b.000099", math.MaxUint32},
+		}},
+		{"another source after suffix 65535", carried, "t", Position{File: "b.000001", Pos: 4}, 4, []at{
+			{1, "b.065540", 9}, {1, "b.131072", math.MaxUint32}, // the tail crossed one more 65536-file block
+		}},
+		{"same source after suffix 65535", carried, "s", Position{File: "b.131073", Pos: 4}, 1, []at{
+			{1, "b.065540", 9}, {1, "b.131072", math.MaxUint32},
+		}},
+	} {
+		got, err := FloorEpoch(c.floor, c.id, c.cur)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got != c.want {
+			t.Errorf("%s: epoch %d, want %d", c.name, got, c.want)
+		}
+		first := mustVersion(t, got, c.cur.File, c.cur.Pos+1) // the first event the reader reads ends after cur
+		for _, p := range c.published {
+			if old := mustVersion(t, p.epoch, p.file, p.pos); first <= old {
+				t.Errorf("%s: epoch %d at %s versions %d, not above the published %d/%s:%d (%d)",
+					c.name, got, c.cur, first, p.epoch, p.file, p.pos, old)
+			}
+		}
+	}
+}
+
+// TestEpochAboveSortsAboveTheHighestWrittenVersion prevents a reader of a new or recreated
+// control schema from starting below the documents already in the clusters: its epoch's
+// first version is above the highest version written, also when that one carried binlog
+// suffix bits into the epoch bits.
+func TestEpochAboveSortsAboveTheHighestWrittenVersion(t *testing.T) {
+	for _, p := range []at{{1, "b.000001", 4}, {3, "b.000005", math.MaxUint32}, {1, "b.065536", 1}, {2, "b.999999", 7}} {
+		v := mustVersion(t, p.epoch, p.file, p.pos)
+		e, err := EpochAbove(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first := mustVersion(t, e, "new-bin.000000", 0); first <= v {
+			t.Errorf("epoch %d above %d/%s:%d: first version %d, not above %d", e, p.epoch, p.file, p.pos, first, v)
+		}
+	}
+	if _, err := EpochAbove(mustVersion(t, maxEpoch, "b.000001", 4)); err == nil {
+		t.Error("an epoch above 15 bits accepted")
+	}
+}
+
+// TestVersionThroughADoubleKeepsItsEpoch prevents a start epoch below the clusters' versions
+// when they are read back through a max aggregation, which answers a double: above 2^53 the
+// value is rounded, but never below its epoch's first version (exact), so the epoch read is
+// the true one or the next.
+func TestVersionThroughADoubleKeepsItsEpoch(t *testing.T) {
+	for _, p := range []at{{31, "b.065535", math.MaxUint32}, {32, "b.000000", 0}, {32, "b.000000", 1}, {200, "b.012345", 678},
+		{maxEpoch, "b.065535", math.MaxUint32 - 600}, {maxEpoch - 1, "b.065535", math.MaxUint32}} {
+		v := mustVersion(t, p.epoch, p.file, p.pos)
+		f := float64(v)
+		if f >= 1<<63 {
+			continue // maxVersion refuses it: no epoch is read at all
+		}
+		if got := Version(f).Epoch(); got < v.Epoch() || got > v.Epoch()+1 {
+			t.Errorf("version %d through a double: epoch %d, want %d or %d", v, got, v.Epoch(), v.Epoch()+1)
+		}
+	}
+}

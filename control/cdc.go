@@ -47,18 +47,26 @@ const (
 
 // CDCOptions configure the state of one cdc reader.
 type CDCOptions struct {
-	Name   string        // reader name: checkpoint row and lock "wye.cdc.<name>"; DefaultReaderName
+	Name   string        // reader name: checkpoint row and leader lock (see CDC.LockName); DefaultReaderName
 	Poll   time.Duration // DefaultLockPoll
 	Logger *slog.Logger
 }
 
-// CDC keeps one reader's checkpoint and resync marks in the control schema and holds its
+// CDC keeps one reader's checkpoint and resync marks in the control schema, raises the
+// schema's epoch floor with every checkpoint (see Save and Floor), and holds the reader's
 // leader lock on a dedicated connection.
+//
+// Lock names: the leader lock is "wye.<control schema>.cdc.<name>" (lockName; hashed past 64
+// characters). GET_LOCK names are server-wide, so without the schema two deployments with
+// their own control schemas on one server, both with the default reader name, would wait for
+// each other. Readers of one name on one control schema share the lock: that is the
+// one-active-reader rule.
 //
 // Fencing invariant: a checkpoint write commits only if, when it is evaluated (after it holds
 // the checkpoint row's lock), the leader lock is held by the connection that also holds this
-// holder's private fence lock. The fence lock ("wye.cdc.fence.<random>") is taken on the lock
-// connection right after the leader lock, so both vanish together when that connection dies;
+// holder's private fence lock. The fence lock ("wye.cdc.fence.<random>", unique server-wide
+// without a schema scope: 64 random bits) is taken on the lock connection right after the
+// leader lock, so both vanish together when that connection dies;
 // a deposed reader, or a process whose lock connection died, can never move the checkpoint,
 // even if MySQL reuses connection ids after a restart.
 //
@@ -87,8 +95,9 @@ type CDC struct {
 }
 
 var (
-	_ cdc.Store  = (*CDC)(nil)
-	_ cdc.Leader = (*CDC)(nil)
+	_ cdc.Store      = (*CDC)(nil)
+	_ cdc.Leader     = (*CDC)(nil)
+	_ cdc.EpochFloor = (*CDC)(nil)
 )
 
 // CDC returns the state of the reader opts.Name, on this store's pool.
@@ -96,8 +105,12 @@ func (s *Store) CDC(opts CDCOptions) *CDC {
 	opts.Name = cmp.Or(opts.Name, DefaultReaderName)
 	opts.Poll = defaults.Positive(opts.Poll, DefaultLockPoll)
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
-	return &CDC{opts: opts, db: s.db, lock: "wye.cdc." + opts.Name}
+	return &CDC{opts: opts, db: s.db, lock: lockName(s.schema, "cdc."+opts.Name)}
 }
+
+// LockName is the server-wide name of the reader's leader lock (IS_USED_LOCK(name) tells
+// which connection leads).
+func (c *CDC) LockName() string { return c.lock }
 
 // Load returns the checkpoint named name.
 func (c *CDC) Load(ctx context.Context, name string) (cdc.Checkpoint, bool, error) {
@@ -123,8 +136,10 @@ var ErrNotLeader = errors.New("leader lock not held")
 // events already published (invariant 2). A new epoch must come from cdc.NextEpoch.
 var ErrCheckpointBehind = errors.New("checkpoint version below the saved one")
 
-// Save upserts cp, fenced: only while this process holds the leader lock (see CDC). It runs
-// on a pooled connection, so cancelling ctx never touches the lock connection.
+// Save upserts cp, fenced: only while this process holds the leader lock (see CDC). In the
+// same transaction it raises the epoch floor to cp (raiseFloor), so no checkpoint, and so no
+// start point a reader publishes from, is ever above the floor. It runs on a pooled
+// connection, so cancelling ctx never touches the lock connection.
 func (c *CDC) Save(ctx context.Context, cp cdc.Checkpoint) error {
 	c.mu.Lock()
 	fence := c.fence
@@ -165,6 +180,9 @@ ON DUPLICATE KEY UPDATE epoch = VALUES(epoch), server_uuid = VALUES(server_uuid)
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return fmt.Errorf("save checkpoint: %w", ErrNotLeader)
 	}
+	if err := raiseFloor(ctx, tx, cp); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
@@ -192,7 +210,7 @@ VALUES (?, ?, ?, ?, ?, ?)`, name, m.Table, m.Reason, m.Detail, m.Pos.File, m.Pos
 	return nil
 }
 
-// Acquire polls GET_LOCK('wye.cdc.<name>', 0) on a dedicated connection until it wins, then
+// Acquire polls GET_LOCK(LockName(), 0) on a dedicated connection until it wins, then
 // takes this holder's fence lock on the same connection. While held, the lock is checked every
 // Poll: if the connection dies or IS_USED_LOCK names another connection, the returned context
 // is cancelled at once.

@@ -3,6 +3,8 @@ package control
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,6 +50,22 @@ func (s *Store) master(ctx context.Context, clusters []string) (string, error) {
 		return "", fmt.Errorf("read master: %w", err)
 	}
 	return m, nil
+}
+
+// Master returns the master among clusters as cluster_roles records it; ok is false when it
+// records none of them (roles are seeded by the indexer, and a promote changes them).
+func (s *Store) Master(ctx context.Context, clusters []string) (string, bool, error) {
+	if len(clusters) == 0 {
+		return "", false, nil
+	}
+	m, err := s.master(ctx, clusters)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return m, true, nil
 }
 
 // Roles is the current master, polled from cluster_roles. It implements indexer.Roles.

@@ -2,9 +2,13 @@ package control
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -15,13 +19,14 @@ const (
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultReadTimeout  = 10 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
-	// migrateLock serializes migrations of processes starting at once.
-	migrateLock = "wye.control.migrate"
 )
 
 // Store is one connection pool to the control schema. Open migrates the schema first, so
 // every process works on the newest layout it knows.
-type Store struct{ db *sql.DB }
+type Store struct {
+	db     *sql.DB
+	schema string // the control schema's database name, canonical (see schemaName)
+}
 
 // Open connects with cfg (the control database and its user) and migrates the schema.
 func Open(ctx context.Context, cfg *mysql.Config) (*Store, error) {
@@ -44,6 +49,10 @@ func Open(ctx context.Context, cfg *mysql.Config) (*Store, error) {
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(DefaultMaxConns)
 	s := &Store{db: db}
+	if s.schema, err = schemaName(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -53,6 +62,50 @@ func Open(ctx context.Context, cfg *mysql.Config) (*Store, error) {
 
 // Close closes the pool (and with it any lock a CDC holds).
 func (s *Store) Close() error { return s.db.Close() }
+
+// schemaName returns the control schema's database name as the server identifies it: the
+// scope of every server-wide lock name (see lockName). Where the server compares database
+// names case-insensitively (lower_case_table_names 1 or 2), "Wye" and "wye" are one schema
+// and must give one lock name, else two readers would lead on one checkpoint row.
+func schemaName(ctx context.Context, db *sql.DB) (string, error) {
+	var name sql.NullString
+	var lower int
+	if err := db.QueryRowContext(ctx, "SELECT DATABASE(), @@lower_case_table_names").Scan(&name, &lower); err != nil {
+		return "", fmt.Errorf("read control schema name: %w", err)
+	}
+	if !name.Valid || name.String == "" {
+		return "", fmt.Errorf("read control schema name: no database selected (control.database)")
+	}
+	if lower != 0 {
+		return strings.ToLower(name.String), nil
+	}
+	return name.String, nil
+}
+
+// maxLockName is the longest user lock name MySQL accepts (64 characters; 5.7+ refuses longer
+// ones with ER_USER_LOCK_WRONG_NAME). Bytes are counted, which is never fewer than characters.
+const maxLockName = 64
+
+// lockName returns the server-wide user lock name "wye.<schema>.<what>". GET_LOCK names are
+// global to the server, not to a database: scoping them by the control schema keeps two
+// deployments with their own control schemas on one server independent (docs/architecture.md,
+// "Control schema"). A name longer than maxLockName keeps its readable head, cut at a rune
+// boundary, and ends in "~" and 16 hex digits of the SHA-256 of the whole name: stable across
+// processes and versions, and distinct for distinct names (a collision only makes two readers
+// wait for each other, it never lets two lead on one checkpoint).
+func lockName(schema, what string) string {
+	name := "wye." + schema + "." + what
+	if len(name) <= maxLockName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	suffix := "~" + hex.EncodeToString(sum[:8])
+	keep := maxLockName - len(suffix)
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
+	}
+	return name[:keep] + suffix
+}
 
 // migrations are the control schema's history, oldest first. A migration is applied once per
 // schema and recorded in control_schema; each statement is idempotent on its own too, so a
@@ -100,6 +153,23 @@ CREATE TABLE IF NOT EXISTS repair_ledger (
   repaired_at TIMESTAMP(6)   NULL,
   PRIMARY KEY (cluster, entity, doc_id)
 ) ENGINE=InnoDB`,
+	// The epoch floor (docs/architecture.md, invariant 2; control/floor.go): seeded with the
+	// highest checkpoint, so a schema migrated under running readers covers what they published.
+	2: `
+CREATE TABLE IF NOT EXISTS cdc_epoch_floor (
+  id          TINYINT UNSIGNED NOT NULL PRIMARY KEY COMMENT 'always 1: one floor per control schema',
+  version     BIGINT UNSIGNED  NOT NULL COMMENT 'version of (epoch, file, pos): the highest start point any reader saved',
+  epoch       INT UNSIGNED     NOT NULL,
+  server_uuid VARCHAR(255)     NOT NULL COMMENT 'source identity of that start point',
+  file        VARCHAR(255)     NOT NULL,
+  pos         BIGINT UNSIGNED  NOT NULL,
+  name        VARCHAR(64)      NOT NULL COMMENT 'the reader that saved it',
+  updated_at  TIMESTAMP(6)     NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;
+INSERT IGNORE INTO cdc_epoch_floor (id, version, epoch, server_uuid, file, pos, name)
+SELECT 1, (CAST(epoch AS UNSIGNED) << 48) + (CAST(SUBSTRING_INDEX(file, '.', -1) AS UNSIGNED) << 32) + pos,
+  epoch, server_uuid, file, pos, name
+FROM cdc_checkpoint ORDER BY 2 DESC LIMIT 1`,
 }
 
 // SchemaVersion is the newest control schema this build knows.
@@ -115,10 +185,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	defer conn.Close()
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", migrateLock).Scan(&got); err != nil || got.Int64 != 1 {
-		return fmt.Errorf("migrate control schema: lock %s not granted in 30s (err %v)", migrateLock, err)
+	lock := lockName(s.schema, "control.migrate")
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", lock).Scan(&got); err != nil || got.Int64 != 1 {
+		return fmt.Errorf("migrate control schema: lock %s not granted in 30s (err %v)", lock, err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", migrateLock)
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", lock)
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS control_schema (
   version    INT UNSIGNED NOT NULL PRIMARY KEY,
   applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)

@@ -157,7 +157,7 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 		t.Fatalf("save: %v", err)
 	}
 	var holder int64
-	if err := app.QueryRow("SELECT IS_USED_LOCK(?)", "wye.cdc."+name).Scan(&holder); err != nil {
+	if err := app.QueryRow("SELECT IS_USED_LOCK(?)", old.LockName()).Scan(&holder); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := app.Exec(fmt.Sprintf("KILL CONNECTION %d", holder)); err != nil {

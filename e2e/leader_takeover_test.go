@@ -30,12 +30,12 @@ import (
 func TestStandbyLeadsWithin15sWhenTheLeaderHostVanishes(t *testing.T) {
 	const bound = 15 * time.Second // the failover requirement
 	name := fmt.Sprintf("vanish_%d%03d", time.Now().Unix()%1000000, rand.IntN(1000))
-	lock := "wye.cdc." + name
 	app := openMySQL(t, mysqlAppUser, mysqlAppPass, "")
 	t.Cleanup(func() { app.Exec("DELETE FROM wye.cdc_checkpoint WHERE name = ?", name) })
-	proxy := startLeaderProxy(t, name)
+	proxy := startProxy(t, "leader-"+name, mysqlAddr)
 	leader := openControlVia(t, name, proxy.Listen)
 	standby := openTestControl(t, name)
+	lock := leader.LockName()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -124,16 +124,17 @@ func TestStandbyLeadsWithin15sWhenTheLeaderHostVanishes(t *testing.T) {
 	}
 }
 
-// startLeaderProxy starts an in-process toxiproxy from a loopback port to MariaDB. Cleanup
+// startProxy starts an in-process toxiproxy named name from a loopback port to upstream
+// (host:port; MariaDB, a cluster); its Listen field is the address to use instead. Cleanup
 // removes its toxics and stops it, which closes every connection through it: no session, and
 // so no lock, outlives the test.
-func startLeaderProxy(t *testing.T, name string) *toxiproxy.Proxy {
+func startProxy(t *testing.T, name, upstream string) *toxiproxy.Proxy {
 	t.Helper()
-	requireReachable(t, "MariaDB", mysqlAddr)
+	requireReachable(t, name+" upstream", upstream)
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	proxy := toxiproxy.NewProxy(server, "leader-"+name, "127.0.0.1:0", mysqlAddr)
+	proxy := toxiproxy.NewProxy(server, name, "127.0.0.1:0", upstream)
 	if err := proxy.Start(); err != nil {
-		t.Fatalf("start toxiproxy: %v", err)
+		t.Fatalf("start toxiproxy %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		proxy.Toxics.ResetToxics(context.Background())
