@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,6 +69,104 @@ func (c capture) Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOpti
 // has on average 2 episodes, 2 tags and a channel with its network.
 const benchPrograms = 15000
 
+// Every benchmark phase sends its change events in batches of benchBatch, processed by
+// benchReplicas pipelines in parallel as indexer replicas sharing one queue would.
+const benchBatch, benchReplicas = 256, 3
+
+// benchProgramCount is benchPrograms, or WYE_BENCH_PROGRAMS when set.
+func benchProgramCount(t *testing.T) int {
+	if s := os.Getenv("WYE_BENCH_PROGRAMS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("WYE_BENCH_PROGRAMS=%q: want a positive integer", s)
+		}
+		return n
+	}
+	return benchPrograms
+}
+
+// benchRig is a benchmark's world: an indexer rig whose catalog holds the programs (seeded in
+// bulk: no events), the entity model, a source and one client per cluster, all in-process
+// without RabbitMQ.
+type benchRig struct {
+	t       *testing.T
+	r       *indexerRig
+	c       *indexerCatalog
+	model   *indexer.Model
+	src     *indexersql.Source
+	clients map[string]*cluster.Client
+	ids     []int // program ids, sorted
+	// version is the one counter of every write of the test, wye and raw alike: each phase
+	// writes above everything before it, so no item is a stale no-op that would flatter a rate.
+	version int64
+}
+
+func newBenchRig(t *testing.T, programs int) *benchRig {
+	b := &benchRig{t: t, r: newIndexerRig(t), clients: map[string]*cluster.Client{}, version: time.Now().UnixMicro()}
+	b.c = newIndexerCatalog(b.r, 5)
+	seedStart := time.Now()
+	b.c.seedBulk(3, 20, programs, 2*programs, 30)
+	t.Logf("seeded %d programs, %d episodes, %d tag links in %v", len(b.c.rows["programs"]), len(b.c.rows["episodes"]), len(b.c.links), time.Since(seedStart).Round(time.Millisecond))
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	cfg, err := config.Load(b.r.config("127.0.0.1:0"), config.Options{LookupEnv: func(k string) (string, bool) {
+		return map[string]string{"WYE_SOURCE_PASSWORD": mysqlSrcPass, "WYE_CONTROL_PASSWORD": "wye-control", "WYE_AMQP_PASSWORD": amqpPass}[k], true
+	}})
+	must(t, err)
+	b.model, err = indexer.NewModel(config.EntityDefs(cfg.Entities))
+	must(t, err)
+	b.src, err = indexersql.Open(cfg.Source.MySQLConfig(), 4)
+	must(t, err)
+	t.Cleanup(func() { b.src.Close() })
+	for _, name := range clusterNames {
+		cl, err := cluster.New(cluster.Options{Name: name, URLs: []string{clusterURLs[name]}})
+		must(t, err)
+		b.clients[name] = cl
+	}
+	b.ids = slices.Sorted(maps.Keys(b.c.rows["programs"]))
+	return b
+}
+
+func (b *benchRig) nextVersion() int64 { b.version += 1_000_000; return b.version }
+
+// messages is an insert event of every program at version v, in batches of benchBatch: built
+// before a phase's clock starts, as a broker would hold them.
+func (b *benchRig) messages(v int64) [][]indexer.Message {
+	var out [][]indexer.Message
+	var cur []indexer.Message
+	for _, id := range b.ids {
+		body := fmt.Sprintf(`{"schema":1,"table":"%s.programs","op":"insert","after":{"id":%d},"version":%d}`, b.r.db, id, v)
+		cur = append(cur, indexer.Message{Body: []byte(body)})
+		if len(cur) == benchBatch {
+			out, cur = append(out, cur), nil
+		}
+	}
+	return append(out, cur)
+}
+
+// pump processes batches with benchReplicas pipelines in parallel and returns once the last
+// one returned, that is once the master took every document; a batch that fails, parks or
+// retries fails the test.
+func (b *benchRig) pump(ctx context.Context, p *indexer.Pipeline, batches [][]indexer.Message) {
+	work := make(chan []indexer.Message)
+	var wg sync.WaitGroup
+	for range benchReplicas {
+		wg.Go(func() {
+			for m := range work {
+				out, err := p.Process(ctx, m)
+				if err != nil || len(out.Parked)+len(out.Retries) > 0 {
+					b.t.Errorf("bench batch: %v, %d parked, %d retries", err, len(out.Parked), len(out.Retries))
+				}
+			}
+		})
+	}
+	for _, m := range batches {
+		work <- m
+	}
+	close(work)
+	wg.Wait()
+}
+
 // TestIndexerBenchmark reports, in one run on the same documents: the pipeline's rate into 1,
 // 2 and 3 clusters (SQL reads + one _bulk per cluster, slaves drained), the raw _bulk rate of
 // the same bodies into each cluster alone, and SQL queries per entity for 1 vs 3 clusters
@@ -81,62 +180,10 @@ const benchPrograms = 15000
 // time goes (cpuMeter). WYE_BENCH_CPUPROFILE=<dir> writes a Go CPU profile of each wye phase
 // there.
 func TestIndexerBenchmark(t *testing.T) {
-	programs := benchPrograms
-	if s := os.Getenv("WYE_BENCH_PROGRAMS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("WYE_BENCH_PROGRAMS=%q: want a positive integer", s)
-		}
-		programs = n
-	}
+	rig := newBenchRig(t, benchProgramCount(t))
+	r, c, clients, ids := rig.r, rig.c, rig.clients, rig.ids
 	profileDir := os.Getenv("WYE_BENCH_CPUPROFILE")
-	r := newIndexerRig(t)
-	c := newIndexerCatalog(r, 5)
-	seedStart := time.Now()
-	c.seedBulk(3, 20, programs, 2*programs, 30)
-	t.Logf("seeded %d programs, %d episodes, %d tag links in %v", len(c.rows["programs"]), len(c.rows["episodes"]), len(c.links), time.Since(seedStart).Round(time.Millisecond))
-	u, _ := url.Parse(amqpURL)
-	amqpPass, _ := u.User.Password()
-	cfg, err := config.Load(r.config("127.0.0.1:0"), config.Options{LookupEnv: func(k string) (string, bool) {
-		return map[string]string{"WYE_SOURCE_PASSWORD": mysqlSrcPass, "WYE_CONTROL_PASSWORD": "wye-control", "WYE_AMQP_PASSWORD": amqpPass}[k], true
-	}})
-	must(t, err)
-	model, err := indexer.NewModel(config.EntityDefs(cfg.Entities))
-	must(t, err)
-	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
-	must(t, err)
-	defer src.Close()
-	clients := map[string]*cluster.Client{}
-	for _, name := range clusterNames {
-		cl, err := cluster.New(cluster.Options{Name: name, URLs: []string{clusterURLs[name]}})
-		must(t, err)
-		clients[name] = cl
-	}
 	cpu := newCPUMeter(t)
-	const batch, replicas = 256, 3
-	// One version counter for every write of the test, wye and raw alike: each phase writes
-	// above everything before it, so no item is a stale no-op that would flatter a rate.
-	version := time.Now().UnixMicro()
-	nextVersion := func() int64 { version += 1_000_000; return version }
-	ids := slices.Sorted(func(yield func(int) bool) {
-		for id := range c.rows["programs"] {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	messages := func(v int64) [][]indexer.Message {
-		var out [][]indexer.Message
-		var cur []indexer.Message
-		for _, id := range ids {
-			body := fmt.Sprintf(`{"schema":1,"table":"%s.programs","op":"insert","after":{"id":%d},"version":%d}`, r.db, id, v)
-			cur = append(cur, indexer.Message{Body: []byte(body)})
-			if len(cur) == batch {
-				out, cur = append(out, cur), nil
-			}
-		}
-		return append(out, cur)
-	}
 	docs := float64(len(ids))
 
 	type result struct {
@@ -165,9 +212,9 @@ func TestIndexerBenchmark(t *testing.T) {
 		f := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: benchRoles("es7"), Backlog: 1024, SlaveInFlight: slaveInFlight})
 		ctx := context.Background()
 		var queries atomic.Int64
-		p := indexer.NewPipeline(model, countingSource{src, &queries}, f, indexer.Options{})
-		v := nextVersion()
-		batches := messages(v) // built before the clock starts, as a broker would hold them
+		p := indexer.NewPipeline(rig.model, countingSource{rig.src, &queries}, f, indexer.Options{})
+		v := rig.nextVersion()
+		batches := rig.messages(v) // built before the clock starts, as a broker would hold them
 		if profileDir != "" {
 			pf, err := os.Create(filepath.Join(profileDir, label+".pprof"))
 			must(t, err)
@@ -177,24 +224,8 @@ func TestIndexerBenchmark(t *testing.T) {
 		settle(t, r.index)
 		before := cpu.read()
 		f.Start(ctx)
-		work := make(chan []indexer.Message)
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range replicas { // like indexer replicas sharing one queue
-			wg.Go(func() {
-				for m := range work {
-					out, err := p.Process(ctx, m)
-					if err != nil || len(out.Parked)+len(out.Retries) > 0 {
-						t.Errorf("bench batch: %v, %d parked, %d retries", err, len(out.Parked), len(out.Retries))
-					}
-				}
-			})
-		}
-		for _, m := range batches {
-			work <- m
-		}
-		close(work)
-		wg.Wait()
+		rig.pump(ctx, p, batches)
 		res := result{master: docs / time.Since(start).Seconds(), queries: int(queries.Load())}
 		limit := 5 * time.Minute
 		if dead != "" {
@@ -215,7 +246,7 @@ func TestIndexerBenchmark(t *testing.T) {
 	// (prepared before the clock starts), sent by `parallel` senders into each named cluster
 	// at once. Returns docs/s per cluster.
 	rawBulk := func(names []string, parallel int) (map[string]float64, cpuUse) {
-		v := nextVersion()
+		v := rig.nextVersion()
 		old, repl := []byte(fmt.Sprintf(`"version":%d,`, capturedVersion)), []byte(fmt.Sprintf(`"version":%d,`, v))
 		prepared := make([][]byte, len(bodies))
 		for i, b := range bodies {
@@ -288,7 +319,7 @@ func TestIndexerBenchmark(t *testing.T) {
 	healthy := three[len(three)-1]
 	parallel := map[string]float64{}
 	for _, name := range clusterNames {
-		rates, _ := rawBulk([]string{name}, replicas)
+		rates, _ := rawBulk([]string{name}, benchReplicas)
 		parallel[name] = rates[name]
 	}
 
@@ -319,7 +350,7 @@ func TestIndexerBenchmark(t *testing.T) {
 	concurrent := slices.Max(together)
 	b1, b2, b3 := best(one), best(two), best(three)
 	t.Logf("documents: %d programs (+%d episodes, %d tag links, channels), batches of %d, %d pipelines in parallel (as replicas), %d CPUs for everything; best of %d alternating rounds",
-		len(ids), len(c.rows["episodes"]), len(c.links), batch, replicas, runtime.NumCPU(), rounds)
+		len(ids), len(c.rows["episodes"]), len(c.links), benchBatch, benchReplicas, runtime.NumCPU(), rounds)
 	t.Logf("wye into 1 cluster (es7):          %8.0f docs/s  %.3f SQL queries/entity  (rounds: %s)", b1.rate, float64(b1.queries)/docs, rates(one))
 	t.Logf("wye into 2 clusters (es7, es8):    %8.0f docs/s  %.3f SQL queries/entity  (rounds: %s)", b2.rate, float64(b2.queries)/docs, rates(two))
 	t.Logf("wye into 3 clusters (+os2):        %8.0f docs/s  %.3f SQL queries/entity  (rounds: %s)", b3.rate, float64(b3.queries)/docs, rates(three))
@@ -328,7 +359,7 @@ func TestIndexerBenchmark(t *testing.T) {
 	t.Logf("master path, os2 hanging (2s timeout): %4.0f docs/s (%.2f of healthy; target within 20%%)", deadSlave.master, deadSlave.master/healthy.master)
 	t.Logf("raw _bulk of the same bodies, sequential, each cluster alone: es7 %.0f, es8 %.0f, os2 %.0f docs/s (rounds: es7 %.0f, es8 %.0f, os2 %.0f); slowest %s",
 		rawBest["es7"], rawBest["es8"], rawBest["os2"], raw["es7"], raw["es8"], raw["os2"], slowest)
-	t.Logf("raw _bulk, %d requests in flight, each cluster alone (for reference): es7 %.0f, es8 %.0f, os2 %.0f docs/s", replicas, parallel["es7"], parallel["es8"], parallel["os2"])
+	t.Logf("raw _bulk, %d requests in flight, each cluster alone (for reference): es7 %.0f, es8 %.0f, os2 %.0f docs/s", benchReplicas, parallel["es7"], parallel["es8"], parallel["os2"])
 	t.Logf("raw _bulk, sequential, into all 3 at once (same host): %.0f docs/s, slowest of the three (rounds: %.0f)", concurrent, together)
 	t.Logf("wye(3 clusters) / raw(slowest alone) = %.2f (target >= 0.7); / raw(3 at once) = %.2f; wye(1) / raw(es7 alone) = %.2f",
 		b3.rate/rawBest[slowest], b3.rate/concurrent, b1.rate/rawBest["es7"])
