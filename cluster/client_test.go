@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/wyehq/wye/internal/tlsconf"
 )
 
 func TestOpenSearchFlavorWorksWithoutProductHeader(t *testing.T) {
@@ -147,10 +149,13 @@ func TestClusterCAFileErrorsAreClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.pem")
-	for file, want := range map[string]string{missing: "read cluster tls ca_file", notPEM: "no PEM certificate found"} {
-		_, err := New(Options{Name: "tls", URLs: []string{"https://127.0.0.1:9200"}, CAFile: file})
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), file) {
-			t.Errorf("CAFile %s: err = %v, want %q and the path", file, err, want)
+	for file, want := range map[string]string{
+		missing: `cluster tls: tls.ca_file: "` + missing + `": cannot read: no such file or directory`,
+		notPEM:  `cluster tls: tls.ca_file: "` + notPEM + `": holds no PEM certificate`,
+	} {
+		_, err := New(Options{Name: "tls", URLs: []string{"https://127.0.0.1:9200"}, TLS: tlsconf.Options{CAFile: file}})
+		if err == nil || err.Error() != want {
+			t.Errorf("CAFile %s: err = %v, want %q", file, err, want)
 		}
 	}
 }
@@ -169,14 +174,14 @@ func TestClusterTrustsOnlyConfiguredCA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := New(Options{Name: "tls", URLs: []string{srv.URL}, CAFile: caFile}); err != nil {
+	if _, err := New(Options{Name: "tls", URLs: []string{srv.URL}, TLS: tlsconf.Options{CAFile: caFile}}); err != nil {
 		t.Fatalf("with the CA file: %v", err)
 	}
 	_, err := New(Options{Name: "tls", URLs: []string{srv.URL}})
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA file: err = %v, want a certificate error", err)
 	}
-	if _, err := New(Options{Name: "tls", URLs: []string{srv.URL}, InsecureSkipVerify: true}); err != nil {
+	if _, err := New(Options{Name: "tls", URLs: []string{srv.URL}, TLS: tlsconf.Options{InsecureSkipVerify: true}}); err != nil {
 		t.Fatalf("with InsecureSkipVerify: %v", err)
 	}
 }

@@ -1,17 +1,16 @@
 package cluster
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/wyehq/wye/internal/tlsconf"
 )
 
 // Defaults of Options.
@@ -38,12 +37,9 @@ type Options struct {
 	// BearerToken is sent as "Authorization: Bearer <BearerToken>" (service tokens, JWT).
 	BearerToken string
 
-	// CAFile is a PEM file of the certificate authorities trusted for this cluster; when
-	// set, only these are trusted (not the system pool).
-	CAFile string
-	// InsecureSkipVerify turns off TLS certificate verification. For tests against
-	// throwaway clusters only: it makes the connection open to interception.
-	InsecureSkipVerify bool
+	// TLS adjusts the verification of https URLs (trusted CAs, server name, a client
+	// certificate); the zero value verifies against the system roots and each URL's host.
+	TLS tlsconf.Options
 
 	// RequestTimeout bounds each request but _bulk, including reading the answer. Default
 	// DefaultRequestTimeout. Each cluster has its own, so a slow slave cannot hold the master.
@@ -119,17 +115,10 @@ func (o Options) authorization() string {
 // baseTransport is the HTTP transport shared by detection and the es client, with TLS
 // settings applied and the request headers we own.
 func (o Options) baseTransport() (http.RoundTripper, error) {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read cluster %s ca_file: %w", o.Name, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("load cluster %s ca_file %s: no PEM certificate found", o.Name, o.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	// No host: net/http sets each connection's server name from its URL.
+	tlsConf, err := o.TLS.Client("tls", "")
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", o.Name, err)
 	}
 	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +19,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wyehq/wye/internal/tlsconf"
 )
 
 // Config is wye's whole configuration. Every field carries a mapstructure tag (its key in the
@@ -55,6 +59,8 @@ type Source struct {
 	// ServerID identifies wye as a replica to the source; it must differ from every other
 	// replica's server_id or the source drops one of the two binlog streams.
 	ServerID uint32 `mapstructure:"server_id" yaml:"server_id"`
+	// TLS of the binlog stream and the SQL reads; off unless a key is set.
+	TLS TLS `mapstructure:"tls" yaml:"tls"`
 }
 
 // Control is the database holding wye's own schema: checkpoints, roles, the ledger.
@@ -66,6 +72,8 @@ type Control struct {
 	PasswordEnv  string `mapstructure:"password_env" yaml:"password_env,omitempty"`
 	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
 	Database     string `mapstructure:"database" yaml:"database"`
+	// TLS of every connection to the control schema; off unless a key is set.
+	TLS TLS `mapstructure:"tls" yaml:"tls"`
 }
 
 // AMQP is the RabbitMQ broker that carries change events from the binlog reader to the indexer.
@@ -125,11 +133,10 @@ type Auth struct {
 	BearerTokenFile string `mapstructure:"bearer_token_file" yaml:"bearer_token_file,omitempty"`
 }
 
-// TLS adjusts how https URLs are verified.
-type TLS struct {
-	CAFile             string `mapstructure:"ca_file" yaml:"ca_file,omitempty"`
-	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify" yaml:"insecure_skip_verify,omitempty"`
-}
+// TLS is the tls block of the source, the control schema and each cluster: one type, checked
+// by one validation and built by one builder (internal/tlsconf). For MySQL any key set turns
+// TLS on; a cluster's URL scheme decides, and the block adjusts how https is verified.
+type TLS = tlsconf.Options
 
 // Timeouts bound each request to a cluster.
 type Timeouts struct {
@@ -178,6 +185,14 @@ type Indexer struct {
 	// SlaveInFlight the _bulk requests one slave has in flight.
 	SlaveBacklog  int `mapstructure:"slave_backlog" yaml:"slave_backlog"`
 	SlaveInFlight int `mapstructure:"slave_in_flight" yaml:"slave_in_flight"`
+	// SlaveBacklogBytes bounds the document bytes queued per slave, whatever the batches' size.
+	SlaveBacklogBytes int `mapstructure:"slave_backlog_bytes" yaml:"slave_backlog_bytes"`
+	// ChunkDocs and ChunkBytes bound the documents a batch reads and holds at once (a rename
+	// touching many documents is read and written a chunk at a time); BulkBytes bounds one
+	// write of documents (one _bulk per cluster and index), and what a slave merges.
+	ChunkDocs  int `mapstructure:"chunk_docs" yaml:"chunk_docs"`
+	ChunkBytes int `mapstructure:"chunk_bytes" yaml:"chunk_bytes"`
+	BulkBytes  int `mapstructure:"bulk_bytes" yaml:"bulk_bytes"`
 	// RolesPoll is how often cluster roles are re-read from the control schema.
 	RolesPoll time.Duration `mapstructure:"roles_poll" yaml:"roles_poll"`
 	// StopTimeout is how long, on shutdown, slaves may drain their backlog.
@@ -402,26 +417,29 @@ func (c *Config) YAML() ([]byte, error) {
 // Addr is host:port of the source.
 func (s Source) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
-// MySQLConfig is the go-sql-driver configuration for reading the source, password included.
-// Prefer mysql.NewConnector(MySQLConfig()) to DSN(): no string holding the password is made.
-// parseTime stays off so DATETIME values arrive as text, the form the binlog decoder gives.
+// MySQLConfig is the go-sql-driver configuration for reading the source, password and TLS
+// included. parseTime stays off so DATETIME values arrive as text, the form the binlog
+// decoder gives.
 func (s Source) MySQLConfig() *mysql.Config {
 	m := mysql.NewConfig()
 	m.Net = "tcp"
 	m.Addr = s.Addr()
 	m.User = s.User
 	m.Passwd = s.Password.Reveal()
+	withTLS(m, s.TLS.On(), s.TLSConfig)
 	return m
 }
 
-// DSN is MySQLConfig as a go-sql-driver DSN. It contains the password: never log it.
-func (s Source) DSN() string { return s.MySQLConfig().FormatDSN() }
+// TLSConfig is the TLS client configuration of every connection to the source (binlog
+// stream and SQL reads), nil when source.tls is unset. Its errors name the key at fault,
+// including a server certificate that source.tls.ca_file does not trust.
+func (s Source) TLSConfig() (*tls.Config, error) { return s.TLS.Client("source.tls", s.Host) }
 
 // Addr is host:port of the control database.
 func (c Control) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
 
-// MySQLConfig is the go-sql-driver configuration for the control schema, password included.
-// parseTime is on: checkpoint and ledger timestamps scan into time.Time.
+// MySQLConfig is the go-sql-driver configuration for the control schema, password and TLS
+// included. parseTime is on: checkpoint and ledger timestamps scan into time.Time.
 func (c Control) MySQLConfig() *mysql.Config {
 	m := mysql.NewConfig()
 	m.Net = "tcp"
@@ -430,11 +448,30 @@ func (c Control) MySQLConfig() *mysql.Config {
 	m.Passwd = c.Password.Reveal()
 	m.DBName = c.Database
 	m.ParseTime = true
+	withTLS(m, c.TLS.On(), c.TLSConfig)
 	return m
 }
 
-// DSN is MySQLConfig as a go-sql-driver DSN. It contains the password: never log it.
-func (c Control) DSN() string { return c.MySQLConfig().FormatDSN() }
+// TLSConfig is the TLS client configuration of the control schema's connections, nil when
+// control.tls is unset.
+func (c Control) TLSConfig() (*tls.Config, error) { return c.TLS.Client("control.tls", c.Host) }
+
+// withTLS makes every new connection of m build its TLS configuration with build, when on.
+// The files are read at each connection (go-sql-driver's BeforeConnect), so a renewed
+// certificate is used without a restart, and a file that became unusable after Load fails
+// the connection with the key at fault. Invariant: with TLS on no connection is ever made in
+// the clear (go-sql-driver falls back to plaintext only with AllowFallbackToPlaintext).
+func withTLS(m *mysql.Config, on bool, build func() (*tls.Config, error)) {
+	if !on {
+		return
+	}
+	// Apply fails only when an option does; BeforeConnect only stores the function.
+	_ = m.Apply(mysql.BeforeConnect(func(_ context.Context, c *mysql.Config) error {
+		conf, err := build()
+		c.TLS = conf
+		return err
+	}))
+}
 
 // URLWithPassword is the broker URL with the password put into it, for amqp091.Dial.
 // It contains the password: never log it (log URL, which has none).

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -224,6 +226,18 @@ func TestValidationRejects(t *testing.T) {
 			[]string{`clusters[0].tls.ca_file: "testdata/nope.pem": cannot read: no such file or directory`}},
 		{"ca file without certificate", func(c *Config) { c.Clusters[0].TLS.CAFile = notPEM },
 			[]string{`clusters[0].tls.ca_file: "` + notPEM + `": holds no PEM certificate`}},
+		{"cluster key of another certificate", func(c *Config) { c.Clusters[1].TLS = TLS{CertFile: caFile, KeyFile: "testdata/client-key.pem"} },
+			[]string{`clusters[1].tls.key_file: "testdata/client-key.pem": not the PEM private key of cert_file: tls: private key does not match public key`}},
+		{"source ca file unreadable", func(c *Config) { c.Source.TLS.CAFile = "testdata/nope.pem" },
+			[]string{`source.tls.ca_file: "testdata/nope.pem": cannot read: no such file or directory`}},
+		{"control client certificate without its key, and a ca without certificate", func(c *Config) {
+			c.Control.TLS = TLS{CAFile: notPEM, CertFile: "testdata/client.pem"}
+		}, []string{
+			`control.tls.ca_file: "` + notPEM + `": holds no PEM certificate`,
+			`control.tls.key_file: must be set with cert_file`,
+		}},
+		{"control key without its certificate", func(c *Config) { c.Control.TLS.KeyFile = "testdata/client-key.pem" },
+			[]string{`control.tls.cert_file: must be set with key_file`}},
 		{"zero request timeout", func(c *Config) { c.Clusters[0].Timeouts.Request = 0 },
 			[]string{`clusters[0].timeouts.request: "0s": must be greater than 0`}},
 		{"negative bulk timeout", func(c *Config) { c.Clusters[1].Timeouts.Bulk = -time.Second },
@@ -285,6 +299,10 @@ func TestValidationRejects(t *testing.T) {
 			`indexer.batch_wait: "0s": must be greater than 0`,
 			`indexer.slave_backlog: "0": must be at least 1`,
 			`indexer.slave_in_flight: "0": must be at least 1`,
+			`indexer.slave_backlog_bytes: "0": must be at least 1`,
+			`indexer.chunk_docs: "0": must be at least 1`,
+			`indexer.chunk_bytes: "0": must be at least 1`,
+			`indexer.bulk_bytes: "0": must be at least 1`,
 			`indexer.roles_poll: "0s": must be greater than 0`,
 			`indexer.stop_timeout: "-1s": must not be negative`,
 			`indexer.index_targets: "x": want mapping or alias`,
@@ -426,6 +444,41 @@ func TestFaultInAnOverrideNamesTheVariable(t *testing.T) {
 	wantLines(t, got, `source.port: "33o6": want an integer (set by $WYE_SOURCE_PORT)`)
 }
 
+func TestFaultInATLSFileFromTheEnvironmentNamesTheVariable(t *testing.T) {
+	got := faultLines(t, valid, Options{LookupEnv: env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_SOURCE_TLS_CA_FILE": "testdata/nope.pem"}.lookup})
+	wantLines(t, got, `source.tls.ca_file: "testdata/nope.pem": cannot read: no such file or directory (set by $WYE_SOURCE_TLS_CA_FILE)`)
+}
+
+// TestMySQLConnectionsFailNamingTheTLSKeyInsteadOfGoingPlain: a tls block set for the source
+// or the control schema reaches every connection their MySQLConfig makes; a file that broke
+// after Load fails the connection, before it dials, naming the key.
+func TestMySQLConnectionsFailNamingTheTLSKeyInsteadOfGoingPlain(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	b, err := os.ReadFile("testdata/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, valid, env{"SRC_PW": "s", "CTL_PW": "c", "MQ_PW": "m", "WYE_SOURCE_TLS_CA_FILE": ca, "WYE_CONTROL_TLS_CA_FILE": ca})
+	if err := os.Remove(ca); err != nil {
+		t.Fatal(err)
+	}
+	for key, m := range map[string]*mysql.Config{"source.tls.ca_file": c.Source.MySQLConfig(), "control.tls.ca_file": c.Control.MySQLConfig()} {
+		conn, err := mysql.NewConnector(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = conn.Connect(ctx)
+		cancel()
+		if want := key + `: "` + ca + `": cannot read: no such file or directory`; err == nil || err.Error() != want {
+			t.Errorf("connect: err = %v, want %q", err, want)
+		}
+	}
+}
+
 func TestEnvSecretFileReplacesTheFilesSecretSource(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(file, []byte("mounted"), 0o600); err != nil {
@@ -512,11 +565,11 @@ func TestUnreadableOrMalformedFileIsAPlainError(t *testing.T) {
 
 func TestHelpersCarryThePassword(t *testing.T) {
 	c := mustParse(t, valid, secrets)
-	if got, want := c.Source.DSN(), "wye_source:src-secret@tcp(127.0.0.1:3306)/"; got != want {
-		t.Errorf("Source.DSN() = %q, want %q", got, want)
+	if got, want := c.Source.MySQLConfig().FormatDSN(), "wye_source:src-secret@tcp(127.0.0.1:3306)/"; got != want {
+		t.Errorf("Source.MySQLConfig() = %q, want %q", got, want)
 	}
-	if got, want := c.Control.DSN(), "wye:ctl-secret@tcp(127.0.0.1:3306)/wye?parseTime=true"; got != want {
-		t.Errorf("Control.DSN() = %q, want %q", got, want)
+	if got, want := c.Control.MySQLConfig().FormatDSN(), "wye:ctl-secret@tcp(127.0.0.1:3306)/wye?parseTime=true"; got != want {
+		t.Errorf("Control.MySQLConfig() = %q, want %q", got, want)
 	}
 	if got, want := c.AMQP.URLWithPassword(), "amqp://wye:mq-secret@127.0.0.1:5672/"; got != want {
 		t.Errorf("AMQP.URLWithPassword() = %q, want %q", got, want)
@@ -532,8 +585,8 @@ func TestExampleFileIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wye.example.yaml:\n%v", err)
 	}
-	if c.Source.DSN() != "wye_source:wye-source@tcp(127.0.0.1:3306)/" || c.AMQP.URLWithPassword() != "amqp://wye:wye-amqp@127.0.0.1:5672/" {
-		t.Errorf("example does not match the dev stack: %s, %s", c.Source.DSN(), c.AMQP.URLWithPassword())
+	if dsn := c.Source.MySQLConfig().FormatDSN(); dsn != "wye_source:wye-source@tcp(127.0.0.1:3306)/" || c.AMQP.URLWithPassword() != "amqp://wye:wye-amqp@127.0.0.1:5672/" {
+		t.Errorf("example does not match the dev stack: %s, %s", dsn, c.AMQP.URLWithPassword())
 	}
 }
 

@@ -1,12 +1,9 @@
 package config
 
 import (
-	"crypto/x509"
 	"errors"
-	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,8 +22,9 @@ var (
 )
 
 // Validate checks a decoded configuration and returns Errors with every fault, or nil.
-// It reads the files it names (tls.ca_file) but reaches no server. Secrets are checked by
-// which sources are set, not by their resolved value, so it also works before resolution.
+// It reads the files it names (the tls blocks' ca_file, cert_file, key_file) but reaches no
+// server. Secrets are checked by which sources are set, not by their resolved value, so it
+// also works before resolution.
 func (c *Config) Validate() error {
 	var f Errors
 	c.Source.validate(&f)
@@ -55,6 +53,7 @@ func (s *Source) validate(f *Errors) {
 	if s.ServerID == 0 {
 		f.add("source.server_id", "", "must be between 1 and 4294967295, and differ from every other replica's server_id")
 	}
+	validateTLS(f, "source.tls", s.TLS)
 }
 
 func (c *Control) validate(f *Errors) {
@@ -63,6 +62,15 @@ func (c *Control) validate(f *Errors) {
 	notEmpty(f, "control.user", c.User)
 	if notEmpty(f, "control.database", c.Database) && !identifier.MatchString(c.Database) {
 		f.add("control.database", c.Database, "want letters, digits, _ or $")
+	}
+	validateTLS(f, "control.tls", c.TLS)
+}
+
+// validateTLS reports every fault of the tls block at path: the same check that builds the
+// connections' TLS configuration (tlsconf.Options.Check), so what validates also builds.
+func validateTLS(f *Errors, path string, t TLS) {
+	for _, x := range t.Check() {
+		f.add(path+"."+x.Key, x.Value, "%s", x.Msg)
 	}
 }
 
@@ -133,6 +141,10 @@ func (x *Indexer) validate(f *Errors) {
 	positive(f, "indexer.batch_wait", x.BatchWait)
 	atLeastOne(f, "indexer.slave_backlog", x.SlaveBacklog)
 	atLeastOne(f, "indexer.slave_in_flight", x.SlaveInFlight)
+	atLeastOne(f, "indexer.slave_backlog_bytes", x.SlaveBacklogBytes)
+	atLeastOne(f, "indexer.chunk_docs", x.ChunkDocs)
+	atLeastOne(f, "indexer.chunk_bytes", x.ChunkBytes)
+	atLeastOne(f, "indexer.bulk_bytes", x.BulkBytes)
 	positive(f, "indexer.roles_poll", x.RolesPoll)
 	if x.StopTimeout < 0 {
 		// 0 is allowed: slaves get no time to drain, and their backlog goes to the ledger.
@@ -212,19 +224,7 @@ func validateClusters(f *Errors, clusters []Cluster) {
 		}
 		notEmpty(f, p+".mapping", c.Mapping)
 		c.Auth.validate(f, p+".auth")
-		if c.TLS.CAFile != "" {
-			b, err := os.ReadFile(c.TLS.CAFile)
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			switch {
-			case err != nil:
-				f.add(p+".tls.ca_file", c.TLS.CAFile, "cannot read: %v", err)
-			case !x509.NewCertPool().AppendCertsFromPEM(b):
-				f.add(p+".tls.ca_file", c.TLS.CAFile, "holds no PEM certificate")
-			}
-		}
+		validateTLS(f, p+".tls", c.TLS)
 		positive(f, p+".timeouts.request", c.Timeouts.Request)
 		positive(f, p+".timeouts.bulk", c.Timeouts.Bulk)
 	}

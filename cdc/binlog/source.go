@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -28,7 +29,11 @@ type SourceOptions struct {
 	Password string
 	ServerID uint32   // wye's replica server_id: must be unique among the source's replicas
 	Tables   []string // followed tables, "db.table"
-	Logger   *slog.Logger
+	// TLS builds the TLS configuration of each new connection (the binlog stream and the
+	// status queries); nil, or a nil configuration, for plain connections. Its errors fail
+	// that connection.
+	TLS    func() (*tls.Config, error)
+	Logger *slog.Logger
 }
 
 // Source reads the binlog of one server.
@@ -53,6 +58,14 @@ func NewSource(opts SourceOptions) (*Source, error) {
 	}
 	cfg := driver.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", fmt.Sprintf("%s:%d", opts.Host, opts.Port), opts.User, opts.Password
+	if opts.TLS != nil {
+		// Apply fails only when an option does; BeforeConnect only stores the function.
+		_ = cfg.Apply(driver.BeforeConnect(func(_ context.Context, c *driver.Config) error {
+			var err error
+			c.TLS, err = opts.TLS()
+			return err
+		}))
+	}
 	conn, err := driver.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("new source: %w", err)
@@ -167,7 +180,10 @@ func scanFirst(rows *sql.Rows, dst ...any) error {
 // Open streams the binlog from a transaction boundary.
 func (s *Source) Open(ctx context.Context, from cdc.Position) (cdc.Stream, error) {
 	st := &stream{src: s, file: from.File, tables: map[uint64]cachedTable{}}
-	cfg := s.syncerConfig()
+	cfg, err := s.syncerConfig()
+	if err != nil {
+		return nil, err
+	}
 	cfg.RowsEventDecodeFunc = st.decodeRows
 	st.syncer = replication.NewBinlogSyncer(cfg)
 	bs, err := st.syncer.StartSync(gomysql.Position{Name: from.File, Pos: from.Pos})
@@ -179,7 +195,15 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) (cdc.Stream, error
 	return st, nil
 }
 
-func (s *Source) syncerConfig() replication.BinlogSyncerConfig {
+// syncerConfig is the configuration of one replication connection, with its TLS built now.
+func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
+	var tlsConf *tls.Config
+	if s.opts.TLS != nil {
+		var err error
+		if tlsConf, err = s.opts.TLS(); err != nil {
+			return replication.BinlogSyncerConfig{}, fmt.Errorf("open binlog stream: %w", err)
+		}
+	}
 	return replication.BinlogSyncerConfig{
 		ServerID: s.opts.ServerID,
 		Flavor:   s.opts.Flavor,
@@ -187,6 +211,8 @@ func (s *Source) syncerConfig() replication.BinlogSyncerConfig {
 		Port:     s.opts.Port,
 		User:     s.opts.User,
 		Password: s.opts.Password,
+		// go-mysql refuses a server that offers no TLS when this is set: never plaintext.
+		TLSConfig: tlsConf,
 		// Times as text: DATETIME has no zone and must not gain one; TIMESTAMP is rendered
 		// in UTC and turned into RFC 3339 by cdc.EncodeValue.
 		ParseTime:               false,
@@ -199,14 +225,17 @@ func (s *Source) syncerConfig() replication.BinlogSyncerConfig {
 		// restarts from its checkpoint instead.
 		DisableRetrySync: true,
 		Logger:           s.opts.Logger.With("component", "go-mysql"),
-	}
+	}, nil
 }
 
 // RawRead reads the binlog from `from` to `to` with a no-op handler: the baseline of the
 // benchmark (every event parsed and every row decoded by go-mysql, nothing else). It returns
 // the number of row changes decoded.
 func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error) {
-	cfg := s.syncerConfig()
+	cfg, err := s.syncerConfig()
+	if err != nil {
+		return 0, err
+	}
 	syncer := replication.NewBinlogSyncer(cfg)
 	defer syncer.Close()
 	bs, err := syncer.StartSync(gomysql.Position{Name: from.File, Pos: from.Pos})

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,8 +24,10 @@ import (
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/cdc/binlog"
 	"github.com/wyehq/wye/cdc/publisher"
+	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/config"
 	"github.com/wyehq/wye/control"
+	"github.com/wyehq/wye/indexer"
 )
 
 func init() { subcommands = append(subcommands, newCDCCmd) }
@@ -43,7 +49,7 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 	}
 	d := config.Default()
 	fl := cmd.Flags()
-	fl.String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.cdc.<name>")
+	fl.String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.<control database>.cdc.<name>")
 	fl.StringSlice("table", d.CDC.Tables, "follow this table too (db.table; repeatable), besides the entities' tables; replaces the file's list")
 	fl.Int("window", d.CDC.Window, "publishes in flight without a broker confirm")
 	fl.Int("delivery-limit", d.AMQP.DeliveryLimit, "x-delivery-limit of the change queue when cdc creates it")
@@ -78,6 +84,10 @@ func followedTables(cfg *config.Config, extra []string) ([]string, error) {
 func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error {
 	log := slog.Default()
 	c := cfg.CDC
+	model, err := newModel(cfg)
+	if err != nil {
+		return usageError{err}
+	}
 	tables, err := followedTables(cfg, c.Tables)
 	if err != nil {
 		return usageError{err}
@@ -111,13 +121,124 @@ func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error 
 	})
 	reader := cdc.NewReader(cdc.Options{Name: c.Name, Tables: tables, CheckpointInterval: c.CheckpointInterval,
 		BatchChanges: c.BatchChanges, BatchBytes: c.BatchBytes, Linger: c.Linger,
-		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics}, src, ctl, ctl, pub)
+		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics,
+		Floor: ctl, Written: newMasterVersions(cfg, model, store)}, src, ctl, ctl, pub)
 
 	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
 	ep.addReady(func() bool { return reader.Ready() && !pub.Blocked() })
-	log.Info("cdc starting", "name", c.Name, "tables", tables, "source", cfg.Source.Addr(),
+	log.Info("cdc starting", "name", c.Name, "leader_lock", ctl.LockName(), "tables", tables, "source", cfg.Source.Addr(),
 		"broker", cfg.AMQP.Host(), "exchange", cfg.AMQP.Exchange, "queue", cfg.AMQP.Queue, "metrics", cfg.Metrics.Listen)
 	return reader.Run(ctx)
+}
+
+// masterVersions is the reader's cdc.HighestWritten: the highest version the master cluster
+// holds, by a max aggregation of each entity's version field over the indices the indexer
+// writes (the entity's index, as an alias or a concrete index, and its <index>_vN). The
+// master is the one cluster_roles names (a promote moves it), else the configured one. It
+// connects only when asked, and a reader asks only when the control schema has no epoch
+// floor at all (docs/cdc.md, "Epochs"): a cluster that is down costs a normal start nothing.
+type masterVersions struct {
+	clusters []config.Cluster
+	store    *control.Store
+	indices  map[string][]string // version field -> the indices that carry it
+}
+
+var _ cdc.HighestWritten = (*masterVersions)(nil)
+
+func newMasterVersions(cfg *config.Config, model *indexer.Model, store *control.Store) *masterVersions {
+	m := &masterVersions{clusters: cfg.Clusters, store: store, indices: map[string][]string{}}
+	for _, e := range model.Entities() {
+		m.indices[e.VersionField] = append(m.indices[e.VersionField], e.Index, e.Index+"_v*")
+	}
+	return m
+}
+
+func (m *masterVersions) HighestVersion(ctx context.Context) (cdc.Version, bool, error) {
+	if len(m.indices) == 0 {
+		return 0, false, nil // no entity: nothing written that versions could sort below
+	}
+	c, err := m.master(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	client, err := cluster.New(clusterOptions(c))
+	if err != nil {
+		return 0, false, fmt.Errorf("connect master cluster %s: %w", c.Name, err)
+	}
+	var high cdc.Version
+	found := false
+	for field, indices := range m.indices {
+		v, ok, err := maxVersion(ctx, client, indices, field)
+		if err != nil {
+			return 0, false, fmt.Errorf("read the highest %s on master cluster %s: %w", field, c.Name, err)
+		}
+		if ok && (!found || v > high) {
+			high, found = v, true
+		}
+	}
+	return high, found, nil
+}
+
+// master returns the master cluster's configuration.
+func (m *masterVersions) master(ctx context.Context) (config.Cluster, error) {
+	names := make([]string, len(m.clusters))
+	want := ""
+	for i, c := range m.clusters {
+		names[i] = c.Name
+		if c.Role == config.RoleMaster {
+			want = c.Name
+		}
+	}
+	if name, ok, err := m.store.Master(ctx, names); err != nil {
+		return config.Cluster{}, err
+	} else if ok {
+		want = name
+	}
+	for _, c := range m.clusters {
+		if c.Name == want {
+			return c, nil
+		}
+	}
+	return config.Cluster{}, errors.New("find the master cluster: none configured")
+}
+
+// maxVersion returns the max aggregation of field over indices (missing ones ignored); ok is
+// false when no document carries the field. The aggregation answers a double, exact up to
+// 2^53 (epoch 31) and rounded to nearest above: rounding is monotone and every epoch's first
+// version, e<<48, is exact, so the epoch of the answer is never below the true one.
+func maxVersion(ctx context.Context, client *cluster.Client, indices []string, field string) (cdc.Version, bool, error) {
+	body, err := json.Marshal(map[string]any{"size": 0, "track_total_hits": false,
+		"aggs": map[string]any{"highest": map[string]any{"max": map[string]any{"field": field}}}})
+	if err != nil {
+		return 0, false, err
+	}
+	yes := true
+	status, resp, err := client.Do(ctx, esapi.SearchRequest{Index: indices, Body: bytes.NewReader(body),
+		IgnoreUnavailable: &yes, AllowNoIndices: &yes})
+	if err != nil {
+		return 0, false, err
+	}
+	if err := client.Check("search", status, resp); err != nil {
+		return 0, false, err
+	}
+	var res struct {
+		Aggregations struct {
+			Highest struct {
+				Value *float64 `json:"value"`
+			} `json:"highest"`
+		} `json:"aggregations"`
+	}
+	if err := json.Unmarshal(resp, &res); err != nil {
+		return 0, false, fmt.Errorf("decode max aggregation: %w", err)
+	}
+	v := res.Aggregations.Highest.Value
+	if v == nil {
+		return 0, false, nil
+	}
+	if *v < 0 || *v >= 1<<63 {
+		return 0, false, fmt.Errorf("max aggregation: %v is not a version", *v)
+	}
+	return cdc.Version(*v), true, nil
 }
 
 // metricsEndpoint collects the series and the readiness of the components one /metrics
@@ -207,6 +328,6 @@ func newCDCSource(cfg *config.Config, tables []string, log *slog.Logger) (*binlo
 	return binlog.NewSource(binlog.SourceOptions{
 		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
 		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
-		Tables: tables, Logger: log,
+		TLS: cfg.Source.TLSConfig, Tables: tables, Logger: log,
 	})
 }

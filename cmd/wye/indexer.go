@@ -105,8 +105,10 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		return err
 	}
 	fan := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: roles, Ledger: store, Metrics: metrics,
-		Logger: log, Backlog: x.SlaveBacklog, SlaveInFlight: x.SlaveInFlight})
-	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: x.MaxAttempts})
+		Logger: log, Backlog: x.SlaveBacklog, BacklogBytes: x.SlaveBacklogBytes, BulkBytes: x.BulkBytes,
+		SlaveInFlight: x.SlaveInFlight})
+	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: x.MaxAttempts,
+		ChunkDocs: x.ChunkDocs, ChunkBytes: x.ChunkBytes, BulkBytes: x.BulkBytes})
 	cons := consumer.New(consumer.Options{
 		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
 		DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
@@ -183,8 +185,7 @@ func clusterOptions(c config.Cluster) cluster.Options {
 		Name: c.Name, URLs: c.URLs,
 		Username: c.Auth.Username, Password: c.Auth.Password.Reveal(),
 		APIKey: c.Auth.APIKey.Reveal(), BearerToken: c.Auth.BearerToken.Reveal(),
-		CAFile: c.TLS.CAFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		RequestTimeout: c.Timeouts.Request, BulkTimeout: c.Timeouts.Bulk,
+		TLS: c.TLS, RequestTimeout: c.Timeouts.Request, BulkTimeout: c.Timeouts.Bulk,
 	}
 }
 

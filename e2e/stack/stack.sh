@@ -8,7 +8,8 @@
 #   stack.sh logs   [service] [n]  tail a service's log
 #   stack.sh clean                 down + delete all data (downloads kept)
 #
-# Services: mariadb rabbitmq es7 es8 os2. Idempotent: `up` on a running stack only checks it.
+# Services: mariadb rabbitmq es7 es8 os2. Idempotent: `up` on a running stack only checks it
+# (it restarts MariaDB once, when its TLS settings are new to the running server).
 # Invariant: every wait polls a health condition with a deadline, and a failed wait prints
 # the failing service's log tail and exits non-zero.
 set -euo pipefail
@@ -39,6 +40,7 @@ declare -A TRANSPORT_PORT=([es7]=$((HTTP_PORT[es7] + 100)) [es8]=$((HTTP_PORT[es
 SOURCE_USER=wye_source SOURCE_PASS=wye-source   # SELECT + replication on the source
 CONTROL_USER=wye CONTROL_PASS=wye-control       # read/write on the control schema only
 APP_USER=wye_app APP_PASS=wye-app               # the application/workload user (tests)
+TLS_USER=wye_tls TLS_PASS=wye-tls               # source + control grants, REQUIRE SSL (TLS e2e)
 AMQP_USER=wye AMQP_PASS=wye-amqp
 SVC_USER=wye-stack                              # runs the JVMs when invoked as root
 
@@ -138,6 +140,8 @@ engine_home() {
 # ---------------------------------------------------------------- MariaDB
 
 MY="$STACK/mariadb"
+# The CA and server certificate MariaDB serves TLS with; tests trust $MY_TLS/ca.pem.
+MY_TLS="$MY/tls"
 my_cnf() {
   cat <<EOF
 [mariadbd]
@@ -164,7 +168,33 @@ sync_binlog=0
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
 default-time-zone='+00:00'
+# TLS for the clients that ask for it; plain connections keep working.
+ssl_ca=$MY_TLS/ca.pem
+ssl_cert=$MY_TLS/server.pem
+ssl_key=$MY_TLS/server-key.pem
 EOF
+}
+# mariadb_tls makes a CA and a server certificate for 127.0.0.1 and localhost, once: they are
+# made in a scratch directory and moved into place whole, so a run cut short leaves none.
+mariadb_tls() {
+  [[ -s $MY_TLS/ca.pem && -s $MY_TLS/server.pem && -s $MY_TLS/server-key.pem ]] && return
+  command -v openssl >/dev/null || apt_install openssl
+  log "mariadb: creating a CA and a server certificate in $MY_TLS"
+  local tmp="$MY/tls.new"
+  rm -rf "$tmp" "$MY_TLS" && mkdir -p "$tmp"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=wye local stack CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$tmp/ca-key.pem" -out "$tmp/ca.pem" 2>"$tmp/openssl.log" \
+    && openssl req -new -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$tmp/server-key.pem" -out "$tmp/server.csr" 2>>"$tmp/openssl.log" \
+    && printf '%s\n' basicConstraints=CA:FALSE keyUsage=digitalSignature,keyEncipherment \
+      extendedKeyUsage=serverAuth subjectAltName=DNS:localhost,IP:127.0.0.1 >"$tmp/server.ext" \
+    && openssl x509 -req -days 3650 -in "$tmp/server.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca-key.pem" \
+      -set_serial "0x$(openssl rand -hex 8)" -extfile "$tmp/server.ext" -out "$tmp/server.pem" 2>>"$tmp/openssl.log" \
+    || { cat "$tmp/openssl.log" >&2; die "mariadb: openssl could not make the TLS certificates"; }
+  rm -f "$tmp/server.csr" "$tmp/server.ext" "$tmp/openssl.log"
+  chmod 644 "$tmp/ca.pem" "$tmp/server.pem" && chmod 600 "$tmp/ca-key.pem" "$tmp/server-key.pem"
+  mv "$tmp" "$MY_TLS"
 }
 # As root, mariadbd runs as `mysql` and root logs in by unix socket; otherwise both are the
 # invoking user (mariadb-install-db gives that user a socket-authenticated account too).
@@ -173,6 +203,7 @@ mysql_root() { mariadb --socket="$MY/mysqld.sock" -u "$(if [[ $(id -u) -eq 0 ]];
 mariadb_up() { mysql_root -e 'SELECT 1' >/dev/null 2>&1; }
 mariadb_start() {
   mkdir -p "$MY/binlog"
+  mariadb_tls
   my_cnf >"$MY/my.cnf"
   if [[ ! -d $MY/data/mysql ]]; then
     log "mariadb: initializing data directory"
@@ -182,12 +213,20 @@ mariadb_start() {
       || { tail -n 30 "$MY/install.log" >&2; die "mariadb: install-db failed"; }
   fi
   own mysql "$MY"
+  # ssl_* are read at start only: a server started before they were in my.cnf is restarted,
+  # once (after that its ssl_cert is ours); tests running meanwhile see one MariaDB restart.
+  if mariadb_up 2>/dev/null && [[ $(mysql_root -Nse 'SELECT @@ssl_cert') != "$MY_TLS/server.pem" ]]; then
+    log "mariadb: restarting once to serve TLS (ssl_cert is new in $MY/my.cnf)"
+    mariadb_stop
+  fi
   if ! mariadb_up 2>/dev/null; then
     port_busy "$MYSQL_PORT" && die "mariadb: port $MYSQL_PORT is taken by another process (set WYE_MYSQL_PORT)"
     log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
     setsid nohup mariadbd --defaults-file="$MY/my.cnf" --user="$(my_user)" >>"$MY/error.log" 2>&1 </dev/null &
     wait_for mariadb "$MY/error.log" mariadb_up
   fi
+  [[ $(mysql_root -Nse 'SELECT @@have_ssl') == YES ]] \
+    || { tail -n 20 "$MY/error.log" >&2; die "mariadb: does not serve TLS with $MY_TLS"; }
   mysql_root <<SQL
 CREATE USER IF NOT EXISTS '$SOURCE_USER'@'%' IDENTIFIED BY '$SOURCE_PASS';
 GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$SOURCE_USER'@'%';
@@ -196,6 +235,9 @@ CREATE USER IF NOT EXISTS '$CONTROL_USER'@'%' IDENTIFIED BY '$CONTROL_PASS';
 GRANT ALL PRIVILEGES ON wye.* TO '$CONTROL_USER'@'%';
 CREATE USER IF NOT EXISTS '$APP_USER'@'%' IDENTIFIED BY '$APP_PASS';
 GRANT ALL PRIVILEGES ON *.* TO '$APP_USER'@'%';
+CREATE USER IF NOT EXISTS '$TLS_USER'@'%' IDENTIFIED BY '$TLS_PASS' REQUIRE SSL;
+GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$TLS_USER'@'%';
+GRANT ALL PRIVILEGES ON wye.* TO '$TLS_USER'@'%';
 CREATE DATABASE IF NOT EXISTS catalog CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS wye_test CHARACTER SET utf8mb4;
 SQL
@@ -213,7 +255,7 @@ mariadb_stop() {
 }
 mariadb_status() {
   if mariadb_up 2>/dev/null; then
-    echo "mariadb   up    127.0.0.1:$MYSQL_PORT  $(mysql_root -Nse 'SELECT VERSION()') binlog=$(mysql_root -Nse "SELECT @@log_bin, @@binlog_format" | tr '\t' '/')"
+    echo "mariadb   up    127.0.0.1:$MYSQL_PORT  $(mysql_root -Nse 'SELECT VERSION()') binlog=$(mysql_root -Nse "SELECT @@log_bin, @@binlog_format" | tr '\t' '/') tls=$(mysql_root -Nse 'SELECT @@have_ssl')"
   else
     echo "mariadb   down"
   fi

@@ -18,6 +18,7 @@ import (
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/reason"
 )
 
 // Defaults of a Writer.
@@ -64,6 +65,11 @@ type Options struct {
 // answers that it is too large), each document once per concrete index of its alias (same
 // source bytes, same external version), and one result per document: the worst of its
 // indices' results. It implements indexer.ClusterWriter.
+//
+// Invariant: every Result.Reason is made here, passing once through reason.Cut (the engine's
+// error type, a bounded message, no quoted field value), at most prefixed by the index it
+// concerns: it is stored in parked headers and the repair ledger and logged, and an engine's
+// message may quote row data (docs/architecture.md, "Error classes").
 type Writer struct {
 	opts  Options
 	mu    sync.Mutex
@@ -117,7 +123,7 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 			// No index to write to (not applied yet, or being created): retryable on the
 			// master, a ledger entry on a slave. A cluster that could not even be asked took
 			// no write: unavailable.
-			out[i] = indexer.Result{Class: indexer.Retryable, Reason: err.Error(), Unavailable: noAnswer(err)}
+			out[i] = indexer.Result{Class: indexer.Retryable, Reason: reason.Cut("", err.Error()), Unavailable: noAnswer(err)}
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, "retryable").Inc()
 			continue
 		}
@@ -136,7 +142,7 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]string) []indexer.Result {
 	b, err := body(docs, indices)
 	if err != nil {
-		return same(len(docs), indexer.Result{Class: indexer.Permanent, Reason: err.Error()})
+		return same(len(docs), indexer.Result{Class: indexer.Permanent, Reason: reason.Cut("", err.Error())})
 	}
 	w.opts.Metrics.BulkBytes.WithLabelValues(w.opts.Name).Observe(float64(len(b)))
 	start := time.Now()
@@ -157,7 +163,8 @@ func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]strin
 		// The request failed as a whole: the cluster took no write of it. Only a single
 		// document too large for any request is a verdict on that document.
 		c := cluster.ClassOf(err)
-		r := indexer.Result{Class: classOf(c), Reason: err.Error(), Unavailable: c != cluster.TooLarge}
+		// The error's text carries the engine's type already (cluster.StatusError).
+		r := indexer.Result{Class: classOf(c), Reason: reason.Cut("", err.Error()), Unavailable: c != cluster.TooLarge}
 		var se *cluster.StatusError
 		if errors.As(err, &se) {
 			r.Status, r.ErrType = se.Status, se.Type
@@ -176,14 +183,14 @@ func (w *Writer) fold(docs []indexer.Doc, indices [][]string, items []cluster.Bu
 		for j, index := range indices[i] {
 			it := items[n]
 			n++
-			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: it.Reason,
+			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: reason.Cut(it.ErrType, it.Reason),
 				Unavailable: it.Class == cluster.Unavailable}
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Inc()
 			if it.ErrType == "index_not_found_exception" {
 				w.forget(d.Index) // gc removed an index: list them again
 			}
 			if r.Class.Missed() {
-				r.Reason = index + ": " + r.Reason
+				r.Reason = index + ": " + r.Reason // a configured name, not row data: outside the cut
 			}
 			if j == 0 {
 				out[i] = r
