@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wyehq/wye/internal/reason"
+
 	"github.com/wyehq/wye/indexer"
 )
 
@@ -33,11 +35,9 @@ func (s *Store) Record(ctx context.Context, cluster string, missed []indexer.Mis
 				q.WriteByte(',')
 			}
 			q.WriteString("(?,?,?,?,?,?)")
-			reason := m.Reason
-			if len(reason) > 1000 {
-				reason = reason[:1000]
-			}
-			args = append(args, cluster, m.Entity, m.ID, m.Version, m.Class, reason)
+			// Reasons are cut where they are made; Cut again holds the column's width whatever
+			// the caller passed, on a character boundary.
+			args = append(args, cluster, m.Entity, m.ID, m.Version, m.Class, reason.Cut("", m.Reason))
 		}
 		q.WriteString(` ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), class = VALUES(class),
 			reason = VALUES(reason), misses = misses + 1, last_seen = CURRENT_TIMESTAMP(6), repaired_at = NULL`)

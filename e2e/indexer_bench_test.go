@@ -51,6 +51,11 @@ func (c countingView) Rows(ctx context.Context, table string, cols []string, whe
 	return c.View.Rows(ctx, table, cols, where, values)
 }
 
+func (c countingView) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
+	c.queries.Add(1)
+	return c.View.Each(ctx, table, cols, where, values, fn)
+}
+
 // capture records the bodies the master gets, to replay them as raw _bulk.
 type capture struct {
 	es.Bulker

@@ -52,6 +52,14 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 	return out, nil
 }
 
+func (f *fakeDB) Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error {
+	rows, err := f.Rows(ctx, table, cols, where, values)
+	for _, r := range rows {
+		fn(r)
+	}
+	return err
+}
+
 func (f *fakeDB) Scan(_ context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {
 	f.queries = append(f.queries, table+"."+key+">")
 	rows := slices.Clone(f.tables[table])

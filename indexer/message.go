@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
 	"github.com/klauspost/compress/zstd"
+
 	"time"
+
+	"github.com/wyehq/wye/internal/reason"
 )
 
 // SchemaVersion is the newest message schema this indexer reads: the "schema" field of every
@@ -93,7 +97,7 @@ type PoisonError struct{ Reason string }
 func (e *PoisonError) Error() string { return "poison message: " + e.Reason }
 
 func poison(format string, args ...any) error {
-	return &PoisonError{Reason: fmt.Sprintf(format, args...)}
+	return &PoisonError{Reason: reason.Cut("", fmt.Sprintf(format, args...))} // may quote the message
 }
 
 // wire is the union of a change event and a retry message.

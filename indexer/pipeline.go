@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/reason"
 )
 
 // Writer sends one batch of documents to the clusters (Stream).
@@ -412,7 +413,7 @@ func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []D
 			out.Retries = append(out.Retries, o)
 		case r.Class == Retryable:
 			o.Attempt = attempt
-			o.Reason = fmt.Sprintf("gave up after %d attempts: %s", attempt, r.Reason)
+			o.Reason = reason.Cut("", fmt.Sprintf("gave up after %d attempts: %s", attempt, r.Reason))
 			out.Parked = append(out.Parked, o)
 		case r.Class == Permanent:
 			o.Attempt = attempt

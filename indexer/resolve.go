@@ -147,13 +147,13 @@ func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) err
 	case linkThrough: // join rows pointing at these keys
 		table, match, parent = n.through.Table, n.through.Key, n.through.ParentKey
 	}
-	rows, err := q.Rows(ctx, table, []string{match, parent}, match, vs.keys())
+	// A shared row renamed can match every parent: the rows are not held, only the keys.
+	up := r.at(n.parent)
+	err := q.Each(ctx, table, []string{match, parent}, match, vs.keys(), func(row Row) {
+		up.add(row[parent], vs[row[match]])
+	})
 	if err != nil {
 		return fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)
-	}
-	up := r.at(n.parent)
-	for _, row := range rows {
-		up.add(row[parent], vs[row[match]])
 	}
 	return nil
 }

@@ -14,6 +14,10 @@ type View interface {
 	// Rows returns the rows of table whose column where holds one of values, with the
 	// named columns (nil: all), encoded as Values. values is never empty.
 	Rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error)
+	// Each is Rows without holding the rows: fn sees one row at a time, and must not keep
+	// it (the next row may reuse it). Lookups that fan out to many rows use it, so that
+	// memory does not grow with them.
+	Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error
 	// Scan returns up to limit rows of table in the order of column key, those whose key is
 	// greater than after (every row from the first when after is null): keyset pagination,
 	// never OFFSET.
@@ -66,6 +70,16 @@ func (c *counted) Rows(ctx context.Context, table string, cols []string, where s
 		out = append(out, rows...)
 	}
 	return out, nil
+}
+
+func (c *counted) Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error {
+	for chunk := range chunks(values, maxIn) {
+		c.queries++
+		if err := c.View.Each(ctx, table, cols, where, chunk, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *counted) Scan(ctx context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {

@@ -71,6 +71,18 @@ func (v *view) Close() error { return v.tx.Rollback() }
 // Rows runs SELECT cols FROM table WHERE where IN (values). Identifiers come from the
 // validated configuration (letters, digits, _ and $) and are quoted anyway.
 func (v *view) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+	q, args := in(table, cols, where, values)
+	return v.query(ctx, table, q, args)
+}
+
+// Each is Rows one row at a time, in one map reused for every row.
+func (v *view) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
+	q, args := in(table, cols, where, values)
+	return classify(v.each(ctx, table, q, args, true, fn))
+}
+
+// in is the statement SELECT cols FROM table WHERE where IN (values) and its arguments.
+func in(table string, cols []string, where string, values []indexer.Value) (string, []any) {
 	var q strings.Builder
 	selectFrom(&q, table, cols)
 	q.WriteString(" WHERE " + quote(where) + " IN (")
@@ -83,7 +95,7 @@ func (v *view) Rows(ctx context.Context, table string, cols []string, where stri
 		args[i] = val.Arg()
 	}
 	q.WriteByte(')')
-	return v.query(ctx, table, q.String(), args)
+	return q.String(), args
 }
 
 // Scan runs SELECT cols FROM table [WHERE key > after] ORDER BY key LIMIT limit: keyset
@@ -118,22 +130,24 @@ func selectFrom(q *strings.Builder, table string, cols []string) {
 
 // query runs one statement in the view and encodes its rows; every error is classified.
 func (v *view) query(ctx context.Context, table, q string, args []any) ([]indexer.Row, error) {
-	out, err := v.read(ctx, table, q, args)
-	if err != nil {
+	var out []indexer.Row
+	if err := v.each(ctx, table, q, args, false, func(r indexer.Row) { out = append(out, r) }); err != nil {
 		return nil, classify(err)
 	}
 	return out, nil
 }
 
-func (v *view) read(ctx context.Context, table, q string, args []any) ([]indexer.Row, error) {
+// each runs one statement in the view and calls fn with every row, encoded: in one map it
+// reuses when reuse is set, else in a map of its own.
+func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool, fn func(indexer.Row)) error {
 	rows, err := v.tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", table, err)
+		return fmt.Errorf("query %s: %w", table, err)
 	}
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", table, err)
+		return fmt.Errorf("query %s: %w", table, err)
 	}
 	raw := make([]sql.RawBytes, len(types))
 	dest := make([]any, len(types))
@@ -142,21 +156,23 @@ func (v *view) read(ctx context.Context, table, q string, args []any) ([]indexer
 		dest[i] = &raw[i]
 		names[i], typs[i] = ct.Name(), ct.DatabaseTypeName()
 	}
-	var out []indexer.Row
+	r := make(indexer.Row, len(types))
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("read %s: %w", table, err)
+			return fmt.Errorf("read %s: %w", table, err)
 		}
-		r := make(indexer.Row, len(types))
+		if !reuse {
+			r = make(indexer.Row, len(types))
+		}
 		for i := range raw {
 			r[names[i]] = encode(typs[i], raw[i])
 		}
-		out = append(out, r)
+		fn(r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", table, err)
+		return fmt.Errorf("read %s: %w", table, err)
 	}
-	return out, nil
+	return nil
 }
 
 func quote(id string) string { return "`" + strings.ReplaceAll(id, "`", "``") + "`" }
