@@ -209,7 +209,7 @@ func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, erro
 		return Outcome{}, readError{err}
 	}
 	if len(refs) > 0 {
-		maps.Copy(gs.get("").refs, refs)
+		gs.get("").refs = refs // changes are the only writes to every cluster: the group is empty
 	}
 	gs.mergeRetries()
 	err = p.writeChunks(ctx, q, gs, &out)
@@ -289,8 +289,14 @@ func (gs groups) mergeRetries() {
 // each chunk before the next is read. Memory holds one chunk, at most ChunkDocs documents
 // and about ChunkBytes bytes, whatever the fan-out of the batch.
 func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, out *Outcome) error {
+	// A batch that fans out to many documents holds their keys, not their documents: one
+	// map of them (the groups' own when there is one group) and their order.
 	all := map[Ref]int64{}
 	for _, g := range gs {
+		if len(gs) == 1 {
+			all = g.refs
+			break
+		}
 		for ref, v := range g.refs {
 			all[ref] = max(all[ref], v)
 		}
