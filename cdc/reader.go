@@ -18,8 +18,14 @@ import (
 type Binlog interface {
 	// Status tells who the server is and where its binlog stands now.
 	Status(ctx context.Context) (SourceStatus, error)
-	// Open streams the binlog from a transaction boundary.
-	Open(ctx context.Context, from Position) (Stream, error)
+	// Open streams the binlog from a transaction boundary: from.Pos of this server's binlog,
+	// or, when from.ByGTID(), the first transaction not in from.GTIDSet. from.GTIDSet, when
+	// set, is the GTID position at from.Pos: the stream's commits carry it forward.
+	Open(ctx context.Context, from Checkpoint) (Stream, error)
+	// Holds reports whether this server can stream every transaction after gtidSet, a GTID
+	// position saved while reading another server: its binlog holds all of gtidSet and has
+	// purged nothing after it. why says what is missing when it cannot.
+	Holds(ctx context.Context, gtidSet string) (ok bool, why string, err error)
 }
 
 // Stream yields the binlog's items in commit order.
@@ -31,8 +37,11 @@ type Stream interface {
 // SourceStatus identifies the source server and its binlog.
 type SourceStatus struct {
 	ID      string   // server identity (MySQL server_uuid; MariaDB server_id + binlog basename)
-	Current Position // end of the binlog now (SHOW MASTER STATUS)
+	Current Position // end of the binlog now (SHOW MASTER STATUS / SHOW BINARY LOG STATUS)
 	Oldest  string   // oldest binlog file still on the server
+	// GTIDSet is the GTID position at Current where the server reports it with the position
+	// (MySQL's Executed_Gtid_Set), else "" (the binlog adapter finds it when it opens).
+	GTIDSet string
 }
 
 // Item is one binlog event the reader cares about.
@@ -59,8 +68,16 @@ type Checkpoint struct {
 	Epoch    uint32
 	SourceID string
 	Pos      Position
-	GTIDSet  string
+	// GTIDSet is the GTID position after the transaction at Pos: MariaDB, the last GTID of
+	// every domain; MySQL, the set of every executed GTID. "" when unknown.
+	GTIDSet string
 }
+
+// ByGTID reports whether cp resumes from its GTID set instead of its position: the start point
+// of a resume on a new source, saved before the new server's position of that set is known.
+// Its Pos is offset 0 of the new server's oldest binlog, where no event ends: the checkpoint
+// and the epoch floor move up from there, never past a position the session has not read.
+func (cp Checkpoint) ByGTID() bool { return cp.Pos.Pos == 0 && cp.GTIDSet != "" }
 
 // Store keeps checkpoints and resync marks in the control schema.
 type Store interface {
@@ -189,9 +206,10 @@ type Reader struct {
 	leading    atomic.Bool
 	publishing atomic.Bool
 	stopped    atomic.Bool
-	// highest position published by an earlier session of this process: events re-read up to
-	// it after a restart from the checkpoint are counted as republished.
-	highWater Position
+	// highest position published by an earlier session of this process, on highSource: events
+	// re-read up to it after a restart from the checkpoint are counted as republished.
+	highWater  Position
+	highSource string
 }
 
 // NewReader wires a reader.
@@ -295,7 +313,7 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	fresh := Checkpoint{Name: r.opts.Name, SourceID: st.ID, Pos: st.Current}
+	fresh := Checkpoint{Name: r.opts.Name, SourceID: st.ID, Pos: st.Current, GTIDSet: st.GTIDSet}
 	if !ok {
 		var why string
 		if fresh.Epoch, why, err = r.firstEpoch(ctx, st, floor, hasFloor); err != nil {
@@ -324,13 +342,16 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 				"floor_position", floor.Pos.String(), "floor_by", floor.Name)
 			cp.Epoch = floor.Epoch
 		}
-		r.log.Info("resuming from checkpoint", "position", cp.Pos.String(), "epoch", cp.Epoch, "gtid_set", cp.GTIDSet)
+		if cp.ByGTID() {
+			r.log.Info("resuming from checkpoint by its GTID set (a source change's start point)", "gtid_set", cp.GTIDSet, "epoch", cp.Epoch)
+		} else {
+			r.log.Info("resuming from checkpoint", "position", cp.Pos.String(), "epoch", cp.Epoch, "gtid_set", cp.GTIDSet)
+		}
 		return cp, nil
 	}
 	// The old coordinates cannot be compared with the new ones: a new epoch keeps every new
 	// version above every old one (NextEpoch: above the effective epoch of the old source's
-	// last versions too; FloorEpoch: above what the schema's other readers published). Changes
-	// in between may be lost: mark a resync.
+	// last versions too; FloorEpoch: above what the schema's other readers published).
 	if fresh.Epoch, err = NextEpoch(cp.Epoch, cp.Pos.File); err != nil {
 		return Checkpoint{}, err
 	}
@@ -341,6 +362,29 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 		}
 		fresh.Epoch = max(fresh.Epoch, above)
 	}
+	// With GTIDs the new server can continue exactly after the checkpoint's transaction, in
+	// the new epoch (docs/cdc.md, "Source failover"): every version of it is above every
+	// version published before (above), and its positions are the new server's, increasing in
+	// its commit order. Transactions the old source published past its checkpoint are read
+	// again and published with those higher versions: duplicates, never losses.
+	gtidWhy := "the checkpoint has no GTID set"
+	if cp.GTIDSet != "" && st.Oldest != "" {
+		ok, why, err := r.binlog.Holds(ctx, cp.GTIDSet)
+		if err != nil {
+			return Checkpoint{}, fmt.Errorf("check the checkpoint's GTID set on the source: %w", err)
+		}
+		if ok {
+			fresh.Pos, fresh.GTIDSet = Position{File: st.Oldest}, cp.GTIDSet
+			r.log.Warn("source changed: resuming from the checkpoint's GTID set on the new source under a new epoch; nothing is skipped, no resync needed",
+				"reason", reason, "detail", detail, "gtid_set", cp.GTIDSet, "old_epoch", cp.Epoch, "new_epoch", fresh.Epoch,
+				"floor_epoch", floor.Epoch)
+			return fresh, r.store.Save(ctx, fresh)
+		}
+		gtidWhy = why
+	}
+	// Without a usable GTID set the changes between the checkpoint and now may be lost: start
+	// at the current position and mark a resync.
+	detail += "; not resumed by GTID: " + gtidWhy
 	r.log.Error("SOURCE CHANGED: starting a new epoch at the current position; a full resync is needed",
 		"reason", reason, "detail", detail, "old_epoch", cp.Epoch, "new_epoch", fresh.Epoch,
 		"floor_epoch", floor.Epoch, "position", st.Current.String())
@@ -414,8 +458,11 @@ func (r *Reader) session(held context.Context) error {
 		return fmt.Errorf("open broker channel: %w", err)
 	}
 	defer ch.Close()
-	stream, err := r.binlog.Open(ctx, cp.Pos)
+	stream, err := r.binlog.Open(ctx, cp)
 	if err != nil {
+		if cp.ByGTID() {
+			return fmt.Errorf("open binlog after GTID set %s: %w", cp.GTIDSet, err)
+		}
 		return fmt.Errorf("open binlog at %s: %w", cp.Pos, err)
 	}
 	defer stream.Close()
@@ -446,6 +493,9 @@ func (r *Reader) begin(ctx context.Context) (Checkpoint, error) {
 	}
 	r.m.Epoch.Set(float64(cp.Epoch))
 	r.setCheckpointGauges(cp.Pos)
+	if cp.SourceID != r.highSource { // positions of another server say nothing about republishing
+		r.highWater, r.highSource = Position{}, cp.SourceID
+	}
 	return cp, nil
 }
 

@@ -5,30 +5,50 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 )
 
-// fakeSource streams a fixed list of items, then blocks.
+// fakeSource streams a fixed list of items, then blocks. Opened by GTID, it streams the items
+// after the commit that carries the GTID set (all of them when none does).
 type fakeSource struct {
 	items []Item
 	opens int
+	holds string   // Holds answers why not, unless this is "yes"
+	asked []string // the GTID sets Holds was asked about
+	froms []Checkpoint
 }
 
 func (s *fakeSource) Status(context.Context) (SourceStatus, error) {
 	return SourceStatus{ID: "src", Current: Position{File: "b.000001", Pos: 4}, Oldest: "b.000001"}, nil
 }
-func (s *fakeSource) Open(_ context.Context, from Position) (Stream, error) {
+func (s *fakeSource) Open(_ context.Context, from Checkpoint) (Stream, error) {
 	s.opens++
+	s.froms = append(s.froms, from)
 	var rest []Item
+	if from.ByGTID() {
+		rest = s.items
+		for i, it := range s.items {
+			if it.Commit && it.GTIDSet == from.GTIDSet {
+				rest = s.items[i+1:]
+			}
+		}
+		return &fakeStream{items: rest}, nil
+	}
 	for _, it := range s.items {
-		if from.Less(it.Pos) {
+		if from.Pos.Less(it.Pos) {
 			rest = append(rest, it)
 		}
 	}
 	return &fakeStream{items: rest}, nil
+}
+func (s *fakeSource) Holds(_ context.Context, gtidSet string) (bool, string, error) {
+	s.asked = append(s.asked, gtidSet)
+	return s.holds == "yes", s.holds, nil
 }
 
 type fakeStream struct{ items []Item }
@@ -49,6 +69,7 @@ type fakeStore struct {
 	cp    Checkpoint
 	ok    bool
 	saves []Position
+	marks []ResyncMark
 }
 
 func (s *fakeStore) Load(context.Context, string) (Checkpoint, bool, error) {
@@ -63,7 +84,12 @@ func (s *fakeStore) Save(_ context.Context, cp Checkpoint) error {
 	s.saves = append(s.saves, cp.Pos)
 	return nil
 }
-func (s *fakeStore) MarkResync(context.Context, string, ResyncMark) error { return nil }
+func (s *fakeStore) MarkResync(_ context.Context, _ string, m ResyncMark) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks = append(s.marks, m)
+	return nil
+}
 func (s *fakeStore) allSaves() []Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -436,9 +462,19 @@ func (w *fakeWritten) HighestVersion(context.Context) (Version, bool, error) {
 // clock) and returns the checkpoint it saved first and the versions it published.
 func startEpoch(t *testing.T, store *fakeStore, opts Options) (first Checkpoint, versions []Version) {
 	t.Helper()
-	src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}
+	saves, versions := runSource(t, store, &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}, opts)
+	if len(saves) > 0 {
+		first = saves[0]
+	}
+	return first, versions
+}
+
+// runSource runs a reader over src until all is idle (fake clock) and returns every checkpoint
+// it saved and the versions it published; the channel confirms nothing, the shutdown saves
+// nothing past the start point.
+func runSource(t *testing.T, store *fakeStore, src *fakeSource, opts Options) (saves []Checkpoint, versions []Version) {
+	t.Helper()
 	ch := newFakeChannel()
-	var saves []Checkpoint
 	opts.Name = "t"
 	r := NewReader(opts, src, &recordingStore{fakeStore: store, saves: &saves}, &fakeLeader{}, ch)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -465,10 +501,7 @@ func startEpoch(t *testing.T, store *fakeStore, opts Options) (first Checkpoint,
 	}
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	if len(saves) > 0 {
-		first = saves[0]
-	}
-	return first, versions
+	return saves, versions
 }
 
 // recordingStore keeps every saved checkpoint, not only its position.
@@ -571,6 +604,102 @@ func TestSourceChangeStartsAboveTheFloor(t *testing.T) {
 		want, _ := NextEpoch(6, "b.000095")
 		if cp.Epoch != want {
 			t.Fatalf("epoch after the source change %d, want %d (above the floor's epoch 6)", cp.Epoch, want)
+		}
+	})
+}
+
+// commitGTID is a commit at pos whose GTID position after it is set.
+func commitGTID(pos uint32, set string) Item {
+	it := commitAt(pos)
+	it.GTIDSet = set
+	return it
+}
+
+// TestSourceFailoverWithGTIDsResumesFromTheSavedSetAndSkipsNothing prevents the changes
+// committed between the checkpoint and a failover from being skipped: with a GTID set saved
+// and held by the new source, the reader resumes right after it (every domain, as saved), in
+// a new epoch above every version of the old source, and marks no resync.
+func TestSourceFailoverWithGTIDsResumesFromTheSavedSetAndSkipsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const saved = "0-1-10,1-1-5"
+		old := Checkpoint{Name: "t", Epoch: 4, SourceID: "old-primary", Pos: Position{File: "b.000090", Pos: 77}, GTIDSet: saved}
+		// The new primary's binlog: a transaction the checkpoint holds, then one committed on
+		// the old primary after the checkpoint (replicated), then one of its own.
+		src := &fakeSource{holds: "yes", items: []Item{rowsAt(100, 1), commitGTID(110, saved),
+			rowsAt(200, 2), commitGTID(210, "0-1-11,1-1-5"), rowsAt(300, 3), commitGTID(310, "0-2-12,1-1-5")}}
+		store := &fakeStore{cp: old, ok: true}
+		saves, versions := runSource(t, store, src, Options{})
+		if len(src.asked) == 0 || src.asked[0] != saved {
+			t.Fatalf("Holds asked about %v, want the saved set %q", src.asked, saved)
+		}
+		epoch, _ := NextEpoch(4, "b.000090")
+		if len(saves) == 0 || saves[0] != (Checkpoint{Name: "t", Epoch: epoch, SourceID: "src", Pos: Position{File: "b.000001"}, GTIDSet: saved}) {
+			t.Fatalf("start point saved %+v, want epoch %d on src, by GTID set %q", saves, epoch, saved)
+		}
+		if !saves[0].ByGTID() || len(src.froms) == 0 || !src.froms[0].ByGTID() || src.froms[0].GTIDSet != saved {
+			t.Fatalf("stream opened from %+v, want by the saved GTID set", src.froms)
+		}
+		want := []Version{mustVersion(t, epoch, "b.000001", 200), mustVersion(t, epoch, "b.000001", 300)}
+		if !slices.Equal(versions, want) {
+			t.Fatalf("published versions %v, want %v: the rows after the saved set, nothing before", versions, want)
+		}
+		if oldTop := mustVersion(t, 4+1, "b.000090", 1<<31); versions[0] <= oldTop {
+			t.Fatalf("version %d not above the old source's (and its unsaved tail's) %d", versions[0], oldTop)
+		}
+		if len(store.marks) != 0 {
+			t.Fatalf("resync marks %+v after a failover resumed by GTID", store.marks)
+		}
+		if start := saves[0]; !start.Pos.Less(Position{File: "b.000001", Pos: 100}) {
+			t.Fatalf("start point %v not below the first position read", start.Pos)
+		}
+	})
+}
+
+// TestRestartBeforeTheFirstCheckpointOnTheNewSourceResumesByGTIDAgain prevents a restart
+// between a GTID resume's start and its first confirmed transaction from reading the start
+// point's placeholder position: it resumes by the GTID set again, same epoch, no new check.
+func TestRestartBeforeTheFirstCheckpointOnTheNewSourceResumesByGTIDAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const saved = "0-1-10"
+		start := Checkpoint{Name: "t", Epoch: 6, SourceID: "src", Pos: Position{File: "b.000001"}, GTIDSet: saved}
+		src := &fakeSource{items: []Item{rowsAt(100, 1), commitGTID(110, saved), rowsAt(200, 2), commitGTID(210, "0-1-11")}}
+		store := &fakeStore{cp: start, ok: true}
+		_, versions := runSource(t, store, src, Options{})
+		if len(src.asked) != 0 || len(store.marks) != 0 {
+			t.Fatalf("asked %v, marks %+v: the same source needs neither", src.asked, store.marks)
+		}
+		if len(src.froms) == 0 || src.froms[0] != start {
+			t.Fatalf("opened from %+v, want the saved start point %+v", src.froms, start)
+		}
+		if want := []Version{mustVersion(t, 6, "b.000001", 200)}; !slices.Equal(versions, want) {
+			t.Fatalf("versions %v, want %v", versions, want)
+		}
+	})
+}
+
+// TestSourceFailoverWithoutAUsableGTIDSetMarksAResync prevents a silent gap: without a saved
+// GTID set, or when the new source lacks part of it, the reader starts at the current
+// position in a new epoch and marks a resync that says why it did not resume by GTID.
+func TestSourceFailoverWithoutAUsableGTIDSetMarksAResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, tc := range []struct {
+			gtidSet, holds, why string
+		}{
+			{"", "", "the checkpoint has no GTID set"},
+			{"0-1-10", "the new source's binlog does not reach 0-1-10", "does not reach 0-1-10"},
+		} {
+			old := Checkpoint{Name: "t", Epoch: 4, SourceID: "old-primary", Pos: Position{File: "b.000090", Pos: 77}, GTIDSet: tc.gtidSet}
+			store := &fakeStore{cp: old, ok: true}
+			src := &fakeSource{holds: tc.holds, items: []Item{rowsAt(100, 1), commitAt(110)}}
+			saves, _ := runSource(t, store, src, Options{})
+			epoch, _ := NextEpoch(4, "b.000090")
+			if len(saves) == 0 || saves[0].Epoch != epoch || saves[0].Pos != (Position{File: "b.000001", Pos: 4}) || saves[0].ByGTID() {
+				t.Fatalf("gtid set %q: start point %+v, want epoch %d at the current position", tc.gtidSet, saves, epoch)
+			}
+			if len(store.marks) != 1 || store.marks[0].Reason != "source_changed" || store.marks[0].Table != "*" ||
+				!strings.Contains(store.marks[0].Detail, tc.why) {
+				t.Fatalf("gtid set %q: marks %+v, want one source_changed mark saying %q", tc.gtidSet, store.marks, tc.why)
+			}
 		}
 	})
 }

@@ -132,10 +132,15 @@ func freePort(t *testing.T) string {
 
 // config writes a wye.yaml for one reader process and returns its path.
 func (r *cdcRig) config(metrics string, tables ...string) string {
+	return r.configAt(mysqlAddr, metrics, tables...)
+}
+
+// configAt is config with MariaDB (source and control) reached at addr, a proxy's.
+func (r *cdcRig) configAt(addr, metrics string, tables ...string) string {
 	u, _ := url.Parse(amqpURL)
 	pass, _ := u.User.Password()
 	u.User = url.User(u.User.Username())
-	host, port := splitHostPort(r.t, mysqlAddr)
+	host, port := splitHostPort(r.t, addr)
 	var ents strings.Builder
 	for _, tb := range tables {
 		fmt.Fprintf(&ents, "  - {name: %s, index: %s, root: {table: %s.%s, key: id}}\n", tb, tb, r.db, tb)
@@ -167,8 +172,14 @@ type proc struct {
 
 func (r *cdcRig) start(tables ...string) *proc {
 	r.t.Helper()
+	return r.startAt(mysqlAddr, tables...)
+}
+
+// startAt starts a reader that reaches MariaDB at addr.
+func (r *cdcRig) startAt(addr string, tables ...string) *proc {
+	r.t.Helper()
 	metrics := freePort(r.t)
-	cfg := r.config(metrics, tables...)
+	cfg := r.configAt(addr, metrics, tables...)
 	logPath := filepath.Join(r.dir, fmt.Sprintf("cdc-%d.log", time.Now().UnixNano()))
 	lf, err := os.Create(logPath)
 	if err != nil {

@@ -161,10 +161,10 @@ func TestDeletedCheckpointOrRenamedReaderAfterASourceChangeStillWrites(t *testin
 	workloadConverges(t, r, 100, 2*time.Minute)
 	convergedAtEpoch(r, 1, time.Minute)
 
-	// The source changes as the reader sees it: another server identity. The reader starts
-	// epoch NextEpoch(1, ...) = 3 at the current position.
+	// The source changes as the reader sees it: another server identity, and no GTID set to
+	// resume from. The reader starts epoch NextEpoch(1, ...) = 3 at the current position.
 	reader.stop()
-	execControl(t, ctl, "UPDATE cdc_checkpoint SET server_uuid = 'e2e-old-primary' WHERE name = ?", name)
+	execControl(t, ctl, "UPDATE cdc_checkpoint SET server_uuid = 'e2e-old-primary', gtid_set = '' WHERE name = ?", name)
 	reader = startCDC(t, cfg, name)
 	if !strings.Contains(reader.out.String(), "SOURCE CHANGED") {
 		t.Fatalf("the reader did not see the source change:\n%s", reader.out.String())

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,29 +92,75 @@ func (s *Source) Close() error { return s.db.Close() }
 // Check verifies the server writes self-describing row events. Without ROW format and FULL
 // images an update loses its before-image (invariant 5); without FULL row metadata the events
 // carry no column names, and mapping them with the live schema mis-maps replays after ALTER.
+// Settings that exist only on some servers (MySQL 8.0.x) are checked where they exist.
 func (s *Source) Check(ctx context.Context) error {
-	for name, want := range map[string]string{"binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"} {
+	for _, name := range checkedSettings {
 		var got string
-		if err := s.db.QueryRowContext(ctx, "SELECT @@"+name).Scan(&got); err != nil {
+		err := s.db.QueryRowContext(ctx, "SELECT @@"+name).Scan(&got)
+		var me *driver.MySQLError
+		switch {
+		case errors.As(err, &me) && me.Number == 1193 && requiredSettings[name] == "":
+			continue // unknown variable: this server cannot have the setting cdc refuses
+		case err != nil:
 			return fmt.Errorf("check source @@%s: %w", name, err)
 		}
+		if err := checkSetting(name, got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requiredSettings are the server settings cdc cannot run without, with the value it needs.
+var requiredSettings = map[string]string{"binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
+
+// checkedSettings are the variables Check reads, in order: the required ones, then those that
+// only MySQL has (MariaDB answers "unknown variable").
+var checkedSettings = []string{"binlog_format", "binlog_row_image", "binlog_row_metadata",
+	"binlog_transaction_compression", "binlog_row_value_options"}
+
+// checkSetting refuses a value of a checked server setting with which cdc would lose or
+// mis-read changes, naming the setting.
+func checkSetting(name, got string) error {
+	if want, ok := requiredSettings[name]; ok {
 		if !strings.EqualFold(got, want) {
 			return fmt.Errorf("check source: @@%s is %q, cdc needs %s (set it in the server's config)", name, got, want)
 		}
+		return nil
 	}
-	// MySQL 8.0.20+ can wrap each transaction in one compressed payload event, which this
-	// reader does not unpack yet: refuse rather than skip its rows silently.
-	var compressed string
-	err := s.db.QueryRowContext(ctx, "SELECT @@binlog_transaction_compression").Scan(&compressed)
-	var me *driver.MySQLError
-	switch {
-	case errors.As(err, &me) && me.Number == 1193: // unknown variable: MariaDB, MySQL < 8.0.20
-	case err != nil:
-		return fmt.Errorf("check source @@binlog_transaction_compression: %w", err)
-	case compressed == "1" || strings.EqualFold(compressed, "ON"):
-		return fmt.Errorf("check source: @@binlog_transaction_compression is ON; cdc cannot read compressed transaction payloads yet (set it OFF)")
+	switch name {
+	case "binlog_transaction_compression":
+		// MySQL 8.0.20+ can wrap each transaction in one compressed payload event, which this
+		// reader does not unpack yet: refuse rather than skip its rows silently.
+		if got == "1" || strings.EqualFold(got, "ON") {
+			return fmt.Errorf("check source: @@binlog_transaction_compression is ON; cdc cannot read compressed transaction payloads yet (set it OFF)")
+		}
+	case "binlog_row_value_options":
+		// MySQL 8.0.3+ with PARTIAL_JSON writes only the modified parts of a JSON document in
+		// an update's after image (PARTIAL_UPDATE_ROWS_EVENT): the event no longer carries
+		// the row, and the diff cannot be applied without the document.
+		// https://dev.mysql.com/doc/refman/8.0/en/replication-features-json.html
+		for _, opt := range strings.Split(got, ",") {
+			if strings.EqualFold(strings.TrimSpace(opt), "PARTIAL_JSON") {
+				return fmt.Errorf("check source: @@binlog_row_value_options is %q; cdc needs whole JSON documents in row events (set it to '')", got)
+			}
+		}
 	}
 	return nil
+}
+
+// statusStatement returns the statement that reports the binlog's current file and position.
+// MySQL 8.2.0 added SHOW BINARY LOG STATUS and deprecated SHOW MASTER STATUS, which 8.4 removed
+// (https://dev.mysql.com/doc/refman/8.4/en/show-binary-log-status.html). MariaDB keeps SHOW
+// MASTER STATUS (its own new name, 10.5.2+, is SHOW BINLOG STATUS). A version that does not
+// parse gets the old statement, which every server before MySQL 8.4 understands.
+func statusStatement(flavor, version string) string {
+	if flavor == gomysql.MySQLFlavor {
+		if c, err := gomysql.CompareServerVersions(version, "8.2.0"); err == nil && c >= 0 {
+			return "SHOW BINARY LOG STATUS"
+		}
+	}
+	return "SHOW MASTER STATUS"
 }
 
 // Status checks the server and reports its identity and binlog end.
@@ -135,12 +182,21 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 		}
 		st.ID = fmt.Sprintf("mariadb:%d:%s", id, base)
 	}
-	rows, err := s.db.QueryContext(ctx, "SHOW MASTER STATUS")
-	if err != nil {
-		return st, fmt.Errorf("show master status: %w", err)
+	var version string
+	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return st, fmt.Errorf("read server version: %w", err)
 	}
-	if err := scanFirst(rows, &st.Current.File, &st.Current.Pos); err != nil {
-		return st, fmt.Errorf("show master status: %w", err)
+	stmt := statusStatement(s.opts.Flavor, version)
+	rows, err := s.db.QueryContext(ctx, stmt)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
+	}
+	var doDB, ignoreDB, executed sql.NullString // MariaDB has no Executed_Gtid_Set column
+	if err := scanFirst(rows, &st.Current.File, &st.Current.Pos, &doDB, &ignoreDB, &executed); err != nil {
+		return st, fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
+	}
+	if s.opts.Flavor == gomysql.MySQLFlavor {
+		st.GTIDSet = strings.ReplaceAll(executed.String, "\n", "") // one line per uuid
 	}
 	rows, err = s.db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
@@ -177,22 +233,206 @@ func scanFirst(rows *sql.Rows, dst ...any) error {
 	return rows.Scan(all...)
 }
 
-// Open streams the binlog from a transaction boundary.
-func (s *Source) Open(ctx context.Context, from cdc.Position) (cdc.Stream, error) {
-	st := &stream{src: s, file: from.File, tables: map[uint64]cachedTable{}}
+// Open streams the binlog from a transaction boundary: from.Pos, or, for a checkpoint that
+// resumes by GTID (a source change), the first transaction after from.GTIDSet. Every commit
+// of the stream carries the whole GTID position after it, every domain or server uuid: it
+// starts from from.GTIDSet or, without one, from what MariaDB reports for from.Pos
+// (BINLOG_GTID_POS); MySQL cannot tell it for a past position, and those commits then carry
+// only the GTIDs read since.
+func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, error) {
+	set := from.GTIDSet
+	if set == "" && s.opts.Flavor != gomysql.MySQLFlavor {
+		var pos sql.NullString
+		if err := s.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", from.Pos.File, from.Pos.Pos).Scan(&pos); err != nil {
+			return nil, fmt.Errorf("read GTID position at %s: %w", from.Pos, err)
+		}
+		set = pos.String
+	}
+	gtids, err := newGTIDState(s.opts.Flavor, set)
+	if err != nil {
+		return nil, err
+	}
+	st := &stream{src: s, file: from.Pos.File, tables: map[uint64]cachedTable{}, gtids: gtids}
 	cfg, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
 	}
 	cfg.RowsEventDecodeFunc = st.decodeRows
 	st.syncer = replication.NewBinlogSyncer(cfg)
-	bs, err := st.syncer.StartSync(gomysql.Position{Name: from.File, Pos: from.Pos})
+	var bs *replication.BinlogStreamer
+	if from.ByGTID() {
+		st.file = "" // the server names the file in the Rotate event it sends first
+		bs, err = st.syncer.StartSyncGTID(gtids.set())
+	} else {
+		bs, err = st.syncer.StartSync(gomysql.Position{Name: from.Pos.File, Pos: from.Pos.Pos})
+	}
 	if err != nil {
 		st.syncer.Close()
 		return nil, fmt.Errorf("start binlog sync: %w", err)
 	}
 	st.bs = bs
 	return st, nil
+}
+
+// Holds reports whether this server can stream every transaction after gtidSet: it must have
+// written all of gtidSet to its binlog (a promoted replica needs log_slave_updates /
+// log_replica_updates) and purged none of the transactions after it.
+func (s *Source) Holds(ctx context.Context, gtidSet string) (bool, string, error) {
+	if s.opts.Flavor == gomysql.MySQLFlavor {
+		var mode, executed, purged string
+		err := s.db.QueryRowContext(ctx, "SELECT @@gtid_mode, @@gtid_executed, @@gtid_purged").Scan(&mode, &executed, &purged)
+		if err != nil {
+			return false, "", fmt.Errorf("read GTID state: %w", err)
+		}
+		if !strings.EqualFold(mode, "ON") {
+			return false, "gtid_mode is " + mode + " on the new source", nil
+		}
+		ok, why, err := mysqlHolds(gtidSet, executed, purged)
+		return ok, why, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return false, "", fmt.Errorf("show binary logs: %w", err)
+	}
+	var oldest string
+	var size any
+	if err := scanFirst(rows, &oldest, &size); err != nil {
+		return false, "", fmt.Errorf("show binary logs: %w", err)
+	}
+	var binlogPos, before sql.NullString
+	err = s.db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos, BINLOG_GTID_POS(?, 4)", oldest).Scan(&binlogPos, &before)
+	if err != nil {
+		return false, "", fmt.Errorf("read GTID state: %w", err)
+	}
+	return mariadbHolds(gtidSet, binlogPos.String, before.String)
+}
+
+// mariadbHolds decides Holds for MariaDB from the saved position, the server's
+// @@gtid_binlog_pos (the last GTID of each domain in its binlog) and the GTID position before
+// its oldest binlog. Sequence numbers grow within a domain (gtid_strict_mode, which the
+// server checks again when the stream starts: it refuses a GTID missing from its binlog).
+func mariadbHolds(saved, binlogPos, beforeOldest string) (bool, string, error) {
+	want, err := mariadbDomains(saved)
+	if err != nil {
+		return false, "", fmt.Errorf("parse saved GTID set: %w", err)
+	}
+	has, err := mariadbDomains(binlogPos)
+	if err != nil {
+		return false, "", fmt.Errorf("parse @@gtid_binlog_pos: %w", err)
+	}
+	gone, err := mariadbDomains(beforeOldest)
+	if err != nil {
+		return false, "", fmt.Errorf("parse GTID position of the oldest binlog: %w", err)
+	}
+	for d, g := range want {
+		h, ok := has[d]
+		if !ok || h.SequenceNumber < g.SequenceNumber {
+			return false, fmt.Sprintf("the new source's binlog does not reach %s (its gtid_binlog_pos is %q)", g.String(), binlogPos), nil
+		}
+	}
+	for d, g := range gone {
+		if w, ok := want[d]; !ok || w.SequenceNumber < g.SequenceNumber {
+			return false, fmt.Sprintf("the new source purged binlogs up to %s, after the saved position %q", g.String(), saved), nil
+		}
+	}
+	return true, "", nil
+}
+
+// mariadbDomains parses a MariaDB GTID position into its GTID per domain.
+func mariadbDomains(pos string) (map[uint32]gomysql.MariadbGTID, error) {
+	out := map[uint32]gomysql.MariadbGTID{}
+	for _, part := range strings.Split(pos, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		g, err := gomysql.ParseMariadbGTID(part)
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := out[g.DomainID]; !ok || g.SequenceNumber > prev.SequenceNumber {
+			out[g.DomainID] = *g
+		}
+	}
+	return out, nil
+}
+
+// mysqlHolds decides Holds for MySQL: the saved set within the server's gtid_executed, and
+// gtid_purged within the saved set.
+func mysqlHolds(saved, executed, purged string) (bool, string, error) {
+	want, err := gomysql.ParseMysqlGTIDSet(saved)
+	if err != nil {
+		return false, "", fmt.Errorf("parse saved GTID set: %w", err)
+	}
+	has, err := gomysql.ParseMysqlGTIDSet(executed)
+	if err != nil {
+		return false, "", fmt.Errorf("parse @@gtid_executed: %w", err)
+	}
+	gone, err := gomysql.ParseMysqlGTIDSet(purged)
+	if err != nil {
+		return false, "", fmt.Errorf("parse @@gtid_purged: %w", err)
+	}
+	if !has.Contain(want) {
+		return false, fmt.Sprintf("the new source's gtid_executed %q does not contain %q", executed, saved), nil
+	}
+	if !want.Contain(gone) {
+		return false, fmt.Sprintf("the new source purged %q, beyond the saved set %q", purged, saved), nil
+	}
+	return true, "", nil
+}
+
+// gtidState is a stream's GTID position after the last transaction read: MariaDB, the last
+// GTID of every domain (a position, one per domain); MySQL, the set of every GTID executed.
+type gtidState struct {
+	mariadb map[uint32]gomysql.MariadbGTID
+	mysql   *gomysql.MysqlGTIDSet
+}
+
+func newGTIDState(flavor, set string) (*gtidState, error) {
+	if flavor == gomysql.MySQLFlavor {
+		s, err := gomysql.ParseMysqlGTIDSet(set)
+		if err != nil {
+			return nil, fmt.Errorf("parse GTID set %q: %w", set, err)
+		}
+		return &gtidState{mysql: s.(*gomysql.MysqlGTIDSet)}, nil
+	}
+	d, err := mariadbDomains(set)
+	if err != nil {
+		return nil, fmt.Errorf("parse GTID position %q: %w", set, err)
+	}
+	return &gtidState{mariadb: d}, nil
+}
+
+// set returns the position as go-mysql's GTIDSet, to start a stream after it.
+func (g *gtidState) set() gomysql.GTIDSet {
+	if g.mysql != nil {
+		return g.mysql
+	}
+	s := &gomysql.MariadbGTIDSet{Sets: map[uint32]*gomysql.MariadbGTID{}}
+	for d, gtid := range g.mariadb {
+		s.Sets[d] = &gtid
+	}
+	return s
+}
+
+// String renders the position as the server writes it: MariaDB domains in order, "d-s-n,...".
+func (g *gtidState) String() string {
+	if g.mysql != nil {
+		return g.mysql.String()
+	}
+	domains := make([]uint32, 0, len(g.mariadb))
+	for d := range g.mariadb {
+		domains = append(domains, d)
+	}
+	slices.Sort(domains)
+	var b strings.Builder
+	for i, d := range domains {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		gtid := g.mariadb[d]
+		b.WriteString(gtid.String())
+	}
+	return b.String()
 }
 
 // syncerConfig is the configuration of one replication connection, with its TLS built now.
@@ -280,10 +520,11 @@ type stream struct {
 	bs     *replication.BinlogStreamer
 
 	file     string
-	gtid     string
-	gtidSet  map[uint32]string // MariaDB: last GTID per domain; MySQL: one entry
+	gtid     string     // the current transaction's GTID
+	gtids    *gtidState // the GTID position after the current transaction
 	txnTS    time.Time
 	tables   map[uint64]cachedTable
+	warned   map[string]bool // tables whose unknown column types were logged this session
 	decodeMu sync.Mutex
 	badRows  map[*replication.RowsEvent]error // undecodable followed rows, set by decodeRows
 }
@@ -339,15 +580,18 @@ func (st *stream) Next(ctx context.Context) (cdc.Item, error) {
 			st.file = string(e.NextLogName)
 		case *replication.MariadbGTIDEvent:
 			st.gtid = e.GTID.String()
-			if st.gtidSet == nil {
-				st.gtidSet = map[uint32]string{}
+			if st.gtids.mariadb != nil {
+				st.gtids.mariadb[e.GTID.DomainID] = e.GTID
 			}
-			st.gtidSet[e.GTID.DomainID] = st.gtid
 			st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
 		case *replication.GTIDEvent:
 			if next, err := e.GTIDNext(); err == nil {
 				st.gtid = next.String()
-				st.gtidSet = map[uint32]string{0: st.gtid}
+				if st.gtids.mysql != nil {
+					if err := st.gtids.mysql.Update(st.gtid); err != nil {
+						return cdc.Item{}, fmt.Errorf("add GTID %s: %w", st.gtid, err)
+					}
+				}
 			}
 			st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
 			if e.OriginalCommitTimestamp > 0 {
@@ -390,13 +634,9 @@ func (st *stream) Next(ctx context.Context) (cdc.Item, error) {
 }
 
 func (st *stream) commit(pos cdc.Position) cdc.Item {
-	parts := make([]string, 0, len(st.gtidSet))
-	for _, g := range st.gtidSet {
-		parts = append(parts, g)
-	}
 	st.gtid = ""
 	st.txnTS = time.Time{}
-	return cdc.Item{Commit: true, Pos: pos, GTIDSet: strings.Join(parts, ",")}
+	return cdc.Item{Commit: true, Pos: pos, GTIDSet: st.gtids.String()}
 }
 
 func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bool) {
@@ -415,8 +655,17 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 	ct, ok := st.tables[e.TableID]
 	if !ok || ct.tme != e.Table {
 		ct = cachedTable{tme: e.Table}
-		ct.t, ct.err = tableOf(e.Table)
+		var unknown []string
+		ct.t, unknown, ct.err = tableOf(e.Table)
 		st.tables[e.TableID] = ct
+		if len(unknown) > 0 && !st.warned[name] {
+			if st.warned == nil {
+				st.warned = map[string]bool{}
+			}
+			st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
+			st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
+				"table", name, "columns", unknown, "position", pos.String())
+		}
 	}
 	if ct.err != "" {
 		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
@@ -464,24 +713,33 @@ func trim(q string) string {
 
 // tableOf describes a table from its TABLE_MAP event, which (binlog_row_metadata=FULL) carries
 // the column names, signedness, charsets, ENUM/SET members and primary key as of this event.
-func tableOf(tme *replication.TableMapEvent) (*cdc.Table, string) {
+// A column of a binlog type cdc does not know is sent as text (whatever go-mysql decoded,
+// printed) and named in unknown, so that one such column does not cost the table its
+// changes; in the primary key it fails the table, whose changes could not be told apart.
+func tableOf(tme *replication.TableMapEvent) (t *cdc.Table, unknown []string, failed string) {
 	names := tme.ColumnNameString()
 	if len(names) != int(tme.ColumnCount) {
-		return nil, "table map event has no column names (binlog_row_metadata is not FULL for this event)"
+		return nil, nil, "table map event has no column names (binlog_row_metadata is not FULL for this event)"
+	}
+	inPK := map[int]bool{}
+	for _, k := range tme.PrimaryKey {
+		inPK[int(k)] = true
 	}
 	unsigned := tme.UnsignedMap()
 	collations := tme.CollationMap()
+	enumSetCollations := tme.EnumSetCollationMap()
 	enums := tme.EnumStrValueMap()
 	sets := tme.SetStrValueMap()
-	t := &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, tme.ColumnCount)}
+	t = &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, tme.ColumnCount)}
 	for i := range t.Columns {
 		col := cdc.Column{Name: names[i]}
 		tp, meta := tme.ColumnType[i], tme.ColumnMeta[i]
+		length := int(meta) // CHAR/BINARY: the column's length in bytes (go-mysql decodeValue)
 		if tp == gomysql.MYSQL_TYPE_STRING && meta >= 256 {
 			if b0 := byte(meta >> 8); b0&0x30 != 0x30 {
-				tp = b0 | 0x30
+				tp, length = b0|0x30, int(meta&0xFF)|int((b0&0x30)^0x30)<<4
 			} else {
-				tp = b0
+				tp, length = b0, int(meta&0xFF)
 			}
 		}
 		switch tp {
@@ -512,27 +770,58 @@ func tableOf(tme *replication.TableMapEvent) (*cdc.Table, string) {
 		case gomysql.MYSQL_TYPE_JSON:
 			col.Kind = cdc.KindJSON
 		case gomysql.MYSQL_TYPE_ENUM:
-			col.Kind, col.Members = cdc.KindEnum, enums[i]
+			col.Kind, col.Members = cdc.KindEnum, utf8Members(enums[i], enumSetCollations[i])
 		case gomysql.MYSQL_TYPE_SET:
-			col.Kind, col.Members = cdc.KindSet, sets[i]
+			col.Kind, col.Members = cdc.KindSet, utf8Members(sets[i], enumSetCollations[i])
 		case gomysql.MYSQL_TYPE_GEOMETRY, gomysql.MYSQL_TYPE_VECTOR:
 			col.Kind = cdc.KindBinary
 		case gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING, gomysql.MYSQL_TYPE_STRING,
 			gomysql.MYSQL_TYPE_BLOB, gomysql.MYSQL_TYPE_TINY_BLOB, gomysql.MYSQL_TYPE_MEDIUM_BLOB, gomysql.MYSQL_TYPE_LONG_BLOB:
-			col.Kind = cdc.KindText
+			col.Kind, col.Charset = cdc.KindText, charsetOf(collations[i])
 			if collations[i] == binaryCollation {
-				col.Kind = cdc.KindBinary
+				col.Kind, col.Charset = cdc.KindBinary, cdc.CharsetUTF8
+				if tp == gomysql.MYSQL_TYPE_STRING {
+					col.Pad = length
+				}
 			}
 		default:
-			return nil, fmt.Sprintf("column %s has binlog type %d, which cdc does not encode", names[i], tp)
+			if inPK[i] {
+				return nil, nil, fmt.Sprintf("primary key column %s has binlog type %d, which cdc does not encode", names[i], tp)
+			}
+			// KindText encodes any decoded value without failing (nil as null).
+			col.Kind = cdc.KindText
+			unknown = append(unknown, fmt.Sprintf("%s (binlog type %d)", names[i], tp))
 		}
 		t.Columns[i] = col
 	}
 	for _, k := range tme.PrimaryKey {
 		t.PK = append(t.PK, int(k))
 	}
-	return t, ""
+	return t, unknown, ""
 }
 
 // binaryCollation is the collation id of the binary charset (BINARY, VARBINARY, BLOB).
 const binaryCollation = 63
+
+// charsetOf is the character set of a collation id: the ids of latin1's collations in MySQL
+// and MariaDB (information_schema.COLLATIONS; 1032 and 1071 are MariaDB's NO PAD ones).
+func charsetOf(collation uint64) cdc.Charset {
+	switch collation {
+	case 5, 8, 15, 31, 47, 48, 49, 94, 1032, 1071:
+		return cdc.CharsetLatin1
+	}
+	return cdc.CharsetUTF8
+}
+
+// utf8Members converts ENUM or SET member names from the column's character set.
+func utf8Members(members []string, collation uint64) []string {
+	cs := charsetOf(collation)
+	if cs == cdc.CharsetUTF8 {
+		return members
+	}
+	out := make([]string, len(members))
+	for i, m := range members {
+		out[i] = cs.UTF8(m)
+	}
+	return out
+}

@@ -8,8 +8,10 @@
 #   stack.sh logs   [service] [n]  tail a service's log
 #   stack.sh clean                 down + delete all data (downloads kept)
 #
-# Services: mariadb rabbitmq es7 es8 os2. Idempotent: `up` on a running stack only checks it
-# (it restarts MariaDB once, when its TLS settings are new to the running server).
+# Services: mariadb rabbitmq es7 es8 os2, and on request only: mariadb2, a second MariaDB that
+# replicates the first by GTID (the source failover e2e promotes it; `up mariadb2` makes it a
+# fresh replica again when it no longer replicates). Idempotent: `up` on a running stack only
+# checks it (it restarts MariaDB once, when its TLS settings are new to the running server).
 # Invariant: every wait polls a health condition with a deadline, and a failed wait prints
 # the failing service's log tail and exits non-zero.
 set -euo pipefail
@@ -17,8 +19,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STACK="${WYE_STACK_DIR:-/var/tmp/wye-stack}"
 SERVICES=(mariadb rabbitmq es7 es8 os2)
+OPTIONAL=(mariadb2) # started only when named
 
 MYSQL_PORT="${WYE_MYSQL_PORT:-3306}"
+MYSQL2_PORT="${WYE_MYSQL2_PORT:-3307}"
+MYSQL_PORT_PRIMARY="$MYSQL_PORT" # mariadb2 replicates this one
 AMQP_PORT="${WYE_AMQP_PORT:-5672}"
 HEAP="${WYE_STACK_HEAP:-512m}"
 WAIT_SECS="${WYE_STACK_WAIT:-240}"
@@ -139,9 +144,19 @@ engine_home() {
 
 # ---------------------------------------------------------------- MariaDB
 
+# The MariaDB functions act on the instance these variables name: the stack's MariaDB by
+# default, the second one inside on_mariadb2 (bash variables are dynamically scoped).
 MY="$STACK/mariadb"
-# The CA and server certificate MariaDB serves TLS with; tests trust $MY_TLS/ca.pem.
+MY_NAME=mariadb
+MY_SERVER_ID=1
+# The CA and server certificate MariaDB serves TLS with; tests trust $MY_TLS/ca.pem. Both
+# instances serve the same certificate.
 MY_TLS="$MY/tls"
+# on_mariadb2 CMD...: run a MariaDB function on the second instance.
+on_mariadb2() {
+  local MY="$STACK/mariadb2" MY_NAME=mariadb2 MY_SERVER_ID=2 MYSQL_PORT="$MYSQL2_PORT"
+  "$@"
+}
 my_cnf() {
   cat <<EOF
 [mariadbd]
@@ -152,7 +167,7 @@ port=$MYSQL_PORT
 bind-address=127.0.0.1
 log_error=$MY/error.log
 # CDC: binlog on, row format, full images, strict GTIDs.
-server_id=1
+server_id=$MY_SERVER_ID
 log_bin=$MY/binlog/mariadb-bin
 binlog_format=ROW
 binlog_row_image=FULL
@@ -173,6 +188,18 @@ ssl_ca=$MY_TLS/ca.pem
 ssl_cert=$MY_TLS/server.pem
 ssl_key=$MY_TLS/server-key.pem
 EOF
+  if [[ $MY_NAME == mariadb2 ]]; then
+    # A replica that can become the primary: what it applies goes to its own binlog with
+    # the primary's GTIDs, so a reader can continue on it from a GTID position of the first.
+    # Replication starts only when mariadb2_replicate says so, never by itself at start.
+    cat <<EOF
+log_slave_updates=ON
+relay_log=$MY/binlog/relay-bin
+skip_slave_start=ON
+innodb_buffer_pool_size=64M
+max_connections=100
+EOF
+  fi
 }
 # mariadb_tls makes a CA and a server certificate for 127.0.0.1 and localhost, once: they are
 # made in a scratch directory and moved into place whole, so a run cut short leaves none.
@@ -200,17 +227,32 @@ mariadb_tls() {
 # invoking user (mariadb-install-db gives that user a socket-authenticated account too).
 my_user() { if [[ $(id -u) -eq 0 ]]; then echo mysql; else id -un; fi; }
 mysql_root() { mariadb --socket="$MY/mysqld.sock" -u "$(if [[ $(id -u) -eq 0 ]]; then echo root; else id -un; fi)" "$@"; }
+# my_users: the stack's accounts, on this instance only (not written to its binlog).
+my_users() {
+  mysql_root <<SQL
+SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS '$SOURCE_USER'@'%' IDENTIFIED BY '$SOURCE_PASS';
+GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$SOURCE_USER'@'%';
+CREATE USER IF NOT EXISTS '$CONTROL_USER'@'%' IDENTIFIED BY '$CONTROL_PASS';
+GRANT ALL PRIVILEGES ON wye.* TO '$CONTROL_USER'@'%';
+CREATE USER IF NOT EXISTS '$APP_USER'@'%' IDENTIFIED BY '$APP_PASS';
+GRANT ALL PRIVILEGES ON *.* TO '$APP_USER'@'%';
+CREATE USER IF NOT EXISTS '$TLS_USER'@'%' IDENTIFIED BY '$TLS_PASS' REQUIRE SSL;
+GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$TLS_USER'@'%';
+GRANT ALL PRIVILEGES ON wye.* TO '$TLS_USER'@'%';
+SQL
+}
 mariadb_up() { mysql_root -e 'SELECT 1' >/dev/null 2>&1; }
 mariadb_start() {
   mkdir -p "$MY/binlog"
   mariadb_tls
   my_cnf >"$MY/my.cnf"
   if [[ ! -d $MY/data/mysql ]]; then
-    log "mariadb: initializing data directory"
+    log "$MY_NAME: initializing data directory"
     own mysql "$MY"
     mariadb-install-db --defaults-file="$MY/my.cnf" --user="$(my_user)" --skip-test-db \
       --auth-root-authentication-method=socket >"$MY/install.log" 2>&1 \
-      || { tail -n 30 "$MY/install.log" >&2; die "mariadb: install-db failed"; }
+      || { tail -n 30 "$MY/install.log" >&2; die "$MY_NAME: install-db failed"; }
   fi
   own mysql "$MY"
   # ssl_* are read at start only: a server started before they were in my.cnf is restarted,
@@ -220,45 +262,93 @@ mariadb_start() {
     mariadb_stop
   fi
   if ! mariadb_up 2>/dev/null; then
-    port_busy "$MYSQL_PORT" && die "mariadb: port $MYSQL_PORT is taken by another process (set WYE_MYSQL_PORT)"
-    log "mariadb: starting on 127.0.0.1:$MYSQL_PORT"
+    port_busy "$MYSQL_PORT" && die "$MY_NAME: port $MYSQL_PORT is taken by another process (set WYE_MYSQL_PORT / WYE_MYSQL2_PORT)"
+    log "$MY_NAME: starting on 127.0.0.1:$MYSQL_PORT"
     setsid nohup mariadbd --defaults-file="$MY/my.cnf" --user="$(my_user)" >>"$MY/error.log" 2>&1 </dev/null &
-    wait_for mariadb "$MY/error.log" mariadb_up
+    wait_for "$MY_NAME" "$MY/error.log" mariadb_up
   fi
   [[ $(mysql_root -Nse 'SELECT @@have_ssl') == YES ]] \
-    || { tail -n 20 "$MY/error.log" >&2; die "mariadb: does not serve TLS with $MY_TLS"; }
+    || { tail -n 20 "$MY/error.log" >&2; die "$MY_NAME: does not serve TLS with $MY_TLS"; }
+  my_users
+  [[ $MY_NAME == mariadb ]] || return 0
   mysql_root <<SQL
-CREATE USER IF NOT EXISTS '$SOURCE_USER'@'%' IDENTIFIED BY '$SOURCE_PASS';
-GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$SOURCE_USER'@'%';
 CREATE DATABASE IF NOT EXISTS wye;
-CREATE USER IF NOT EXISTS '$CONTROL_USER'@'%' IDENTIFIED BY '$CONTROL_PASS';
-GRANT ALL PRIVILEGES ON wye.* TO '$CONTROL_USER'@'%';
-CREATE USER IF NOT EXISTS '$APP_USER'@'%' IDENTIFIED BY '$APP_PASS';
-GRANT ALL PRIVILEGES ON *.* TO '$APP_USER'@'%';
-CREATE USER IF NOT EXISTS '$TLS_USER'@'%' IDENTIFIED BY '$TLS_PASS' REQUIRE SSL;
-GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$TLS_USER'@'%';
-GRANT ALL PRIVILEGES ON wye.* TO '$TLS_USER'@'%';
 CREATE DATABASE IF NOT EXISTS catalog CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS wye_test CHARACTER SET utf8mb4;
 SQL
 }
 mariadb_stop() {
   if mariadb_up 2>/dev/null; then
-    log "mariadb: stopping"
+    log "$MY_NAME: stopping"
     mysql_root -e 'SHUTDOWN' || true
     local deadline=$((SECONDS + 60))
     while [[ -e $MY/mysqld.pid ]] && kill -0 "$(cat "$MY/mysqld.pid" 2>/dev/null)" 2>/dev/null; do
-      ((SECONDS < deadline)) || die "mariadb: did not stop within 60s"
+      ((SECONDS < deadline)) || die "$MY_NAME: did not stop within 60s"
       sleep 0.5
     done
   fi
 }
 mariadb_status() {
   if mariadb_up 2>/dev/null; then
-    echo "mariadb   up    127.0.0.1:$MYSQL_PORT  $(mysql_root -Nse 'SELECT VERSION()') binlog=$(mysql_root -Nse "SELECT @@log_bin, @@binlog_format" | tr '\t' '/') tls=$(mysql_root -Nse 'SELECT @@have_ssl')"
+    local extra=""
+    [[ $MY_NAME == mariadb ]] || extra=" replicating=$(mariadb2_replicating && echo yes || echo no)"
+    printf '%-9s up    127.0.0.1:%s  %s binlog=%s tls=%s%s\n' "$MY_NAME" "$MYSQL_PORT" "$(mysql_root -Nse 'SELECT VERSION()')" \
+      "$(mysql_root -Nse "SELECT @@log_bin, @@binlog_format" | tr '\t' '/')" "$(mysql_root -Nse 'SELECT @@have_ssl')" "$extra"
   else
-    echo "mariadb   down"
+    printf '%-9s down\n' "$MY_NAME"
   fi
+}
+
+# mariadb2_replicating: run on_mariadb2; true while both replication threads run.
+mariadb2_replicating() {
+  [[ $(mysql_root -e 'SHOW SLAVE STATUS\G' 2>/dev/null | grep -c -E 'Slave_(IO|SQL)_Running: Yes') == 2 ]]
+}
+# primary_sql ARGS...: the mariadb client as root on the stack's MariaDB.
+primary_sql() { mariadb --socket="$STACK/mariadb/mysqld.sock" -u "$(if [[ $(id -u) -eq 0 ]]; then echo root; else id -un; fi)" "$@"; }
+# mariadb2_caught_up GTID_POS: run on_mariadb2; true once it applied GTID_POS.
+mariadb2_caught_up() { [[ $(mysql_root -Nse "SELECT MASTER_GTID_WAIT('$1', 1)") == 0 ]]; }
+# mariadb2_replicate: run on_mariadb2 after mariadb_start. Unless it already replicates, it
+# becomes a fresh replica of the stack's MariaDB: its databases replaced by a consistent dump of
+# the primary's (small: the tests' own), its binlog reset to start at the dump's GTID position,
+# replication by GTID from there. Then it waits until it has applied the primary's position.
+mariadb2_replicate() {
+  primary_sql -e 'SELECT 1' >/dev/null 2>&1 || die "mariadb2: the stack's MariaDB is not up (stack.sh up mariadb)"
+  if ! mariadb2_replicating; then
+    log "mariadb2: provisioning as a GTID replica of 127.0.0.1:$MYSQL_PORT_PRIMARY"
+    local sys="'mysql','information_schema','performance_schema','sys'" db dbs dump="$MY/dump.sql" gtid try
+    mysql_root -e 'STOP SLAVE; RESET SLAVE ALL' >/dev/null 2>&1 || true
+    for db in $(mysql_root -Nse "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ($sys)"); do
+      mysql_root -e "SET SESSION sql_log_bin = 0; DROP DATABASE \`$db\`"
+    done
+    # --single-transaction: a consistent snapshot and its GTID position; a test changing a
+    # table meanwhile can fail a dump ("table definition has changed"): try again.
+    for try in 1 2 3 4 5; do
+      dbs=$(primary_sql -Nse "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ($sys)")
+      # shellcheck disable=SC2086 # one word per database
+      if mariadb-dump --socket="$STACK/mariadb/mysqld.sock" \
+        -u "$(if [[ $(id -u) -eq 0 ]]; then echo root; else id -un; fi)" --single-transaction --gtid \
+        --master-data=2 --routines --events --triggers --databases $dbs >"$dump" 2>"$MY/dump.log"; then
+        break
+      fi
+      ((try < 5)) || { cat "$MY/dump.log" >&2; die "mariadb2: could not dump the primary"; }
+    done
+    gtid=$(sed -n "s/^-- SET GLOBAL gtid_slave_pos='\(.*\)';/\1/p" "$dump")
+    [[ -n $gtid ]] || die "mariadb2: the dump names no GTID position"
+    mysql_root --init-command='SET SESSION sql_log_bin = 0' <"$dump" || die "mariadb2: loading the dump failed"
+    rm -f "$dump"
+    # The binlog starts at the dump's position: a reader can resume here from any GTID
+    # position of the primary from that one on.
+    mysql_root <<SQL
+RESET MASTER;
+SET GLOBAL gtid_binlog_state = '$gtid';
+SET GLOBAL gtid_slave_pos = '$gtid';
+CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MYSQL_PORT_PRIMARY, MASTER_USER = '$SOURCE_USER',
+  MASTER_PASSWORD = '$SOURCE_PASS', MASTER_USE_GTID = slave_pos;
+START SLAVE;
+SQL
+  fi
+  local pos; pos=$(primary_sql -Nse 'SELECT @@gtid_binlog_pos')
+  wait_for "mariadb2 replication up to $pos" "$MY/error.log" mariadb2_caught_up "$pos"
 }
 
 # ---------------------------------------------------------------- RabbitMQ
@@ -399,10 +489,12 @@ engine_status() {
 # ---------------------------------------------------------------- commands
 
 pick() { if (($#)); then echo "$@"; else echo "${SERVICES[@]}"; fi; }
+# pick_all: like pick, but with no names the optional services too (down, status).
+pick_all() { if (($#)); then echo "$@"; else echo "${SERVICES[@]}" "${OPTIONAL[@]}"; fi; }
 check_names() {
   local s
   for s in "$@"; do
-    [[ " ${SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${SERVICES[*]})"
+    [[ " ${SERVICES[*]} ${OPTIONAL[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${SERVICES[*]} ${OPTIONAL[*]})"
   done
 }
 
@@ -416,7 +508,11 @@ cmd_up() {
     case $s in es7 | es8 | os2) engine_start "$s"; engines+=("$s") ;; esac
   done
   for s in $(pick "$@"); do
-    case $s in mariadb) mariadb_start ;; rabbitmq) rabbit_start ;; esac
+    case $s in
+      mariadb) mariadb_start ;;
+      mariadb2) on_mariadb2 mariadb_start && on_mariadb2 mariadb2_replicate ;;
+      rabbitmq) rabbit_start ;;
+    esac
   done
   for s in "${engines[@]}"; do engine_wait "$s"; done
   cmd_status "$@"
@@ -424,9 +520,10 @@ cmd_up() {
 cmd_down() {
   check_names "$@"
   local s
-  for s in $(pick "$@"); do
+  for s in $(pick_all "$@"); do
     case $s in
       mariadb) mariadb_stop ;;
+      mariadb2) on_mariadb2 mariadb_stop ;;
       rabbitmq) rabbit_stop ;;
       *) engine_stop "$s" ;;
     esac
@@ -434,9 +531,10 @@ cmd_down() {
 }
 cmd_status() {
   local s
-  for s in $(pick "$@"); do
+  for s in $(pick_all "$@"); do
     case $s in
       mariadb) mariadb_status ;;
+      mariadb2) on_mariadb2 mariadb_status ;;
       rabbitmq) rabbit_status ;;
       *) engine_status "$s" ;;
     esac
@@ -446,15 +544,16 @@ cmd_logs() {
   local s=${1:-} n=${2:-50}
   case $s in
     mariadb) tail -n "$n" "$MY/error.log" ;;
+    mariadb2) tail -n "$n" "$STACK/mariadb2/error.log" ;;
     rabbitmq) tail -n "$n" "$RQ/log/wye@localhost.log" ;;
     es7 | es8 | os2) tail -n "$n" "$STACK/$s/logs/wye-$s.log" ;;
-    *) die "usage: stack.sh logs {${SERVICES[*]}} [lines]" ;;
+    *) die "usage: stack.sh logs {${SERVICES[*]} ${OPTIONAL[*]}} [lines]" ;;
   esac
 }
 cmd_clean() {
   cmd_down
   log "removing data under $STACK (downloads in $STACK/dist are kept)"
-  rm -rf "$MY" "$RQ" "$STACK/es7" "$STACK/es8" "$STACK/os2"
+  rm -rf "$MY" "$STACK/mariadb2" "$RQ" "$STACK/es7" "$STACK/es8" "$STACK/os2"
 }
 
 case "${1:-}" in
@@ -463,5 +562,5 @@ case "${1:-}" in
   status) shift; cmd_status "$@" ;;
   logs) shift; cmd_logs "$@" ;;
   clean) shift; cmd_clean ;;
-  *) echo "usage: $0 {up|down|status|logs|clean} [service...]   services: ${SERVICES[*]}" >&2; exit 2 ;;
+  *) echo "usage: $0 {up|down|status|logs|clean} [service...]   services: ${SERVICES[*]} (on request: ${OPTIONAL[*]})" >&2; exit 2 ;;
 esac
