@@ -4,12 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/klauspost/compress/zstd"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // SchemaVersion is the "schema" field of every message. Bump it on any incompatible change of
@@ -53,7 +54,58 @@ const (
 type Column struct {
 	Name    string
 	Kind    Kind
-	Members []string // ENUM/SET member names, in definition order
+	Members []string // ENUM/SET member names, in definition order, in UTF-8
+	// Charset is the character set of a KindText column's bytes: the binlog carries them as
+	// stored, a SQL read as converted to utf8mb4, and both must encode alike.
+	Charset Charset
+	// Pad is n for a BINARY(n) column (else 0): the binlog drops the value's trailing 0x00
+	// bytes, which belong to it (a SQL read returns all n bytes).
+	Pad int
+}
+
+// Charset says how the bytes of a text column become the UTF-8 of a JSON string.
+type Charset uint8
+
+const (
+	// CharsetUTF8: utf8mb4, utf8mb3, ascii; other charsets are not converted either (invalid
+	// UTF-8 becomes U+FFFD).
+	CharsetUTF8 Charset = iota
+	// CharsetLatin1: MySQL's latin1, which is Windows-1252 with 0x81, 0x8D, 0x8F, 0x90 and
+	// 0x9D mapped to the C1 controls of the same code (as MySQL converts it to utf8mb4).
+	CharsetLatin1
+)
+
+// UTF8 converts s from the character set to UTF-8.
+func (cs Charset) UTF8(s string) string {
+	if cs != CharsetLatin1 {
+		return s
+	}
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := make([]byte, i, len(s)+(len(s)-i)*2)
+	copy(b, s[:i])
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+		case c < 0xA0:
+			b = utf8.AppendRune(b, rune(cp1252[c-0x80]))
+		default:
+			b = utf8.AppendRune(b, rune(c))
+		}
+	}
+	return string(b)
+}
+
+// cp1252 maps the bytes 0x80-0x9F of MySQL's latin1 to Unicode (the rest is ISO 8859-1).
+var cp1252 = [32]uint16{
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+	0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 }
 
 // Table is a followed table's shape at one binlog point (from its TABLE_MAP event).
@@ -275,7 +327,16 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 		return out, nil
 	case KindFloat32, KindFloat64:
 		return appendFloat(b, v)
-	case KindDecimal, KindDateTime, KindDate, KindTime, KindText:
+	case KindText:
+		s, ok := v.(string)
+		if !ok {
+			s = text(v)
+		}
+		if col.Charset != CharsetUTF8 {
+			s = col.Charset.UTF8(s)
+		}
+		return appendString(b, s), nil
+	case KindDecimal, KindDateTime, KindDate, KindTime:
 		switch x := v.(type) {
 		case string:
 			return appendString(b, x), nil
@@ -286,7 +347,7 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 	case KindTimestamp:
 		return appendString(b, timestampRFC3339(text(v))), nil
 	case KindBinary:
-		return appendBinary(b, v)
+		return appendBinary(b, v, col.Pad)
 	case KindJSON:
 		return appendJSON(b, v)
 	case KindEnum:
@@ -316,8 +377,8 @@ func appendFloat(b []byte, v any) ([]byte, error) {
 	return strconv.AppendFloat(b, f, 'g', -1, bits), nil
 }
 
-// appendBinary appends the bytes of v as {"$base64":"..."}.
-func appendBinary(b []byte, v any) ([]byte, error) {
+// appendBinary appends the bytes of v, padded with 0x00 to pad bytes, as {"$base64":"..."}.
+func appendBinary(b []byte, v any, pad int) ([]byte, error) {
 	var raw []byte
 	switch x := v.(type) {
 	case []byte:
@@ -326,6 +387,9 @@ func appendBinary(b []byte, v any) ([]byte, error) {
 		raw = []byte(x)
 	default:
 		return b, fmt.Errorf("binary column: unexpected %T", v)
+	}
+	if len(raw) < pad {
+		raw = append(raw[:len(raw):len(raw)], make([]byte, pad-len(raw))...)
 	}
 	b = append(b, `{"$base64":"`...)
 	b = base64.StdEncoding.AppendEncode(b, raw)

@@ -97,6 +97,41 @@ func TestUnencodableValueIsAnErrorNotAGuess(t *testing.T) {
 	}
 }
 
+// TestKeyValuesAreEncodedAsASQLReadReturnsThem prevents a key from an event that finds no
+// row: the binlog drops the trailing 0x00 bytes of BINARY(n) (a SQL read returns all n) and
+// carries latin1 text as stored (a SQL read converts it to utf8mb4), so the indexer took
+// such rows for deleted.
+func TestKeyValuesAreEncodedAsASQLReadReturnsThem(t *testing.T) {
+	uuid := []byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
+	for _, tc := range []struct {
+		name string
+		col  Column
+		v    any
+		want string
+	}{
+		{"BINARY(16) UUID ending in 0x00", Column{Kind: KindBinary, Pad: 16}, string(uuid), `{"$base64":"ESIzRFVmd4iZqrvM3e7/AA=="}`},
+		{"BINARY(4) all zero", Column{Kind: KindBinary, Pad: 4}, []byte{}, `{"$base64":"AAAAAA=="}`},
+		{"BINARY(2) full", Column{Kind: KindBinary, Pad: 2}, []byte{1, 0}, `{"$base64":"AQA="}`},
+		{"VARBINARY keeps its length", Column{Kind: KindBinary}, []byte{1}, `{"$base64":"AQ=="}`},
+		{"latin1 café", Column{Kind: KindText, Charset: CharsetLatin1}, "caf\xe9", `"café"`},
+		{"latin1 as MySQL converts 0x80-0x9F", Column{Kind: KindText, Charset: CharsetLatin1}, "\x80\x81\x8d\x8f\x90\x9d\x9f\xff", "\"€\u0081\u008d\u008f\u0090\u009d\u0178ÿ\""},
+		{"latin1 ASCII", Column{Kind: KindText, Charset: CharsetLatin1}, []byte("plain"), `"plain"`},
+		{"utf8mb4 as is", Column{Kind: KindText}, "café", `"café"`},
+		{"BIGINT UNSIGNED above 2^63", Column{Kind: KindUint}, uint64(1<<63 + 5), `9223372036854775813`},
+		{"YEAR 0", Column{Kind: KindYear}, 0, `0`},
+		{"DECIMAL", Column{Kind: KindDecimal}, "-0.50", `"-0.50"`},
+		{"ENUM", Column{Kind: KindEnum, Members: []string{"b", "é"}}, int64(2), `"é"`},
+	} {
+		got, err := AppendValue(nil, tc.col, tc.v)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: got %s (%v), want %s", tc.name, got, err, tc.want)
+		}
+	}
+	if got := CharsetLatin1.UTF8("caf\xe9"); got != "café" {
+		t.Errorf("latin1 member name: %q, want café", got)
+	}
+}
+
 // TestBatchIsOneSchema2MessageInBinlogOrder prevents a consumer from misreading a batch: the
 // body is {"schema":2,"changes":[...]} in order, the header count matches, a mixed batch is
 // routed as such, and a change that cannot be encoded leaves the batch valid.

@@ -335,9 +335,14 @@ func (r *indexerRig) publishRaw(key string, body []byte) {
 
 // docs returns every document of the rig's index on a cluster, by id.
 func (r *indexerRig) docs(cluster string) (map[string]map[string]any, error) {
+	return r.docsIn(cluster, r.index)
+}
+
+// docsIn returns every document of index on a cluster, by id.
+func (r *indexerRig) docsIn(cluster, index string) (map[string]map[string]any, error) {
 	base := clusterURLs[cluster]
-	indexerHTTP(r.t, "POST", base+"/"+r.index+"/_refresh", nil)
-	status, body := indexerHTTP(r.t, "POST", base+"/"+r.index+"/_search?size=10000&version=true",
+	indexerHTTP(r.t, "POST", base+"/"+index+"/_refresh", nil)
+	status, body := indexerHTTP(r.t, "POST", base+"/"+index+"/_search?size=10000&version=true",
 		[]byte(`{"query":{"match_all":{}},"track_total_hits":true}`))
 	if status != 200 {
 		return nil, fmt.Errorf("search %s: %d %s", cluster, status, body)

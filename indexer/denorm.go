@@ -40,8 +40,8 @@ func (m *Model) Denormalize(ctx context.Context, v View, refs map[Ref]int64) ([]
 	for _, e := range m.entities {
 		ids := versions{}
 		for ref, ver := range refs {
-			if ref.Entity == e.Name {
-				ids[ref.Key] = ver
+			if k := ref.Key.match(); ref.Entity == e.Name {
+				ids[k] = max(ids[k], ver)
 			}
 		}
 		if len(ids) == 0 {
@@ -93,7 +93,7 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 	objs := make([]*obj, 0, len(rows))
 	for _, r := range rows {
 		o := newObj(e.root, r)
-		found[r[e.root.key]] = o
+		found[r[e.root.key].match()] = o
 		objs = append(objs, o)
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
@@ -104,7 +104,7 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 	var buf []byte
 	for _, key := range keys {
 		d := Doc{Entity: e.Name, Index: e.Index, ID: key.ID(), Key: key, Version: version(key)}
-		if o := found[key]; o != nil {
+		if o := found[key.match()]; o != nil {
 			start := len(buf)
 			buf = e.root.encode(buf, o, d.Version)
 			d.Source = buf[start:len(buf):len(buf)]
@@ -247,12 +247,12 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				}
 				for _, r := range rows {
 					o := newObj(n, r)
-					byKey[r[n.key]] = o
+					byKey[r[n.key].match()] = o
 					children = append(children, o)
 				}
 			}
 			for _, p := range parents {
-				if o := byKey[p.row[n.from]]; o != nil {
+				if o := byKey[p.row[n.from].match()]; o != nil {
 					p.rels[ci] = o
 				}
 			}
@@ -271,7 +271,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				}
 			}
 			for _, p := range parents {
-				g := groups[p.row[parent.key]]
+				g := groups[p.row[parent.key].match()]
 				slices.SortStableFunc(g, func(a, b *obj) int { return compareValues(a.row[n.key], b.row[n.key]) })
 				switch {
 				case n.many:
@@ -300,7 +300,8 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		}
 		for _, r := range rows {
 			o := newObj(n, r)
-			groups[r[n.parentKey]] = append(groups[r[n.parentKey]], o)
+			k := r[n.parentKey].match()
+			groups[k] = append(groups[k], o)
 			children = append(children, o)
 		}
 		return children, nil
@@ -323,12 +324,13 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 	byKey := map[Value]*obj{}
 	for _, r := range rows {
 		o := newObj(n, r)
-		byKey[r[n.key]] = o
+		byKey[r[n.key].match()] = o
 		children = append(children, o)
 	}
 	for _, l := range links {
-		if o := byKey[l[n.through.Key]]; o != nil { // a join row may point at a missing row
-			groups[l[n.through.ParentKey]] = append(groups[l[n.through.ParentKey]], o)
+		if o := byKey[l[n.through.Key].match()]; o != nil { // a join row may point at a missing row
+			k := l[n.through.ParentKey].match()
+			groups[k] = append(groups[k], o)
 		}
 	}
 	return children, nil

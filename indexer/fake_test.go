@@ -37,7 +37,8 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 	}
 	var out []Row
 	for _, r := range f.tables[table] {
-		if slices.Contains(values, r[where]) {
+		// As MySQL compares: a string holding an integer equals the integer.
+		if slices.ContainsFunc(values, func(v Value) bool { return v.match() == r[where].match() }) {
 			if cols == nil {
 				out = append(out, r)
 				continue

@@ -20,7 +20,7 @@ func (vs versions) add(v Value, version int64) {
 	if v.IsNull() {
 		return
 	}
-	if version > vs[v] {
+	if v = v.match(); version > vs[v] {
 		vs[v] = version
 	}
 }
@@ -150,7 +150,11 @@ func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) err
 	// A shared row renamed can match every parent: the rows are not held, only the keys.
 	up := r.at(n.parent)
 	err := q.Each(ctx, table, []string{match, parent}, match, vs.keys(), func(row Row) {
-		up.add(row[parent], vs[row[match]])
+		// MySQL's comparison may return rows that hold none of the values byte for byte
+		// (another case under a _ci collation): they are not linked in any document.
+		if ver, ok := vs[row[match].match()]; ok {
+			up.add(row[parent], ver)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)

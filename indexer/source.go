@@ -37,7 +37,7 @@ type SourceError struct {
 	// Only a permanent error is checked for it.
 	ValueDependent bool
 	Code           uint16 // the server's error number; 0 when the server gave none
-	Err       error
+	Err            error
 }
 
 func (e *SourceError) Error() string {

@@ -3,8 +3,10 @@ package indexer
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // Value is one column value in its message encoding (docs/cdc.md): compact JSON text, so
@@ -35,6 +37,9 @@ func (v Value) IsNull() bool { return v == "" || v == NullValue }
 
 // ID is the value as a document id: a string without its quotes, a number as written.
 func (v Value) ID() string {
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' && !strings.ContainsRune(string(v[1:len(v)-1]), '\\') {
+		return string(v[1 : len(v)-1]) // nothing escaped: the text between the quotes
+	}
 	if len(v) > 0 && v[0] == '"' {
 		var s string
 		if json.Unmarshal([]byte(v), &s) == nil {
@@ -44,11 +49,15 @@ func (v Value) ID() string {
 	return string(v)
 }
 
-// Arg is the value as a database/sql argument: integers stay integers (a string compared
-// with an integer column would still match, but the reverse defeats the index).
+// Arg is the value as a database/sql argument when the column's type is not known:
+// integers stay integers (a string compared with an integer column would still match, but
+// the reverse defeats the index), binary values are their bytes.
 func (v Value) Arg() any {
 	if len(v) > 0 && v[0] == '"' {
 		return v.ID()
+	}
+	if b, ok := v.Bytes(); ok {
+		return b
 	}
 	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 		return n
@@ -57,6 +66,37 @@ func (v Value) Arg() any {
 		return n
 	}
 	return string(v)
+}
+
+// base64Head and base64Tail frame a binary value (docs/cdc.md, "Message schema 2").
+const (
+	base64Head = `{"$base64":"`
+	base64Tail = `"}`
+)
+
+// Bytes returns the bytes of a binary value ({"$base64":"..."}); ok is false for any other.
+func (v Value) Bytes() (b []byte, ok bool) {
+	s := string(v)
+	if len(s) < len(base64Head)+len(base64Tail) || s[:len(base64Head)] != base64Head || s[len(s)-len(base64Tail):] != base64Tail {
+		return nil, false
+	}
+	b, err := base64.StdEncoding.DecodeString(s[len(base64Head) : len(s)-len(base64Tail)])
+	return b, err == nil
+}
+
+// match is v as rows are matched with it: the value itself, except that a string holding
+// an integer in its plain form ("100", a VARCHAR foreign key) is that number (100, the INT
+// key it refers to), which MySQL's comparison holds equal. Values of one column never
+// collide under it: a column holds strings or numbers, not both. Document ids do not change
+// (Value.ID is the same for both forms).
+func (v Value) match() Value {
+	if len(v) < 3 || v[0] != '"' || v[len(v)-1] != '"' {
+		return v
+	}
+	if n := v[1 : len(v)-1]; plainInt(n) || n[0] == '-' && n != "-0" && plainInt(n[1:]) {
+		return n
+	}
+	return v
 }
 
 // compareValues orders numbers numerically before strings; it orders array elements by key.

@@ -168,3 +168,35 @@ func TestCommitsCarryTheWholeGTIDPositionNotOnlyTheDomainsSeen(t *testing.T) {
 		t.Fatalf("MySQL GTID set %q, want %s:1-11", got, a)
 	}
 }
+
+// TestBinaryKeysArePaddedAndLatin1Converted prevents keys that find no row: a BINARY(n)
+// column carries its length from the TABLE_MAP (the binlog drops its trailing 0x00 bytes, a SQL
+// read returns all n), latin1 text and ENUM members are converted as MySQL converts them.
+func TestBinaryKeysArePaddedAndLatin1Converted(t *testing.T) {
+	tme := &replication.TableMapEvent{
+		Schema: []byte("db"), Table: []byte("t"), ColumnCount: 4,
+		ColumnType: []byte{gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_STRING},
+		ColumnMeta: []uint16{uint16(gomysql.MYSQL_TYPE_STRING)<<8 | 16, 16, 32, uint16(gomysql.MYSQL_TYPE_ENUM)<<8 | 1},
+		ColumnName: [][]byte{[]byte("uuid"), []byte("vb"), []byte("name"), []byte("state")},
+		// BINARY(16), VARBINARY(16): binary; VARCHAR: latin1_swedish_ci (8); the ENUM: latin1.
+		ColumnCharset: []uint64{63, 63, 8}, EnumSetColumnCharset: []uint64{8},
+		EnumStrValue: [][][]byte{{[]byte("caf\xe9"), []byte("b")}},
+		PrimaryKey:   []uint64{0},
+	}
+	tbl, _, failed := tableOf(tme)
+	if failed != "" {
+		t.Fatal(failed)
+	}
+	for i, want := range []cdc.Column{
+		{Name: "uuid", Kind: cdc.KindBinary, Pad: 16},
+		{Name: "vb", Kind: cdc.KindBinary},
+		{Name: "name", Kind: cdc.KindText, Charset: cdc.CharsetLatin1},
+	} {
+		if got := tbl.Columns[i]; got.Name != want.Name || got.Kind != want.Kind || got.Pad != want.Pad || got.Charset != want.Charset {
+			t.Errorf("column %d = %+v, want %+v", i, got, want)
+		}
+	}
+	if m := tbl.Columns[3].Members; tbl.Columns[3].Kind != cdc.KindEnum || len(m) != 2 || m[0] != "café" {
+		t.Errorf("enum = %+v, want members in UTF-8", tbl.Columns[3])
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
@@ -20,7 +21,12 @@ import (
 // Source reads through one *sql.DB. Reads must go to the server whose binlog the events
 // come from (docs/architecture.md, invariant 4): a lagging replica would freeze stale data
 // under a newer version.
-type Source struct{ db *sql.DB }
+type Source struct {
+	db *sql.DB
+
+	mu     sync.Mutex
+	tables map[string]columns // "db.table" -> its columns, as bind last read them
+}
 
 var (
 	_ indexer.Source = (*Source)(nil)
@@ -45,7 +51,7 @@ func Open(cfg *mysql.Config, maxConns int) (*Source, error) {
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(max(maxConns, 1))
 	db.SetMaxIdleConns(max(maxConns, 1))
-	return &Source{db: db}, nil
+	return &Source{db: db, tables: map[string]columns{}}, nil
 }
 
 // Ping checks the source answers.
@@ -61,41 +67,62 @@ func (s *Source) View(ctx context.Context) (indexer.View, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("begin read view: %w", err))
 	}
-	return &view{tx: tx}, nil
+	return &view{tx: tx, src: s}, nil
 }
 
-type view struct{ tx *sql.Tx }
+type view struct {
+	tx  *sql.Tx
+	src *Source
+}
 
 func (v *view) Close() error { return v.tx.Rollback() }
 
 // Rows runs SELECT cols FROM table WHERE where IN (values). Identifiers come from the
 // validated configuration (letters, digits, _ and $) and are quoted anyway.
 func (v *view) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
-	q, args := in(table, cols, where, values)
+	q, args, err := v.in(ctx, table, cols, where, values)
+	if err != nil || q == "" {
+		return nil, classify(err)
+	}
 	return v.query(ctx, table, q, args)
 }
 
 // Each is Rows one row at a time, in one map reused for every row.
 func (v *view) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
-	q, args := in(table, cols, where, values)
+	q, args, err := v.in(ctx, table, cols, where, values)
+	if err != nil || q == "" {
+		return classify(err)
+	}
 	return classify(v.each(ctx, table, q, args, true, fn))
 }
 
-// in is the statement SELECT cols FROM table WHERE where IN (values) and its arguments.
-func in(table string, cols []string, where string, values []indexer.Value) (string, []any) {
+// in is the statement SELECT cols FROM table WHERE where IN (values) and its arguments, each
+// value bound in the column's type; "" when no value can equal one of the column's.
+func (v *view) in(ctx context.Context, table string, cols []string, where string, values []indexer.Value) (string, []any, error) {
+	col, err := v.column(ctx, table, where)
+	if err != nil {
+		return "", nil, err
+	}
 	var q strings.Builder
 	selectFrom(&q, table, cols)
 	q.WriteString(" WHERE " + quote(where) + " IN (")
-	args := make([]any, len(values))
-	for i, val := range values {
-		if i > 0 {
+	args := make([]any, 0, len(values))
+	for _, val := range values {
+		expr, arg, ok := col.bind(val)
+		if !ok {
+			continue
+		}
+		if len(args) > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteByte('?')
-		args[i] = val.Arg()
+		q.WriteString(expr)
+		args = append(args, arg)
+	}
+	if len(args) == 0 {
+		return "", nil, nil
 	}
 	q.WriteByte(')')
-	return q.String(), args
+	return q.String(), args, nil
 }
 
 // Scan runs SELECT cols FROM table [WHERE key > after] ORDER BY key LIMIT limit: keyset
@@ -105,8 +132,16 @@ func (v *view) Scan(ctx context.Context, table string, cols []string, key string
 	selectFrom(&q, table, cols)
 	var args []any
 	if !after.IsNull() {
-		q.WriteString(" WHERE " + quote(key) + " > ?")
-		args = append(args, after.Arg())
+		col, err := v.column(ctx, table, key)
+		if err != nil {
+			return nil, classify(err)
+		}
+		expr, arg, ok := col.bind(after)
+		if !ok { // a key the column cannot hold: MySQL's own comparison orders it
+			expr, arg = "?", after.Arg()
+		}
+		q.WriteString(" WHERE " + quote(key) + " > " + expr)
+		args = append(args, arg)
 	}
 	q.WriteString(" ORDER BY " + quote(key) + " LIMIT " + strconv.Itoa(limit))
 	return v.query(ctx, table, q.String(), args)
@@ -142,6 +177,7 @@ func (v *view) query(ctx context.Context, table, q string, args []any) ([]indexe
 func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool, fn func(indexer.Row)) error {
 	rows, err := v.tx.QueryContext(ctx, q, args...)
 	if err != nil {
+		v.src.forget(table) // the columns may have changed (a DDL): bind reads them again
 		return fmt.Errorf("query %s: %w", table, err)
 	}
 	defer rows.Close()
@@ -183,6 +219,8 @@ func encode(typ string, b sql.RawBytes) indexer.Value {
 	if b == nil {
 		return indexer.NullValue
 	}
+	// Integers come as the event has them: the server sends ZEROFILL values and YEAR 0
+	// unpadded ("42", "0"; the mysql client pads them itself).
 	switch strings.TrimPrefix(typ, "UNSIGNED ") {
 	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR", "FLOAT", "DOUBLE":
 		return indexer.Value(b)
@@ -273,4 +311,150 @@ var ErrNoColumn = errors.New("no such column in the source (or the source user c
 type LooseLink struct {
 	indexer.LinkColumn
 	Collation string
+}
+
+// columns are one table's columns by name.
+type columns map[string]column
+
+// column is what binding a value needs to know of a column (information_schema.COLUMNS).
+type column struct {
+	typ                string // DATA_TYPE: "int", "varchar", ...; "" when not known
+	charset, collation string // of text and ENUM/SET columns
+	precision, scale   int64  // of DECIMAL
+}
+
+// column describes the column name of table, read once per table and Source (again after a
+// read of the table failed, or when the column is new).
+func (v *view) column(ctx context.Context, table, name string) (column, error) {
+	v.src.mu.Lock()
+	c, found := v.src.tables[table][name]
+	v.src.mu.Unlock()
+	if found {
+		return c, nil
+	}
+	db, t, _ := strings.Cut(table, ".")
+	rows, err := v.tx.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, COLLATION_NAME,
+		NUMERIC_PRECISION, NUMERIC_SCALE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, db, t)
+	if err != nil {
+		return column{}, fmt.Errorf("read the columns of %s: %w", table, err)
+	}
+	defer rows.Close()
+	cols := columns{}
+	for rows.Next() {
+		var n string
+		var c column
+		var cs, coll sql.NullString
+		var prec, scale sql.NullInt64
+		if err := rows.Scan(&n, &c.typ, &cs, &coll, &prec, &scale); err != nil {
+			return column{}, fmt.Errorf("read the columns of %s: %w", table, err)
+		}
+		c.typ = strings.ToLower(c.typ)
+		c.charset, c.collation, c.precision, c.scale = cs.String, coll.String, prec.Int64, scale.Int64
+		cols[n] = c
+	}
+	if err := rows.Err(); err != nil {
+		return column{}, fmt.Errorf("read the columns of %s: %w", table, err)
+	}
+	v.src.mu.Lock()
+	v.src.tables[table] = cols
+	v.src.mu.Unlock()
+	return cols[name], nil // a column that does not exist binds as typ "": the query names it
+}
+
+// forget drops the columns read of table.
+func (s *Source) forget(table string) {
+	s.mu.Lock()
+	delete(s.tables, table)
+	s.mu.Unlock()
+}
+
+// bind returns the SQL expression comparing v (an event's or a read's value, possibly of
+// another column: a foreign key) with the column in the column's own type and character set,
+// and its argument; ok is false when no value of the column can equal v. Bound so, the
+// server compares in the column's collation and can use its index: a utf8mb4 string compared
+// with a latin1 column without conversion fails ("Illegal mix of collations", error 1267/1270)
+// as soon as one value of an IN list has no latin1 form, and a string compared with a
+// DECIMAL is compared as a double.
+func (c column) bind(v indexer.Value) (expr string, arg any, ok bool) {
+	if v.IsNull() {
+		return "", nil, false
+	}
+	switch c.typ {
+	case "tinyint", "smallint", "mediumint", "int", "bigint", "year", "bit":
+		s := number(v)
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return "?", n, true
+		}
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return "?", n, true
+		}
+		return "", nil, false
+	case "decimal":
+		s := number(v)
+		if !isDecimal(s) {
+			return "", nil, false
+		}
+		return "CAST(? AS DECIMAL(" + strconv.FormatInt(c.precision, 10) + "," + strconv.FormatInt(c.scale, 10) + "))", s, true
+	case "float", "double":
+		f, err := strconv.ParseFloat(number(v), 64)
+		return "?", f, err == nil
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set":
+		s := number(v)
+		if b, isBin := v.Bytes(); isBin {
+			s = string(b)
+		}
+		if c.charset == "" || c.charset == "utf8mb4" || !isName(c.charset) || !isName(c.collation) {
+			return "?", s, true // the connection's character set: the column's collation wins
+		}
+		// CONVERT: a character the column's charset lacks becomes '?' (a warning, no error),
+		// and the row read back does not match the value byte for byte.
+		return "CONVERT(? USING " + c.charset + ") COLLATE " + c.collation, s, true
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+		if b, isBin := v.Bytes(); isBin {
+			return "?", b, true
+		}
+		return "?", []byte(number(v)), true
+	case "date", "datetime", "time":
+		return "?", v.ID(), true
+	case "timestamp": // the session is in UTC (Open); cdc writes RFC 3339
+		s := v.ID()
+		if len(s) >= 20 && s[10] == 'T' && s[len(s)-1] == 'Z' {
+			s = s[:10] + " " + s[11:len(s)-1]
+		}
+		return "?", s, true
+	}
+	return "?", v.Arg(), true
+}
+
+// number is the text of a number or of a string value (its content).
+func number(v indexer.Value) string {
+	if len(v) > 0 && v[0] == '"' {
+		return v.ID()
+	}
+	return string(v)
+}
+
+// isDecimal reports [-]digits[.digits], the text of a DECIMAL.
+func isDecimal(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	intPart, frac, dot := strings.Cut(s, ".")
+	digits := func(d string) bool {
+		for i := 0; i < len(d); i++ {
+			if d[i] < '0' || d[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return intPart != "" && digits(intPart) && digits(frac) && (!dot || frac != "")
+}
+
+// isName reports a character set or collation name that can be written into a statement.
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
 }

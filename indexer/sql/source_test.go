@@ -2,6 +2,7 @@ package sql
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/wyehq/wye/indexer"
@@ -25,6 +26,8 @@ func TestSQLValuesUseTheChangeEventEncoding(t *testing.T) {
 		{typ: "BLOB", raw: "\x00\x01\x02\xff", want: `{"$base64":"AAEC/w=="}`},
 		{typ: "JSON", raw: `{"a": [1, 2.5, null]}`, want: `{"a":[1,2.5,null]}`},
 		{typ: "BIT", raw: "\x09", want: `9`},
+		{typ: "DECIMAL", raw: "-0.50", want: `"-0.50"`},
+		{typ: "BINARY", raw: "\x11\x00", want: `{"$base64":"EQA="}`},
 		{typ: "INT", null: true, want: `null`},
 	} {
 		var b []byte
@@ -45,6 +48,54 @@ func TestQuotedStringsAreWhatEncodingJSONWrites(t *testing.T) {
 		want, _ := json.Marshal(s)
 		if got := str(s); string(got) != string(want) {
 			t.Errorf("str(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+// TestValuesBindInTheColumnsOwnTypeAndCharset prevents lookups that find nothing or fail: a
+// BINARY key bound as the text of its encoding, a latin1 key bound as utf8mb4 text (error 1270
+// "Illegal mix of collations" once one value has no latin1 form), a TIMESTAMP bound in RFC 3339,
+// a DECIMAL compared as a double, a foreign key of another type ("100" for an INT).
+func TestValuesBindInTheColumnsOwnTypeAndCharset(t *testing.T) {
+	latin1 := column{typ: "varchar", charset: "latin1", collation: "latin1_german1_ci"}
+	for _, tc := range []struct {
+		col  column
+		v    indexer.Value
+		expr string
+		arg  any
+	}{
+		{column{typ: "int"}, `100`, "?", int64(100)},
+		{column{typ: "int"}, `"100"`, "?", int64(100)},
+		{column{typ: "bigint"}, `18446744073709551615`, "?", uint64(18446744073709551615)},
+		{column{typ: "year"}, `0`, "?", int64(0)},
+		{column{typ: "decimal", precision: 30, scale: 2}, `"123456789012345678901234567.50"`, "CAST(? AS DECIMAL(30,2))", "123456789012345678901234567.50"},
+		{column{typ: "varchar", charset: "utf8mb4", collation: "utf8mb4_bin"}, `"café"`, "?", "café"},
+		{column{typ: "varchar", charset: "utf8mb4"}, `100`, "?", "100"},
+		{latin1, `"café"`, "CONVERT(? USING latin1) COLLATE latin1_german1_ci", "café"},
+		{column{typ: "enum", charset: "latin1", collation: "latin1_swedish_ci"}, `"é"`, "CONVERT(? USING latin1) COLLATE latin1_swedish_ci", "é"},
+		{column{typ: "binary"}, `{"$base64":"EQA="}`, "?", []byte{0x11, 0}},
+		{column{typ: "varbinary"}, `"ab"`, "?", []byte("ab")},
+		{column{typ: "timestamp"}, `"2024-03-01T10:00:00.5Z"`, "?", "2024-03-01 10:00:00.5"},
+		{column{typ: "timestamp"}, `"0000-00-00 00:00:00"`, "?", "0000-00-00 00:00:00"},
+		{column{typ: "datetime"}, `"2024-03-01 10:00:00"`, "?", "2024-03-01 10:00:00"},
+		{column{typ: "date"}, `"2024-03-01"`, "?", "2024-03-01"},
+		{column{}, `{"$base64":"AQ=="}`, "?", []byte{1}}, // a column not known: by the value's own form
+	} {
+		expr, arg, ok := tc.col.bind(tc.v)
+		if !ok || expr != tc.expr || !reflect.DeepEqual(arg, tc.arg) {
+			t.Errorf("bind %s to %+v = %q %#v %v, want %q %#v", tc.v, tc.col, expr, arg, ok, tc.expr, tc.arg)
+		}
+	}
+	// Values no row of the column can hold are left out of the IN list.
+	for _, tc := range []struct {
+		col column
+		v   indexer.Value
+	}{
+		{column{typ: "int"}, `"abc"`}, {column{typ: "int"}, `"1.5"`}, {column{typ: "decimal", precision: 5, scale: 2}, `"1e3"`},
+		{latin1, indexer.NullValue},
+	} {
+		if expr, arg, ok := tc.col.bind(tc.v); ok {
+			t.Errorf("bind %s to %+v = %q %#v, want left out", tc.v, tc.col, expr, arg)
 		}
 	}
 }
