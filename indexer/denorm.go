@@ -35,8 +35,16 @@ func newObj(n *node, r Row) *obj { return &obj{row: r, rels: make([]any, len(n.c
 // ref, by entity then key: a document for a root row that exists, a versioned delete for one
 // that does not. The stream, and a repair of ledgered ids, call it.
 func (m *Model) Denormalize(ctx context.Context, v View, refs map[Ref]int64) ([]Doc, error) {
+	docs, _, err := m.denormalize(ctx, v, refs, nil)
+	return docs, err
+}
+
+// denormalize is Denormalize that leaves out the documents whose root row is older than
+// their latest change (latest, by entity and matched key; fresh.go) and returns their refs.
+func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
 	q := count(v)
 	var docs []Doc
+	var behind []Ref
 	for _, e := range m.entities {
 		ids := versions{}
 		for ref, ver := range refs {
@@ -50,15 +58,25 @@ func (m *Model) Denormalize(ctx context.Context, v View, refs map[Ref]int64) ([]
 		keys := ids.keys()
 		rows, err := q.Rows(ctx, e.root.table, e.root.fetch(), e.root.key, keys)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", e.Name, err)
+			return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
 		}
-		out, err := e.documents(ctx, q, rows, keys, func(k Value) int64 { return ids[k] })
+		var lag func(Value, Row) bool
+		if len(latest) > 0 {
+			lag = func(k Value, row Row) bool {
+				c := latest[Ref{Entity: e.Name, Key: k}]
+				return c != nil && e.root.behind(c, row)
+			}
+		}
+		out, late, err := e.documents(ctx, q, rows, keys, func(k Value) int64 { return ids[k] }, lag)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		docs = append(docs, out...)
+		for _, k := range late {
+			behind = append(behind, Ref{Entity: e.Name, Key: k})
+		}
 	}
-	return docs, nil
+	return docs, behind, nil
 }
 
 // DenormalizeRange reads the documents of up to limit root rows of entity whose key is
@@ -83,12 +101,15 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 	for i, r := range rows {
 		keys[i] = r[e.root.key]
 	}
-	return e.documents(ctx, q, rows, keys, func(Value) int64 { return version })
+	docs, _, err := e.documents(ctx, q, rows, keys, func(Value) int64 { return version }, nil)
+	return docs, err
 }
 
 // documents reads the relations of the root rows and returns one Doc per key, in keys order:
-// the document of the row holding that key, or a delete when no row does.
-func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []Value, version func(Value) int64) ([]Doc, error) {
+// the document of the row holding that key, or a delete when no row does; except the keys
+// for which behind (nil: none) says the row read is older than the change, returned apart.
+func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []Value, version func(Value) int64,
+	behind func(key Value, row Row) bool) ([]Doc, []Value, error) {
 	found := make(map[Value]*obj, len(rows))
 	objs := make([]*obj, 0, len(rows))
 	for _, r := range rows {
@@ -97,21 +118,33 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 		objs = append(objs, o)
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", e.Name, err)
+		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
 	}
 	docs := make([]Doc, 0, len(keys))
+	var late []Value
 	// Sources share one growing buffer: a slice of it stays valid when it moves.
 	var buf []byte
 	for _, key := range keys {
+		o := found[key.match()]
+		if behind != nil {
+			var row Row
+			if o != nil {
+				row = o.row
+			}
+			if behind(key, row) {
+				late = append(late, key)
+				continue
+			}
+		}
 		d := Doc{Entity: e.Name, Index: e.Index, ID: key.ID(), Key: key, Version: version(key)}
-		if o := found[key.match()]; o != nil {
+		if o != nil {
 			start := len(buf)
 			buf = e.root.encode(buf, o, d.Version)
 			d.Source = buf[start:len(buf):len(buf)]
 		}
 		docs = append(docs, d)
 	}
-	return docs, nil
+	return docs, late, nil
 }
 
 // field is one member of a node's JSON object.

@@ -17,6 +17,7 @@ type Metrics struct {
 	LedgerLost   *prometheus.CounterVec   // wye_indexer_ledger_lost_total{cluster}
 	SlaveBacklog *prometheus.GaugeVec     // wye_indexer_slave_backlog_batches{cluster}
 	Failures     prometheus.Counter       // wye_indexer_batch_failures_total: batches kept for a retry
+	ReadsBehind  prometheus.Counter       // wye_indexer_reads_behind_total: entities read before their change was visible
 	// MasterUnavailable is wye_indexer_master_unavailable: 1 while a batch waits for a master
 	// that takes no write (down, or blocking writes).
 	MasterUnavailable prometheus.Gauge
@@ -50,6 +51,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Batches waiting for a slave."}, []string{"cluster"}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batch_failures_total",
 			Help: "Batches that could not be processed (source or broker down) and were kept for another try."}),
+		ReadsBehind: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_reads_behind_total",
+			Help: "Entities whose read did not show their change yet (the snapshot was behind the binlog): retried instead of written."}),
 		MasterUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_indexer_master_unavailable",
 			Help: "1 while a batch waits for a master that takes no write (unreachable, failing whole requests, or blocking writes); no attempt is spent meanwhile."}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_queue_messages",
@@ -57,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
-			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.MasterUnavailable, m.QueueDepth)
+			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth)
 	}
 	return m
 }

@@ -29,6 +29,7 @@ type Outcome struct {
 	Parked  []Outgoing
 	Commits []time.Time // commit time of every change event, for the end-to-end lag
 	Docs    int         // documents written (deletes included)
+	Behind  int         // entities whose read did not show their change yet: retried, not written
 	Queries int         // SQL queries the batch made
 }
 
@@ -181,6 +182,7 @@ func (o *Outcome) add(part Outcome) {
 	o.Parked = append(o.Parked, part.Parked...)
 	o.Commits = append(o.Commits, part.Commits...)
 	o.Docs += part.Docs
+	o.Behind += part.Behind
 	o.Queries += part.Queries
 }
 
@@ -212,7 +214,7 @@ func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, erro
 		gs.get("").refs = refs // changes are the only writes to every cluster: the group is empty
 	}
 	gs.mergeRetries()
-	err = p.writeChunks(ctx, q, gs, &out)
+	err = p.writeChunks(ctx, q, gs, res.latest, &out)
 	out.Queries = q.queries
 	if err != nil {
 		return Outcome{}, err
@@ -288,7 +290,10 @@ func (gs groups) mergeRetries() {
 // invariant 3: the union of the groups, one read per entity) a chunk at a time, and writes
 // each chunk before the next is read. Memory holds one chunk, at most ChunkDocs documents
 // and about ChunkBytes bytes, whatever the fan-out of the batch.
-func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, out *Outcome) error {
+//
+// A document whose root row is older than its latest change in the batch (fresh.go) is not
+// written: it goes to a retry for every cluster, whose fresh read is written.
+func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, latest map[Ref]*Change, out *Outcome) error {
 	// A batch that fans out to many documents holds their keys, not their documents: one
 	// map of them (the groups' own when there is one group) and their order.
 	all := map[Ref]int64{}
@@ -316,10 +321,11 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, out *
 			chunk[ref] = all[ref]
 		}
 		refs = refs[n:]
-		docs, err := p.model.Denormalize(ctx, q, chunk)
+		docs, behind, err := p.model.denormalize(ctx, q, chunk, latest)
 		if err != nil {
 			return readError{err}
 		}
+		p.retryBehind(gs[""], behind, chunk, out)
 		p.sized(docs)
 		byRef := make(map[Ref]Doc, len(docs))
 		for _, d := range docs {
@@ -332,6 +338,20 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, out *
 		}
 	}
 	return nil
+}
+
+// retryBehind sends the entities whose read was older than their change to a retry for every
+// cluster (no target): the next read is written, whatever it shows.
+func (p *Pipeline) retryBehind(g *group, behind []Ref, versions map[Ref]int64, out *Outcome) {
+	for _, ref := range behind {
+		attempt := 1
+		if g != nil {
+			attempt = max(g.attempts[ref], 1)
+		}
+		out.Retries = append(out.Retries, Outgoing{Body: EncodeRetry(Retry{Entity: ref.Entity, Key: ref.Key, Version: versions[ref]}),
+			Attempt: attempt + 1, Reason: ReadBehindReason, FirstSeen: p.opts.Now()})
+		out.Behind++
+	}
 }
 
 // chunkDocs is how many documents of entity the next chunk reads: ChunkDocs, fewer when

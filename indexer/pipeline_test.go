@@ -70,6 +70,7 @@ func TestGrandchildChangeReachesTheRootThroughTwoLevels(t *testing.T) {
 func TestCoalescesToTheHighestVersionPerEntity(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
 	p := r("id", 100, "title", "News", "channel_id", 10)
+	db.set("cat.programs", "id", r("id", 100, "title", "y", "channel_id", 10))
 	process(t, db, w,
 		event("cat.programs", "update", 70, p, r("id", 100, "title", "x", "channel_id", 10)),
 		event("cat.programs", "update", 90, p, r("id", 100, "title", "y", "channel_id", 10)),
@@ -122,8 +123,7 @@ func TestDeletedRootBecomesVersionedDelete(t *testing.T) {
 func TestDocumentCarriesTheConfiguredFieldsAndVersion(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
 	p := r("id", 100, "title", "News", "channel_id", 10)
-	process(t, db, w, event("cat.programs", "update", 7, p, r("id", 100, "title", "News!", "channel_id", 10)))
-	db.set("cat.programs", "id", p)
+	process(t, db, w, event("cat.programs", "update", 7, r("id", 100, "title", "Old", "channel_id", 10), p))
 	want := `{"channel":{"id":10,"name":"One","network":{"id":1,"name":"ARD"}},"channel_id":10,` +
 		`"episodes":[{"credits":[{"episode_id":1000,"id":5,"person":"Ann"}],"id":1000,"name":"e1"},{"credits":[],"id":1001,"name":"e2"}],` +
 		`"id":100,"tags":[{"id":7,"name":"live"}],"title":"News","wye_version":7}`
@@ -144,6 +144,7 @@ func TestUpdateOfAColumnNoDocumentShowsReindexesNothing(t *testing.T) {
 
 func TestPoisonMessagesAreParkedWithAReasonNotRetried(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
+	db.set("cat.programs", "id", r("id", 100, "title", "News!", "channel_id", 10)) // the change is visible
 	good := r("id", 100, "title", "News", "channel_id", 10)
 	out := process(t, db, w,
 		[]byte(`{not json`),
@@ -224,6 +225,7 @@ func TestSourceDownDecidesNothing(t *testing.T) {
 // own that can be replayed, and the others are written.
 func TestPoisonChangeInABatchParksOnlyThatChange(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
+	db.set("cat.programs", "id", r("id", 100, "title", "News!", "channel_id", 10)) // the change is visible
 	good := r("id", 100, "title", "News", "channel_id", 10)
 	body := batch(
 		change("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)),
@@ -254,6 +256,7 @@ func TestPoisonChangeInABatchParksOnlyThatChange(t *testing.T) {
 // can read again: it keeps its content-encoding.
 func TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
+	db.set("cat.programs", "id", r("id", 100, "title", "News!", "channel_id", 10)) // the change is visible
 	good := r("id", 100, "title", "News", "channel_id", 10)
 	plain := batch(change("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)))
 	enc, _ := zstd.NewWriter(nil)
@@ -278,6 +281,7 @@ func TestCompressedMessagesAreReadAndUnreadableOnesParkedAsTheyCame(t *testing.T
 // change, and keeps its attempt count so that a failing entity is still parked in the end.
 func TestRetryAndChangeOfOneEntityInABatchWriteItOnce(t *testing.T) {
 	db := catalogDB()
+	db.set("cat.programs", "id", r("id", 100, "title", "News!", "channel_id", 10)) // the change is visible
 	w := &fakeWriter{answer: func(d Doc) Result {
 		return Result{Class: Retryable, Status: 429, ErrType: "es_rejected_execution_exception", Reason: "queue full"}
 	}}

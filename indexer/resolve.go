@@ -34,10 +34,13 @@ type resolver struct {
 	// pending holds, per node, the key values of that node's rows that changed or whose
 	// rows are affected, with their highest version. Root values are entity ids.
 	pending map[*node]versions
+	// latest is, per root row, the batch's latest change of it: what the read must show
+	// (fresh.go).
+	latest map[Ref]*Change
 }
 
 func newResolver(m *Model, only *Entity) *resolver {
-	return &resolver{m: m, only: only, pending: map[*node]versions{}}
+	return &resolver{m: m, only: only, pending: map[*node]versions{}, latest: map[Ref]*Change{}}
 }
 
 func (r *resolver) at(n *node) versions {
@@ -59,6 +62,9 @@ func (r *resolver) add(c *Change) {
 		}
 		if c.Op == "update" && !n.changed(c.Before, c.After) {
 			continue // a column no document shows: nothing to re-index
+		}
+		if n.kind() == linkRoot {
+			r.expect(n, c)
 		}
 		for _, img := range images {
 			if img == nil {

@@ -481,6 +481,7 @@ func (c *Consumer) record(batch []amqp.Delivery, out indexer.Outcome, start time
 	m.Messages.WithLabelValues("acked").Add(float64(len(batch)))
 	m.Messages.WithLabelValues("retried").Add(float64(len(out.Retries)))
 	m.Messages.WithLabelValues("parked").Add(float64(len(out.Parked)))
+	m.ReadsBehind.Add(float64(out.Behind))
 	m.Queries.Observe(float64(out.Queries))
 	m.BatchDocs.Observe(float64(out.Docs))
 	m.BatchSeconds.Observe(now.Sub(start).Seconds())

@@ -1,0 +1,65 @@
+package indexer
+
+// Read fresh, verified (docs/architecture.md, invariant 4). The binlog can show a change before
+// a reader sees it: semi-sync AFTER_SYNC acknowledges the replica before the commit is
+// visible, an XA transaction is in the binlog at XA PREPARE. A document built from such a read
+// holds the old row but would be written with the change's version, and a later redelivery
+// would be refused as stale. So the root row each change is answered with is compared with the
+// change: when the read is provably older, the entity goes to a short retry (to every cluster)
+// instead of being written now.
+
+// ReadBehindReason is the reason of the retry of an entity whose read was older than its change.
+const ReadBehindReason = "the read did not show the change yet (snapshot behind the binlog); retried"
+
+// expect records c as the latest change of its root row in the batch, unless it moved the row
+// to another key (then there is no one row to compare with).
+func (r *resolver) expect(n *node, c *Change) {
+	key := c.After[n.key]
+	switch {
+	case c.After == nil:
+		key = c.Before[n.key]
+	case c.Before != nil && c.Before[n.key].match() != key.match():
+		return
+	}
+	ref := Ref{Entity: n.entity.Name, Key: key.match()}
+	if old := r.latest[ref]; old == nil || c.Version >= old.Version {
+		r.latest[ref] = c
+	}
+}
+
+// behind reports whether row, the root row read for a document whose latest change is c (nil:
+// no row), is provably older than c. Only what cannot be newer counts:
+//   - an insert whose row is not there (or was deleted since: a retry is harmless then);
+//   - a delete whose row is still there (or was inserted again since: the same);
+//   - an update whose row still holds the before value of every column it changed that the
+//     entity reads. A row that holds neither image is newer (a later change), or encodes a
+//     value differently from the event; it is written, as without this check.
+func (n *node) behind(c *Change, row Row) bool {
+	switch c.Op {
+	case "insert":
+		return row == nil
+	case "delete":
+		return row != nil
+	}
+	if row == nil {
+		return false // deleted since the update: newer
+	}
+	cols := n.fetch()
+	if cols == nil {
+		for col := range c.Before {
+			cols = append(cols, col)
+		}
+	}
+	changed := false
+	for _, col := range cols {
+		before, after := c.Before[col], c.After[col]
+		if before == after {
+			continue
+		}
+		changed = true
+		if row[col] != before {
+			return false
+		}
+	}
+	return changed
+}
