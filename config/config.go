@@ -146,7 +146,7 @@ type Timeouts struct {
 
 // CDC tunes the binlog reader (`wye cdc`, and the reader of `wye run`).
 type CDC struct {
-	// Name is the reader's checkpoint row and leader lock wye.cdc.<name>: readers of one name
+	// Name is the reader's checkpoint row and leader lock wye.<control database>.cdc.<name>: readers of one name
 	// are one active reader and its standbys.
 	Name string `mapstructure:"name" yaml:"name"`
 	// Tables are followed besides every table the entities read ("schema.table").

@@ -285,8 +285,8 @@ func TestValidationRejects(t *testing.T) {
 			`cdc.batch_bytes: "0": must be at least 1`,
 			`cdc.linger: "-1ms": must be greater than 0`,
 		}},
-		{"cdc name too long for a MySQL lock name", func(c *Config) { c.CDC.Name = strings.Repeat("n", 57) },
-			[]string{`cdc.name: "` + strings.Repeat("n", 57) + `": at most 56 bytes: the leader lock wye.cdc.<name> is a MySQL lock name (64 bytes at most)`}},
+		{"cdc name too long for its checkpoint row", func(c *Config) { c.CDC.Name = strings.Repeat("n", 65) },
+			[]string{`cdc.name: "` + strings.Repeat("n", 65) + `": at most 64 bytes: the name of the reader's checkpoint row`}},
 		{"indexer knobs", func(c *Config) {
 			c.Indexer = Indexer{RetryDelays: []time.Duration{time.Second, 0}, MaxAttempts: 0, BatchSize: 0, BatchBytes: -1,
 				BatchWait: 0, SlaveBacklog: 0, SlaveInFlight: 0, RolesPoll: 0, StopTimeout: -time.Second,

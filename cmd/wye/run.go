@@ -51,7 +51,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	d := config.Default()
-	cmd.Flags().String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.cdc.<name>")
+	cmd.Flags().String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.<control database>.cdc.<name>")
 	cmd.Flags().String("metrics-listen", d.Metrics.Listen, "host:port for /metrics, /healthz, /readyz; \"\" disables them")
 	bindKeys(cmd.Flags(), "name", "cdc.name", "metrics-listen", "metrics.listen")
 	return cmd
