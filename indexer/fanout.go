@@ -170,8 +170,9 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 func (sl *slave) enqueue(j job) {
 	m := sl.s.opts.Metrics
 	// The byte bound is checked before the send: concurrent pipelines may pass it together by
-	// at most one batch each, which BulkBytes bounds.
-	if sl.queued.Load()+int64(j.size) <= int64(sl.s.opts.BacklogBytes) {
+	// at most one batch each. An empty backlog takes any batch, so a document bigger than the
+	// bound still reaches the slave.
+	if q := sl.queued.Load(); q == 0 || q+int64(j.size) <= int64(sl.s.opts.BacklogBytes) {
 		select {
 		case sl.queue <- j:
 			sl.queued.Add(int64(j.size))

@@ -91,12 +91,12 @@ func (is *isolation) park(u work, e *Entity, se *SourceError) {
 // rawChange is c as its message carried it, every field kept (pk, position, gtid): a replay
 // goes through the normal path with the change cdc published.
 func (is *isolation) rawChange(c *Change) json.RawMessage {
-	body, _ := is.msgs[c.at.msg].plain() // decoded once already: cannot fail now
-	if c.at.idx < 0 {
-		return body // schema 1: the message is the change; its "schema" field is ignored inside a batch
-	}
 	changes, ok := is.raw[c.at.msg]
 	if !ok {
+		body, _ := is.msgs[c.at.msg].plain() // decoded once already: cannot fail now
+		if c.at.idx < 0 {
+			return body // schema 1: the message is the change; its "schema" field is ignored inside a batch
+		}
 		var env envelope
 		_ = json.Unmarshal(body, &env) // decoded once already
 		changes = env.Changes
