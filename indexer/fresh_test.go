@@ -62,3 +62,19 @@ func TestReadNewerThanTheChangeIsWritten(t *testing.T) {
 		t.Errorf("retried %+v a read newer than its change", out.Retries)
 	}
 }
+
+// TestRetryForEveryClusterIsNotDroppedByAChangeInTheSameBatch prevents a retry without a
+// target (a read that was behind, a replayed parked retry) from being lost when the batch also
+// carries changes: both are written.
+func TestRetryForEveryClusterIsNotDroppedByAChangeInTheSameBatch(t *testing.T) {
+	db, w := catalogDB(), &fakeWriter{}
+	db.set("cat.programs", "id", r("id", 101, "title", "Sport!", "channel_id", 11))
+	p := NewPipeline(catalogModel(t), db, w, Options{})
+	retry := Message{Body: EncodeRetry(Retry{Entity: "program", Key: "100", Version: 8}), Attempt: 2}
+	change := Message{Body: event("cat.programs", "update", 9, r("id", 101, "title", "Sport", "channel_id", 11),
+		r("id", 101, "title", "Sport!", "channel_id", 11))}
+	if _, err := p.Process(context.Background(), []Message{retry, change}); err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "written", w.written(), "100@8", "101@9")
+}

@@ -210,8 +210,14 @@ func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, erro
 	if err != nil {
 		return Outcome{}, readError{err}
 	}
-	if len(refs) > 0 {
-		gs.get("").refs = refs // changes are the only writes to every cluster: the group is empty
+	// The changes join the writes to every cluster. That group may already hold retries with
+	// no target (a replayed parked retry, a read that was behind its change).
+	if all := gs.get(""); len(all.refs) == 0 {
+		all.refs = refs // no copy: a fan-out of many documents holds one map of keys
+	} else {
+		for ref, v := range refs {
+			all.refs[ref] = max(all.refs[ref], v)
+		}
 	}
 	gs.mergeRetries()
 	err = p.writeChunks(ctx, q, gs, res.latest, &out)
