@@ -66,28 +66,37 @@ type wyeProc struct {
 // it leads and streams.
 func startCDC(t *testing.T, cfg, name string) *wyeProc {
 	t.Helper()
-	p := &wyeProc{out: &lockedOutput{}, metrics: freePort(t), done: make(chan struct{})}
-	args := []string{"cdc", "-c", cfg, "--metrics-listen", p.metrics, "--log-level", "info"}
+	metrics := freePort(t)
+	args := []string{"cdc", "-c", cfg, "--metrics-listen", metrics, "--log-level", "info"}
 	if name != "" {
 		args = append(args, "--name", name)
 	}
+	return runWye(t, "wye cdc "+name, metrics, []string{"WYE_CONTROL_PASSWORD=wye-control"}, args...)
+}
+
+// runWye runs the wye binary with args and the stack's source and broker secrets (plus env),
+// stops it at cleanup (logging its output if the test failed), and waits until /readyz on
+// metrics answers; a process that exits first fails the test.
+func runWye(t *testing.T, what, metrics string, env []string, args ...string) *wyeProc {
+	t.Helper()
+	p := &wyeProc{out: &lockedOutput{}, metrics: metrics, done: make(chan struct{})}
 	u, _ := url.Parse(amqpURL)
 	amqpPass, _ := u.User.Password()
 	p.cmd = exec.Command(wyeBinary(t), args...)
-	p.cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_CONTROL_PASSWORD=wye-control", "WYE_AMQP_PASSWORD="+amqpPass)
+	p.cmd.Env = append(append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_AMQP_PASSWORD="+amqpPass), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	must(t, p.cmd.Start())
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("wye cdc %s output:\n%s", name, p.out.String())
+			t.Logf("%s output:\n%s", what, p.out.String())
 		}
 	})
 	eventually(t, time.Minute, func() error {
 		select {
 		case <-p.done:
-			t.Fatalf("wye cdc %s exited:\n%s", name, p.out.String())
+			t.Fatalf("%s exited:\n%s", what, p.out.String())
 		default:
 		}
 		return readyz(p.metrics)

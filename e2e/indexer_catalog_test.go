@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -347,14 +348,22 @@ func (r *indexerRig) expectedDocs() map[string]map[string]any {
 
 // converged checks every cluster against MySQL and that the slaves carry the master's versions.
 func (r *indexerRig) converged(clusters ...string) error {
-	want := r.expectedDocs()
+	return sameEverywhere("", clusters, r.expectedDocs(), r.docs)
+}
+
+// sameEverywhere checks the documents each cluster holds (read) against want, and that every
+// cluster after the first (the master) carries the first one's versions. what names the
+// documents in errors ("" for the rig's index).
+func sameEverywhere(what string, clusters []string, want map[string]map[string]any,
+	read func(cluster string) (map[string]map[string]any, error)) error {
 	var master map[string]map[string]any
 	for _, c := range clusters {
-		got, err := r.docs(c)
+		got, err := read(c)
 		if err != nil {
 			return err
 		}
-		if err := diffDocs(c, got, want); err != nil {
+		label := strings.TrimSpace(c + " " + what)
+		if err := diffDocs(label, got, want); err != nil {
 			return err
 		}
 		if master == nil {
@@ -363,7 +372,7 @@ func (r *indexerRig) converged(clusters ...string) error {
 		}
 		for id, d := range got {
 			if d["wye_version"] != master[id]["wye_version"] {
-				return fmt.Errorf("%s doc %s: wye_version %v, master has %v", c, id, d["wye_version"], master[id]["wye_version"])
+				return fmt.Errorf("%s doc %s: wye_version %v, master has %v", label, id, d["wye_version"], master[id]["wye_version"])
 			}
 		}
 	}

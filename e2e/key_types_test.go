@@ -193,24 +193,9 @@ func keyTypesConverged(r *indexerRig, indices map[string]string) error {
 		if err != nil {
 			return err
 		}
-		var master map[string]map[string]any
-		for _, c := range clusterNames {
-			got, err := r.docsIn(c, indices[kt.name])
-			if err != nil {
-				return err
-			}
-			if err := diffDocs(c+" "+kt.name, got, want); err != nil {
-				return err
-			}
-			if master == nil {
-				master = got
-				continue
-			}
-			for id, d := range got {
-				if d["wye_version"] != master[id]["wye_version"] {
-					return fmt.Errorf("%s %s doc %s: wye_version %v, master has %v", c, kt.name, id, d["wye_version"], master[id]["wye_version"])
-				}
-			}
+		read := func(c string) (map[string]map[string]any, error) { return r.docsIn(c, indices[kt.name]) }
+		if err := sameEverywhere(kt.name, clusterNames, want, read); err != nil {
+			return err
 		}
 	}
 	return nil

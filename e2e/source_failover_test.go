@@ -3,9 +3,7 @@ package e2e
 import (
 	"database/sql"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,30 +124,9 @@ func onSource(t *testing.T, path, port string) string {
 // uses the rig's own configuration) and waits until it is ready.
 func startIndexer(t *testing.T, r *indexerRig, cfg string) *wyeProc {
 	t.Helper()
-	p := &wyeProc{out: &lockedOutput{}, metrics: freePort(t), done: make(chan struct{})}
-	u, _ := url.Parse(amqpURL)
-	amqpPass, _ := u.User.Password()
-	p.cmd = exec.Command(wyeBinary(t), "indexer", "-c", cfg, "--parked-queue", r.parked, "--retry-delays", "1s,2s,5s",
-		"--batch-wait", "50ms", "--roles-poll", "1s", "--metrics-listen", p.metrics)
-	p.cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_AMQP_PASSWORD="+amqpPass)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	must(t, p.cmd.Start())
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("wye indexer (%s) output:\n%s", cfg, p.out.String())
-		}
-	})
-	eventually(t, time.Minute, func() error {
-		select {
-		case <-p.done:
-			t.Fatalf("wye indexer exited:\n%s", p.out.String())
-		default:
-		}
-		return readyz(p.metrics)
-	})
-	return p
+	metrics := freePort(t)
+	return runWye(t, "wye indexer ("+cfg+")", metrics, nil, "indexer", "-c", cfg, "--parked-queue", r.parked,
+		"--retry-delays", "1s,2s,5s", "--batch-wait", "50ms", "--roles-poll", "1s", "--metrics-listen", metrics)
 }
 
 // openMySQLAt connects to the MariaDB at addr as user, to database db ("" for none).
