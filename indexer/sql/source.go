@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
@@ -33,6 +34,9 @@ var (
 	_ indexer.View   = (*view)(nil)
 )
 
+// connLifetime bounds how long one pooled connection to the source is reused.
+const connLifetime = time.Minute
+
 // Open connects with cfg, adjusted for reading: the session time zone is UTC so TIMESTAMP
 // values read as the binlog carries them, and parameters are interpolated (one round trip
 // per query instead of prepare + execute + close).
@@ -51,6 +55,9 @@ func Open(cfg *mysql.Config, maxConns int) (*Source, error) {
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(max(maxConns, 1))
 	db.SetMaxIdleConns(max(maxConns, 1))
+	// A pooled connection lives at most connLifetime: after a switchover of the source (a DNS
+	// name moved to the new primary), reads leave the old server within that time.
+	db.SetConnMaxLifetime(connLifetime)
 	return &Source{db: db, tables: map[string]columns{}}, nil
 }
 
