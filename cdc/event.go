@@ -1,10 +1,13 @@
 package cdc
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +135,19 @@ type Change struct {
 	Epoch    uint32
 }
 
+// InlineMax is the most bytes a value's JSON encoding may take in a change; a larger value of a
+// column not in WholeColumns is sent as its digest, {"$digest":"<hex SHA-256>"} (docs/cdc.md,
+// "Large values"). The indexer reads documents from SQL, never from images: outside keys and
+// link columns it only compares a column's before and after (did a shown column change), which
+// a digest tells as well as the value. 256 bytes keeps every key-sized value and short text
+// inline and stops a LONGBLOB row from making a change bigger than a broker accepts.
+const InlineMax = 256
+
+// WholeColumns names, per table ("db.table"), the columns whose values are always sent whole,
+// however large: the keys and link columns the indexer finds and matches rows by. A table's
+// primary key is always whole. Names compare case-insensitively, as MySQL's do.
+type WholeColumns map[string][]string
+
 // encoder appends changes, each one element of a message's "changes" array:
 //
 //	{"table":"db.t","op":"update","pk":{...},"before":{...},"after":{...},
@@ -140,9 +156,11 @@ type Change struct {
 // It caches the renderings that consecutive changes share: the table's column keys, the
 // position of one rows event, the commit second of one transaction.
 type encoder struct {
+	whole  WholeColumns
 	table  *Table
 	name   string   // table.FullName()
 	keys   [][]byte // `"column":` of each of table's columns
+	inline []bool   // per column of table: sent whole whatever its size (a key or link column)
 	pos    Position
 	posStr string
 	tsSec  int64
@@ -152,9 +170,12 @@ type encoder struct {
 func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 	if c.Table != e.table {
 		e.table, e.name = c.Table, c.Table.FullName()
-		e.keys = e.keys[:0]
-		for _, col := range c.Table.Columns {
+		e.keys, e.inline = e.keys[:0], e.inline[:0]
+		whole := e.whole[e.name]
+		for i, col := range c.Table.Columns {
 			e.keys = append(e.keys, append(appendString(nil, col.Name), ':'))
+			e.inline = append(e.inline, slices.Contains(c.Table.PK, i) ||
+				slices.ContainsFunc(whole, func(w string) bool { return strings.EqualFold(w, col.Name) }))
 		}
 	}
 	b = append(b, `{"table":`...)
@@ -234,7 +255,12 @@ func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, e
 	if i >= len(row) {
 		return nil, fmt.Errorf("encode %s.%s: row has %d values, want %d", c.Table.FullName(), col.Name, len(row), len(c.Table.Columns))
 	}
-	b, err := AppendValue(b, col, row[i])
+	var err error
+	if e.inline[i] {
+		b, err = AppendValue(b, col, row[i])
+	} else {
+		b, err = AppendValueOrDigest(b, col, row[i])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode %s.%s: %w", c.Table.FullName(), col.Name, err)
 	}
@@ -245,6 +271,9 @@ func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, e
 // order; a change that cannot be encoded leaves the batch as it was.
 type Batch struct {
 	Compress bool // zstd the body (Message.ContentEncoding "zstd")
+	// Whole names the columns sent whole however large (keys and link columns); every other
+	// value over InlineMax is sent as its digest.
+	Whole WholeColumns
 
 	buf     []byte
 	n       int
@@ -259,6 +288,7 @@ const batchHead = `{"schema":2,"changes":[`
 // Add appends c. On an error the batch is unchanged.
 func (bt *Batch) Add(c *Change) error {
 	mark := len(bt.buf)
+	bt.enc.whole = bt.Whole
 	if bt.n == 0 {
 		bt.buf = append(bt.buf[:0], batchHead...)
 	} else {
@@ -358,6 +388,102 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 	return b, fmt.Errorf("unknown column kind %d", col.Kind)
 }
 
+// digestHead and digestTail frame the digest of a large value.
+const (
+	digestHead = `{"$digest":"`
+	digestTail = `"}`
+)
+
+// AppendValueOrDigest appends v as AppendValue does, or, when that encoding would be longer
+// than InlineMax, {"$digest":"<hex SHA-256>"} of the value's bytes: a binary value's bytes
+// (padded like its encoding), text in UTF-8, a JSON document as the binlog gives it, any other
+// kind its JSON encoding. Equal values have equal digests, so the indexer's comparison of
+// before and after still tells whether the column changed. A binary, text or JSON value whose
+// length alone puts it over InlineMax is hashed without being encoded.
+func AppendValueOrDigest(b []byte, col Column, v any) ([]byte, error) {
+	start := len(b)
+	if !surelyOverInline(col, v) {
+		out, err := AppendValue(b, col, v)
+		if err != nil || len(out)-start <= InlineMax {
+			return out, err
+		}
+		b = out
+	}
+	if raw, pad, ok := valueBytes(col, v); ok {
+		return appendDigest(b[:start], raw, pad), nil
+	}
+	enc := slices.Clone(b[start:]) // appendDigest writes over b[start:]
+	return appendDigest(b[:start], enc, 0), nil
+}
+
+// surelyOverInline reports, from its length alone, that the encoding of a binary, text or
+// JSON value is longer than InlineMax: exact for binary (base64 of the padded bytes), a lower
+// bound for text (escapes and latin1 conversion only add) and JSON (embedded as it is).
+func surelyOverInline(col Column, v any) bool {
+	n := 0
+	switch x := v.(type) {
+	case []byte:
+		n = len(x)
+	case string:
+		n = len(x)
+	default:
+		return false
+	}
+	switch col.Kind {
+	case KindBinary:
+		return len(base64Head)+base64.StdEncoding.EncodedLen(max(n, col.Pad))+len(base64Tail) > InlineMax
+	case KindText:
+		return n+2 > InlineMax
+	case KindJSON:
+		return n > InlineMax
+	}
+	return false
+}
+
+// valueBytes returns the bytes a large value of col is digested from: the value's own bytes
+// (pad: zero bytes a BINARY(n) value is padded with), or ok false for kinds digested from
+// their JSON encoding.
+func valueBytes(col Column, v any) (raw []byte, pad int, ok bool) {
+	switch col.Kind {
+	case KindBinary:
+		switch x := v.(type) {
+		case []byte:
+			raw = x
+		case string:
+			raw = []byte(x)
+		default:
+			return nil, 0, false
+		}
+		return raw, max(col.Pad-len(raw), 0), true
+	case KindText:
+		s, isString := v.(string)
+		if !isString {
+			s = text(v)
+		}
+		return []byte(col.Charset.UTF8(s)), 0, true
+	case KindJSON:
+		return []byte(text(v)), 0, true
+	}
+	return nil, 0, false
+}
+
+// base64Head and base64Tail frame a binary value.
+const (
+	base64Head = `{"$base64":"`
+	base64Tail = `"}`
+)
+
+func appendDigest(b, raw []byte, pad int) []byte {
+	h := sha256.New()
+	h.Write(raw)
+	if pad > 0 {
+		h.Write(make([]byte, pad))
+	}
+	b = append(b, digestHead...)
+	b = hex.AppendEncode(b, h.Sum(nil))
+	return append(b, digestTail...)
+}
+
 // appendFloat appends a FLOAT (float32) or DOUBLE (float64) value as the shortest JSON number
 // that round-trips it; NaN and infinities have no JSON form.
 func appendFloat(b []byte, v any) ([]byte, error) {
@@ -391,9 +517,9 @@ func appendBinary(b []byte, v any, pad int) ([]byte, error) {
 	if len(raw) < pad {
 		raw = append(raw[:len(raw):len(raw)], make([]byte, pad-len(raw))...)
 	}
-	b = append(b, `{"$base64":"`...)
+	b = append(b, base64Head...)
 	b = base64.StdEncoding.AppendEncode(b, raw)
-	return append(b, `"}`...), nil
+	return append(b, base64Tail...), nil
 }
 
 // appendJSON embeds the JSON document v, after checking that it is valid JSON.

@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -39,6 +40,38 @@ func BenchmarkBatchOf2048Updates(b *testing.B) {
 			}
 			b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
+		})
+	}
+}
+
+// BenchmarkUpdateOfA64MBRow measures the message of one update of a row holding a 64 MiB
+// LONGBLOB, sent whole (as before large values were digested: two base64 images) and with the
+// blob digested (docs/cdc.md, "Large values"):
+// go test -run - -bench 64MBRow -benchtime 3x ./cdc
+func BenchmarkUpdateOfA64MBRow(b *testing.B) {
+	t := &Table{Schema: "d", Name: "big", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt},
+		{Name: "title", Kind: KindText}, {Name: "payload", Kind: KindBinary}}}
+	blob := make([]byte, 64<<20) // random: a media file compresses little
+	rand.NewChaCha8([32]byte{1}).Read(blob)
+	blob2 := append(blob[:len(blob)-1:len(blob)-1], 1)
+	c := Change{Table: t, Op: OpUpdate, Before: []any{int64(1), "before", blob}, After: []any{int64(1), "after", blob2},
+		Pos: Position{File: "mariadb-bin.000005", Pos: 1000}, CommitTS: time.Unix(1795000000, 0), Epoch: 1}
+	for _, whole := range []bool{true, false} {
+		b.Run(fmt.Sprintf("payload_whole=%v", whole), func(b *testing.B) {
+			bt := Batch{Compress: true}
+			if whole {
+				bt.Whole = WholeColumns{"d.big": {"payload"}}
+			}
+			var json, sent int
+			for b.Loop() {
+				if err := bt.Add(&c); err != nil {
+					b.Fatal(err)
+				}
+				json = bt.Size() + 2
+				sent = len(bt.Take().Body)
+			}
+			b.ReportMetric(float64(json), "JSON-B/change")
+			b.ReportMetric(float64(sent), "sent-B/change")
 		})
 	}
 }

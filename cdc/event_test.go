@@ -2,11 +2,16 @@ package cdc
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -201,4 +206,80 @@ func encodeOne(c *Change) ([]byte, error) {
 		return nil, fmt.Errorf("batch of one: %v", err)
 	}
 	return m.Changes[0], nil
+}
+
+// TestLargeValuesAreDigestedButNeverKeysOrLinkColumns prevents a change bigger than the broker
+// takes (a LONGBLOB row: two images, base64) and, the other way, a key or link column the
+// indexer could no longer match rows by: a value whose encoding is over InlineMax is sent as
+// the SHA-256 of its bytes, except the primary key and the columns named whole; a value at
+// InlineMax is sent as it is, and the digest changes with the value.
+func TestLargeValuesAreDigestedButNeverKeysOrLinkColumns(t *testing.T) {
+	tbl := &Table{Schema: "d", Name: "t", PK: []int{0}, Columns: []Column{
+		{Name: "id", Kind: KindText},
+		{Name: "parent", Kind: KindBinary},
+		{Name: "blob", Kind: KindBinary},
+		{Name: "note", Kind: KindText},
+		{Name: "at_max", Kind: KindText},
+		{Name: "over_max", Kind: KindText, Charset: CharsetLatin1},
+		{Name: "doc", Kind: KindJSON},
+		{Name: "uuid", Kind: KindBinary, Pad: 255},
+		{Name: "flags", Kind: KindSet, Members: []string{strings.Repeat("a", 200), strings.Repeat("b", 200)}},
+		{Name: "escaped", Kind: KindText},
+	}}
+	key := strings.Repeat("k", 300)
+	parent := bytes.Repeat([]byte{7}, 400)
+	blob := bytes.Repeat([]byte{1, 2, 3}, 1000)
+	blob2 := append(bytes.Clone(blob[:len(blob)-1]), 4)
+	atMax := strings.Repeat("m", InlineMax-2) // InlineMax bytes with its quotes
+	overMax := strings.Repeat("\xe9", InlineMax-1)
+	doc := `{"a":"` + strings.Repeat("j", 300) + `"}`
+	escaped := strings.Repeat("<", 100) // 100 bytes, 602 encoded (\u003c)
+	before := []any{key, parent, blob, "short", atMax, overMax, doc, []byte{9}, int64(3), escaped}
+	after := slices.Clone(before)
+	after[2], after[3] = blob2, "changed"
+	c := Change{Table: tbl, Op: OpUpdate, Before: before, After: after, Pos: Position{File: "f.000001", Pos: 4}}
+
+	bt := Batch{Whole: WholeColumns{"d.t": {"PARENT"}}}
+	if err := bt.Add(&c); err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Changes []struct{ PK, Before, After map[string]json.RawMessage }
+	}
+	body := bt.Take().Body
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(b []byte) string {
+		sum := sha256.Sum256(b)
+		return `{"$digest":"` + hex.EncodeToString(sum[:]) + `"}`
+	}
+	got := m.Changes[0]
+	want := func(img map[string]json.RawMessage, col, want string) {
+		t.Helper()
+		if string(img[col]) != want {
+			t.Errorf("%s: %.100s, want %.100s", col, img[col], want)
+		}
+	}
+	want(got.PK, "id", `"`+key+`"`)
+	for _, img := range []map[string]json.RawMessage{got.Before, got.After} {
+		want(img, "id", `"`+key+`"`)
+		want(img, "parent", `{"$base64":"`+base64.StdEncoding.EncodeToString(parent)+`"}`)
+		want(img, "at_max", `"`+atMax+`"`)
+		want(img, "over_max", digest([]byte(CharsetLatin1.UTF8(overMax))))
+		want(img, "doc", digest([]byte(doc)))
+		want(img, "uuid", digest(append([]byte{9}, make([]byte, 254)...)))
+		want(img, "escaped", digest([]byte(escaped)))
+		want(img, "flags", digest([]byte(`"`+strings.Repeat("a", 200)+","+strings.Repeat("b", 200)+`"`)))
+	}
+	want(got.Before, "blob", digest(blob))
+	want(got.After, "blob", digest(blob2))
+	want(got.Before, "note", `"short"`)
+	want(got.After, "note", `"changed"`)
+	if bytes.Equal(got.Before["blob"], got.After["blob"]) {
+		t.Error("the digest of blob did not change with its value")
+	}
+	if len(body) > 5000 {
+		t.Errorf("message of %d bytes: large values are not digested", len(body))
+	}
 }

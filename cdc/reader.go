@@ -177,6 +177,9 @@ type Options struct {
 	BackoffMax         time.Duration // default DefaultBackoffMax
 	Logger             *slog.Logger
 	Metrics            *Metrics
+	// WholeColumns are the columns, per table, sent whole however large: the keys and link
+	// columns of the entities. Any other value over InlineMax is sent as its digest.
+	WholeColumns WholeColumns
 	// Floor reads the control schema's epoch floor, which Store.Save raises: a reader with no
 	// checkpoint starts above it. nil: no floor (benchmarks, tests).
 	Floor EpochFloor
@@ -568,7 +571,7 @@ type batcher struct {
 // newBatcher starts the batcher of a session that starts at start and publishes on ch.
 func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
 	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}}
-	b.batch.Compress = r.opts.Compress
+	b.batch.Compress, b.batch.Whole = r.opts.Compress, r.opts.WholeColumns
 	return b
 }
 

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/klauspost/compress/zstd"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func process(t *testing.T, db *fakeDB, w *fakeWriter, bodies ...[]byte) Outcome {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	dto "github.com/prometheus/client_model/go"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
@@ -35,7 +36,7 @@ no-op handler (every row decoded, nothing else); through wye's pipeline with a b
 confirms at once (decode, batch, encode, compress); and through wye's pipeline to RabbitMQ
 (persistent messages with confirms, to a throw-away quorum queue that a consumer drains).
 The three take turns for --rounds rounds; it prints every round and each path's best rate,
-and the ratios of the best rates.`,
+the ratios of the best rates, and the message bytes per change (as sent and as JSON).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, g)
 			if err != nil {
@@ -68,6 +69,10 @@ and the ratios of the best rates.`,
 			if err != nil {
 				return usageError{err}
 			}
+			model, err := newModel(cfg)
+			if err != nil {
+				return usageError{err}
+			}
 			log := slog.Default()
 			src, err := newCDCSource(cfg, tables, log)
 			if err != nil {
@@ -85,6 +90,7 @@ and the ratios of the best rates.`,
 			run := func(pub cdc.Publisher, metrics *cdc.Metrics) (int, error) {
 				store := &memStore{cp: cdc.Checkpoint{Name: "bench", Epoch: 1, SourceID: st.ID, Pos: fromPos}, ok: true}
 				reader := cdc.NewReader(cdc.Options{Name: "bench", Tables: tables, StopAt: &toPos, Compress: compress,
+					WholeColumns: wholeColumns(model),
 					BatchChanges: cfg.CDC.BatchChanges, BatchBytes: cfg.CDC.BatchBytes, Linger: cfg.CDC.Linger,
 					Logger: log, Metrics: metrics}, src, store, noLock{}, pub)
 				if err := reader.Run(ctx); err != nil {
@@ -100,11 +106,15 @@ and the ratios of the best rates.`,
 				return err
 			}
 			defer stopDrain()
+			var sizes messageBytes // of the null broker's last round: every round publishes the same bodies
 			paths := []benchPath{
 				{name: "raw read (go-mysql, no-op handler)", run: func() (int, error) { return src.RawRead(ctx, fromPos, toPos) }},
 				{name: "wye, null broker (decode+encode+confirm tracking)", run: func() (int, error) {
 					m := cdc.NewMetrics(nil)
-					return run(&nullPublisher{m: m}, m)
+					p := &nullPublisher{m: m}
+					n, err := run(p, m)
+					sizes = p.sizes
+					return n, err
 				}},
 				{name: "wye publish to RabbitMQ (persistent, confirmed, quorum queue)", run: func() (int, error) {
 					m := cdc.NewMetrics(nil)
@@ -134,6 +144,7 @@ and the ratios of the best rates.`,
 			for _, p := range paths {
 				fmt.Printf("%-64s %s\n", p.name+":", p.report())
 			}
+			fmt.Printf("message bytes per change: %s\n", sizes.report())
 			fmt.Printf("ratio null broker/raw: %.2f\n", null/raw)
 			fmt.Printf("ratio publish/raw: %.2f (target >= 0.8); consumer drained %d messages\n", pub/raw, drained())
 			return nil
@@ -284,15 +295,43 @@ func (s *memStore) MarkResync(_ context.Context, _ string, m cdc.ResyncMark) err
 
 // nullPublisher confirms every message at once: it measures wye's own cost without a broker.
 type nullPublisher struct {
-	m   *cdc.Metrics
-	seq uint64
+	m     *cdc.Metrics
+	seq   uint64
+	sizes messageBytes
+}
+
+// messageBytes sums the bodies of published messages, as sent and as JSON.
+type messageBytes struct {
+	messages, changes, body, json int64
+}
+
+func (s *messageBytes) add(m cdc.Message) {
+	s.messages++
+	s.changes += int64(m.Changes)
+	s.body += int64(len(m.Body))
+	json := int64(len(m.Body))
+	// A zstd frame of EncodeAll states its content size in its header: nothing to decompress.
+	var h zstd.Header
+	if m.ContentEncoding == "zstd" && h.Decode(m.Body) == nil && h.HasFCS {
+		json = int64(h.FrameContentSize)
+	}
+	s.json += json
+}
+
+func (s messageBytes) report() string {
+	if s.changes == 0 {
+		return "no changes"
+	}
+	return fmt.Sprintf("%.1f as sent, %.1f as JSON (%d messages, %d changes)",
+		float64(s.body)/float64(s.changes), float64(s.json)/float64(s.changes), s.messages, s.changes)
 }
 
 func (p *nullPublisher) Open(context.Context) (cdc.Channel, error) { return p, nil }
-func (p *nullPublisher) Publish(ctx context.Context, _ cdc.Message) (uint64, error) {
+func (p *nullPublisher) Publish(ctx context.Context, m cdc.Message) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	p.sizes.add(m)
 	p.seq++
 	p.m.Confirmed.Inc()
 	return p.seq, nil

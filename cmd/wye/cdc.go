@@ -79,6 +79,19 @@ func followedTables(cfg *config.Config, extra []string) ([]string, error) {
 	return out, nil
 }
 
+// wholeColumns is, per table, every key and link column of the entities: the columns the
+// indexer finds and matches rows by, which cdc sends whole however large (docs/cdc.md, "Large
+// values").
+func wholeColumns(model *indexer.Model) cdc.WholeColumns {
+	out := cdc.WholeColumns{}
+	for _, l := range model.LinkColumns() {
+		if !slices.Contains(out[l.Table], l.Column) {
+			out[l.Table] = append(out[l.Table], l.Column)
+		}
+	}
+	return out
+}
+
 // runCDC runs the reader with cfg.CDC's knobs. Its series and readiness go to ep, or to an
 // endpoint of its own on metrics.listen when ep is nil.
 func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error {
@@ -121,7 +134,7 @@ func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error 
 	})
 	reader := cdc.NewReader(cdc.Options{Name: c.Name, Tables: tables, CheckpointInterval: c.CheckpointInterval,
 		BatchChanges: c.BatchChanges, BatchBytes: c.BatchBytes, Linger: c.Linger,
-		Compress: cfg.AMQP.Compression == "zstd", Logger: log, Metrics: metrics,
+		Compress: cfg.AMQP.Compression == "zstd", WholeColumns: wholeColumns(model), Logger: log, Metrics: metrics,
 		Floor: ctl, Written: newMasterVersions(cfg, model, store)}, src, ctl, ctl, pub)
 
 	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
