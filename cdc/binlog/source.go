@@ -19,6 +19,7 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/wyehq/wye/cdc"
+	"github.com/wyehq/wye/internal/serverid"
 )
 
 // SourceOptions configure the binlog source.
@@ -169,19 +170,11 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 	if err := s.Check(ctx); err != nil {
 		return st, err
 	}
-	if s.opts.Flavor == gomysql.MySQLFlavor {
-		if err := s.db.QueryRowContext(ctx, "SELECT @@server_uuid").Scan(&st.ID); err != nil {
-			return st, fmt.Errorf("read server_uuid: %w", err)
-		}
-	} else {
-		// MariaDB has no server_uuid: server_id plus the binlog basename identify the log.
-		var id uint32
-		var base string
-		if err := s.db.QueryRowContext(ctx, "SELECT @@server_id, @@log_bin_basename").Scan(&id, &base); err != nil {
-			return st, fmt.Errorf("read server identity: %w", err)
-		}
-		st.ID = fmt.Sprintf("mariadb:%d:%s", id, base)
+	id, err := serverid.Read(ctx, s.db, s.opts.Flavor)
+	if err != nil {
+		return st, err
 	}
+	st.ID = id
 	var version string
 	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		return st, fmt.Errorf("read server version: %w", err)

@@ -104,6 +104,12 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	if err != nil {
 		return err
 	}
+	// Reads must come from the server cdc follows (docs/architecture.md, invariant 4).
+	followed, err := control.NewFollowed(ctx, store, cfg.CDC.Name, x.RolesPoll, log)
+	if err != nil {
+		return err
+	}
+	src.Follow(string(cfg.Source.Flavor), followed.Source)
 	fan := indexer.NewStream(indexer.StreamOptions{Clusters: writers, Roles: roles, Ledger: store, Metrics: metrics,
 		Logger: log, Backlog: x.SlaveBacklog, BacklogBytes: x.SlaveBacklogBytes, BulkBytes: x.BulkBytes,
 		SlaveInFlight: x.SlaveInFlight})
@@ -125,6 +131,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	fan.Start(fanCtx)
 	var wg sync.WaitGroup
 	wg.Go(func() { roles.Run(ctx) })
+	wg.Go(func() { followed.Run(ctx) })
 	err = cons.Run(ctx)
 	wg.Wait()
 	stop, cancel := context.WithTimeout(context.Background(), x.StopTimeout)

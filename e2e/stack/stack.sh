@@ -322,6 +322,10 @@ mariadb2_replicate() {
     done
     # --single-transaction: a consistent snapshot and its GTID position; a test changing a
     # table meanwhile can fail a dump ("table definition has changed"): try again.
+    # The dump reads its GTID position with BINLOG_GTID_POS, which is NULL (and mariadb-dump
+    # 10.11 crashes on it) at any position behind an event larger than max_allowed_packet in
+    # the same binlog file (a 64 MB row): start a fresh binlog file first.
+    primary_sql -e 'FLUSH BINARY LOGS' || die "mariadb2: could not rotate the primary's binlog"
     for try in 1 2 3 4 5; do
       dbs=$(primary_sql -Nse "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ($sys)")
       # shellcheck disable=SC2086 # one word per database

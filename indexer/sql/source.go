@@ -17,6 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/wyehq/wye/indexer"
+	"github.com/wyehq/wye/internal/serverid"
 )
 
 // Source reads through one *sql.DB. Reads must go to the server whose binlog the events
@@ -27,7 +28,15 @@ type Source struct {
 
 	mu     sync.Mutex
 	tables map[string]columns // "db.table" -> its columns, as bind last read them
+
+	flavor string        // serverid.MariaDB or serverid.MySQL
+	follow func() string // the identity of the server cdc follows; nil or "": not checked
 }
+
+// Follow makes every view check that it reads the server cdc follows: follow returns that
+// server's identity (serverid, as cdc's checkpoint records it; "" while unknown), flavor says
+// how to read it. Call it before the first View.
+func (s *Source) Follow(flavor string, follow func() string) { s.flavor, s.follow = flavor, follow }
 
 var (
 	_ indexer.Source = (*Source)(nil)
@@ -74,7 +83,34 @@ func (s *Source) View(ctx context.Context) (indexer.View, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("begin read view: %w", err))
 	}
+	if err := s.same(ctx, tx); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
 	return &view{tx: tx, src: s}, nil
+}
+
+// same checks, inside the view's snapshot, that the view reads the server cdc follows: a
+// pooled connection opened before a switchover, or source.host naming a replica, would read
+// rows older than the changes (invariant 4). The error is transient: the batch waits until
+// the connection is recycled (connLifetime) or cdc follows this server.
+func (s *Source) same(ctx context.Context, tx *sql.Tx) error {
+	if s.follow == nil {
+		return nil
+	}
+	want := s.follow()
+	if want == "" {
+		return nil // cdc has not saved a checkpoint yet
+	}
+	got, err := serverid.Read(ctx, tx, s.flavor)
+	if err != nil {
+		return classify(err)
+	}
+	if got != want {
+		return &indexer.SourceError{Err: fmt.Errorf("the source connection reads server %q but cdc follows %q "+
+			"(a switchover this connection has not seen, or source.host names another server); the batch waits", got, want)}
+	}
+	return nil
 }
 
 type view struct {
