@@ -446,12 +446,7 @@ func surelyOverInline(col Column, v any) bool {
 func valueBytes(col Column, v any) (raw []byte, pad int, ok bool) {
 	switch col.Kind {
 	case KindBinary:
-		switch x := v.(type) {
-		case []byte:
-			raw = x
-		case string:
-			raw = []byte(x)
-		default:
+		if raw, ok = bytesOf(v); !ok {
 			return nil, 0, false
 		}
 		return raw, max(col.Pad-len(raw), 0), true
@@ -503,15 +498,21 @@ func appendFloat(b []byte, v any) ([]byte, error) {
 	return strconv.AppendFloat(b, f, 'g', -1, bits), nil
 }
 
-// appendBinary appends the bytes of v, padded with 0x00 to pad bytes, as {"$base64":"..."}.
-func appendBinary(b []byte, v any, pad int) ([]byte, error) {
-	var raw []byte
+// bytesOf is the bytes of a binary column's value as go-mysql decodes it.
+func bytesOf(v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case []byte:
-		raw = x
+		return x, true
 	case string:
-		raw = []byte(x)
-	default:
+		return []byte(x), true
+	}
+	return nil, false
+}
+
+// appendBinary appends the bytes of v, padded with 0x00 to pad bytes, as {"$base64":"..."}.
+func appendBinary(b []byte, v any, pad int) ([]byte, error) {
+	raw, ok := bytesOf(v)
+	if !ok {
 		return b, fmt.Errorf("binary column: unexpected %T", v)
 	}
 	if len(raw) < pad {
