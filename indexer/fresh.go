@@ -5,7 +5,7 @@ package indexer
 // visible, an XA transaction is in the binlog at XA PREPARE. A document built from such a read
 // holds the old row but would be written with the change's version, and a later redelivery
 // would be refused as stale. So the root row each change is answered with is compared with the
-// change: when the read is provably older, the entity goes to a short retry (to every cluster)
+// change: when the read may be older, the entity goes to a short retry (to every cluster)
 // instead of being written now.
 
 // ReadBehindReason is the reason of the retry of an entity whose read was older than its change.
@@ -28,7 +28,7 @@ func (r *resolver) expect(n *node, c *Change) {
 }
 
 // behind reports whether row, the root row read for a document whose latest change is c (nil:
-// no row), is provably older than c. Only what cannot be newer counts:
+// no row), may be older than c, so that the document must not be written with c's version now:
 //   - an insert whose row is not there (or was deleted since: a retry is harmless then);
 //   - a delete whose row is still there (or was inserted again since: the same);
 //   - an update whose row still holds the before value of every column it changed that the
