@@ -55,16 +55,8 @@ func (f *Followed) read(ctx context.Context) error {
 
 // Run polls until ctx is done. A failed read keeps the last identity.
 func (f *Followed) Run(ctx context.Context) {
-	t := time.NewTicker(f.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := f.read(ctx); err != nil && ctx.Err() == nil {
-			f.log.Warn("poll the source cdc follows; keeping the last one", "reader", f.name, "source", f.Source(), "err", err)
-		}
-	}
+	poll(ctx, f.every, f.read, func(err error, failures int) {
+		f.log.Warn("poll the source cdc follows; keeping the last one", "reader", f.name, "source", f.Source(),
+			"failures", failures, "err", err)
+	})
 }

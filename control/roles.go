@@ -102,24 +102,11 @@ func (r *Roles) Master() string {
 
 // Run polls until ctx is done. A failed read keeps the last known master.
 func (r *Roles) Run(ctx context.Context) error {
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	poll(ctx, r.every, func(ctx context.Context) error {
 		m, err := r.store.master(ctx, r.clusters)
 		if err != nil {
-			failures++
-			if ctx.Err() == nil {
-				r.log.Warn("poll cluster roles; keeping the last master", "master", r.Master(), "failures", failures, "err", err)
-			}
-			continue
+			return err
 		}
-		failures = 0
 		r.mu.Lock()
 		old := r.master
 		r.master = m
@@ -127,5 +114,32 @@ func (r *Roles) Run(ctx context.Context) error {
 		if old != m {
 			r.log.Info("master changed", "from", old, "to", m)
 		}
+		return nil
+	}, func(err error, failures int) {
+		r.log.Warn("poll cluster roles; keeping the last master", "master", r.Master(), "failures", failures, "err", err)
+	})
+	return nil
+}
+
+// poll calls read every interval until ctx is done. A failed read is reported to failed with
+// the count of consecutive failures (not when ctx ended it); the caller keeps its last value.
+func poll(ctx context.Context, every time.Duration, read func(context.Context) error, failed func(err error, failures int)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := read(ctx); err != nil {
+			failures++
+			if ctx.Err() == nil {
+				failed(err, failures)
+			}
+			continue
+		}
+		failures = 0
 	}
 }

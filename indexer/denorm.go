@@ -56,7 +56,7 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 			continue
 		}
 		keys := ids.keys()
-		rows, err := q.Rows(ctx, e.root.table, e.root.fetch(), e.root.key, keys)
+		rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.key, keys)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
 		}
@@ -93,7 +93,7 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 		return nil, fmt.Errorf("denormalize %s: limit %d: want at least 1", entity, limit)
 	}
 	q := count(v)
-	rows, err := q.Scan(ctx, e.root.table, e.root.fetch(), e.root.key, after, limit)
+	rows, err := q.Scan(ctx, e.root.table, e.root.read, e.root.key, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Name, err)
 	}
@@ -274,7 +274,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 			}
 			byKey := map[Value]*obj{}
 			if len(want) > 0 {
-				rows, err := q.Rows(ctx, n.table, n.fetch(), n.key, want.keys())
+				rows, err := q.Rows(ctx, n.table, n.read, n.key, want.keys())
 				if err != nil {
 					return fmt.Errorf("read %s: %w", n.name, err)
 				}
@@ -327,7 +327,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, groups map[Value][]*obj) ([]*obj, error) {
 	var children []*obj
 	if n.kind() == linkParentKey {
-		rows, err := q.Rows(ctx, n.table, n.fetch(), n.parentKey, parentKeys)
+		rows, err := q.Rows(ctx, n.table, n.read, n.parentKey, parentKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +350,7 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 	if len(want) == 0 {
 		return nil, nil
 	}
-	rows, err := q.Rows(ctx, n.table, n.fetch(), n.key, want.keys())
+	rows, err := q.Rows(ctx, n.table, n.read, n.key, want.keys())
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func (n *node) behind(c *Change, row Row) bool {
 	if row == nil {
 		return false // deleted since the update: newer
 	}
-	cols := n.fetch()
+	cols := n.read
 	if cols == nil {
 		for col := range c.Before {
 			cols = append(cols, col)

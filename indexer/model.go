@@ -72,7 +72,8 @@ type node struct {
 	cols      []Column // nil: every column
 	children  []*node
 	depth     int
-	layout    []field // members of its JSON objects; nil when every column is read (cols nil)
+	layout    []field  // members of its JSON objects; nil when every column is read (cols nil)
+	read      []string // columns to read (fetch), fixed with the layout: read for every change and row
 }
 
 // link is how a node's rows attach to their parent's.
@@ -155,11 +156,13 @@ func (m *Model) relations(parent *node, rels []RelationDef) {
 	}
 }
 
-// setLayout fixes the JSON members of the node and its descendants, once the tree is built.
+// setLayout fixes the JSON members and the columns to read of the node and its descendants,
+// once the tree is built.
 func (n *node) setLayout() {
 	if n.cols != nil {
 		n.layout = n.fields(nil)
 	}
+	n.read = n.fetch()
 	for _, c := range n.children {
 		c.setLayout()
 	}

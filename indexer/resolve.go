@@ -99,7 +99,7 @@ func (n *node) changed(before, after Row) bool {
 	if n.cols == nil {
 		return !maps.Equal(before, after)
 	}
-	for _, c := range n.fetch() {
+	for _, c := range n.read {
 		if before[c] != after[c] {
 			return true
 		}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +11,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -220,38 +216,14 @@ func (m *masterVersions) master(ctx context.Context) (config.Cluster, error) {
 // 2^53 (epoch 31) and rounded to nearest above: rounding is monotone and every epoch's first
 // version, e<<48, is exact, so the epoch of the answer is never below the true one.
 func maxVersion(ctx context.Context, client *cluster.Client, indices []string, field string) (cdc.Version, bool, error) {
-	body, err := json.Marshal(map[string]any{"size": 0, "track_total_hits": false,
-		"aggs": map[string]any{"highest": map[string]any{"max": map[string]any{"field": field}}}})
-	if err != nil {
-		return 0, false, err
+	v, ok, err := client.Max(ctx, indices, field)
+	if err != nil || !ok {
+		return 0, ok, err
 	}
-	yes := true
-	status, resp, err := client.Do(ctx, esapi.SearchRequest{Index: indices, Body: bytes.NewReader(body),
-		IgnoreUnavailable: &yes, AllowNoIndices: &yes})
-	if err != nil {
-		return 0, false, err
+	if v < 0 || v >= 1<<63 {
+		return 0, false, fmt.Errorf("max aggregation: %v is not a version", v)
 	}
-	if err := client.Check("search", status, resp); err != nil {
-		return 0, false, err
-	}
-	var res struct {
-		Aggregations struct {
-			Highest struct {
-				Value *float64 `json:"value"`
-			} `json:"highest"`
-		} `json:"aggregations"`
-	}
-	if err := json.Unmarshal(resp, &res); err != nil {
-		return 0, false, fmt.Errorf("decode max aggregation: %w", err)
-	}
-	v := res.Aggregations.Highest.Value
-	if v == nil {
-		return 0, false, nil
-	}
-	if *v < 0 || *v >= 1<<63 {
-		return 0, false, fmt.Errorf("max aggregation: %v is not a version", *v)
-	}
-	return cdc.Version(*v), true, nil
+	return cdc.Version(v), true, nil
 }
 
 // metricsEndpoint collects the series and the readiness of the components one /metrics

@@ -16,6 +16,7 @@ import (
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/reason"
 )
 
 // Headers the indexer reads and writes. Retry messages carry attempt, target and first-seen;
@@ -397,7 +398,8 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 			c.hold(true)
 			msg = "the master takes no write; holding the batch until it does (no attempt spent)"
 		}
-		c.opts.Logger.Error(msg, "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", err)
+		// The error may quote a server's message: bounded like every logged reason.
+		c.opts.Logger.Error(msg, "messages", len(batch), "failures", failures+1, "retry_in", wait, "err", reason.Cut("", err.Error()))
 		select {
 		case <-ctx.Done():
 			return indexer.Outcome{}, false
