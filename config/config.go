@@ -33,6 +33,7 @@ type Config struct {
 	CDC      CDC       `mapstructure:"cdc" yaml:"cdc"`
 	Indexer  Indexer   `mapstructure:"indexer" yaml:"indexer"`
 	Mapping  Mapping   `mapstructure:"mapping" yaml:"mapping"`
+	Nightly  Nightly   `mapstructure:"nightly" yaml:"nightly"`
 	Metrics  Metrics   `mapstructure:"metrics" yaml:"metrics"`
 	Log      Log       `mapstructure:"log" yaml:"log"`
 	Entities []Entity  `mapstructure:"entities" yaml:"entities"`
@@ -211,6 +212,23 @@ type Mapping struct {
 	IndexPrefix string `mapstructure:"index_prefix" yaml:"index_prefix"`
 	// VersionField is the document field holding the source version, mapped as long.
 	VersionField string `mapstructure:"version_field" yaml:"version_field"`
+}
+
+// Nightly tunes `wye nightly`, the full resync (docs/nightly.md); its flags override these keys.
+type Nightly struct {
+	// ChunkRows is the root rows of one chunk: one snapshot, one _mget and one _bulk per
+	// cluster, and the most a killed run repeats per entity.
+	ChunkRows int `mapstructure:"chunk_rows" yaml:"chunk_rows"`
+	// ScanPage is the ids per page of a cluster's orphan scan.
+	ScanPage int `mapstructure:"scan_page" yaml:"scan_page"`
+	// MaxDeleteShare is the share of an index whose orphans a run deletes without
+	// --allow-mass-delete (0.05: 5%).
+	MaxDeleteShare float64 `mapstructure:"max_delete_share" yaml:"max_delete_share"`
+	// RowsPerSecond and BytesPerSecond limit the rows read and the bulk bytes written; 0: no limit.
+	RowsPerSecond  float64 `mapstructure:"rows_per_second" yaml:"rows_per_second"`
+	BytesPerSecond float64 `mapstructure:"bytes_per_second" yaml:"bytes_per_second"`
+	// Report is the path of the report JSON; the id lists go beside it (<report>.ids.gz).
+	Report string `mapstructure:"report" yaml:"report"`
 }
 
 // Metrics is the Prometheus endpoint.

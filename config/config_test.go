@@ -308,6 +308,16 @@ func TestValidationRejects(t *testing.T) {
 			`indexer.index_targets: "x": want mapping or alias`,
 			`indexer.indices_ttl: "0s": must be greater than 0`,
 		}},
+		{"nightly knobs", func(c *Config) {
+			c.Nightly = Nightly{ChunkRows: 0, ScanPage: -1, MaxDeleteShare: 1.5, RowsPerSecond: -1, BytesPerSecond: -2}
+		}, []string{
+			`nightly.chunk_rows: "0": must be at least 1`,
+			`nightly.scan_page: "-1": must be at least 1`,
+			`nightly.max_delete_share: "1.5": must be above 0 and at most 1`,
+			`nightly.rows_per_second: "-1": must not be negative (0: no limit)`,
+			`nightly.bytes_per_second: "-2": must not be negative (0: no limit)`,
+			`nightly.report: must not be empty`,
+		}},
 		{"no retry tier", func(c *Config) { c.Indexer.RetryDelays = nil }, []string{`indexer.retry_delays: must not be empty`}},
 		{"mapping settings", func(c *Config) { c.Mapping = Mapping{Dir: "", IndexPrefix: "_Demo", VersionField: "_v"} }, []string{
 			`mapping.dir: must not be empty`,

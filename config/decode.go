@@ -123,6 +123,13 @@ func (d *decoder) value(path string, in any, out reflect.Value) {
 			return
 		}
 		out.SetUint(uint64(n))
+	case t.Kind() == reflect.Float64:
+		f, ok := float(in)
+		if !ok {
+			d.fault(path, in, "want a number")
+			return
+		}
+		out.SetFloat(f)
 	default:
 		panic(fmt.Sprintf("config: field %s has unsupported type %s", path, t))
 	}
@@ -339,4 +346,22 @@ func (k overrideKey) value(val string) any {
 		items[i] = strings.TrimSpace(items[i])
 	}
 	return items
+}
+
+// float reads a number written as YAML (an integer or a float) or as text (an environment
+// variable, a flag).
+func float(in any) (float64, bool) {
+	switch v := in.(type) {
+	case float64:
+		return v, true
+	case float32:
+		return float64(v), true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f, err == nil
+	}
+	if n, ok := integer(in); ok {
+		return float64(n), true
+	}
+	return 0, false
 }

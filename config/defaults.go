@@ -13,7 +13,11 @@ import (
 	"github.com/wyehq/wye/indexer/consumer"
 	"github.com/wyehq/wye/indexer/es"
 	"github.com/wyehq/wye/mapping"
+	"github.com/wyehq/wye/nightly"
 )
+
+// DefaultNightlyReport is where `wye nightly` writes its report unless told otherwise.
+const DefaultNightlyReport = "wye-nightly.json"
 
 // Defaults are assembled here and nowhere else; docs/configuration.md lists the same values.
 // A tuning knob's default is the exported constant of the component that owns it (cdc,
@@ -77,6 +81,12 @@ func Default() Config {
 		Mapping: Mapping{
 			Dir:          mapping.DefaultDir,
 			VersionField: indexer.DefaultVersionField,
+		},
+		Nightly: Nightly{
+			ChunkRows:      nightly.DefaultChunkRows,
+			ScanPage:       nightly.DefaultScanPage,
+			MaxDeleteShare: nightly.DefaultMaxDeleteShare,
+			Report:         DefaultNightlyReport,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "text"},

@@ -13,6 +13,7 @@ import (
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/indexer/consumer"
 	"github.com/wyehq/wye/indexer/es"
+	"github.com/wyehq/wye/nightly"
 )
 
 // TestConfigDefaultsCannotDriftFromComponentDefaults holds every default that a component
@@ -49,6 +50,9 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"indexer.roles_poll", d.Indexer.RolesPoll, control.DefaultRolesPoll},
 		{"indexer.indices_ttl", d.Indexer.IndicesTTL, es.DefaultIndicesTTL},
 		{"mapping.version_field", d.Mapping.VersionField, indexer.DefaultVersionField},
+		{"nightly.chunk_rows", d.Nightly.ChunkRows, nightly.DefaultChunkRows},
+		{"nightly.scan_page", d.Nightly.ScanPage, nightly.DefaultScanPage},
+		{"nightly.max_delete_share", d.Nightly.MaxDeleteShare, nightly.DefaultMaxDeleteShare},
 		{"entities[].version_field", defaultEntity().VersionField, indexer.DefaultVersionField},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {

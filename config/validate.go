@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	c.CDC.validate(&f)
 	c.Indexer.validate(&f)
 	c.Mapping.validate(&f)
+	c.Nightly.validate(&f)
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !validPort(port) {
 			f.add("metrics.listen", c.Metrics.Listen, "want host:port, like 127.0.0.1:9464 (empty disables metrics)")
@@ -149,6 +150,21 @@ func (x *Indexer) validate(f *Errors) {
 	}
 	oneOf(f, "indexer.index_targets", x.IndexTargets, IndexTargetsMapping, IndexTargetsAlias)
 	positive(f, "indexer.indices_ttl", x.IndicesTTL)
+}
+
+func (n *Nightly) validate(f *Errors) {
+	atLeastOne(f, "nightly.chunk_rows", n.ChunkRows)
+	atLeastOne(f, "nightly.scan_page", n.ScanPage)
+	if n.MaxDeleteShare <= 0 || n.MaxDeleteShare > 1 {
+		f.add("nightly.max_delete_share", strconv.FormatFloat(n.MaxDeleteShare, 'g', -1, 64), "must be above 0 and at most 1")
+	}
+	if n.RowsPerSecond < 0 {
+		f.add("nightly.rows_per_second", strconv.FormatFloat(n.RowsPerSecond, 'g', -1, 64), "must not be negative (0: no limit)")
+	}
+	if n.BytesPerSecond < 0 {
+		f.add("nightly.bytes_per_second", strconv.FormatFloat(n.BytesPerSecond, 'g', -1, 64), "must not be negative (0: no limit)")
+	}
+	notEmpty(f, "nightly.report", n.Report)
 }
 
 func (m *Mapping) validate(f *Errors) {

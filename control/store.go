@@ -170,6 +170,29 @@ INSERT IGNORE INTO cdc_epoch_floor (id, version, epoch, server_uuid, file, pos, 
 SELECT 1, (CAST(epoch AS UNSIGNED) << 48) + (CAST(SUBSTRING_INDEX(file, '.', -1) AS UNSIGNED) << 32) + pos,
   epoch, server_uuid, file, pos, name
 FROM cdc_checkpoint ORDER BY 2 DESC LIMIT 1`,
+	// Nightly resync runs and their progress per entity (control/nightly.go).
+	3: `
+CREATE TABLE IF NOT EXISTS nightly_run (
+  id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  scope       TEXT            NOT NULL COMMENT 'what the run covers (entities, clusters, flags): a resume must match it',
+  status      VARCHAR(16)     NOT NULL DEFAULT 'running' COMMENT 'running, equal, failed, abandoned',
+  resumes     INT UNSIGNED    NOT NULL DEFAULT 0,
+  started_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  finished_at TIMESTAMP(6)    NULL,
+  summary     TEXT            NOT NULL COMMENT 'the report summary when finished',
+  KEY by_status (status, id)
+) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS nightly_progress (
+  run_id      BIGINT UNSIGNED NOT NULL,
+  entity      VARCHAR(64)     NOT NULL,
+  step        VARCHAR(16)     NOT NULL COMMENT 'rows (MySQL in key order) or orphans (each cluster scanned)',
+  after_key   TEXT            NOT NULL COMMENT 'the last root key done, as a message value; empty: none yet',
+  done        TINYINT(1)      NOT NULL DEFAULT 0,
+  chunks      INT UNSIGNED    NOT NULL DEFAULT 0,
+  counts      MEDIUMTEXT      NOT NULL COMMENT 'the counts so far, as the nightly package encodes them',
+  updated_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (run_id, entity, step)
+) ENGINE=InnoDB`,
 }
 
 // SchemaVersion is the newest control schema this build knows.

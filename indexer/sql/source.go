@@ -87,7 +87,7 @@ func (s *Source) View(ctx context.Context) (indexer.View, error) {
 		tx.Rollback()
 		return nil, err
 	}
-	return &view{tx: tx, src: s}, nil
+	return &view{tx: tx, done: tx.Rollback, src: s}, nil
 }
 
 // same checks, inside the view's snapshot, that the view reads the server cdc follows: a
@@ -114,11 +114,18 @@ func (s *Source) same(ctx context.Context, tx *sql.Tx) error {
 }
 
 type view struct {
-	tx  *sql.Tx
-	src *Source
+	tx   querier // the view's transaction: a *sql.Tx, or the *sql.Conn of a Snapshot
+	done func() error
+	src  *Source
 }
 
-func (v *view) Close() error { return v.tx.Rollback() }
+// querier is what a view reads through.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (v *view) Close() error { return v.done() }
 
 // Rows runs SELECT cols FROM table WHERE where IN (values). Identifiers come from the
 // validated configuration (letters, digits, _ and $) and are quoted anyway.
