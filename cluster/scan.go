@@ -96,6 +96,15 @@ func (c *Client) Count(ctx context.Context, index string) (int64, error) {
 	return *res.Count, nil
 }
 
+// Refresh makes every write to index so far visible to Count and Scan (_refresh).
+func (c *Client) Refresh(ctx context.Context, index string) error {
+	status, resp, err := c.Do(ctx, esapi.IndicesRefreshRequest{Index: []string{index}})
+	if err != nil {
+		return err
+	}
+	return c.Check("refresh", status, resp)
+}
+
 // Scan reads every document of index once, in pages of at most size (at most the index's
 // max_result_window, 10,000 by default), in a stable order of the engine's choosing, inside
 // one consistent view of the index, and calls fn with each page (ids and versions; _source

@@ -136,6 +136,8 @@ func (c *fakeCluster) Get(_ context.Context, _ string, ids []string, _ bool) (ma
 	return out, nil
 }
 
+func (c *fakeCluster) Refresh(context.Context, string) error { return nil }
+
 func (c *fakeCluster) Count(context.Context, string) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -38,6 +38,7 @@ type Source interface {
 type Reader interface {
 	Get(ctx context.Context, index string, ids []string, source bool) (map[string]cluster.Hit, error)
 	Count(ctx context.Context, index string) (int64, error)
+	Refresh(ctx context.Context, index string) error
 	Scan(ctx context.Context, index string, size int, source bool, fn func([]cluster.Hit) error) error
 }
 

@@ -140,7 +140,7 @@ func (r *Report) Summary() string {
 }
 
 // ids writes the id lists of one attempt, gzip'd: one line per document, "what cluster entity
-// id", what being missing, different, deleted, orphan (found but not deleted) or
+// id", what being missing, different, deleted, orphan (found by a dry run, not deleted) or
 // failed:<class>. Safe for concurrent use.
 type ids struct {
 	mu   sync.Mutex

@@ -221,9 +221,9 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 		index, err := c.Index(ctx, e.Index)
 		if err == nil {
 			t.Index = index
-			var n int64
-			if n, err = c.Reader.Count(ctx, index); err == nil {
-				targets = append(targets, &target{Cluster: c, index: index, empty: n == 0})
+			var empty bool
+			if empty, err = isEmpty(ctx, c.Reader, index); err == nil {
+				targets = append(targets, &target{Cluster: c, index: index, empty: empty})
 				continue
 			}
 		}
@@ -262,6 +262,22 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 	}
 	rep.fill(st, r.opts.Clusters)
 	return rep, nil
+}
+
+// isEmpty reports an index that holds no document at all, so that an initial load reads
+// nothing back. Count sees only what the last refresh made visible, and a run right after a
+// load would take a full index for an empty one (and rewrite it): the index is refreshed first,
+// and one that cannot be refreshed (a role without the privilege) is compared as usual.
+func isEmpty(ctx context.Context, r Reader, index string) (bool, error) {
+	n, err := r.Count(ctx, index)
+	if err != nil || n > 0 {
+		return false, err
+	}
+	if r.Refresh(ctx, index) != nil {
+		return false, nil
+	}
+	n, err = r.Count(ctx, index)
+	return n == 0, err
 }
 
 // fill copies the saved state into the report.
@@ -444,9 +460,9 @@ func (r *run) chunk(ctx context.Context, e *indexer.Entity, t *target, c chunk) 
 	return tally
 }
 
-// write writes docs to one cluster, again while it answers retryable (429, 5xx), and counts
-// each document's last class.
-func (r *run) write(ctx context.Context, e *indexer.Entity, t *target, docs []indexer.Doc, tally *Tally) {
+// write writes docs to one cluster, again while it answers retryable (429, 5xx), counts each
+// document's last class, and returns the ids the cluster took.
+func (r *run) write(ctx context.Context, e *indexer.Entity, t *target, docs []indexer.Doc, tally *Tally) (took []string) {
 	r.paceBytes(ctx, docs)
 	wait := time.Second
 	var last indexer.Result
@@ -463,6 +479,7 @@ func (r *run) write(ctx context.Context, e *indexer.Entity, t *target, docs []in
 				} else {
 					tally.Written++
 				}
+				took = append(took, docs[i].ID)
 			case res.Class == indexer.Stale:
 				tally.Skipped++
 			case res.Class == indexer.Retryable && try < DefaultWriteTries && ctx.Err() == nil:
@@ -493,6 +510,7 @@ func (r *run) write(ctx context.Context, e *indexer.Entity, t *target, docs []in
 	if tally.Failed > 0 {
 		r.log.Warn("documents not written", "cluster", t.Name, "entity", e.Name, "failed", tally.Failed, "reason", last.Reason)
 	}
+	return took
 }
 
 // orphans scans each cluster's documents of the entity (all clusters at once) and deletes
@@ -529,8 +547,9 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 		return nil
 	}
 	limit := int64(r.opts.MaxDeleteShare * float64(total))
+	// Orphans wait here for the end of the scan unless mass deletes are allowed; past the
+	// limit they are only counted, so memory stays bounded by the limit.
 	var pending []indexer.Doc
-	var found []string
 	err = t.Reader.Scan(ctx, t.index, r.opts.ScanPage, false, func(hits []cluster.Hit) error {
 		ids := make([]string, len(hits))
 		for i, h := range hits {
@@ -551,20 +570,13 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 			return err
 		}
 		tally.Orphans += int64(len(gone))
-		for _, d := range gone {
-			found = append(found, d.ID)
-		}
 		switch {
-		case r.opts.DryRun:
-		case r.opts.AllowMassDelete:
-			r.write(ctx, e, t, gone, tally)
-		case tally.Orphans <= limit:
+		case r.opts.AllowMassDelete && !r.opts.DryRun:
+			r.ids.add("deleted", t.Name, e.Name, r.write(ctx, e, t, gone, tally))
+		case tally.Orphans <= limit || r.opts.AllowMassDelete:
 			pending = append(pending, gone...)
 		default:
 			pending = nil
-		}
-		if !r.opts.AllowMassDelete && tally.Orphans > limit {
-			found = nil // the list would grow with the index; the count says it
 		}
 		return ctx.Err()
 	})
@@ -587,10 +599,15 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 			100*float64(tally.Orphans)/float64(max(total, 1)), 100*r.opts.MaxDeleteShare)
 		return nil
 	}
-	r.ids.add("orphan", t.Name, e.Name, found)
 	for len(pending) > 0 {
 		n := min(len(pending), r.opts.ChunkRows)
-		r.write(ctx, e, t, pending[:n], tally)
+		if r.opts.DryRun {
+			for _, d := range pending[:n] {
+				r.ids.add("orphan", t.Name, e.Name, []string{d.ID})
+			}
+		} else {
+			r.ids.add("deleted", t.Name, e.Name, r.write(ctx, e, t, pending[:n], tally))
+		}
 		pending = pending[n:]
 	}
 	return nil
