@@ -20,6 +20,9 @@ const (
 	// DefaultClusterFailures is how many chunks in a row may fail on one cluster before the run
 	// leaves that cluster out (reported failed) and goes on with the others.
 	DefaultClusterFailures = 3
+	// DefaultReadTries bounds the tries of one read of a cluster (an _mget, a count, a scan)
+	// that fails with a retryable class before the chunk counts as failed there.
+	DefaultReadTries = 5
 	// DefaultWriteTries bounds the writes of one chunk's documents that a cluster answers with a
 	// retryable class (429, 5xx) before they count as failed.
 	DefaultWriteTries = 5

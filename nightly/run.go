@@ -218,11 +218,19 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 			t.Error = "left out of the run: " + why
 			continue
 		}
-		index, err := c.Index(ctx, e.Index)
+		var index string
+		err := r.retry(ctx, c.Name, "indices", func() (err error) {
+			index, err = c.Index(ctx, e.Index)
+			return err
+		})
 		if err == nil {
 			t.Index = index
 			var empty bool
-			if empty, err = isEmpty(ctx, c.Reader, index); err == nil {
+			err = r.retry(ctx, c.Name, "count", func() (err error) {
+				empty, err = isEmpty(ctx, c.Reader, index)
+				return err
+			})
+			if err == nil {
 				targets = append(targets, &target{Cluster: c, index: index, empty: empty})
 				continue
 			}
@@ -419,8 +427,11 @@ func (r *run) chunk(ctx context.Context, e *indexer.Entity, t *target, c chunk) 
 		for i, d := range c.docs {
 			ids[i] = d.ID
 		}
-		var err error
-		if hits, err = t.Reader.Get(ctx, t.index, ids, true); err != nil {
+		err := r.retry(ctx, t.Name, "mget", func() (err error) {
+			hits, err = t.Reader.Get(ctx, t.index, ids, true)
+			return err
+		})
+		if err != nil {
 			r.failedChunk(t.Name, e.Name, err)
 			tally.fail("unavailable", int64(len(c.docs)))
 			r.ids.add("failed:unavailable", t.Name, e.Name, ids)
@@ -539,7 +550,11 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 	if r.isDown(t.Name) {
 		return nil
 	}
-	total, err := t.Reader.Count(ctx, t.index)
+	var total int64
+	err := r.retry(ctx, t.Name, "count", func() (err error) {
+		total, err = t.Reader.Count(ctx, t.index)
+		return err
+	})
 	if err != nil {
 		r.failedChunk(t.Name, e.Name, err)
 		tally.Error = reason.Cut("", "orphan scan: "+err.Error())
@@ -550,35 +565,42 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 	// Orphans wait here for the end of the scan unless mass deletes are allowed; past the
 	// limit they are only counted, so memory stays bounded by the limit.
 	var pending []indexer.Doc
-	err = t.Reader.Scan(ctx, t.index, r.opts.ScanPage, false, func(hits []cluster.Hit) error {
-		ids := make([]string, len(hits))
-		for i, h := range hits {
-			ids[i] = h.ID
-		}
-		var gone []indexer.Doc
-		err := r.source(ctx, func(v indexer.View, version int64) error {
-			have, err := r.opts.Model.Exists(ctx, v, e.Name, ids)
-			for _, h := range hits {
-				// A copy at a version above the snapshot was written after it: not an orphan.
-				if err == nil && !have[h.ID] && h.Version < version {
-					gone = append(gone, indexer.Doc{Entity: e.Name, Index: e.Index, ID: h.ID, Key: indexer.IDValue(h.ID), Version: version})
-				}
+	var deleted int64 // orphans counted and deleted by an earlier try of the scan
+	err = r.retry(ctx, t.Name, "scan", func() error {
+		// A scan tried again starts over: what an earlier try found but did not delete is
+		// found again.
+		pending, tally.Orphans = nil, deleted
+		return t.Reader.Scan(ctx, t.index, r.opts.ScanPage, false, func(hits []cluster.Hit) error {
+			ids := make([]string, len(hits))
+			for i, h := range hits {
+				ids[i] = h.ID
 			}
-			return err
+			var gone []indexer.Doc
+			err := r.source(ctx, func(v indexer.View, version int64) error {
+				have, err := r.opts.Model.Exists(ctx, v, e.Name, ids)
+				for _, h := range hits {
+					// A copy at a version above the snapshot was written after it: not an orphan.
+					if err == nil && !have[h.ID] && h.Version < version {
+						gone = append(gone, indexer.Doc{Entity: e.Name, Index: e.Index, ID: h.ID, Key: indexer.IDValue(h.ID), Version: version})
+					}
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			tally.Orphans += int64(len(gone))
+			switch {
+			case r.opts.AllowMassDelete && !r.opts.DryRun:
+				r.ids.add("deleted", t.Name, e.Name, r.write(ctx, e, t, gone, tally))
+				deleted += int64(len(gone))
+			case tally.Orphans <= limit || r.opts.AllowMassDelete:
+				pending = append(pending, gone...)
+			default:
+				pending = nil
+			}
+			return ctx.Err()
 		})
-		if err != nil {
-			return err
-		}
-		tally.Orphans += int64(len(gone))
-		switch {
-		case r.opts.AllowMassDelete && !r.opts.DryRun:
-			r.ids.add("deleted", t.Name, e.Name, r.write(ctx, e, t, gone, tally))
-		case tally.Orphans <= limit || r.opts.AllowMassDelete:
-			pending = append(pending, gone...)
-		default:
-			pending = nil
-		}
-		return ctx.Err()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -611,6 +633,26 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 		pending = pending[n:]
 	}
 	return nil
+}
+
+// retry runs read, again with backoff while it fails with a retryable cluster error (no
+// answer, 429, 5xx, a shard that timed out), DefaultReadTries times at most: a slow or
+// restarting cluster must not fail a whole run on its first timeout.
+func (r *run) retry(ctx context.Context, name, what string, read func() error) error {
+	wait := time.Second
+	for try := 1; ; try++ {
+		err := read()
+		if err == nil || ctx.Err() != nil || try == DefaultReadTries || cluster.ClassOf(err) != cluster.Retryable {
+			return err
+		}
+		r.log.Warn("cluster read failed; trying again", "cluster", name, "read", what, "try", try, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // failedChunk counts a chunk the cluster failed; DefaultClusterFailures in a row leave the

@@ -208,14 +208,22 @@ func TestAClusterThatFailsMidRunIsLeftOutAfterThreeChunks(t *testing.T) {
 	}
 }
 
-// readerFunc calls before ahead of every Get.
+// readerFunc calls before ahead of every Get, and fails it with err's error when there is one.
 type readerFunc struct {
 	*fakeCluster
 	before func()
+	err    func() error
 }
 
 func (r readerFunc) Get(ctx context.Context, index string, ids []string, source bool) (map[string]cluster.Hit, error) {
-	r.before()
+	if r.before != nil {
+		r.before()
+	}
+	if r.err != nil {
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+	}
 	return r.fakeCluster.Get(ctx, index, ids, source)
 }
 
@@ -280,5 +288,27 @@ func TestDryRunWritesNothingAndSaysTheClustersDiffer(t *testing.T) {
 	}
 	if rep.Status != control.RunFailed {
 		t.Fatalf("dry run that found differences: status %s, want failed (exit 1)", rep.Status)
+	}
+}
+
+func TestASlowReadIsTriedAgainNotCountedFailed(t *testing.T) {
+	src := newSource(30)
+	es := newCluster("es7")
+	equalTo(es, src, 900)
+	o := options(src, newStore(), es)
+	fails := 1
+	o.Clusters[0].Reader = readerFunc{fakeCluster: es, err: func() error {
+		if fails > 0 {
+			fails--
+			return &cluster.TransportError{Cluster: "es7", Op: "Mget", Err: context.DeadlineExceeded}
+		}
+		return nil
+	}}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := tally(t, rep, "es7"); rep.Status != control.RunEqual || x.Failed != 0 || x.Equal != 30 {
+		t.Fatalf("status %s tally %+v: want the timed-out _mget tried again and every document equal", rep.Status, *x)
 	}
 }

@@ -200,8 +200,10 @@ func nightlyClusters(cfg *config.Config, picked []config.Cluster, intoNew bool, 
 		client, err := cluster.New(clusterOptions(c))
 		if err != nil {
 			log.Error("cluster unreachable: the run reports it failed and goes on with the others", "cluster", c.Name, "err", err)
+			// Not a retryable error: the run does not wait for a cluster it could not connect.
+			failed := fmt.Errorf("cluster %s unreachable at start: %v", c.Name, err)
 			out = append(out, nightly.Cluster{Name: c.Name,
-				Index: func(context.Context, string) (string, error) { return "", err }})
+				Index: func(context.Context, string) (string, error) { return "", failed }})
 			continue
 		}
 		log.Info("cluster", "name", c.Name, "info", client.Info().String())
