@@ -52,6 +52,13 @@ func (c *Client) Get(ctx context.Context, index string, ids []string, source boo
 	if err := c.Check("mget", status, resp); err != nil {
 		return nil, err
 	}
+	if found, ok := scanMget(resp); ok {
+		hits := make(map[string]Hit, len(found))
+		for _, h := range found {
+			hits[h.ID] = h
+		}
+		return hits, nil
+	}
 	var res struct {
 		Docs []struct {
 			ID      string          `json:"_id"`
@@ -379,4 +386,107 @@ func truncate(b []byte) string {
 		return string(b[:200]) + "..."
 	}
 	return string(b)
+}
+
+// scanMget is the fast path of Get's answer, as scanBulkResponse is for _bulk: the found
+// documents' ids, versions and _source (a slice of body, checked once as JSON), without
+// reflection or a second pass over each source. ok is false for anything it does not expect
+// (an escaped id, a document with an error, a malformed answer): Get then decodes the answer
+// with encoding/json, so this path can make the read cheaper, never change what it means.
+func scanMget(body []byte) (hits []Hit, ok bool) {
+	s := scanner{b: body}
+	if !s.consume('{') {
+		return nil, false
+	}
+	seen := false
+	for {
+		key, ok := s.raw()
+		if !ok || !s.consume(':') {
+			return nil, false
+		}
+		if string(key) == "docs" {
+			if seen || !s.consume('[') {
+				return nil, false
+			}
+			seen = true
+			if !s.consume(']') {
+				for {
+					h, found, ok := s.mgetDoc()
+					if !ok {
+						return nil, false
+					}
+					if found {
+						hits = append(hits, h)
+					}
+					if s.consume(',') {
+						continue
+					}
+					if !s.consume(']') {
+						return nil, false
+					}
+					break
+				}
+			}
+		} else if !s.skip(0) {
+			return nil, false
+		}
+		if s.consume(',') {
+			continue
+		}
+		if !s.consume('}') {
+			return nil, false
+		}
+		return hits, seen && s.end()
+	}
+}
+
+// mgetDoc reads one entry of an _mget answer's docs.
+func (s *scanner) mgetDoc() (h Hit, found, ok bool) {
+	if !s.consume('{') || s.consume('}') {
+		return h, false, false
+	}
+	for {
+		key, ok := s.raw()
+		if !ok || !s.consume(':') {
+			return h, false, false
+		}
+		switch string(key) {
+		case "_id":
+			id, ok := s.raw()
+			if !ok {
+				return h, false, false
+			}
+			h.ID = string(id)
+		case "_version":
+			if h.Version, ok = s.int(); !ok {
+				return h, false, false
+			}
+		case "found":
+			s.ws()
+			switch {
+			case s.literal("true"):
+				found = true
+			case s.literal("false"):
+			default:
+				return h, false, false
+			}
+		case "_source":
+			s.ws()
+			start := s.i
+			if !s.skip(0) {
+				return h, false, false
+			}
+			h.Source = s.b[start:s.i]
+		case "error":
+			return h, false, false
+		default:
+			if !s.skip(0) {
+				return h, false, false
+			}
+		}
+		if s.consume(',') {
+			continue
+		}
+		return h, found, s.consume('}') && h.ID != ""
+	}
 }

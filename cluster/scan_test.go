@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -399,4 +400,90 @@ func BenchmarkScanPageDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestMgetFastPathAgreesWithEncodingJSON prevents the fast path of Get from reading an answer
+// differently than encoding/json would: every answer it accepts gives the same hits, and the
+// answers it cannot read (an escaped id, an error entry) are left to encoding/json.
+func TestMgetFastPathAgreesWithEncodingJSON(t *testing.T) {
+	answers := []string{
+		`{"docs":[{"_index":"p_v1","_type":"_doc","_id":"1","_version":281479271677952,"_seq_no":3,"_primary_term":1,"found":true,"_source":{"id":1,"t":"a \"q\" \u00e9","n":[1,2,{"x":null}]}},{"_index":"p_v1","_id":"2","found":false}]}`,
+		`{ "docs" : [ ] }`,
+		`{"docs":[{"_index":"p","_id":"x","_version":1,"found":true,"_source":{}}],"extra":{"a":[1]}}`,
+	}
+	for _, a := range answers {
+		fast, ok := scanMget([]byte(a))
+		if !ok {
+			t.Fatalf("fast path refused %s", a)
+		}
+		var slow struct {
+			Docs []struct {
+				ID      string          `json:"_id"`
+				Version int64           `json:"_version"`
+				Found   bool            `json:"found"`
+				Source  json.RawMessage `json:"_source"`
+			} `json:"docs"`
+		}
+		if err := json.Unmarshal([]byte(a), &slow); err != nil {
+			t.Fatal(err)
+		}
+		var want []Hit
+		for _, d := range slow.Docs {
+			if d.Found {
+				want = append(want, Hit{ID: d.ID, Version: d.Version, Source: d.Source})
+			}
+		}
+		if len(fast) != len(want) {
+			t.Fatalf("%s: fast %d hits, encoding/json %d", a, len(fast), len(want))
+		}
+		for i := range want {
+			if fast[i].ID != want[i].ID || fast[i].Version != want[i].Version || string(fast[i].Source) != string(want[i].Source) {
+				t.Errorf("%s: fast %+v, encoding/json %+v", a, fast[i], want[i])
+			}
+		}
+	}
+	for _, a := range []string{
+		`{"docs":[{"_index":"p","_id":"a\"b","found":true,"_source":{}}]}`,
+		`{"docs":[{"_index":"p","_id":"1","error":{"type":"index_not_found_exception","reason":"no such index"}}]}`,
+		`{"docs":[{"_id":"1","found":true,"_source":{"a":}}]}`,
+		`{"docs":[]`,
+	} {
+		if _, ok := scanMget([]byte(a)); ok {
+			t.Errorf("fast path accepted %s", a)
+		}
+	}
+}
+
+func BenchmarkMgetAnswerOf1000Documents(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteString(`{"docs":[`)
+	for i := range 1000 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"_index":"programs_v1","_type":"_doc","_id":"%d","_version":281479271677952,"_seq_no":%d,"_primary_term":1,"found":true,"_source":{"channel":{"id":3,"name":"Arte","network":{"id":1,"name":"ARD"}},"episodes":[{"id":1,"number":1,"episode_title":"Pilot"},{"id":2,"number":2,"episode_title":"Two"}],"id":%d,"title":"A program title number %d","rating":4.5,"tags":[{"id":1,"name":"drama"}],"wye_version":281479271677952}}`, i, i, i, i)
+	}
+	body.WriteString(`]}`)
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := scanMget(body.Bytes()); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			var res struct {
+				Docs []struct {
+					ID      string          `json:"_id"`
+					Version int64           `json:"_version"`
+					Found   bool            `json:"found"`
+					Source  json.RawMessage `json:"_source"`
+				} `json:"docs"`
+			}
+			if err := json.Unmarshal(body.Bytes(), &res); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -157,18 +157,21 @@ func openIDs(path string) (*ids, error) {
 		return nil, fmt.Errorf("id list: %w", err)
 	}
 	buf := bufio.NewWriterSize(f, 64<<10)
-	return &ids{f: f, buf: buf, gz: gzip.NewWriter(buf), path: path}, nil
+	return &ids{f: f, buf: buf, gz: mustGzip(buf), path: path}, nil
 }
 
 func (l *ids) add(what, cluster, entity string, list []string) {
 	if l == nil || len(list) == 0 {
 		return
 	}
+	prefix := what + "\t" + cluster + "\t" + entity + "\t"
+	b := make([]byte, 0, len(list)*(len(prefix)+12))
+	for _, id := range list {
+		b = append(append(append(b, prefix...), id...), '\n')
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, id := range list {
-		fmt.Fprintf(l.gz, "%s\t%s\t%s\t%s\n", what, cluster, entity, id)
-	}
+	l.gz.Write(b)
 	l.n += int64(len(list))
 }
 
@@ -200,4 +203,14 @@ func sortedTallies(m map[string]*Tally, names []string) []*Tally {
 		}
 	}
 	return out
+}
+
+// mustGzip is a gzip writer at its fastest level: the lists are large on an initial load, and
+// text ids compress well at any level.
+func mustGzip(w *bufio.Writer) *gzip.Writer {
+	gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		panic(err) // BestSpeed is a valid level
+	}
+	return gz
 }

@@ -239,35 +239,47 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 		r.problem("cluster %s, entity %s: %s", c.Name, e.Name, t.Error)
 	}
 
+	// The orphan scans run beside the rows step: they need no order, and a cluster's scan then
+	// costs no time of its own. A cluster that was empty when the entity started holds no
+	// document from before the run, so no orphan: it is not scanned.
+	began, base := time.Now(), st.Seconds
+	orphans := map[string]*Tally{}
+	var scan sync.WaitGroup
+	var orphanErr error
+	if !orphanStep.Done {
+		var full []*target
+		for _, t := range targets {
+			if !t.empty {
+				full = append(full, t)
+			}
+		}
+		scan.Go(func() { orphanErr = r.orphans(ctx, e, full, orphans) })
+	} else if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
+		return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
+	}
+	var rowsErr error
 	if !rowsStep.Done {
 		total, _ := r.opts.Source.Estimate(ctx, e.Table())
 		r.prog.entity(e.Name, total, st.Rows)
-		err := r.rows(ctx, e, targets, &st, &rowsStep)
-		if err != nil {
-			rep.fill(st, r.opts.Clusters)
-			return rep, err
-		}
+		rowsErr = r.rows(ctx, e, targets, &st, &rowsStep)
 	}
-	orphans := map[string]*Tally{}
+	scan.Wait()
+	if err := errors.Join(rowsErr, orphanErr); err != nil {
+		rep.fill(st, r.opts.Clusters)
+		return rep, err
+	}
 	if !orphanStep.Done {
-		began := time.Now()
-		if err := r.orphans(ctx, e, targets, orphans); err != nil {
-			rep.fill(st, r.opts.Clusters)
-			return rep, err
-		}
 		b, _ := json.Marshal(orphans)
 		if err := r.opts.Store.Save(ctx, r.row.ID, control.NightlyProgress{Entity: e.Name, Step: stepOrphans, Done: true, Counts: b}); err != nil {
 			return rep, err
 		}
-		st.Seconds += time.Since(began).Seconds()
-	} else if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
-		return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
 	}
 	for name, o := range orphans {
 		if t := st.Tallies[name]; t != nil {
 			t.add(o)
 		}
 	}
+	st.Seconds = base + time.Since(began).Seconds()
 	rep.fill(st, r.opts.Clusters)
 	return rep, nil
 }
@@ -307,7 +319,10 @@ type chunk struct {
 
 // rows reads the entity in key order, one snapshot per chunk, one chunk ahead of the clusters
 // (two chunks in memory at most), compares and writes each chunk on every cluster at once and
-// saves the progress after it: a killed run repeats at most one chunk.
+// saves the progress after it: a killed run repeats at most one chunk. The clusters move in
+// step on purpose: letting a fast cluster run ahead would let it finish chunks past the saved
+// position, and a resume would compare them again (a per-cluster position cannot skip them
+// safely: rows inserted or deleted meanwhile move the chunk boundaries).
 func (r *run) rows(ctx context.Context, e *indexer.Entity, targets []*target, st *rowsState, p *control.NightlyProgress) error {
 	started := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
