@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -443,7 +444,7 @@ func (r *run) chunk(ctx context.Context, e *indexer.Entity, t *target, c chunk) 
 			ids[i] = d.ID
 		}
 		err := r.retry(ctx, t.Name, "mget", func() (err error) {
-			hits, err = t.Reader.Get(ctx, t.index, ids, true)
+			hits, err = get(ctx, t.Reader, t.index, ids)
 			return err
 		})
 		if err != nil {
@@ -484,6 +485,34 @@ func (r *run) chunk(ctx context.Context, e *indexer.Entity, t *target, c chunk) 
 	}
 	r.write(ctx, e, t, write, tally)
 	return tally
+}
+
+// getParts is how many _mget requests one chunk's ids are split into, sent at once: an _mget
+// runs on one thread per shard, and the compare of a chunk waits for it.
+const getParts = 4
+
+// get reads ids with getParts concurrent _mget requests.
+func get(ctx context.Context, r Reader, index string, ids []string) (map[string]cluster.Hit, error) {
+	size := (len(ids) + getParts - 1) / getParts
+	parts := make([]map[string]cluster.Hit, getParts)
+	errs := make([]error, getParts)
+	var wg sync.WaitGroup
+	for i := range getParts {
+		lo, hi := min(i*size, len(ids)), min((i+1)*size, len(ids))
+		if lo == hi {
+			continue
+		}
+		wg.Go(func() { parts[i], errs[i] = r.Get(ctx, index, ids[lo:hi], true) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := make(map[string]cluster.Hit, len(ids))
+	for _, p := range parts {
+		maps.Copy(out, p)
+	}
+	return out, nil
 }
 
 // write writes docs to one cluster, again while it answers retryable (429, 5xx), counts each
