@@ -3,7 +3,7 @@ GO      ?= go
 STACK   := e2e/stack/stack.sh
 BIN     := bin/wye
 
-.PHONY: build demo test unit e2e stack-up stack-down stack-status stack-logs stack-clean vet
+.PHONY: build demo test unit e2e bench-e2e stack-up stack-down stack-status stack-logs stack-clean vet
 
 build:
 	$(GO) build -o $(BIN) ./cmd/wye
@@ -40,3 +40,22 @@ stack-logs:
 
 stack-clean:
 	bash $(STACK) clean
+
+# The end-to-end benchmark (e2e/e2e_bench_test.go): `wye run` from binlog to documents, drain
+# and live phases, flat and catalog entities; not part of `make test`. Optional:
+# BASELINE=<git ref> (built with git archive, measured in alternating rounds),
+# CPUPROFILE=<dir> (one profile per phase), and WYE_BENCH_* in the environment (sizes, rates).
+bench-e2e: stack-up
+	mkdir -p $(or $(CPUPROFILE),/tmp)
+	flock /tmp/wye-bench.lock env WYE_BENCH_E2E=1 WYE_BENCH_BASELINE=$(BASELINE) WYE_BENCH_CPUPROFILE=$(abspath $(CPUPROFILE)) \
+		$(GO) test -count=1 -timeout 90m -v -run '^TestEndToEndBenchmark$$' ./e2e/
+
+# The nightly resync benchmark (e2e/nightly_bench_test.go): initial load vs raw _bulk, resync of
+# equal clusters vs a bare scan, peak RSS, report size, CPU profiles; not part of `make test`.
+# ROWS=<programs>[,<programs>...] (default 100000; 100000,1000000 compares peak RSS),
+# ROUNDS=<n> (default 3), PROFILES=<dir> (default: a new temporary directory, printed).
+.PHONY: bench-nightly
+bench-nightly: stack-up
+	flock /tmp/wye-bench.lock env WYE_BENCH_NIGHTLY_ROWS=$(or $(ROWS),100000) WYE_BENCH_NIGHTLY_ROUNDS=$(or $(ROUNDS),3) \
+		WYE_BENCH_NIGHTLY_DIR=$(if $(PROFILES),$(abspath $(PROFILES))) \
+		$(GO) test -count=1 -timeout 180m -v -run '^TestNightlyBenchmark$$' ./e2e/

@@ -566,11 +566,18 @@ type batcher struct {
 	lastSeq uint64
 	lastTS  time.Time
 	counts  map[eventKey]int // events in batch, for the metrics at publish
+	// linger is how long the current partial batch waits: Options.Linger, doubled up to
+	// maxLingerFactor times it while the binlog keeps going past each linger (adapt).
+	linger    time.Duration
+	lingerEnd time.Time // when the last batch was published for its linger; zero after another publish
 }
+
+// maxLingerFactor bounds the adaptive linger: at most this many times Options.Linger.
+const maxLingerFactor = 4
 
 // newBatcher starts the batcher of a session that starts at start and publishes on ch.
 func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
-	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}}
+	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}, linger: r.opts.Linger}
 	b.batch.Compress, b.batch.Whole = r.opts.Compress, r.opts.WholeColumns
 	return b
 }
@@ -609,28 +616,49 @@ func (b *batcher) next(ctx context.Context, items <-chan streamed, linger *time.
 	for {
 		select {
 		case s, ok = <-items:
+			b.adapt()
 			return s, ok, nil
 		default:
 		}
 		// The binlog has nothing ready: a partial batch waits a little for company, then goes.
 		if b.batch.Len() > 0 {
-			wait := b.r.opts.Linger - time.Since(b.batch.firstAt)
+			wait := b.linger - time.Since(b.batch.firstAt)
 			if wait <= 0 {
 				if err := b.flush(ctx); err != nil {
 					return streamed{}, false, err
 				}
+				b.lingerEnd = time.Now()
 				continue
 			}
 			linger.Reset(wait)
 		}
 		select {
 		case s, ok = <-items:
+			b.adapt()
 			return s, ok, nil
 		case <-linger.C:
 		case <-ctx.Done():
 			return streamed{}, false, nil
 		}
 	}
+}
+
+// adapt sets the linger of the batch that the item just received starts or joins. A batch
+// published for its linger, followed within that linger by more of the binlog, says the
+// stream is steady: small messages would cost a publish, a confirm and a delivery each for a
+// few changes, so the next batch waits twice as long (at most maxLingerFactor times
+// Options.Linger: a bounded latency). A pause longer than the linger says the stream is
+// light: back to Options.Linger, the lowest latency.
+func (b *batcher) adapt() {
+	if b.lingerEnd.IsZero() || b.batch.Len() > 0 {
+		return
+	}
+	if time.Since(b.lingerEnd) < b.linger {
+		b.linger = min(2*b.linger, maxLingerFactor*b.r.opts.Linger)
+	} else {
+		b.linger = b.r.opts.Linger
+	}
+	b.lingerEnd = time.Time{}
 }
 
 // handle passes one binlog item on: its resync mark to the store, its changes to the batch,

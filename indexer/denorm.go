@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 )
@@ -202,6 +203,32 @@ func (n *node) fields(row Row) []field {
 	return out
 }
 
+// seenLayout is the layout of a node that reads every column, for rows of these columns.
+type seenLayout struct {
+	columns []string
+	fields  []field
+}
+
+// rowLayout is n.fields(row) of a node that reads every column, reused while the rows have
+// the columns of the last one laid out.
+func (n *node) rowLayout(row Row) []field {
+	if s := n.seen.Load(); s != nil && len(s.columns) == len(row) {
+		same := true
+		for _, c := range s.columns {
+			if _, ok := row[c]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s.fields
+		}
+	}
+	fs := n.fields(row)
+	n.seen.Store(&seenLayout{columns: slices.Collect(maps.Keys(row)), fields: fs})
+	return fs
+}
+
 // encode appends o as the JSON object of node n, byte for byte what encoding/json made of
 // the same members in a map (a test holds it to that): keys sorted, values as read (compact
 // JSON), HTML-escaped as encoding/json escapes them. version is written on the root only.
@@ -214,7 +241,7 @@ func (n *node) encode(b []byte, o *obj, version int64) []byte {
 	start := len(b)
 	fs := n.layout
 	if fs == nil {
-		fs = n.fields(o.row)
+		fs = n.rowLayout(o.row)
 	}
 	b = append(b, '{')
 	for i, f := range fs {

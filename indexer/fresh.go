@@ -44,20 +44,25 @@ func (n *node) behind(c *Change, row Row) bool {
 	if row == nil {
 		return false // deleted since the update: newer
 	}
-	cols := n.read
-	if cols == nil {
-		for col := range c.Before {
-			cols = append(cols, col)
-		}
-	}
 	changed := false
-	for _, col := range cols {
-		before, after := c.Before[col], c.After[col]
-		if before == after {
-			continue
+	// still reports whether col, which the update changed or not, leaves the row possibly older.
+	still := func(col string, before Value) bool {
+		if before == c.After[col] {
+			return true
 		}
 		changed = true
-		if row[col] != before {
+		return row[col] == before
+	}
+	if n.read == nil { // every column: those of the image, without collecting them first
+		for col, before := range c.Before {
+			if !still(col, before) {
+				return false
+			}
+		}
+		return changed
+	}
+	for _, col := range n.read {
+		if !still(col, c.Before[col]) {
 			return false
 		}
 	}

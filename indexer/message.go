@@ -112,6 +112,19 @@ type wire struct {
 	CommitTS string                     `json:"commit_ts"`
 	Entity   string                     `json:"entity"`
 	Key      json.RawMessage            `json:"key"`
+
+	// The fast path (wire.go) reads the images as Rows, and refuses a field seen twice.
+	fast          bool
+	before, after Row
+	seen          struct{ table, op, commitTS, version, before, after bool }
+}
+
+// images are the change's row images.
+func (w *wire) images() (before, after Row) {
+	if w.fast {
+		return w.before, w.after
+	}
+	return row(w.Before), row(w.After)
 }
 
 // decoded is what one message holds: a retry, or changes, some of which may be poison.
@@ -133,14 +146,18 @@ type badChange struct {
 func (m *Model) decode(body []byte) (decoded, error) {
 	// One parse for the whole message; only a batch with a bad change is read again, change by
 	// change, to park that change alone.
-	var w wire
-	d := json.NewDecoder(bytes.NewReader(body))
-	if err := d.Decode(&w); err != nil {
-		var env envelope
-		if json.Unmarshal(body, &env) == nil && env.Schema != nil && *env.Schema == 2 && len(env.Changes) > 0 {
-			return m.decodeEach(env.Changes), nil
+	w, fast := fastWire(body)
+	if !fast {
+		w = wire{}
+	}
+	if d := json.NewDecoder(bytes.NewReader(body)); !fast {
+		if err := d.Decode(&w); err != nil {
+			var env envelope
+			if json.Unmarshal(body, &env) == nil && env.Schema != nil && *env.Schema == 2 && len(env.Changes) > 0 {
+				return m.decodeEach(env.Changes), nil
+			}
+			return decoded{}, poison("not a JSON object: %v", err)
 		}
-		return decoded{}, poison("not a JSON object: %v", err)
 	}
 	switch {
 	case w.Schema == nil:
@@ -151,7 +168,7 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		r, err := m.decodeRetry(&w)
 		return decoded{retry: r}, err
 	case *w.Schema == 1:
-		c, err := m.decodeChange(&w)
+		c, err := m.decodeChange(&w, nil)
 		if c != nil {
 			c.at.idx = -1
 		}
@@ -160,8 +177,9 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		return decoded{}, poison("schema 2 message without changes")
 	}
 	out := decoded{changes: make([]*Change, 0, len(w.Changes))}
+	var ts commitTimes
 	for i := range w.Changes {
-		c, err := m.decodeChange(&w.Changes[i])
+		c, err := m.decodeChange(&w.Changes[i], &ts)
 		if err != nil {
 			var env envelope
 			if err := json.Unmarshal(body, &env); err != nil {
@@ -192,7 +210,7 @@ func (m *Model) decodeEach(changes []json.RawMessage) decoded {
 			err = poison("change is not a JSON object: %v", err)
 		} else {
 			var c *Change
-			if c, err = m.decodeChange(&cw); err == nil {
+			if c, err = m.decodeChange(&cw, nil); err == nil {
 				c.at.idx = i
 				out.changes = append(out.changes, c)
 				continue
@@ -217,14 +235,21 @@ func (m *Model) decodeRetry(w *wire) (*Retry, error) {
 	return &Retry{Entity: w.Entity, Key: valueOf(w.Key), Version: w.Version}, nil
 }
 
-func (m *Model) decodeChange(w *wire) (*Change, error) {
+// commitTimes remembers the last commit_ts parsed: the changes of one message mostly share it.
+type commitTimes struct {
+	text string
+	ts   time.Time
+}
+
+func (m *Model) decodeChange(w *wire, last *commitTimes) (*Change, error) {
 	if w.Version <= 0 {
 		return nil, poison("version %d: want a positive 63-bit integer", w.Version)
 	}
 	if !m.follows(w.Table) {
 		return nil, poison("unknown table %q: no entity reads it", w.Table)
 	}
-	c := &Change{Table: w.Table, Op: w.Op, Version: w.Version, Before: row(w.Before), After: row(w.After)}
+	c := &Change{Table: w.Table, Op: w.Op, Version: w.Version}
+	c.Before, c.After = w.images()
 	switch {
 	case w.Op == "insert" && c.After == nil, w.Op == "update" && (c.After == nil || c.Before == nil),
 		w.Op == "delete" && c.Before == nil:
@@ -233,11 +258,18 @@ func (m *Model) decodeChange(w *wire) (*Change, error) {
 		return nil, poison("unknown op %q", w.Op)
 	}
 	if w.CommitTS != "" {
+		if last != nil && last.text == w.CommitTS {
+			c.CommitTS = last.ts
+			return c, nil
+		}
 		ts, err := time.Parse(time.RFC3339, w.CommitTS)
 		if err != nil {
 			return nil, poison("commit_ts %q: %v", w.CommitTS, errors.Unwrap(err))
 		}
 		c.CommitTS = ts
+		if last != nil {
+			*last = commitTimes{w.CommitTS, ts}
+		}
 	}
 	return c, nil
 }

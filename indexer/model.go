@@ -3,6 +3,7 @@ package indexer
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 )
 
 // EntityDef defines one entity: a root table whose rows become documents of Index, and the
@@ -74,6 +75,9 @@ type node struct {
 	depth     int
 	layout    []field  // members of its JSON objects; nil when every column is read (cols nil)
 	read      []string // columns to read (fetch), fixed with the layout: read for every change and row
+	// seen is, when every column is read, the layout of the last row's columns: the rows of
+	// one table mostly have the same columns, and laying them out is costly (denorm.go rowLayout).
+	seen atomic.Pointer[seenLayout]
 }
 
 // link is how a node's rows attach to their parent's.

@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -646,6 +647,12 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 		return cdc.Item{}, false
 	}
 	ct, ok := st.tables[e.TableID]
+	if ok && ct.tme != e.Table && sameTableMap(ct.tme, e.Table) {
+		// Every transaction repeats its tables' maps: the same description serves it, and
+		// the encoder's per-table state with it.
+		ct.tme = e.Table
+		st.tables[e.TableID] = ct
+	}
 	if !ok || ct.tme != e.Table {
 		ct = cachedTable{tme: e.Table}
 		var unknown []string
@@ -706,6 +713,22 @@ func trim(q string) string {
 
 // tableOf describes a table from its TABLE_MAP event, which (binlog_row_metadata=FULL) carries
 // the column names, signedness, charsets, ENUM/SET members and primary key as of this event.
+// sameTableMap reports whether two table map events describe the same table alike: every
+// field that go-mysql v1.15 decodes from the event is equal (tableOf reads only these), so
+// tableOf would return the same description for both.
+func sameTableMap(a, b *replication.TableMapEvent) bool {
+	eqNested := func(x, y [][]byte) bool { return slices.EqualFunc(x, y, bytes.Equal) }
+	return a.TableID == b.TableID && a.Flags == b.Flags && bytes.Equal(a.Schema, b.Schema) && bytes.Equal(a.Table, b.Table) &&
+		a.ColumnCount == b.ColumnCount && bytes.Equal(a.ColumnType, b.ColumnType) && slices.Equal(a.ColumnMeta, b.ColumnMeta) &&
+		bytes.Equal(a.NullBitmap, b.NullBitmap) && bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) &&
+		slices.Equal(a.DefaultCharset, b.DefaultCharset) && slices.Equal(a.ColumnCharset, b.ColumnCharset) &&
+		slices.EqualFunc(a.SetStrValue, b.SetStrValue, eqNested) && slices.EqualFunc(a.EnumStrValue, b.EnumStrValue, eqNested) &&
+		eqNested(a.ColumnName, b.ColumnName) && slices.Equal(a.GeometryType, b.GeometryType) &&
+		slices.Equal(a.PrimaryKey, b.PrimaryKey) && slices.Equal(a.PrimaryKeyPrefix, b.PrimaryKeyPrefix) &&
+		slices.Equal(a.EnumSetDefaultCharset, b.EnumSetDefaultCharset) && slices.Equal(a.EnumSetColumnCharset, b.EnumSetColumnCharset) &&
+		bytes.Equal(a.VisibilityBitmap, b.VisibilityBitmap)
+}
+
 // A column of a binlog type cdc does not know is sent as text (whatever go-mysql decoded,
 // printed) and named in unknown, so that one such column does not cost the table its
 // changes; in the primary key it fails the table, whose changes could not be told apart.

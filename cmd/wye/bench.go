@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +26,7 @@ import (
 func newCDCBenchCmd(g *globalFlags) *cobra.Command {
 	var from, to string
 	var rounds int
-	var cpuProfile string
+	var cpuProfilePath string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw binlog read rate vs wye's publish rate on one binlog range",
@@ -53,17 +52,11 @@ the ratios of the best rates, and the message bytes per change (as sent and as J
 			if rounds < 1 {
 				return usageError{fmt.Errorf("--rounds %d: want at least 1", rounds)}
 			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return usageError{fmt.Errorf("--cpuprofile: %w", err)}
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := cpuProfile(cpuProfilePath)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			ctx := cmd.Context()
 			tables, err := followedTables(cfg, cfg.CDC.Tables)
 			if err != nil {
@@ -158,7 +151,7 @@ the ratios of the best rates, and the message bytes per change (as sent and as J
 	fl.Int("window", d.CDC.Window, "publishes in flight without a broker confirm")
 	bindKeys(fl, "table", "cdc.tables", "window", "cdc.window")
 	fl.IntVar(&rounds, "rounds", 3, "measure each path this many times, taking turns; report the best")
-	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole bench (go tool pprof) to this file")
+	fl.StringVar(&cpuProfilePath, "cpuprofile", "", "write a CPU profile of the whole bench (go tool pprof) to this file")
 	cmd.MarkFlagRequired("from")
 	cmd.MarkFlagRequired("to")
 	return cmd

@@ -15,6 +15,7 @@ func init() { subcommands = append(subcommands, newRunCmd) }
 // newRunCmd is `wye run`: the binlog reader and one indexer in one process, for a single
 // machine (the demo, a laptop). Production runs `wye cdc` and several `wye indexer`.
 func newRunCmd(g *globalFlags) *cobra.Command {
+	var cpuProfilePath string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run cdc and the indexer in one process (single machine)",
@@ -31,6 +32,12 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if _, err := newModel(cfg); err != nil {
 				return usageError{err}
 			}
+			// The end-to-end benchmark (e2e/e2e_bench_test.go) profiles each phase this way.
+			stopProfile, err := cpuProfile(cpuProfilePath)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			// One endpoint for both: wye_cdc_* and wye_indexer_* series; ready when both are.
 			ep := newMetricsEndpoint(2)
 			stop, err := serveMetrics(cfg.Metrics.Listen, ep.reg, ep.Ready)
@@ -53,6 +60,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	d := config.Default()
 	cmd.Flags().String("name", d.CDC.Name, "reader name: checkpoint row and leader lock wye.<control database>.cdc.<name>")
 	cmd.Flags().String("metrics-listen", d.Metrics.Listen, "host:port for /metrics, /healthz, /readyz; \"\" disables them")
+	cmd.Flags().StringVar(&cpuProfilePath, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
 	bindKeys(cmd.Flags(), "name", "cdc.name", "metrics-listen", "metrics.listen")
 	return cmd
 }

@@ -79,7 +79,15 @@ type Consumer struct {
 	p     Processor
 	ready atomic.Bool
 	held  atomic.Bool // a batch waits for the master, which takes no write
+	// wait is how long the next batch waits for company after its first delivery (collect):
+	// BatchWait at first, then as long as the last batch took to process (adapt).
+	wait atomic.Int64
 }
+
+// minBatchWait is the shortest wait for company (unless BatchWait is shorter): a batch costs
+// a source view, a _bulk per cluster and an ack whatever its size, and a steady stream
+// brings several cdc messages in this time (their linger is 5 to 20 ms, cdc.DefaultLinger).
+const minBatchWait = 50 * time.Millisecond
 
 // New applies the defaults.
 func New(opts Options, p Processor) *Consumer {
@@ -101,7 +109,18 @@ func New(opts Options, p Processor) *Consumer {
 	opts.BatchWait = defaults.Positive(opts.BatchWait, DefaultBatchWait)
 	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
-	return &Consumer{opts: opts, p: p}
+	c := &Consumer{opts: opts, p: p}
+	c.wait.Store(int64(opts.BatchWait))
+	return c
+}
+
+// adapt sets the next batch's wait for company to the time the last batch took to process,
+// between minBatchWait and BatchWait. A light stream then pays little latency for batching:
+// waiting longer than the processing takes would delay its changes without saving much. A
+// heavy one batches large anyway: its deliveries pile up while a batch is processed, and a
+// batch takes all that wait (up to BatchSize, BatchBytes and the prefetch).
+func (c *Consumer) adapt(took time.Duration) {
+	c.wait.Store(int64(min(max(took, min(minBatchWait, c.opts.BatchWait)), c.opts.BatchWait)))
 }
 
 // Ready reports whether the consumer is connected and consuming (/readyz).
@@ -305,8 +324,8 @@ func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
 }
 
 // collect waits for a first delivery, then gathers more until the batch is full (row changes,
-// bytes, or every prefetched delivery: no more can arrive before an ack) or BatchWait has
-// passed since the first one.
+// bytes, or every prefetched delivery: no more can arrive before an ack) or the wait for
+// company (at most BatchWait, see adapt) has passed since the first one.
 func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery) ([]amqp.Delivery, error) {
 	var batch []amqp.Delivery
 	select {
@@ -319,7 +338,7 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery)
 		batch = append(batch, d)
 	}
 	size, changes := len(batch[0].Body), changesIn(batch[0])
-	timer := time.NewTimer(c.opts.BatchWait)
+	timer := time.NewTimer(time.Duration(c.wait.Load()))
 	defer timer.Stop()
 	for changes < c.opts.BatchSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
 		select {
@@ -366,6 +385,7 @@ func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-
 		return broker.Classify("ack", fmt.Errorf("ack batch: %w", err))
 	}
 	c.record(batch, out, start)
+	c.adapt(time.Since(start))
 	return nil
 }
 

@@ -152,3 +152,23 @@ func TestSessionEndsWhenTheBrokerClosesAChannel(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchWaitFollowsProcessingTimeWithinItsBounds prevents a light stream from paying the
+// whole BatchWait for each change once batches are known to process quickly, and a slow
+// batch from stretching the wait beyond BatchWait.
+func TestBatchWaitFollowsProcessingTimeWithinItsBounds(t *testing.T) {
+	c := New(Options{Prefetch: 100, BatchSize: 100, BatchWait: 200 * time.Millisecond}, nil)
+	for _, tc := range []struct{ took, want time.Duration }{
+		{time.Millisecond, minBatchWait}, {80 * time.Millisecond, 80 * time.Millisecond}, {time.Minute, 200 * time.Millisecond},
+	} {
+		c.adapt(tc.took)
+		synctest.Test(t, func(t *testing.T) {
+			ch := make(chan amqp.Delivery, 1)
+			ch <- amqp.Delivery{Body: []byte("{}")}
+			start := time.Now()
+			if b, _ := c.collect(t.Context(), ch); len(b) != 1 || time.Since(start) != tc.want {
+				t.Errorf("after a batch of %v: %d deliveries after %v, want 1 after %v", tc.took, len(b), time.Since(start), tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,372 @@
+package indexer
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The fast path of decode: a message as cdc writes it (docs/cdc.md, "Message schema 2") is
+// read by one pass over its text, without reflection, and every value and column name of its
+// images is a substring of one string copy of the body (no allocation per value). It accepts
+// a strict subset of what encoding/json accepts and gives the same result for it: anything
+// else (a retry message, an escaped key or field, a field name that differs only in case, a
+// duplicate field, a type that encoding/json would refuse, trailing data) makes it give up,
+// and decode reads the message with encoding/json as before, poison classification included.
+
+// fastWire parses body into a wire whose images are Rows (w.fast); ok is false when the
+// fast path gives up.
+func fastWire(body []byte) (w wire, ok bool) {
+	p := scanner{s: string(body)}
+	if !p.object(func(key string) bool { return p.topField(&w, key) }) {
+		return wire{}, false
+	}
+	p.space()
+	if p.i != len(p.s) {
+		return wire{}, false
+	}
+	w.fast = true
+	for i := range w.Changes {
+		w.Changes[i].fast = true
+	}
+	return w, true
+}
+
+type scanner struct {
+	s    string
+	i    int
+	cols int // columns of the last image: the size of the next one's map
+}
+
+// Fields of a message and of a change. A field name that is not one of these but equal to
+// one under case folding would be matched by encoding/json: the fast path gives up on it.
+var wireFields = []string{"schema", "changes", "table", "op", "before", "after", "version", "commit_ts", "entity", "key"}
+
+func (p *scanner) topField(w *wire, key string) bool {
+	switch key {
+	case "schema":
+		if w.Schema != nil {
+			return false
+		}
+		if p.null() {
+			return false // encoding/json leaves it nil: rare enough to leave to it
+		}
+		n, ok := p.int()
+		if !ok || n != int64(int(n)) {
+			return false
+		}
+		s := int(n)
+		w.Schema = &s
+		return true
+	case "changes":
+		if w.Changes != nil {
+			return false
+		}
+		w.Changes = []wire{}
+		return p.array(func() bool {
+			var c wire
+			if !p.object(func(key string) bool { return p.changeField(&c, key) }) {
+				return false
+			}
+			w.Changes = append(w.Changes, c)
+			return true
+		})
+	case "entity", "key":
+		return false // a retry message: small, and left to encoding/json
+	}
+	return p.changeField(w, key)
+}
+
+// changeField reads one field of a change (schema 1 at the top level, schema 2 in changes).
+func (p *scanner) changeField(w *wire, key string) bool {
+	var seen *bool
+	switch key {
+	case "table":
+		seen = &w.seen.table
+		s, ok := p.plainString()
+		w.Table = s
+		return p.once(seen) && ok
+	case "op":
+		seen = &w.seen.op
+		s, ok := p.plainString()
+		w.Op = s
+		return p.once(seen) && ok
+	case "commit_ts":
+		seen = &w.seen.commitTS
+		s, ok := p.plainString()
+		w.CommitTS = s
+		return p.once(seen) && ok
+	case "version":
+		seen = &w.seen.version
+		n, ok := p.int()
+		w.Version = n
+		return p.once(seen) && ok
+	case "before":
+		seen = &w.seen.before
+		r, ok := p.row()
+		w.before = r
+		return p.once(seen) && ok
+	case "after":
+		seen = &w.seen.after
+		r, ok := p.row()
+		w.after = r
+		return p.once(seen) && ok
+	case "schema", "changes", "entity", "key":
+		return false // not expected inside a change: left to encoding/json
+	}
+	for _, f := range wireFields {
+		if strings.EqualFold(key, f) {
+			return false
+		}
+	}
+	return p.skip()
+}
+
+func (p *scanner) once(seen *bool) bool {
+	if *seen {
+		return false
+	}
+	*seen = true
+	return true
+}
+
+func (p *scanner) space() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// consume skips space and then c, reporting whether c was there.
+func (p *scanner) consume(c byte) bool {
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) null() bool {
+	p.space()
+	if strings.HasPrefix(p.s[p.i:], "null") {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// object reads {"key": value, ...}, field calling read the value of each key (an unescaped,
+// valid UTF-8 key; any other makes it give up).
+func (p *scanner) object(field func(key string) bool) bool {
+	if !p.consume('{') {
+		return false
+	}
+	if p.consume('}') {
+		return true
+	}
+	for {
+		key, ok := p.plainString()
+		if !ok || !p.consume(':') || !field(key) {
+			return false
+		}
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}')
+	}
+}
+
+func (p *scanner) array(elem func() bool) bool {
+	if !p.consume('[') {
+		return false
+	}
+	if p.consume(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if p.consume(',') {
+			continue
+		}
+		return p.consume(']')
+	}
+}
+
+// plainString reads a string without escapes, in valid UTF-8: its text is the decoded string.
+func (p *scanner) plainString() (string, bool) {
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			s := p.s[start:p.i]
+			p.i++
+			return s, ascii || utf8.ValidString(s)
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+// int reads an integer that fits int64, as encoding/json would into an int64 field.
+func (p *scanner) int() (int64, bool) {
+	p.space()
+	start := p.i
+	if p.i < len(p.s) && p.s[p.i] == '-' {
+		p.i++
+	}
+	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+		p.i++
+	}
+	if p.i < len(p.s) {
+		switch p.s[p.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	txt := p.s[start:p.i]
+	if len(txt) > 1 && (txt[0] == '0' || strings.HasPrefix(txt, "-0")) {
+		return 0, false // not JSON
+	}
+	n, err := strconv.ParseInt(txt, 10, 64)
+	return n, err == nil
+}
+
+// row reads an image: null (nil), or an object of column -> value, each value its compact
+// JSON text (valueOf) as a substring of the body when it is a scalar.
+func (p *scanner) row() (Row, bool) {
+	if p.null() {
+		return nil, true
+	}
+	r := make(Row, p.cols)
+	ok := p.object(func(col string) bool {
+		p.space()
+		start := p.i
+		if !p.skip() {
+			return false
+		}
+		raw := p.s[start:p.i]
+		switch raw[0] {
+		case '{', '[':
+			r[col] = valueOf(json.RawMessage(raw)) // compacted: may hold space
+		default:
+			r[col] = Value(raw)
+		}
+		return true
+	})
+	p.cols = len(r)
+	return r, ok
+}
+
+// skip passes over one valid JSON value.
+func (p *scanner) skip() bool {
+	p.space()
+	if p.i >= len(p.s) {
+		return false
+	}
+	switch c := p.s[p.i]; {
+	case c == '{':
+		return p.object(func(string) bool { return p.skip() })
+	case c == '[':
+		return p.array(p.skip)
+	case c == '"':
+		return p.skipString()
+	case c == '-' || c >= '0' && c <= '9':
+		return p.skipNumber()
+	}
+	for _, lit := range []string{"null", "true", "false"} {
+		if strings.HasPrefix(p.s[p.i:], lit) {
+			p.i += len(lit)
+			return true
+		}
+	}
+	return false
+}
+
+func (p *scanner) skipString() bool {
+	p.i++ // the opening quote
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.s) {
+				return false
+			}
+			switch p.s[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if p.i+4 >= len(p.s) {
+					return false
+				}
+				for _, h := range []byte(p.s[p.i+1 : p.i+5]) {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				p.i += 4
+			default:
+				return false
+			}
+		}
+		p.i++
+	}
+	return false
+}
+
+// skipNumber passes over a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *scanner) skipNumber() bool {
+	digits := func() int {
+		n := 0
+		for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.s[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.s) && p.s[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return false
+	}
+	if p.i < len(p.s) && p.s[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if p.i < len(p.s) && (p.s[p.i] == 'e' || p.s[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.s) && (p.s[p.i] == '+' || p.s[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
