@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/wyehq/wye/internal/runreport"
 )
 
 // progress shows how a run goes: a bar redrawn every second on a terminal, else one log line
@@ -29,29 +31,13 @@ func newProgress(term io.Writer, every time.Duration, log *slog.Logger) *progres
 
 // start draws until the returned stop is called.
 func (p *progress) start(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		every := p.every
-		if p.term != nil {
-			every = time.Second
-		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				p.show()
-			}
-		}
-	})
+	stopTick := runreport.Tick(ctx, p.term != nil, p.every, p.show)
 	return func() {
-		cancel()
-		wg.Wait()
-		if p.term != nil {
-			p.show()
+		stopTick()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.term != nil && p.name != "" {
+			p.line()
 			fmt.Fprintln(p.term)
 		}
 	}

@@ -1,18 +1,15 @@
 package nightly
 
 import (
-	"bufio"
 	"cmp"
-	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wyehq/wye/internal/runreport"
 )
 
 // Report is what a run did: counts only, so it stays small however large the tables are
@@ -94,20 +91,7 @@ func (t *Tally) add(o *Tally) {
 func (r *Report) failed() bool { return len(r.Problems) > 0 }
 
 // Write writes the report as indented JSON to path (atomically: a reader never sees half).
-func (r *Report) Write(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
-}
+func (r *Report) Write(path string) error { return runreport.WriteJSON(path, r) }
 
 // Summary is the one-screen text of the report.
 func (r *Report) Summary() string {
@@ -141,52 +125,28 @@ func (r *Report) Summary() string {
 
 // ids writes the id lists of one attempt, gzip'd: one line per document, "what cluster entity
 // id", what being missing, different, deleted, orphan (found by a dry run, not deleted) or
-// failed:<class>. Safe for concurrent use.
-type ids struct {
-	mu   sync.Mutex
-	f    *os.File
-	buf  *bufio.Writer
-	gz   *gzip.Writer
-	path string
-	n    int64
-}
+// failed:<class>. Safe for concurrent use; a nil list writes nothing.
+type ids struct{ *runreport.Lines }
 
 func openIDs(path string) (*ids, error) {
-	f, err := os.Create(path)
+	l, err := runreport.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("id list: %w", err)
+		return nil, err
 	}
-	buf := bufio.NewWriterSize(f, 64<<10)
-	return &ids{f: f, buf: buf, gz: mustGzip(buf), path: path}, nil
+	return &ids{l}, nil
 }
 
 func (l *ids) add(what, cluster, entity string, list []string) {
-	if l == nil || len(list) == 0 {
-		return
+	if l != nil {
+		l.Each([]string{what, cluster, entity}, list)
 	}
-	prefix := what + "\t" + cluster + "\t" + entity + "\t"
-	b := make([]byte, 0, len(list)*(len(prefix)+12))
-	for _, id := range list {
-		b = append(append(append(b, prefix...), id...), '\n')
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gz.Write(b)
-	l.n += int64(len(list))
 }
 
 func (l *ids) close() error {
 	if l == nil {
 		return nil
 	}
-	err := l.gz.Close()
-	if e := l.buf.Flush(); err == nil {
-		err = e
-	}
-	if e := l.f.Close(); err == nil {
-		err = e
-	}
-	return err
+	return l.Close()
 }
 
 // sortedTallies returns the tallies of m in the order of names.
@@ -203,14 +163,4 @@ func sortedTallies(m map[string]*Tally, names []string) []*Tally {
 		}
 	}
 	return out
-}
-
-// mustGzip is a gzip writer at its fastest level: the lists are large on an initial load, and
-// text ids compress well at any level.
-func mustGzip(w *bufio.Writer) *gzip.Writer {
-	gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
-		panic(err) // BestSpeed is a valid level
-	}
-	return gz
 }

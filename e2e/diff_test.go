@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wyehq/wye/cluster"
+	"github.com/wyehq/wye/diff"
+)
+
+// `wye diff` on the real stack (issue 14), in the world of nightly_test.go: a rig, a private
+// control schema, the stream as `wye run`, the clusters loaded by `wye nightly`.
+
+// diffProc is one `wye diff` process.
+type diffProc struct {
+	cmd    *exec.Cmd
+	out    *lockedOutput
+	done   chan struct{}
+	report string
+}
+
+// startDiff runs `wye diff <args>` with its report in a temporary directory; it is killed at
+// cleanup if it still runs.
+func (w *nightlyWorld) startDiff(args ...string) *diffProc {
+	w.t.Helper()
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	p := &diffProc{out: &lockedOutput{}, done: make(chan struct{}), report: filepath.Join(w.t.TempDir(), "diff.json")}
+	args = append([]string{"diff", args[0], "-c", w.cfg, "--report", p.report}, args[1:]...)
+	p.cmd = exec.Command(wyeBinary(w.t), args...)
+	p.cmd.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_AMQP_PASSWORD="+amqpPass)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	must(w.t, p.cmd.Start())
+	go func() { p.cmd.Wait(); close(p.done) }()
+	w.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *diffProc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// diffResult is what a finished diff left: output, report, id list (sorted lines).
+type diffResult struct {
+	out string
+	rep diff.Report
+	ids []string
+}
+
+// finish waits for the diff, which must exit with want, and reads its report and id list.
+func (p *diffProc) finish(t *testing.T, want int) diffResult {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("wye diff still runs after 2 minutes:\n%s", p.out.String())
+	}
+	res := diffResult{out: p.out.String()}
+	if code := p.cmd.ProcessState.ExitCode(); code != want {
+		t.Fatalf("wye diff: exit %d, want %d:\n%s", code, want, res.out)
+	}
+	b, err := os.ReadFile(p.report)
+	must(t, err)
+	must(t, json.Unmarshal(b, &res.rep))
+	if res.rep.IDsFile != "" {
+		f, err := os.Open(res.rep.IDsFile)
+		must(t, err)
+		defer f.Close()
+		z, err := gzip.NewReader(f)
+		must(t, err)
+		for s := bufio.NewScanner(z); s.Scan(); {
+			res.ids = append(res.ids, s.Text())
+		}
+	}
+	slices.Sort(res.ids)
+	return res
+}
+
+// pair is the report's tally of cluster (es7, es8, os2) for the program entity.
+func (res diffResult) pair(t *testing.T, w *nightlyWorld, cluster string) *diff.Tally {
+	t.Helper()
+	if len(res.rep.Entities) != 1 {
+		t.Fatalf("report entities %+v, want program alone", res.rep.Entities)
+	}
+	for _, x := range res.rep.Entities[0].Pairs {
+		if x.Cluster == w.r.names[cluster] {
+			return x
+		}
+	}
+	t.Fatalf("no pair of %s in the report: %+v", cluster, res.rep.Entities[0].Pairs)
+	return nil
+}
+
+// counts of a tally, for comparisons in one line.
+type diffCounts struct{ Missing, Extra, Different, EmptyNull, Behind, Ahead int64 }
+
+func countsOf(x *diff.Tally) diffCounts {
+	return diffCounts{x.Missing, x.Extra, x.Different, x.EmptyNull, x.Behind, x.Ahead}
+}
+
+// rewriteDocs writes docs (id -> document, each with its wye_version) to cluster's index at
+// their own version with version_type=external_gte: the same version with other content, as
+// corruption (a bad restore, a stray writer keeping versions) leaves it. A nil document is
+// deleted.
+func (w *nightlyWorld) rewriteDocs(cluster string, docs map[string]map[string]any) {
+	t := w.t
+	t.Helper()
+	var body bytes.Buffer
+	for id, d := range docs {
+		var meta, src []byte
+		if d == nil {
+			meta, _ = json.Marshal(map[string]any{"delete": map[string]any{"_index": w.r.index + "_v1", "_id": id}})
+			body.Write(append(meta, '\n'))
+			continue
+		}
+		meta, _ = json.Marshal(map[string]any{"index": map[string]any{"_index": w.r.index + "_v1", "_id": id,
+			"version": int64(d["wye_version"].(float64)), "version_type": "external_gte"}})
+		src, _ = json.Marshal(d)
+		body.Write(append(append(append(meta, '\n'), src...), '\n'))
+	}
+	status, b := indexerHTTP(t, "POST", clusterURL(t, cluster)+"/_bulk?refresh=true", body.Bytes())
+	var res struct{ Errors bool }
+	if err := json.Unmarshal(b, &res); status != 200 || err != nil || res.Errors {
+		t.Fatalf("rewrite %s by hand: %d %.600s", cluster, status, b)
+	}
+}
+
+// loadedWorld is a nightly world of programs, the stream running, every cluster loaded by
+// `wye nightly`.
+func loadedWorld(t *testing.T, programs int) (*nightlyWorld, map[string]map[string]any) {
+	w := newNightlyWorld(t, 3, 20, programs, programs/2, 30)
+	w.startStream()
+	began := time.Now()
+	w.run(0)
+	t.Logf("%d programs loaded by wye nightly in %v", programs, time.Since(began).Round(time.Millisecond))
+	docs, err := allDocs(t, "os2", w.r.index)
+	must(t, err)
+	return w, docs
+}
+
+// TestDiffDocsFindsExactlyTheFourHandMadeDifferencesInTheirClasses prevents a diff that misses
+// a divergence, or files it under the wrong class: on clusters loaded alike, the slave os2
+// loses one document, gains one MySQL never had, has one title altered and one [] turned into
+// null at the same versions. `wye diff docs` exits 1 and finds exactly those four, in their
+// classes, on os2 only; its id list names them (with the path that differs), and its summary
+// says how many documents it fetched in full. The time of the diff is logged beside a bare scan
+// of one cluster with _source.
+func TestDiffDocsFindsExactlyTheFourHandMadeDifferencesInTheirClasses(t *testing.T) {
+	const programs = 20_000
+	w, docs := loadedWorld(t, programs)
+	ids := slices.Sorted(func(yield func(string) bool) {
+		for id := range docs {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	// Before the damage: the diff of two equal clusters beside a bare scan of one with _source.
+	began := time.Now()
+	equal := w.startDiff("docs", "--clusters", w.r.names["es7"]+","+w.r.names["es8"]).finish(t, 0)
+	took := time.Since(began)
+	c, err := cluster.New(cluster.Options{Name: "es7", URLs: []string{clusterURL(t, "es7")}, RequestTimeout: 30 * time.Second})
+	must(t, err)
+	began = time.Now()
+	var seen int
+	must(t, c.Scan(context.Background(), w.r.index, diff.DefaultScanPage, true, func(h []cluster.Hit) error { seen += len(h); return nil }))
+	scan := time.Since(began)
+	t.Logf("bare scan of es7 with _source: %d documents in %v; wye diff docs of es7 and es8 (content all, process included): %v (%.1fx)\n%s",
+		seen, scan.Round(time.Millisecond), took.Round(time.Millisecond), took.Seconds()/scan.Seconds(), equal.out)
+
+	rng := rand.New(rand.NewPCG(14, 1))
+	var gone, altered, nulled string
+	for gone == altered || altered == "" {
+		gone, altered = ids[rng.IntN(len(ids))], ids[rng.IntN(len(ids))]
+	}
+	for _, id := range ids {
+		if e, ok := docs[id]["episodes"].([]any); ok && len(e) == 0 && id != gone && id != altered {
+			nulled = id
+			break
+		}
+	}
+	if nulled == "" {
+		t.Fatal("no program without episodes to turn [] into null")
+	}
+	extra := "990001"
+	a, n, x := docs[altered], docs[nulled], clone(docs[altered])
+	a["title"] = "altered by hand"
+	n["episodes"] = nil
+	x["id"], x["title"] = 990001, "never in MySQL"
+	x["wye_version"] = float64(1)
+	w.rewriteDocs("os2", map[string]map[string]any{gone: nil, altered: a, nulled: n, extra: x})
+
+	began = time.Now()
+	res := w.startDiff("docs").finish(t, 1)
+	took = time.Since(began)
+	t.Logf("wye diff docs of %d documents on 3 clusters: %v\n%s", programs, took.Round(time.Millisecond), res.out)
+	os2 := w.r.names["os2"]
+	want := []string{
+		"different\t" + os2 + "\tprogram\t" + altered + "\ttitle",
+		"empty_null\t" + os2 + "\tprogram\t" + nulled + "\tepisodes",
+		"extra\t" + os2 + "\tprogram\t" + extra + "\t",
+		"missing\t" + os2 + "\tprogram\t" + gone + "\t",
+	}
+	slices.Sort(want)
+	if !slices.Equal(res.ids, want) {
+		t.Errorf("id list %q, want %q", res.ids, want)
+	}
+	if got := countsOf(res.pair(t, w, "os2")); got != (diffCounts{Missing: 1, Extra: 1, Different: 1, EmptyNull: 1}) {
+		t.Errorf("os2: %+v, want one of each of missing, extra, different, empty_null", got)
+	}
+	if x := res.pair(t, w, "es8"); countsOf(x) != (diffCounts{}) || x.Equal != int64(len(ids)) {
+		t.Errorf("es8: %+v, want all %d equal", x, len(ids))
+	}
+	if res.rep.Reference != w.r.names["es7"] || res.rep.Status != diff.StatusDifferent {
+		t.Errorf("reference %s status %s, want the master %s and different", res.rep.Reference, res.rep.Status, w.r.names["es7"])
+	}
+	if res.rep.Fetched < int64(2*len(ids)) || !strings.Contains(res.out, fmt.Sprintf("%d documents fetched in full", res.rep.Fetched)) {
+		t.Errorf("fetched %d (the content of %d documents on 3 clusters); the summary does not say so:\n%s", res.rep.Fetched, len(ids), res.out)
+	}
+
+	none := w.startDiff("docs", "--content", "none").finish(t, 1)
+	if got := countsOf(none.pair(t, w, "os2")); got.Missing != 1 || got.Extra != 1 {
+		t.Errorf("--content none: os2 %+v, want the missing and the extra document at least", got)
+	}
+	t.Logf("--content none:\n%s", none.out)
+}
+
+func clone(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// TestDiffDocsUnderALiveWorkloadReportsNoFalseDifference prevents the stream's writes in
+// flight from being reported as differences: while a workload updates, deletes and inserts
+// programs (each change reaches the master and the slaves at slightly different times), three
+// runs of `wye diff docs` in a row each exit 0, having read some differences again.
+func TestDiffDocsUnderALiveWorkloadReportsNoFalseDifference(t *testing.T) {
+	w, _ := loadedWorld(t, 3000)
+	low, high := programRange(w.c)
+	var deleted []int
+	ops := map[string]int{}
+	pace := workloadPace(t)
+	var rechecked int64
+	for run := range 3 {
+		p := w.startDiff("docs", "--recheck", "1s")
+		steps := 0
+		for p.running() {
+			<-pace.C
+			if rand.IntN(100) < 5 {
+				w.c.insert("programs", w.c.program(w.c.id()))
+				ops["insert"]++
+			} else {
+				changeProgram(w.c, low+rand.IntN(high-low+1), &deleted, ops, "")
+			}
+			steps++
+		}
+		res := p.finish(t, 0)
+		for _, c := range []string{"es8", "os2"} {
+			rechecked += res.pair(t, w, c).Rechecked
+		}
+		t.Logf("run %d: %d workload steps meanwhile\n%s", run+1, steps, res.out)
+	}
+	t.Logf("workload %v; %d differences read again and found equal", ops, rechecked)
+}
+
+// TestDiffDocsAgainstMySQLFindsADocumentThatDiffersOnAllClustersAlike prevents a diff that
+// only compares clusters with each other from missing what they all got wrong: a program's
+// title is altered by hand on every cluster (the clusters agree with each other), and
+// `wye diff docs --against-mysql` finds that one document different on each cluster, with the
+// path, and nothing else.
+func TestDiffDocsAgainstMySQLFindsADocumentThatDiffersOnAllClustersAlike(t *testing.T) {
+	w, docs := loadedWorld(t, 2000)
+	var id string
+	for k := range docs {
+		id = k
+		break
+	}
+	for _, c := range clusterNames {
+		all, err := allDocs(t, c, w.r.index)
+		must(t, err)
+		d := all[id]
+		d["title"] = "wrong everywhere"
+		w.rewriteDocs(c, map[string]map[string]any{id: d})
+	}
+	w.startDiff("docs").finish(t, 0) // the clusters agree with each other
+
+	res := w.startDiff("docs", "--against-mysql").finish(t, 1)
+	t.Logf("%s", res.out)
+	var want []string
+	for _, c := range clusterNames {
+		if got := countsOf(res.pair(t, w, c)); got != (diffCounts{Different: 1}) {
+			t.Errorf("%s: %+v, want the one document different", c, got)
+		}
+		want = append(want, "different\t"+w.r.names[c]+"\tprogram\t"+id+"\ttitle")
+	}
+	slices.Sort(want)
+	if !slices.Equal(res.ids, want) || res.rep.Reference != "mysql" {
+		t.Errorf("reference %s, id list %q, want mysql and %q", res.rep.Reference, res.ids, want)
+	}
+	if n, _ := strconv.Atoi(id); n == 0 {
+		t.Errorf("id %q is not a program id", id)
+	}
+}
+
+// TestDiffQueriesPassesOnEqualClustersAndNamesTheQueryOfADifference prevents a cluster that
+// answers differently from passing for equal, and equal clusters from failing: the catalog's
+// corpus (examples/catalog/queries.yaml) passes on clusters loaded alike; then os2 holds one
+// program with another title, and the run fails naming the query and the path; then that
+// program is put back and another's [] of episodes becomes null on os2, and the run fails
+// naming the query and the shape.
+func TestDiffQueriesPassesOnEqualClustersAndNamesTheQueryOfADifference(t *testing.T) {
+	w, docs := loadedWorld(t, 2000)
+	corpus := "--file=../examples/catalog/queries.yaml"
+	ok := w.startDiff("queries", corpus).finish(t, 0)
+	t.Logf("equal clusters:\n%s", ok.out)
+
+	codes := slices.SortedFunc(func(yield func(string) bool) {
+		for id := range docs {
+			if !yield(id) {
+				return
+			}
+		}
+	}, func(a, b string) int { return strings.Compare(docs[a]["code"].(string), docs[b]["code"].(string)) })
+	first := codes[0]
+	var empty string
+	for _, id := range codes {
+		if e, ok := docs[id]["episodes"].([]any); ok && len(e) == 0 && id != first {
+			empty = id
+			break
+		}
+	}
+	original := clone(docs[first])
+	altered := clone(original)
+	altered["title"] = "altered by hand"
+	w.rewriteDocs("os2", map[string]map[string]any{first: altered})
+	os2 := w.r.names["os2"]
+	res := w.startDiff("queries", corpus).finish(t, 1)
+	t.Logf("one title altered on os2:\n%s", res.out)
+	if want := "different: query programs-by-code on " + os2 + ": hit " + first + ": _source differs at title"; !strings.Contains(res.out, want) {
+		t.Errorf("the summary does not say %q", want)
+	}
+
+	w.rewriteDocs("os2", map[string]map[string]any{first: original})
+	nulled := clone(docs[empty])
+	nulled["episodes"] = nil
+	w.rewriteDocs("os2", map[string]map[string]any{empty: nulled})
+	res = w.startDiff("queries", corpus).finish(t, 1)
+	t.Logf("one [] turned into null on os2:\n%s", res.out)
+	if want := "different: query programs-without-episodes on " + os2 + ": hit " + empty + ": _source shape: [] / null / absent differ at episodes"; !strings.Contains(res.out, want) {
+		t.Errorf("the summary does not say %q", want)
+	}
+	if res.rep.Status != diff.StatusDifferent {
+		t.Errorf("status %s, want different", res.rep.Status)
+	}
+}
+
+// TestDiffDocsBenchmark measures `wye diff docs` of two equal clusters (es7 against es8,
+// content all) beside a bare scan of es7 with _source, with the diff's peak RSS, on a catalog of
+// WYE_BENCH_DIFF_DOCS programs (e.g. 200000; the sizes in docs/diff.md, "Costs"). It is a
+// measurement, not a check of behaviour: without the variable it does not run.
+func TestDiffDocsBenchmark(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("WYE_BENCH_DIFF_DOCS"))
+	if n <= 0 {
+		t.Skip("a measurement: set WYE_BENCH_DIFF_DOCS to a number of programs to run it")
+	}
+	w := newNightlyWorld(t, 10, 200, n, n/2, 50)
+	w.startStream()
+	w.startNightly(filepath.Join(t.TempDir(), "nightly.json")).finish(t, 20*time.Minute, 0)
+	c, err := cluster.New(cluster.Options{Name: "es7", URLs: []string{clusterURL(t, "es7")}, RequestTimeout: time.Minute})
+	must(t, err)
+	must(t, c.Refresh(t.Context(), w.r.index))
+	for round := range 2 {
+		began := time.Now()
+		var seen int
+		must(t, c.Scan(t.Context(), w.r.index, diff.DefaultScanPage, true, func(h []cluster.Hit) error { seen += len(h); return nil }))
+		scan := time.Since(began)
+		began = time.Now()
+		p := w.startDiff("docs", "--clusters", w.r.names["es7"]+","+w.r.names["es8"])
+		// The peak RSS of the process since its exec (VmHWM), read until it ends: the rusage of a
+		// child counts the parent's pages it was forked with.
+		var hwm string
+		for p.running() {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+						hwm = strings.TrimSpace(v)
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		res := p.finish(t, 0)
+		took := time.Since(began)
+		t.Logf("round %d, %d documents: bare scan of es7 with _source %v; wye diff docs es7/es8 (content all, process included) %v (%.2fx), peak RSS %s, %d fetched in full\n%s",
+			round+1, seen, scan.Round(time.Millisecond), took.Round(time.Millisecond), took.Seconds()/scan.Seconds(), hwm, res.rep.Fetched, res.out)
+	}
+}
