@@ -580,6 +580,7 @@ func (r *run) orphans(ctx context.Context, e *indexer.Entity, targets []*target,
 		wg.Go(func() {
 			tally := &Tally{}
 			errs[i] = r.orphansOf(ctx, e, t, tally)
+			r.prog.add(tally)
 			mu.Lock()
 			out[t.Name] = tally
 			mu.Unlock()
