@@ -240,31 +240,31 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 		r.problem("cluster %s, entity %s: %s", c.Name, e.Name, t.Error)
 	}
 
-	// The orphan scans run beside the rows step: they need no order, and a cluster's scan then
-	// costs no time of its own. A cluster that was empty when the entity started holds no
-	// document from before the run, so no orphan: it is not scanned.
+	// The orphan scans come after the rows: the breaker's share is of the index as the rows
+	// step left it (an index half loaded before the run must not make every orphan a mass
+	// delete). A cluster that was empty when the entity started holds no document from before
+	// the run, so no orphan: it is not scanned.
 	began, base := time.Now(), st.Seconds
 	orphans := map[string]*Tally{}
-	var scan sync.WaitGroup
-	var orphanErr error
-	if !orphanStep.Done {
+	var rowsErr, orphanErr error
+	if !rowsStep.Done {
+		total, _ := r.opts.Source.Estimate(ctx, e.Table())
+		r.prog.entity(e.Name, total, st.Rows)
+		rowsErr = r.rows(ctx, e, targets, &st, &rowsStep)
+	}
+	if rowsErr == nil && !orphanStep.Done {
 		var full []*target
 		for _, t := range targets {
 			if !t.empty {
 				full = append(full, t)
 			}
 		}
-		scan.Go(func() { orphanErr = r.orphans(ctx, e, full, orphans) })
-	} else if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
-		return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
+		orphanErr = r.orphans(ctx, e, full, orphans)
+	} else if orphanStep.Done {
+		if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
+			return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
+		}
 	}
-	var rowsErr error
-	if !rowsStep.Done {
-		total, _ := r.opts.Source.Estimate(ctx, e.Table())
-		r.prog.entity(e.Name, total, st.Rows)
-		rowsErr = r.rows(ctx, e, targets, &st, &rowsStep)
-	}
-	scan.Wait()
 	if err := errors.Join(rowsErr, orphanErr); err != nil {
 		rep.fill(st, r.opts.Clusters)
 		return rep, err

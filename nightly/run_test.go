@@ -312,3 +312,21 @@ func TestASlowReadIsTriedAgainNotCountedFailed(t *testing.T) {
 		t.Fatalf("status %s tally %+v: want the timed-out _mget tried again and every document equal", rep.Status, *x)
 	}
 }
+
+func TestTheBreakerCountsTheIndexAsTheRowsLeftItNotAsItWasBefore(t *testing.T) {
+	src := newSource(1000)
+	es := newCluster("es7")
+	for id := 1; id <= 50; id++ {
+		es.put(strconv.Itoa(id), 900, doc(id, "t"+strconv.Itoa(id), 900))
+	}
+	for i := 1; i <= 30; i++ { // 30 of 80 before the run, 30 of 1030 after its rows
+		es.put(strconv.Itoa(9000+i), 900, doc(9000+i, "gone", 900))
+	}
+	rep, err := Run(context.Background(), options(src, newStore(), es))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := tally(t, rep, "es7"); rep.Status != control.RunEqual || x.Refused || x.Deleted != 30 || len(es.docs) != 1000 {
+		t.Fatalf("status %s tally %+v, %d docs: want 30 orphans deleted (under 5%% of the loaded index)", rep.Status, *x, len(es.docs))
+	}
+}
