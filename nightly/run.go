@@ -240,31 +240,33 @@ func (r *run) entity(ctx context.Context, e *indexer.Entity, saved map[string]co
 		r.problem("cluster %s, entity %s: %s", c.Name, e.Name, t.Error)
 	}
 
-	// The orphan scans come after the rows: the breaker's share is of the index as the rows
-	// step left it (an index half loaded before the run must not make every orphan a mass
-	// delete). A cluster that was empty when the entity started holds no document from before
-	// the run, so no orphan: it is not scanned.
+	// The orphan scans run beside the rows step: they need no order, and a cluster's scan then
+	// costs no time of its own. A cluster that was empty when the entity started holds no
+	// document from before the run, so no orphan: it is not scanned. The breaker's share is of
+	// the larger of the index and the root table (InnoDB's estimate): an index half loaded before
+	// the run must not make every orphan a mass delete, and a source that lost its rows (or the
+	// wrong database) still trips it.
 	began, base := time.Now(), st.Seconds
+	expected, _ := r.opts.Source.Estimate(ctx, e.Table())
 	orphans := map[string]*Tally{}
+	var scan sync.WaitGroup
 	var rowsErr, orphanErr error
-	if !rowsStep.Done {
-		total, _ := r.opts.Source.Estimate(ctx, e.Table())
-		r.prog.entity(e.Name, total, st.Rows)
-		rowsErr = r.rows(ctx, e, targets, &st, &rowsStep)
-	}
-	if rowsErr == nil && !orphanStep.Done {
+	if !orphanStep.Done {
 		var full []*target
 		for _, t := range targets {
 			if !t.empty {
 				full = append(full, t)
 			}
 		}
-		orphanErr = r.orphans(ctx, e, full, orphans)
-	} else if orphanStep.Done {
-		if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
-			return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
-		}
+		scan.Go(func() { orphanErr = r.orphans(ctx, e, full, expected, orphans) })
+	} else if err := json.Unmarshal(orphanStep.Counts, &orphans); err != nil {
+		return nil, fmt.Errorf("nightly: saved orphan counts of %s: %w", e.Name, err)
 	}
+	if !rowsStep.Done {
+		r.prog.entity(e.Name, expected, st.Rows)
+		rowsErr = r.rows(ctx, e, targets, &st, &rowsStep)
+	}
+	scan.Wait()
 	if err := errors.Join(rowsErr, orphanErr); err != nil {
 		rep.fill(st, r.opts.Clusters)
 		return rep, err
@@ -572,14 +574,14 @@ func (r *run) write(ctx context.Context, e *indexer.Entity, t *target, docs []in
 // those whose root row the source does not hold, with the version of the snapshot that said
 // so: a stream write after it survives. Unless AllowMassDelete, the deletes wait for the end of
 // the scan and are refused when they exceed MaxDeleteShare of the index.
-func (r *run) orphans(ctx context.Context, e *indexer.Entity, targets []*target, out map[string]*Tally) error {
+func (r *run) orphans(ctx context.Context, e *indexer.Entity, targets []*target, expected int64, out map[string]*Tally) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	errs := make([]error, len(targets))
 	for i, t := range targets {
 		wg.Go(func() {
 			tally := &Tally{}
-			errs[i] = r.orphansOf(ctx, e, t, tally)
+			errs[i] = r.orphansOf(ctx, e, t, expected, tally)
 			r.prog.add(tally)
 			mu.Lock()
 			out[t.Name] = tally
@@ -591,7 +593,7 @@ func (r *run) orphans(ctx context.Context, e *indexer.Entity, targets []*target,
 	return errors.Join(errs...)
 }
 
-func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally *Tally) error {
+func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, expected int64, tally *Tally) error {
 	if r.isDown(t.Name) {
 		return nil
 	}
@@ -606,7 +608,7 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 		r.problem("cluster %s, entity %s: %s", t.Name, e.Name, tally.Error)
 		return nil
 	}
-	limit := int64(r.opts.MaxDeleteShare * float64(total))
+	limit := int64(r.opts.MaxDeleteShare * float64(max(total, expected)))
 	// Orphans wait here for the end of the scan unless mass deletes are allowed; past the
 	// limit they are only counted, so memory stays bounded by the limit.
 	var pending []indexer.Doc
@@ -662,8 +664,8 @@ func (r *run) orphansOf(ctx context.Context, e *indexer.Entity, t *target, tally
 	if !r.opts.AllowMassDelete && tally.Orphans > limit {
 		tally.Refused = true
 		r.problem("cluster %s, index %s: %d orphans of %d documents (%.1f%%), over the limit of %.1f%%: none deleted; "+
-			"if MySQL really lost them, run again with --allow-mass-delete", t.Name, t.index, tally.Orphans, total,
-			100*float64(tally.Orphans)/float64(max(total, 1)), 100*r.opts.MaxDeleteShare)
+			"if MySQL really lost them, run again with --allow-mass-delete", t.Name, t.index, tally.Orphans, max(total, expected),
+			100*float64(tally.Orphans)/float64(max(total, expected, 1)), 100*r.opts.MaxDeleteShare)
 		return nil
 	}
 	for len(pending) > 0 {
