@@ -47,8 +47,8 @@ stack-clean:
 # CPUPROFILE=<dir> (one profile per phase), and WYE_BENCH_* in the environment (sizes, rates).
 bench-e2e: stack-up
 	mkdir -p $(or $(CPUPROFILE),/tmp)
-	flock /tmp/wye-bench.lock env WYE_BENCH_E2E=1 WYE_BENCH_BASELINE=$(BASELINE) WYE_BENCH_CPUPROFILE=$(abspath $(CPUPROFILE)) \
-		$(GO) test -count=1 -timeout 90m -v -run '^TestEndToEndBenchmark$$' ./e2e/
+	flock /tmp/wye-bench.lock env WYE_BENCH_BASELINE=$(BASELINE) WYE_BENCH_CPUPROFILE=$(abspath $(CPUPROFILE)) \
+		$(GO) test -tags bench -count=1 -timeout 90m -v -run '^TestEndToEndBenchmark$$' ./e2e/
 
 # The nightly resync benchmark (e2e/nightly_bench_test.go): initial load vs raw _bulk, resync of
 # equal clusters vs a bare scan, peak RSS, report size, CPU profiles; not part of `make test`.
@@ -58,4 +58,11 @@ bench-e2e: stack-up
 bench-nightly: stack-up
 	flock /tmp/wye-bench.lock env WYE_BENCH_NIGHTLY_ROWS=$(or $(ROWS),100000) WYE_BENCH_NIGHTLY_ROUNDS=$(or $(ROUNDS),3) \
 		WYE_BENCH_NIGHTLY_DIR=$(if $(PROFILES),$(abspath $(PROFILES))) \
-		$(GO) test -count=1 -timeout 180m -v -run '^TestNightlyBenchmark$$' ./e2e/
+		$(GO) test -tags bench -count=1 -timeout 180m -v -run '^TestNightlyBenchmark$$' ./e2e/
+
+# The diff benchmark (e2e/diff_bench_test.go): `wye diff docs` of two equal clusters vs a bare
+# _source scan, peak RSS; DOCS=<programs> (default 200000).
+.PHONY: bench-diff
+bench-diff: stack-up
+	flock /tmp/wye-bench.lock env WYE_BENCH_DIFF_DOCS=$(or $(DOCS),200000) \
+		$(GO) test -tags bench -count=1 -timeout 180m -v -run '^TestDiffDocsBenchmark$$' ./e2e/

@@ -1,3 +1,5 @@
+//go:build bench
+
 package e2e
 
 import (
@@ -30,7 +32,7 @@ import (
 
 // TestEndToEndBenchmark measures what a user sees: a change committed in MariaDB until its
 // document is written on every cluster, and what `wye run` costs per change on the way. It runs
-// only with WYE_BENCH_E2E=1 (`make bench-e2e`): it takes minutes and asserts nothing about
+// only with -tags bench (`make bench-e2e`): it takes minutes and asserts nothing about
 // speed (rates on a shared host are noise-bound); it fails only when wye does not deliver.
 //
 // For each entity (flat: one table, every column, into es7; catalog: the sample entity into
@@ -47,9 +49,6 @@ import (
 // WYE_BENCH_CPUPROFILE=<dir> writes a CPU profile of each phase of each binary that has
 // `wye run --cpuprofile`.
 func TestEndToEndBenchmark(t *testing.T) {
-	if os.Getenv("WYE_BENCH_E2E") == "" {
-		t.Skip("the end-to-end benchmark runs with WYE_BENCH_E2E=1 (make bench-e2e)")
-	}
 	opt := e2eBenchOptions{
 		drain:    envInt(t, "WYE_BENCH_DRAIN", 20000),
 		live:     benchEnvDuration(t, "WYE_BENCH_LIVE", 15*time.Second),

@@ -1,7 +1,10 @@
+//go:build bench
+
 package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -44,10 +47,7 @@ import (
 // profile (--cpuprofile), report and output go to the directory printed, and the top 15
 // functions of each phase (its rounds' profiles merged) are printed.
 func TestNightlyBenchmark(t *testing.T) {
-	spec := os.Getenv("WYE_BENCH_NIGHTLY_ROWS")
-	if spec == "" {
-		t.Skip("the nightly benchmark runs with WYE_BENCH_NIGHTLY_ROWS=100000 (or 100000,1000000): make bench-nightly [ROWS=...]")
-	}
+	spec := cmp.Or(os.Getenv("WYE_BENCH_NIGHTLY_ROWS"), "100000")
 	var sizes []int
 	for _, s := range strings.Split(spec, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
