@@ -273,16 +273,51 @@ type Root struct {
 //	                 (this table's Key); always an array
 //
 // The parent's key is the root's key, or the enclosing relation's Key.
+//
+// Key is one column (key: id) or, for a parent_key relation only, several (key: [emp_no,
+// dept_no]): the columns that identify a row, its default order. A composite-key relation
+// nests only from relations (a nested parent_key or through would need a composite parent
+// key). Where is an SQL predicate on the relation's own table, ANDed into its reads; OrderBy
+// ("from_date desc", "emp_no") orders a parent_key or through relation before its key, and
+// with many: false picks the row nested. docs/configuration.md has the details.
 type Relation struct {
 	Name      string     `mapstructure:"name" yaml:"name"` // the field in the parent document
 	Table     string     `mapstructure:"table" yaml:"table"`
-	Key       string     `mapstructure:"key" yaml:"key"`
+	Key       KeyColumns `mapstructure:"key" yaml:"key"`
+	Where     string     `mapstructure:"where" yaml:"where,omitempty"`
+	OrderBy   []string   `mapstructure:"order_by" yaml:"order_by,omitempty"`
 	From      string     `mapstructure:"from" yaml:"from,omitempty"`
 	ParentKey string     `mapstructure:"parent_key" yaml:"parent_key,omitempty"`
 	Through   Through    `mapstructure:"through" yaml:"through,omitempty"`
 	Many      bool       `mapstructure:"many" yaml:"many,omitempty"`
 	Columns   []string   `mapstructure:"columns" yaml:"columns,omitempty"`
 	Relations []Relation `mapstructure:"relations" yaml:"relations,omitempty"`
+}
+
+// KeyColumns is a relation's key: one column or several, written as a string or a list.
+type KeyColumns []string
+
+// MarshalYAML writes a one-column key as the string it usually is.
+func (k KeyColumns) MarshalYAML() (any, error) {
+	if len(k) == 1 {
+		return k[0], nil
+	}
+	return []string(k), nil
+}
+
+// SplitOrder reads one entry of an order_by list: "column", "column asc" or "column desc"
+// (any case); ok is false for anything else.
+func SplitOrder(entry string) (column string, desc, ok bool) {
+	f := strings.Fields(entry)
+	switch {
+	case len(f) == 1:
+		return f[0], false, true
+	case len(f) == 2 && strings.EqualFold(f[1], "asc"):
+		return f[0], false, true
+	case len(f) == 2 && strings.EqualFold(f[1], "desc"):
+		return f[0], true, true
+	}
+	return "", false, false
 }
 
 // Through is the join table of a many-to-many relation.

@@ -11,9 +11,12 @@ import (
 )
 
 var (
-	secretType   = reflect.TypeFor[Secret]()
-	durationType = reflect.TypeFor[time.Duration]()
+	secretType     = reflect.TypeFor[Secret]()
+	durationType   = reflect.TypeFor[time.Duration]()
+	keyColumnsType = reflect.TypeFor[KeyColumns]()
 )
+
+func isList(in any) bool { return reflect.ValueOf(in).Kind() == reflect.Slice }
 
 // decoder copies viper's merged settings (maps with lower-cased keys, lists, scalars) into a
 // Config that already holds the defaults. Unlike mapstructure's ErrorUnused, it names every
@@ -77,6 +80,13 @@ func (d *decoder) value(path string, in any, out reflect.Value) {
 			}
 			d.value(join(path, keyOf(t.Field(i))), m[k], out.Field(i))
 		}
+	case t == keyColumnsType && !isList(in): // key: id, the usual form of [id]
+		s, ok := scalarString(in)
+		if !ok {
+			d.fault(path, in, "want a column or a list of columns")
+			return
+		}
+		out.Set(reflect.ValueOf(KeyColumns{s}))
 	case t.Kind() == reflect.Slice:
 		list := reflect.ValueOf(in)
 		if list.Kind() != reflect.Slice {

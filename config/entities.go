@@ -21,7 +21,19 @@ func relations(rs []Relation) []indexer.RelationDef {
 	for i, r := range rs {
 		out[i] = indexer.RelationDef{Name: r.Name, Table: r.Table, Key: r.Key, From: r.From, ParentKey: r.ParentKey,
 			Through: indexer.Through{Table: r.Through.Table, ParentKey: r.Through.ParentKey, Key: r.Through.Key},
-			Many:    r.Many, Columns: columns(r.Columns), Relations: relations(r.Relations)}
+			Many:    r.Many, Where: r.Where, OrderBy: orders(r.OrderBy), Columns: columns(r.Columns), Relations: relations(r.Relations)}
+	}
+	return out
+}
+
+// orders reads an order_by list ("from_date desc", "emp_no"); none means by key.
+func orders(entries []string) []indexer.Order {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([]indexer.Order, len(entries))
+	for i, e := range entries {
+		out[i].Column, out[i].Desc, _ = SplitOrder(e)
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -307,13 +308,14 @@ func validateEntities(f *Errors, entities []Entity) {
 			f.add(p+".version_field", e.VersionField, "want letters, digits, _ or -, not starting with _ or -")
 		}
 		fields := validateColumns(f, p+".root.columns", e.Root.Columns)
-		validateRelations(f, p, e.Relations, fields, e.VersionField, 1)
+		validateRelations(f, p, e.Relations, fields, e.VersionField, 1, false)
 	}
 }
 
 // validateRelations checks the relations of one parent at path parent. fields are the parent
 // document's field names so far (its columns), which a relation's name must not reuse.
-func validateRelations(f *Errors, parent string, rels []Relation, fields map[string]string, versionField string, depth int) {
+// compositeParent: the parent is a relation with a composite key.
+func validateRelations(f *Errors, parent string, rels []Relation, fields map[string]string, versionField string, depth int, compositeParent bool) {
 	for i, r := range rels {
 		p := index(parent+".relations", i)
 		if depth > maxRelationDepth {
@@ -333,7 +335,7 @@ func validateRelations(f *Errors, parent string, rels []Relation, fields map[str
 			}
 		}
 		tableName(f, p+".table", r.Table)
-		columnName(f, p+".key", r.Key)
+		validateKey(f, p, r)
 		var links []string
 		if r.From != "" {
 			links = append(links, "from")
@@ -350,6 +352,14 @@ func validateRelations(f *Errors, parent string, rels []Relation, fields map[str
 		case 1:
 		default:
 			f.add(p, "", "set only one of from, parent_key and through (got %s)", strings.Join(links, " and "))
+		}
+		if compositeParent && r.From == "" && len(links) == 1 {
+			f.add(p, "", "its parent relation has a composite key: only a from relation can nest in it "+
+				"(a parent_key or through relation refers to one key column)")
+		}
+		validateOrder(f, p, r)
+		if r.Where != "" && strings.TrimSpace(r.Where) == "" {
+			f.add(p+".where", r.Where, "want an SQL predicate on the relation's table, or no where")
 		}
 		switch {
 		case r.From != "":
@@ -368,7 +378,45 @@ func validateRelations(f *Errors, parent string, rels []Relation, fields map[str
 			}
 		}
 		own := validateColumns(f, p+".columns", r.Columns)
-		validateRelations(f, p, r.Relations, own, versionField, depth+1)
+		validateRelations(f, p, r.Relations, own, versionField, depth+1, len(r.Key) > 1)
+	}
+}
+
+// validateKey checks a relation's key: one column, or several for a parent_key relation.
+func validateKey(f *Errors, p string, r Relation) {
+	switch len(r.Key) {
+	case 0:
+		f.add(p+".key", "", "must not be empty")
+	case 1:
+		columnName(f, p+".key", r.Key[0])
+	default:
+		for j, c := range r.Key {
+			columnName(f, index(p+".key", j), c)
+			if slices.Index(r.Key, c) < j {
+				f.add(index(p+".key", j), c, "duplicate column")
+			}
+		}
+		if r.From != "" || r.Through != (Through{}) {
+			f.add(p+".key", "["+strings.Join(r.Key, ", ")+"]", "a composite key is for a parent_key (one-to-many) "+
+				"relation: a from or through relation links one column, the related table's own key")
+		}
+	}
+}
+
+// validateOrder checks a relation's order_by: columns with asc or desc, on a relation that
+// has rows to order.
+func validateOrder(f *Errors, p string, r Relation) {
+	for j, entry := range r.OrderBy {
+		col, _, ok := SplitOrder(entry)
+		switch {
+		case !ok:
+			f.add(index(p+".order_by", j), entry, `want "column", "column asc" or "column desc"`)
+		case !identifier.MatchString(col):
+			f.add(index(p+".order_by", j), entry, "column: want letters, digits, _ or $")
+		}
+	}
+	if len(r.OrderBy) > 0 && r.From != "" {
+		f.add(p+".order_by", "", "a many-to-one relation (from) has one row per parent: remove order_by")
 	}
 }
 

@@ -46,14 +46,14 @@ type countingView struct {
 	queries *atomic.Int64
 }
 
-func (c countingView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+func (c countingView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter) ([]indexer.Row, error) {
 	c.queries.Add(1)
-	return c.View.Rows(ctx, table, cols, where, values)
+	return c.View.Rows(ctx, table, cols, where, values, filter)
 }
 
-func (c countingView) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
+func (c countingView) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter, fn func(indexer.Row)) error {
 	c.queries.Add(1)
-	return c.View.Each(ctx, table, cols, where, values, fn)
+	return c.View.Each(ctx, table, cols, where, values, filter, fn)
 }
 
 // capture records the bodies the master gets, to replay them as raw _bulk.

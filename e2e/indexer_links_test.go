@@ -31,7 +31,7 @@ func TestIndexerFlagsLinkColumnsMySQLComparesByCollation(t *testing.T) {
 	}
 	entity := func(ownerKey string) config.Entity {
 		return config.Entity{Name: "item", Index: "items", Root: config.Root{Table: db + ".items", Key: "id"},
-			Relations: []config.Relation{{Name: "owner", Table: db + ".owners", Key: ownerKey, From: "owner_code"}}}
+			Relations: []config.Relation{{Name: "owner", Table: db + ".owners", Key: config.KeyColumns{ownerKey}, From: "owner_code"}}}
 	}
 	src, err := indexersql.Open(mysqlDriverConfig(mysqlSrcUser, mysqlSrcPass, ""), 1)
 	must(t, err)

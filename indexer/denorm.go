@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Doc is one write: a document to index, or a delete when Source is nil. The same Doc (and
@@ -57,7 +58,7 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 			continue
 		}
 		keys := ids.keys()
-		rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.key, keys)
+		rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.col(), keys, Filter{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
 		}
@@ -94,13 +95,13 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 		return nil, fmt.Errorf("denormalize %s: limit %d: want at least 1", entity, limit)
 	}
 	q := count(v)
-	rows, err := q.Scan(ctx, e.root.table, e.root.read, e.root.key, after, limit)
+	rows, err := q.Scan(ctx, e.root.table, e.root.read, e.root.col(), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Name, err)
 	}
 	keys := make([]Value, len(rows))
 	for i, r := range rows {
-		keys[i] = r[e.root.key]
+		keys[i] = r[e.root.col()]
 	}
 	docs, _, err := e.documents(ctx, q, rows, keys, func(Value) int64 { return version }, nil)
 	return docs, err
@@ -115,7 +116,7 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 	objs := make([]*obj, 0, len(rows))
 	for _, r := range rows {
 		o := newObj(e.root, r)
-		found[r[e.root.key].match()] = o
+		found[r[e.root.col()].match()] = o
 		objs = append(objs, o)
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
@@ -301,13 +302,13 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 			}
 			byKey := map[Value]*obj{}
 			if len(want) > 0 {
-				rows, err := q.Rows(ctx, n.table, n.read, n.key, want.keys())
+				rows, err := q.Rows(ctx, n.table, n.read, n.col(), want.keys(), Filter{Where: n.where})
 				if err != nil {
 					return fmt.Errorf("read %s: %w", n.name, err)
 				}
 				for _, r := range rows {
 					o := newObj(n, r)
-					byKey[r[n.key].match()] = o
+					byKey[r[n.col()].match()] = o
 					children = append(children, o)
 				}
 			}
@@ -319,7 +320,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 		case linkParentKey, linkThrough:
 			want := versions{}
 			for _, p := range parents {
-				want.add(p.row[parent.key], 1)
+				want.add(p.row[parent.col()], 1)
 			}
 			// groups: parent key -> child keys (through) or child rows (parent_key)
 			groups := map[Value][]*obj{}
@@ -331,8 +332,8 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				}
 			}
 			for _, p := range parents {
-				g := groups[p.row[parent.key].match()]
-				slices.SortStableFunc(g, func(a, b *obj) int { return compareValues(a.row[n.key], b.row[n.key]) })
+				g := groups[p.row[parent.col()].match()]
+				slices.SortStableFunc(g, func(a, b *obj) int { return n.compare(a.row, b.row) })
 				switch {
 				case n.many:
 					p.rels[ci] = append([]*obj{}, g...)
@@ -354,7 +355,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, groups map[Value][]*obj) ([]*obj, error) {
 	var children []*obj
 	if n.kind() == linkParentKey {
-		rows, err := q.Rows(ctx, n.table, n.read, n.parentKey, parentKeys)
+		rows, err := q.Rows(ctx, n.table, n.read, n.parentKey, parentKeys, n.filter())
 		if err != nil {
 			return nil, err
 		}
@@ -366,7 +367,7 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		}
 		return children, nil
 	}
-	links, err := q.Rows(ctx, n.through.Table, []string{n.through.ParentKey, n.through.Key}, n.through.ParentKey, parentKeys)
+	links, err := q.Rows(ctx, n.through.Table, []string{n.through.ParentKey, n.through.Key}, n.through.ParentKey, parentKeys, Filter{})
 	if err != nil {
 		return nil, err
 	}
@@ -377,14 +378,14 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 	if len(want) == 0 {
 		return nil, nil
 	}
-	rows, err := q.Rows(ctx, n.table, n.read, n.key, want.keys())
+	rows, err := q.Rows(ctx, n.table, n.read, n.col(), want.keys(), n.filter())
 	if err != nil {
 		return nil, err
 	}
 	byKey := map[Value]*obj{}
 	for _, r := range rows {
 		o := newObj(n, r)
-		byKey[r[n.key].match()] = o
+		byKey[r[n.col()].match()] = o
 		children = append(children, o)
 	}
 	for _, l := range links {
@@ -394,4 +395,56 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		}
 	}
 	return children, nil
+}
+
+// filter is the node's where and order_by, for the reads of its rows. The order goes into
+// the SQL as configured; the rows are ordered again by compare, which a read split into
+// several queries (maxIn) or a many-to-many read needs.
+func (n *node) filter() Filter { return Filter{Where: n.where, Order: n.order} }
+
+// compare orders two rows of a parent_key or through node: by its order_by columns, then by
+// its key (ascending), so that rows equal in the configured order keep one order from read
+// to read. Values compare as wye reads them, not by the column's collation: null first,
+// numbers and numeric text (DECIMAL) numerically, other text (dates, times, strings) byte
+// for byte (docs/indexer.md).
+func (n *node) compare(a, b Row) int {
+	for _, o := range n.order {
+		if c := compareOrder(a[o.Column], b[o.Column]); c != 0 {
+			if o.Desc {
+				return -c
+			}
+			return c
+		}
+	}
+	for _, k := range n.key {
+		if c := compareValues(a[k], b[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// compareOrder compares two values of an order_by column: null first (as MySQL orders
+// ascending), then numbers, quoted numbers (DECIMAL as read) included, then other values.
+func compareOrder(a, b Value) int {
+	switch an, bn := a.IsNull(), b.IsNull(); {
+	case an && bn:
+		return 0
+	case an:
+		return -1
+	case bn:
+		return 1
+	}
+	return compareValues(unquoteNumber(a), unquoteNumber(b))
+}
+
+// unquoteNumber is the number a quoted decimal holds ("12.50" -> 12.50), else v.
+func unquoteNumber(v Value) Value {
+	if len(v) > 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		s := string(v[1 : len(v)-1])
+		if _, err := strconv.ParseFloat(s, 64); err == nil && strings.Trim(s, "0123456789.-") == "" {
+			return Value(s)
+		}
+	}
+	return v
 }

@@ -64,7 +64,7 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 			// A JSON column as SQL reads it: compact, not HTML-escaped.
 			db.set("cat.credits", "id", Row{"id": "6", "episode_id": "1003", "person": `{"a":"<&> "}`, "note": `"x<y"`})
 			root := m.entities[0].root
-			rows, err := db.Rows(context.Background(), root.table, root.fetch(), root.key, []Value{"100", "101", "102", "103", "104"})
+			rows, err := db.Rows(context.Background(), root.table, root.fetch(), root.col(), []Value{"100", "101", "102", "103", "104"}, Filter{})
 			if err != nil || len(rows) != 5 {
 				t.Fatalf("rows: %v %v", rows, err)
 			}

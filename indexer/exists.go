@@ -25,8 +25,8 @@ func (m *Model) Exists(ctx context.Context, v View, entity string, ids []string)
 		keys[i] = IDValue(id)
 	}
 	q := count(v)
-	err := q.Each(ctx, e.root.table, []string{e.root.key}, e.root.key, keys, func(r Row) {
-		out[r[e.root.key].ID()] = true
+	err := q.Each(ctx, e.root.table, []string{e.root.col()}, e.root.col(), keys, Filter{}, func(r Row) {
+		out[r[e.root.col()].ID()] = true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Name, err)

@@ -14,8 +14,10 @@ import (
 type fakeDB struct {
 	tables  map[string][]Row
 	queries []string // "table.where" per call
-	fail    error
-	refuse  func(table string, values []Value) error // non-nil error: that read fails
+	// where evaluates, per Filter.Where the entities use, the predicate as MySQL would.
+	where  map[string]func(Row) bool
+	fail   error
+	refuse func(table string, values []Value) error // non-nil error: that read fails
 }
 
 var _ Source = (*fakeDB)(nil)
@@ -28,8 +30,14 @@ func (f *fakeDB) View(context.Context) (View, error) {
 }
 func (f *fakeDB) Close() error { return nil }
 
-func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
+func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where string, values []Value, filter Filter) ([]Row, error) {
 	f.queries = append(f.queries, table+"."+where)
+	holds := func(Row) bool { return true }
+	if filter.Where != "" {
+		if holds = f.where[filter.Where]; holds == nil {
+			return nil, fmt.Errorf("fake: unknown predicate %q", filter.Where)
+		}
+	}
 	if f.refuse != nil {
 		if err := f.refuse(table, values); err != nil {
 			return nil, err
@@ -38,7 +46,7 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 	var out []Row
 	for _, r := range f.tables[table] {
 		// As MySQL compares: a string holding an integer equals the integer.
-		if slices.ContainsFunc(values, func(v Value) bool { return v.match() == r[where].match() }) {
+		if slices.ContainsFunc(values, func(v Value) bool { return v.match() == r[where].match() }) && holds(r) {
 			if cols == nil {
 				out = append(out, r)
 				continue
@@ -53,8 +61,8 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 	return out, nil
 }
 
-func (f *fakeDB) Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error {
-	rows, err := f.Rows(ctx, table, cols, where, values)
+func (f *fakeDB) Each(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter, fn func(Row)) error {
+	rows, err := f.Rows(ctx, table, cols, where, values, filter)
 	for _, r := range rows {
 		fn(r)
 	}
@@ -121,12 +129,12 @@ func catalogEntity() EntityDef {
 		Name: "program", Index: "programs", VersionField: "wye_version",
 		Table: "cat.programs", Key: "id", Columns: cols("id", "title", "channel_id"),
 		Relations: []RelationDef{
-			{Name: "channel", Table: "cat.channels", Key: "id", From: "channel_id", Columns: cols("id", "name"),
-				Relations: []RelationDef{{Name: "network", Table: "cat.networks", Key: "id", From: "network_id"}}},
-			{Name: "episodes", Table: "cat.episodes", Key: "id", ParentKey: "program_id", Many: true,
+			{Name: "channel", Table: "cat.channels", Key: []string{"id"}, From: "channel_id", Columns: cols("id", "name"),
+				Relations: []RelationDef{{Name: "network", Table: "cat.networks", Key: []string{"id"}, From: "network_id"}}},
+			{Name: "episodes", Table: "cat.episodes", Key: []string{"id"}, ParentKey: "program_id", Many: true,
 				Columns:   append(cols("id"), Column{Name: "title", Field: "name"}),
-				Relations: []RelationDef{{Name: "credits", Table: "cat.credits", Key: "id", ParentKey: "episode_id", Many: true}}},
-			{Name: "tags", Table: "cat.tags", Key: "id", Many: true,
+				Relations: []RelationDef{{Name: "credits", Table: "cat.credits", Key: []string{"id"}, ParentKey: "episode_id", Many: true}}},
+			{Name: "tags", Table: "cat.tags", Key: []string{"id"}, Many: true,
 				Through: Through{Table: "cat.program_tags", ParentKey: "program_id", Key: "tag_id"}},
 		},
 	}

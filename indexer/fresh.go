@@ -14,11 +14,11 @@ const ReadBehindReason = "the read did not show the change yet (snapshot behind 
 // expect records c as the latest change of its root row in the batch, unless it moved the row
 // to another key (then there is no one row to compare with).
 func (r *resolver) expect(n *node, c *Change) {
-	key := c.After[n.key]
+	key := c.After[n.col()]
 	switch {
 	case c.After == nil:
-		key = c.Before[n.key]
-	case c.Before != nil && c.Before[n.key].match() != key.match():
+		key = c.Before[n.col()]
+	case c.Before != nil && c.Before[n.col()].match() != key.match():
 		return
 	}
 	ref := Ref{Entity: n.entity.Name, Key: key.match()}

@@ -21,16 +21,34 @@ type EntityDef struct {
 
 // RelationDef nests the rows of Table in the parent's documents. Exactly one of From,
 // ParentKey or Through.Table says how a row links to its parent.
+//
+// Key is the columns that identify a row of Table: the default order of the rows, and (one
+// column) the value a parent's From, a join table's Through.Key, or a nested parent_key or
+// through relation refers to. Only a ParentKey relation may have a composite key, and then
+// it has no nested ParentKey or Through relation (their parent key would be composite): the
+// configuration refuses the rest, and NewModel too.
 type RelationDef struct {
 	Name      string
 	Table     string
-	Key       string
+	Key       []string
 	From      string  // many-to-one: the parent's column holding Key
 	ParentKey string  // one-to-many: this table's column holding the parent's key
 	Through   Through // many-to-many: a join table holding both keys
 	Many      bool
+	// Where is a fixed SQL predicate on Table's own columns, ANDed (in parentheses) into
+	// every read of Table for this relation: only the rows it holds are nested. "": none.
+	Where string
+	// OrderBy orders the rows of a ParentKey or Through relation (nil: by Key); with Many
+	// false the first row in this order is the one nested.
+	OrderBy   []Order
 	Columns   []Column // nil: every column
 	Relations []RelationDef
+}
+
+// Order is one column of an ORDER BY.
+type Order struct {
+	Column string
+	Desc   bool
 }
 
 // Through is the join table of a many-to-many relation.
@@ -65,11 +83,13 @@ type node struct {
 	parent    *node // nil for the root
 	name      string
 	table     string
-	key       string
-	from      string  // many-to-one: parent's column holding key
-	parentKey string  // one-to-many: own column holding the parent's key
-	through   Through // many-to-many
+	key       []string // one column but for a parent_key relation (RelationDef.Key)
+	from      string   // many-to-one: parent's column holding key
+	parentKey string   // one-to-many: own column holding the parent's key
+	through   Through  // many-to-many
 	many      bool
+	where     string   // RelationDef.Where: ANDed into the reads of table; "": none
+	order     []Order  // RelationDef.OrderBy: the rows' order before the key; nil: the key
 	cols      []Column // nil: every column
 	children  []*node
 	depth     int
@@ -118,7 +138,12 @@ func (n *node) fetch() []string {
 	for _, c := range n.cols {
 		add(c.Name)
 	}
-	add(n.key)
+	for _, c := range n.key {
+		add(c)
+	}
+	for _, o := range n.order {
+		add(o.Column)
+	}
 	add(n.parentKey)
 	for _, ch := range n.children {
 		add(ch.from)
@@ -134,9 +159,11 @@ func NewModel(entities []EntityDef) (*Model, error) {
 			ce.VersionField = DefaultVersionField
 		}
 		e := &Entity{Name: ce.Name, Index: ce.Index, VersionField: ce.VersionField}
-		e.root = &node{entity: e, table: ce.Table, key: ce.Key, cols: ce.Columns}
+		e.root = &node{entity: e, table: ce.Table, key: []string{ce.Key}, cols: ce.Columns}
 		m.add(e.root)
-		m.relations(e.root, ce.Relations)
+		if err := m.relations(e.root, ce.Relations); err != nil {
+			return nil, fmt.Errorf("build entity model: %s: %w", ce.Name, err)
+		}
 		e.root.setLayout()
 		m.entities = append(m.entities, e)
 	}
@@ -146,19 +173,35 @@ func NewModel(entities []EntityDef) (*Model, error) {
 	return m, nil
 }
 
-func (m *Model) relations(parent *node, rels []RelationDef) {
+func (m *Model) relations(parent *node, rels []RelationDef) error {
 	for _, r := range rels {
 		n := &node{entity: parent.entity, parent: parent, name: r.Name, table: r.Table, key: r.Key,
 			from: r.From, parentKey: r.ParentKey, through: r.Through, many: r.Many || r.Through.Table != "",
-			cols: r.Columns, depth: parent.depth + 1}
+			where: r.Where, order: r.OrderBy, cols: r.Columns, depth: parent.depth + 1}
+		switch {
+		case len(n.key) == 0:
+			return fmt.Errorf("relation %s: no key", r.Name)
+		case len(n.key) > 1 && n.kind() != linkParentKey:
+			return fmt.Errorf("relation %s: a composite key is for a parent_key relation only", r.Name)
+		case len(parent.key) > 1 && n.kind() != linkFrom:
+			return fmt.Errorf("relation %s: its parent %s has a composite key: only a from relation can nest in it", r.Name, parent.name)
+		}
 		parent.children = append(parent.children, n)
 		m.add(n)
 		if n.through.Table != "" {
 			m.byJoin[n.through.Table] = append(m.byJoin[n.through.Table], n)
 		}
-		m.relations(n, r.Relations)
+		if err := m.relations(n, r.Relations); err != nil {
+			return err
+		}
 	}
+	return nil
 }
+
+// col is the key column of a node whose key is one column: the root, a from or through
+// relation, and the parent of a parent_key or through relation (NewModel refuses a
+// composite key there).
+func (n *node) col() string { return n.key[0] }
 
 // setLayout fixes the JSON members and the columns to read of the node and its descendants,
 // once the tree is built.
@@ -223,17 +266,19 @@ func (m *Model) LinkColumns() []LinkColumn {
 		}
 		switch n.kind() {
 		case linkRoot:
-			add("key", n.table, n.key)
+			add("key", n.table, n.col())
 		case linkFrom:
 			add("from", n.parent.table, n.from)
-			add("key", n.table, n.key)
+			add("key", n.table, n.col())
 		case linkParentKey:
 			add("parent_key", n.table, n.parentKey)
-			add("key", n.table, n.key)
+			if len(n.key) == 1 { // a composite key is no link: nothing nested refers to it
+				add("key", n.table, n.col())
+			}
 		case linkThrough:
 			add("through.parent_key", n.through.Table, n.through.ParentKey)
 			add("through.key", n.through.Table, n.through.Key)
-			add("key", n.table, n.key)
+			add("key", n.table, n.col())
 		}
 		for _, c := range n.children {
 			walk(c, path+"."+c.name)

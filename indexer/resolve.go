@@ -74,7 +74,7 @@ func (r *resolver) add(c *Change) {
 			case linkRoot, linkFrom, linkThrough:
 				// Root: the id itself. from/through: this row's key, which parents hold;
 				// which parents hold it takes a lookup.
-				r.at(n).add(img[n.key], c.Version)
+				r.at(n).add(img[n.col()], c.Version)
 			case linkParentKey:
 				// The image names its parent: before AND after, so a child moved from
 				// parent A to B re-indexes both (invariant 5).
@@ -94,9 +94,11 @@ func (r *resolver) add(c *Change) {
 	}
 }
 
-// changed reports whether an update touched a column the node's documents show or link by.
+// changed reports whether an update touched a column the node's documents show, link,
+// order or filter by. The columns a where predicate reads are not known (it is SQL, not
+// parsed): any change to a filtered table's row counts, since it can move the row in or out.
 func (n *node) changed(before, after Row) bool {
-	if n.cols == nil {
+	if n.cols == nil || n.where != "" {
 		return !maps.Equal(before, after)
 	}
 	for _, c := range n.read {
@@ -124,11 +126,12 @@ func (r *resolver) resolve(ctx context.Context, q *counted) (map[Ref]int64, erro
 		if len(vs) == 0 {
 			continue
 		}
-		if err := r.up(ctx, q, n, vs); err != nil {
+		to, err := r.up(ctx, q, n, vs)
+		if err != nil {
 			return nil, err
 		}
-		if !slices.Contains(nodes, n.parent) {
-			nodes = append(nodes, n.parent)
+		if !slices.Contains(nodes, to) {
+			nodes = append(nodes, to)
 		}
 	}
 	out := map[Ref]int64{}
@@ -141,21 +144,32 @@ func (r *resolver) resolve(ctx context.Context, q *counted) (map[Ref]int64, erro
 	return out, nil
 }
 
-// up maps key values of node n to key values of its parent: the lookup query for changes
-// the event alone cannot place (a tag renamed -> every program with that tag).
-func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) error {
+// up maps key values of node n to key values of an ancestor, which it returns: the lookup
+// query for changes the event alone cannot place (a tag renamed -> every program with that
+// tag). A lookup reads the rows that link the values, and from those very rows the value
+// one level up; through a parent_key parent it reads the parent's parent_key column at once,
+// so a nested change climbs by the rows that hold it (its full identity, whatever the
+// parent's key: a department renamed -> the dept_emp rows of that dept_no -> exactly their
+// emp_no), never by a key value that other rows may share. A filtered parent's lookup holds
+// its where: a row outside it is in no document.
+func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) (*node, error) {
 	var table, match, parent string
+	var filter Filter
+	to := n.parent
 	switch n.kind() {
-	case linkFrom: // parents whose from column holds these keys
-		table, match, parent = n.parent.table, n.from, n.parent.key
+	case linkFrom: // parent rows whose from column holds these keys
+		table, match, parent, filter = n.parent.table, n.from, n.parent.col(), Filter{Where: n.parent.where}
+		if n.parent.kind() == linkParentKey { // those rows name their own parents
+			parent, to = n.parent.parentKey, n.parent.parent
+		}
 	case linkParentKey: // these rows' parent column
-		table, match, parent = n.table, n.key, n.parentKey
+		table, match, parent, filter = n.table, n.col(), n.parentKey, Filter{Where: n.where}
 	case linkThrough: // join rows pointing at these keys
 		table, match, parent = n.through.Table, n.through.Key, n.through.ParentKey
 	}
 	// A shared row renamed can match every parent: the rows are not held, only the keys.
-	up := r.at(n.parent)
-	err := q.Each(ctx, table, []string{match, parent}, match, vs.keys(), func(row Row) {
+	up := r.at(to)
+	err := q.Each(ctx, table, []string{match, parent}, match, vs.keys(), filter, func(row Row) {
 		// MySQL's comparison may return rows that hold none of the values byte for byte
 		// (another case under a _ci collation): they are not linked in any document.
 		if ver, ok := vs[row[match].match()]; ok {
@@ -163,7 +177,7 @@ func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) err
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)
+		return nil, fmt.Errorf("look up %s of %s.%s: %w", n.entity.Name, n.parent.table, n.name, err)
 	}
-	return nil
+	return to, nil
 }

@@ -11,18 +11,26 @@ type Source interface {
 
 // View is one consistent view of the source. Each call is one SQL query.
 type View interface {
-	// Rows returns the rows of table whose column where holds one of values, with the
-	// named columns (nil: all), encoded as Values. values is never empty.
-	Rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error)
+	// Rows returns the rows of table whose column where holds one of values and that
+	// filter holds, in filter's order, with the named columns (nil: all), encoded as Values.
+	// values is never empty.
+	Rows(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter) ([]Row, error)
 	// Each is Rows without holding the rows: fn sees one row at a time, and must not keep
 	// it (the next row may reuse it). Lookups that fan out to many rows use it, so that
 	// memory does not grow with them.
-	Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error
+	Each(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter, fn func(Row)) error
 	// Scan returns up to limit rows of table in the order of column key, those whose key is
 	// greater than after (every row from the first when after is null): keyset pagination,
 	// never OFFSET.
 	Scan(ctx context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error)
 	Close() error
+}
+
+// Filter narrows and orders a read of a relation's table (RelationDef.Where and OrderBy).
+// The zero Filter reads every matching row in no particular order.
+type Filter struct {
+	Where string  // an SQL predicate on the table's own columns, ANDed in parentheses; "": none
+	Order []Order // ORDER BY; nil: none
 }
 
 // SourceError is a read of the source that failed, as the SQL adapter classified it (one
@@ -59,11 +67,11 @@ type counted struct {
 	queries int
 }
 
-func (c *counted) Rows(ctx context.Context, table string, cols []string, where string, values []Value) ([]Row, error) {
+func (c *counted) Rows(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter) ([]Row, error) {
 	var out []Row
 	for chunk := range chunks(values, maxIn) {
 		c.queries++
-		rows, err := c.View.Rows(ctx, table, cols, where, chunk)
+		rows, err := c.View.Rows(ctx, table, cols, where, chunk, filter)
 		if err != nil {
 			return nil, err
 		}
@@ -72,10 +80,10 @@ func (c *counted) Rows(ctx context.Context, table string, cols []string, where s
 	return out, nil
 }
 
-func (c *counted) Each(ctx context.Context, table string, cols []string, where string, values []Value, fn func(Row)) error {
+func (c *counted) Each(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter, fn func(Row)) error {
 	for chunk := range chunks(values, maxIn) {
 		c.queries++
-		if err := c.View.Each(ctx, table, cols, where, chunk, fn); err != nil {
+		if err := c.View.Each(ctx, table, cols, where, chunk, filter, fn); err != nil {
 			return err
 		}
 	}

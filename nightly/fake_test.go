@@ -61,13 +61,13 @@ func (v *fakeView) row(id int) indexer.Row {
 	return indexer.Row{"id": indexer.Value(strconv.Itoa(id)), "title": indexer.Value(strconv.Quote(v.rows[id]))}
 }
 
-func (v *fakeView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+func (v *fakeView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter) ([]indexer.Row, error) {
 	var out []indexer.Row
-	err := v.Each(ctx, table, cols, where, values, func(r indexer.Row) { out = append(out, r) })
+	err := v.Each(ctx, table, cols, where, values, filter, func(r indexer.Row) { out = append(out, r) })
 	return out, err
 }
 
-func (v *fakeView) Each(_ context.Context, _ string, _ []string, _ string, values []indexer.Value, fn func(indexer.Row)) error {
+func (v *fakeView) Each(_ context.Context, _ string, _ []string, _ string, values []indexer.Value, _ indexer.Filter, fn func(indexer.Row)) error {
 	for _, val := range values {
 		id, err := strconv.Atoi(val.ID())
 		if err != nil {

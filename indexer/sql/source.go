@@ -127,10 +127,11 @@ type querier interface {
 
 func (v *view) Close() error { return v.done() }
 
-// Rows runs SELECT cols FROM table WHERE where IN (values). Identifiers come from the
-// validated configuration (letters, digits, _ and $) and are quoted anyway.
-func (v *view) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
-	q, args, err := v.in(ctx, table, cols, where, values)
+// Rows runs SELECT cols FROM table WHERE where IN (values) [AND (filter.Where)] [ORDER BY
+// filter.Order]. Identifiers come from the validated configuration (letters, digits, _ and
+// $) and are quoted anyway; the predicate is the configuration's, inserted as given.
+func (v *view) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter) ([]indexer.Row, error) {
+	q, args, err := v.in(ctx, table, cols, where, values, filter)
 	if err != nil || q == "" {
 		return nil, classify(err)
 	}
@@ -138,17 +139,18 @@ func (v *view) Rows(ctx context.Context, table string, cols []string, where stri
 }
 
 // Each is Rows one row at a time, in one map reused for every row.
-func (v *view) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
-	q, args, err := v.in(ctx, table, cols, where, values)
+func (v *view) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter, fn func(indexer.Row)) error {
+	q, args, err := v.in(ctx, table, cols, where, values, filter)
 	if err != nil || q == "" {
 		return classify(err)
 	}
 	return classify(v.each(ctx, table, q, args, true, fn))
 }
 
-// in is the statement SELECT cols FROM table WHERE where IN (values) and its arguments, each
-// value bound in the column's type; "" when no value can equal one of the column's.
-func (v *view) in(ctx context.Context, table string, cols []string, where string, values []indexer.Value) (string, []any, error) {
+// in is the statement SELECT cols FROM table WHERE where IN (values), narrowed and ordered by
+// filter, and its arguments, each value bound in the column's type; "" when no value can
+// equal one of the column's.
+func (v *view) in(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter) (string, []any, error) {
 	col, err := v.column(ctx, table, where)
 	if err != nil {
 		return "", nil, err
@@ -172,6 +174,20 @@ func (v *view) in(ctx context.Context, table string, cols []string, where string
 		return "", nil, nil
 	}
 	q.WriteByte(')')
+	if filter.Where != "" {
+		q.WriteString(" AND (" + filter.Where + ")")
+	}
+	for i, o := range filter.Order {
+		if i == 0 {
+			q.WriteString(" ORDER BY ")
+		} else {
+			q.WriteByte(',')
+		}
+		q.WriteString(quote(o.Column))
+		if o.Desc {
+			q.WriteString(" DESC")
+		}
+	}
 	return q.String(), args, nil
 }
 
