@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wyehq/wye/indexer"
 )
 
 // valid is a minimal valid configuration; cases below add to it or break it.
@@ -740,6 +743,79 @@ func TestRelationFaultsNameEntityAndField(t *testing.T) {
 				t.Fatalf("case does not apply: %q not in the base", tc.old)
 			}
 			got := faultLines(t, valid+strings.Replace(relationsBase, tc.old, tc.new, 1), Options{})
+			if !contains(got, tc.want) {
+				t.Errorf("faults %q\n  do not include %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// hrRelations is a valid employee entity using composite keys, order_by, where and many:
+// false with an order.
+const hrRelations = `
+entities:
+  - name: employee
+    index: employees
+    root: {table: hr.employees, key: emp_no}
+    relations:
+      - name: departments
+        table: hr.dept_emp
+        key: [emp_no, dept_no]
+        parent_key: emp_no
+        many: true
+        order_by: [from_date]
+        relations: [{name: department, table: hr.departments, key: dept_no, from: dept_no}]
+      - {name: current_title, table: hr.titles, key: [emp_no, title, from_date], parent_key: emp_no,
+         where: "to_date = '9999-01-01'"}
+      - {name: latest_salary, table: hr.salaries, key: [emp_no, from_date], parent_key: emp_no,
+         order_by: ["from_date DESC", emp_no]}
+`
+
+func TestCompositeKeysOrderByAndWhereLoad(t *testing.T) {
+	c := mustParse(t, valid+hrRelations, secrets)
+	defs := EntityDefs(c.Entities)[0].Relations
+	if !slices.Equal(defs[0].Key, []string{"emp_no", "dept_no"}) || !slices.Equal(defs[0].Relations[0].Key, []string{"dept_no"}) {
+		t.Errorf("keys = %v, %v", defs[0].Key, defs[0].Relations[0].Key)
+	}
+	if defs[1].Where != "to_date = '9999-01-01'" || defs[1].OrderBy != nil {
+		t.Errorf("current_title = %+v", defs[1])
+	}
+	if want := []indexer.Order{{Column: "from_date", Desc: true}, {Column: "emp_no"}}; !slices.Equal(defs[2].OrderBy, want) {
+		t.Errorf("order_by = %+v, want %+v", defs[2].OrderBy, want)
+	}
+	if _, err := indexer.NewModel(EntityDefs(c.Entities)); err != nil {
+		t.Errorf("model: %v", err)
+	}
+}
+
+func TestCompositeKeyOrderByAndWhereFaultsNameTheField(t *testing.T) {
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"composite key on from", "key: dept_no, from", "key: [dept_no, dept_name], from",
+			`entities[0].relations[0].relations[0].key: "[dept_no, dept_name]": a composite key is for a parent_key (one-to-many) relation: a from or through relation links one column, the related table's own key`},
+		{"bad key column", "key: [emp_no, dept_no]", "key: [emp_no, \"dept no\"]",
+			`entities[0].relations[0].key[1]: "dept no": want a column name (letters, digits, _ or $)`},
+		{"repeated key column", "key: [emp_no, dept_no]", "key: [emp_no, emp_no]",
+			`entities[0].relations[0].key[1]: "emp_no": duplicate column`},
+		{"empty key list", "key: [emp_no, dept_no]", "key: []", `entities[0].relations[0].key: must not be empty`},
+		{"parent_key under a composite key", "relations: [{name: department, table: hr.departments, key: dept_no, from: dept_no}]",
+			"relations: [{name: notes, table: hr.notes, key: id, parent_key: emp_no}]",
+			`entities[0].relations[0].relations[0]: its parent relation has a composite key: only a from relation can nest in it (a parent_key or through relation refers to one key column)`},
+		{"bad direction", `"from_date DESC"`, `"from_date down"`,
+			`entities[0].relations[2].order_by[0]: "from_date down": want "column", "column asc" or "column desc"`},
+		{"order_by column", `"from_date DESC"`, `"from-date desc"`,
+			`entities[0].relations[2].order_by[0]: "from-date desc": column: want letters, digits, _ or $`},
+		{"order_by on from", "key: dept_no, from: dept_no", "key: dept_no, from: dept_no, order_by: [dept_name]",
+			`entities[0].relations[0].relations[0].order_by: a many-to-one relation (from) has one row per parent: remove order_by`},
+		{"blank where", `where: "to_date = '9999-01-01'"`, `where: " "`,
+			`entities[0].relations[1].where: " ": want an SQL predicate on the relation's table, or no where`},
+		{"key neither column nor list", "key: [emp_no, title, from_date]", "key: {a: b}",
+			`entities[0].relations[1].key: want a column or a list of columns`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(hrRelations, tc.old) {
+				t.Fatalf("case does not apply: %q not in the base", tc.old)
+			}
+			got := faultLines(t, valid+strings.Replace(hrRelations, tc.old, tc.new, 1), Options{})
 			if !contains(got, tc.want) {
 				t.Errorf("faults %q\n  do not include %q", got, tc.want)
 			}

@@ -214,7 +214,7 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 		}
 		slices.Sort(moved)
 		if !slices.Equal(moved, wantMoved) {
-			t.Errorf("%s: renaming d003 rewrote %d documents, want exactly its %d employees and the sentinel: got %v, want %v",
+			t.Errorf("%s: renaming d003 rewrote %d documents, want exactly its %d employees and the sentinel: got %.300v, want %.300v",
 				c, len(moved), len(inDept), moved, wantMoved)
 		}
 	}

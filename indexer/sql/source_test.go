@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -97,5 +98,28 @@ func TestValuesBindInTheColumnsOwnTypeAndCharset(t *testing.T) {
 		if expr, arg, ok := tc.col.bind(tc.v); ok {
 			t.Errorf("bind %s to %+v = %q %#v, want left out", tc.v, tc.col, expr, arg)
 		}
+	}
+}
+
+// TestRelationReadsCarryTheWhereAndOrderBy prevents a filter or order applied in Go only: the
+// predicate goes into the statement as configured, in parentheses after the key match (so an
+// OR in it cannot widen the match), and the order with quoted columns.
+func TestRelationReadsCarryTheWhereAndOrderBy(t *testing.T) {
+	src := &Source{tables: map[string]columns{"hr.titles": {"emp_no": {typ: "int"}}}}
+	v := &view{src: src}
+	q, args, err := v.in(context.Background(), "hr.titles", []string{"title", "from_date"}, "emp_no",
+		[]indexer.Value{"1", "2"}, indexer.Filter{Where: "to_date = '9999-01-01' OR title = 'x'",
+			Order: []indexer.Order{{Column: "from_date", Desc: true}, {Column: "title"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "SELECT `title`,`from_date` FROM `hr`.`titles` WHERE `emp_no` IN (?,?) AND (to_date = '9999-01-01' OR title = 'x')" +
+		" ORDER BY `from_date` DESC,`title`"
+	if q != want || len(args) != 2 {
+		t.Errorf("statement:\n got  %s %v\n want %s", q, args, want)
+	}
+	q, _, _ = v.in(context.Background(), "hr.titles", nil, "emp_no", []indexer.Value{"1"}, indexer.Filter{})
+	if q != "SELECT * FROM `hr`.`titles` WHERE `emp_no` IN (?)" {
+		t.Errorf("unfiltered statement: %s", q)
 	}
 }
