@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wyehq/wye/nightly"
 )
 
 // hrSchema is a small `employees` sample: history tables with composite primary keys, and
@@ -95,7 +101,10 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 	}
 	r.entities = append(r.entities, fmt.Sprintf(hrEntity, index, r.db))
 	metrics := freePort(t)
-	out := startWye(t, r, "wye run", "run", "-c", r.config(metrics), "--name", "idx_"+r.id)
+	// A control schema of its own: the nightly at the end takes its epoch from this reader's
+	// checkpoint.
+	cfg := withControl(t, r.config(metrics), privateControl(t))
+	out := startWye(t, r, "wye run", "run", "-c", cfg, "--name", "idx_"+r.id)
 	eventually(t, 30*time.Second, func() error {
 		if err := readyz(metrics); err != nil {
 			return err
@@ -106,7 +115,7 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 		return nil
 	})
 
-	exec := func(q string, args ...any) {
+	run := func(q string, args ...any) {
 		t.Helper()
 		if _, err := r.app.Exec(q, args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -114,7 +123,7 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(18, 2))
 	depts := []string{"d001", "d002", "d003", "d004", "d005"}
-	exec("INSERT INTO departments VALUES ('d001','Marketing'),('d002','Finance'),('d003','Human Resources'),('d004','Production'),('d005','Development')")
+	run("INSERT INTO departments VALUES ('d001','Marketing'),('d002','Finance'),('d003','Human Resources'),('d004','Production'),('d005','Development')")
 	// Few distinct dates: every from_date is shared by employees of every department.
 	dates := []string{"1990-01-01", "1995-06-01", "2000-03-15"}
 	var emps, deptEmp, titles, salaries []string
@@ -129,18 +138,18 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 		salaries = append(salaries, fmt.Sprintf("(%d,%d,'2011-01-01','9999-01-01')", e, 60000+e),
 			fmt.Sprintf("(%d,%d,'%s','2011-01-01')", e, 40000+e, hire))
 	}
-	exec("INSERT INTO employees VALUES " + strings.Join(emps, ","))
-	exec("INSERT INTO dept_emp VALUES " + strings.Join(deptEmp, ","))
-	exec("INSERT INTO titles VALUES " + strings.Join(titles, ","))
-	exec("INSERT INTO salaries VALUES " + strings.Join(salaries, ","))
+	run("INSERT INTO employees VALUES " + strings.Join(emps, ","))
+	run("INSERT INTO dept_emp VALUES " + strings.Join(deptEmp, ","))
+	run("INSERT INTO titles VALUES " + strings.Join(titles, ","))
+	run("INSERT INTO salaries VALUES " + strings.Join(salaries, ","))
 
 	h := hrRig{r: r, index: index}
 	h.converge(t)
 
 	// Promotions: the current title closed, a new one current from today.
 	for e := 1; e <= 30; e++ {
-		exec("UPDATE titles SET to_date = '2024-05-01' WHERE emp_no = ? AND to_date = '9999-01-01'", e)
-		exec("INSERT INTO titles VALUES (?, 'Engineer', '2024-05-01', '9999-01-01')", e)
+		run("UPDATE titles SET to_date = '2024-05-01' WHERE emp_no = ? AND to_date = '9999-01-01'", e)
+		run("INSERT INTO titles VALUES (?, 'Engineer', '2024-05-01', '9999-01-01')", e)
 	}
 	// Moves: the old dept_emp row closed and a row in another department; for some, the row
 	// itself moved to another department (its key changes).
@@ -149,23 +158,23 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 		must(t, r.app.QueryRow("SELECT dept_no FROM dept_emp WHERE emp_no = ?", e).Scan(&cur))
 		next := depts[(slices.Index(depts, cur)+1)%len(depts)]
 		if e%2 == 0 {
-			exec("UPDATE dept_emp SET to_date = '2024-02-01' WHERE emp_no = ?", e)
-			exec("INSERT INTO dept_emp VALUES (?, ?, '2024-02-01', '9999-01-01')", e, next)
+			run("UPDATE dept_emp SET to_date = '2024-02-01' WHERE emp_no = ?", e)
+			run("INSERT INTO dept_emp VALUES (?, ?, '2024-02-01', '9999-01-01')", e, next)
 		} else {
-			exec("UPDATE dept_emp SET dept_no = ? WHERE emp_no = ?", next, e)
+			run("UPDATE dept_emp SET dept_no = ? WHERE emp_no = ?", next, e)
 		}
 	}
 	// A title leaves the where with no successor: current_title becomes null.
-	exec("UPDATE titles SET to_date = '2024-03-01' WHERE emp_no IN (51, 52) AND to_date = '9999-01-01'")
+	run("UPDATE titles SET to_date = '2024-03-01' WHERE emp_no IN (51, 52) AND to_date = '9999-01-01'")
 	// Raises: a later salary row is the latest; an older one added is not.
 	for e := 53; e <= 70; e++ {
-		exec("UPDATE salaries SET to_date = '2024-01-01' WHERE emp_no = ? AND to_date = '9999-01-01'", e)
-		exec("INSERT INTO salaries VALUES (?, ?, '2024-01-01', '9999-01-01'), (?, 1, '1980-01-01', '1981-01-01')", e, 90000+e, e)
+		run("UPDATE salaries SET to_date = '2024-01-01' WHERE emp_no = ? AND to_date = '9999-01-01'", e)
+		run("INSERT INTO salaries VALUES (?, ?, '2024-01-01', '9999-01-01'), (?, 1, '1980-01-01', '1981-01-01')", e, 90000+e, e)
 	}
 	// Deletes: a current title, a whole employee.
-	exec("DELETE FROM titles WHERE emp_no = 71 AND to_date = '9999-01-01'")
+	run("DELETE FROM titles WHERE emp_no = 71 AND to_date = '9999-01-01'")
 	for _, table := range []string{"titles", "salaries", "dept_emp", "employees"} {
-		exec("DELETE FROM "+table+" WHERE emp_no = ?", 72)
+		run("DELETE FROM "+table+" WHERE emp_no = ?", 72)
 	}
 	want := h.converge(t)
 	if d := want["1"]; d["current_title"].(map[string]any)["title"] != "Engineer" || len(d["titles"].([]any)) != 3 {
@@ -199,9 +208,9 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 	if len(inDept) < 20 || len(inDept) > hrEmployees/2 {
 		t.Fatalf("%d employees in d003: the draw does not test exactness", len(inDept))
 	}
-	exec("UPDATE departments SET dept_name = 'People' WHERE dept_no = 'd003'")
+	run("UPDATE departments SET dept_name = 'People' WHERE dept_no = 'd003'")
 	// Written after the rename: once the sentinel shows, the rename's batch is written.
-	exec("UPDATE employees SET first_name = 'Sentinel' WHERE emp_no = ?", sentinel)
+	run("UPDATE employees SET first_name = 'Sentinel' WHERE emp_no = ?", sentinel)
 	h.converge(t)
 	wantMoved := append(slices.Clone(inDept), sentinel)
 	slices.Sort(wantMoved)
@@ -219,6 +228,29 @@ func TestRenamingADepartmentReindexesExactlyItsEmployees(t *testing.T) {
 		}
 	}
 	t.Logf("renaming d003 re-indexed %d employees of %d", len(inDept), hrEmployees-1)
+
+	// The resync builds every document as the stream did, byte for byte where it matters:
+	// the same rows in the same order, so it finds nothing to write.
+	report := filepath.Join(t.TempDir(), "nightly.json")
+	nightlyRun := exec.Command(wyeBinary(t), "nightly", "-c", cfg, "--dry-run", "--entities", "employee", "--report", report)
+	u, _ := url.Parse(amqpURL)
+	amqpPass, _ := u.User.Password()
+	nightlyRun.Env = append(os.Environ(), "WYE_SOURCE_PASSWORD="+mysqlSrcPass, "WYE_AMQP_PASSWORD="+amqpPass)
+	if b, err := nightlyRun.CombinedOutput(); err != nil {
+		t.Fatalf("wye nightly --dry-run: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(report)
+	must(t, err)
+	var rep nightly.Report
+	must(t, json.Unmarshal(b, &rep))
+	if len(rep.Entities) != 1 || rep.Entities[0].Rows != hrEmployees-1 {
+		t.Fatalf("nightly report: %s", b)
+	}
+	for _, c := range rep.Entities[0].Clusters {
+		if c.Missing+c.Different+c.Orphans != 0 {
+			t.Errorf("nightly finds %s unlike MySQL: %d missing, %d different, %d orphans", c.Cluster, c.Missing, c.Different, c.Orphans)
+		}
+	}
 }
 
 // hrRig reads the employee documents of one test.
