@@ -283,7 +283,6 @@ func Unmapped(doc Document, mappings map[string]any) (missing, unknown []string)
 	return missing, unknown
 }
 
-
 // decide is the planning rule, without I/O: ip has Alias and Target set, def is the
 // configured version's definition, older the definitions of the other live versions.
 func decide(ip IndexPlan, def *Definition, older map[string]*Definition, live *Live) IndexPlan {
