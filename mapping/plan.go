@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Cluster is one cluster as the mapping commands see it.
@@ -229,9 +230,10 @@ func planIndex(ctx context.Context, set *Set, t Cluster, opts Options, idx strin
 func checkDocument(ip IndexPlan, doc Document) IndexPlan {
 	missing, unknown := Unmapped(doc, ip.def.Mappings)
 	ip.Unmapped = missing
-	for _, u := range unknown {
+	if len(unknown) > 0 {
 		ip.Notes = append(ip.Notes, fmt.Sprintf("%s: the fields read from %s are not checked against %s: the entity "+
-			"omits its columns (every column is read); list them, or see them with `wye entity show`", ip.Alias, u, ip.Target))
+			"omits their columns (every column is read); list them, or see them with `wye entity show`",
+			ip.Alias, strings.Join(unknown, ", "), ip.Target))
 	}
 	if len(missing) > 0 && (ip.Status == StatusOK || ip.Status == StatusPending) {
 		ip.Status = StatusUnmapped

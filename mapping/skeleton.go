@@ -137,7 +137,7 @@ const (
 //   - keys and link columns, and columns named id or *_id: keyword (term lookups; ids are
 //     not summed), whatever their SQL type;
 //   - TINYINT, SMALLINT, MEDIUMINT, INT, YEAR: integer; INT UNSIGNED, BIGINT, BIT: long;
-//     BIGINT UNSIGNED: unsigned_long;
+//     BIGINT UNSIGNED: double (unsigned_long needs x-pack on Elasticsearch);
 //   - FLOAT: float; DOUBLE: double; DECIMAL: double with coerce (wye sends "4.50" as a
 //     string; scaled_float would be exact but needs the mapper-extras module);
 //   - CHAR/VARCHAR up to SkeletonKeywordMax characters, ENUM, SET, TIME: keyword; longer
@@ -233,7 +233,9 @@ func fieldType(c Column, key bool) map[string]any {
 		return t("integer")
 	case "bigint":
 		if unsigned {
-			return t("unsigned_long")
+			// unsigned_long is an x-pack type on Elasticsearch, absent from minimal builds:
+			// double takes every value (exact in _source, rounded above 2^53 in queries).
+			return t("double")
 		}
 		return t("long")
 	case "bit":

@@ -137,7 +137,7 @@ func TestSkeletonTypesFollowHowWyeEncodesEachColumnType(t *testing.T) {
 		{Column{DataType: "year"}, false, `{"type":"integer"}`},
 		{Column{DataType: "bit", ColumnType: "bit(8)"}, false, `{"type":"long"}`},
 		{Column{DataType: "int", ColumnType: "int(10) unsigned"}, false, `{"type":"long"}`},
-		{Column{DataType: "bigint", ColumnType: "bigint(20) unsigned"}, false, `{"type":"unsigned_long"}`},
+		{Column{DataType: "bigint", ColumnType: "bigint(20) unsigned"}, false, `{"type":"double"}`},
 		{Column{DataType: "bigint", ColumnType: "bigint(20)"}, true, `{"type":"keyword"}`},
 		{Column{DataType: "json"}, false, `{"enabled":false,"type":"object"}`},
 		{Column{DataType: "blob"}, false, `{"properties":{"$base64":{"type":"binary"}}}`},
