@@ -136,18 +136,27 @@ func showDocument(ctx context.Context, model *indexer.Model, src indexer.Source,
 // entityDocument is the shape of the documents of entity name, with the column types read
 // from the source's information_schema.
 func entityDocument(ctx context.Context, cfg *config.Config, name string) (mapping.Document, error) {
-	model, e, err := entityOf(cfg, name)
+	_, e, err := entityOf(cfg, name)
 	if err != nil {
 		return mapping.Document{}, err
 	}
+	cols, err := sourceColumns(ctx, cfg, e.Tables())
+	if err != nil {
+		return mapping.Document{}, err
+	}
+	return entityDocuments(cfg, cols)[e.Index], nil
+}
+
+// sourceColumns reads the columns of tables from the source's information_schema.
+func sourceColumns(ctx context.Context, cfg *config.Config, tables []string) (mapping.Columns, error) {
 	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 1)
 	if err != nil {
-		return mapping.Document{}, err
+		return nil, err
 	}
 	defer src.Close()
-	read, err := src.Columns(ctx, e.Tables())
+	read, err := src.Columns(ctx, tables)
 	if err != nil {
-		return mapping.Document{}, err
+		return nil, err
 	}
 	cols := mapping.Columns{}
 	for table, cs := range read {
@@ -155,18 +164,13 @@ func entityDocument(ctx context.Context, cfg *config.Config, name string) (mappi
 			cols[table] = append(cols[table], mapping.Column(c))
 		}
 	}
-	for _, def := range config.EntityDefs(cfg.Entities) {
-		if def.Name == name {
-			return mapping.DocumentOf(def, model.LinkColumns(), cols), nil
-		}
-	}
-	return mapping.Document{}, fmt.Errorf("entity %q: no definition", name) // entityOf found it: unreachable
+	return cols, nil
 }
 
-// entityDocuments are the documents of every configured entity by index, as far as the
-// configuration tells (no source is read: the fields of a table whose columns are omitted
-// are not known).
-func entityDocuments(cfg *config.Config) map[string]mapping.Document {
+// entityDocuments are the documents of every configured entity by index. cols are the
+// source's columns, nil when not read: then the fields of a table whose columns are omitted
+// are not known.
+func entityDocuments(cfg *config.Config, cols mapping.Columns) map[string]mapping.Document {
 	if len(cfg.Entities) == 0 {
 		return nil
 	}
@@ -176,7 +180,7 @@ func entityDocuments(cfg *config.Config) map[string]mapping.Document {
 	}
 	out := map[string]mapping.Document{}
 	for _, def := range config.EntityDefs(cfg.Entities) {
-		out[def.Index] = mapping.DocumentOf(def, model.LinkColumns(), nil)
+		out[def.Index] = mapping.DocumentOf(def, model.LinkColumns(), cols)
 	}
 	return out
 }

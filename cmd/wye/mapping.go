@@ -26,6 +26,7 @@ type mappingFlags struct {
 	clusters []string
 	json     bool
 	dryRun   bool
+	source   bool // read the entities' columns from the source (information_schema)
 }
 
 // driftError is a check that found drift or an incomplete step: exit 1, after the plan or
@@ -55,6 +56,8 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 	bindKeys(pf, "mappings", "mapping.dir", "index-prefix", "mapping.index_prefix", "version-field", "mapping.version_field")
 	pf.StringSliceVar(&f.clusters, "cluster", nil, "only these clusters (repeatable; default all)")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+	pf.BoolVar(&f.source, "source", false, "read the entities' columns from the source's information_schema, so that the fields "+
+		"of tables whose columns are omitted are checked too (needs the source's secret)")
 
 	cmd.AddCommand(
 		&cobra.Command{
@@ -241,10 +244,25 @@ type mappingSession struct {
 // runMapping loads the configuration and the mapping files, connects to the clusters and
 // checks every definition against every reachable engine before fn may write anything.
 func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(context.Context, io.Writer, *mappingSession) error) error {
-	// The mapping commands talk to the clusters only (docs/mapping.md, "Secrets").
-	cfg, err := loadConfigNeeding(cmd, g, config.NeedClusters)
+	// The mapping commands talk to the clusters only (docs/mapping.md, "Secrets"), and to the
+	// source's information_schema with --source.
+	need := config.NeedClusters
+	if f.source {
+		need |= config.NeedSource
+	}
+	cfg, err := loadConfigNeeding(cmd, g, need)
 	if err != nil {
 		return err
+	}
+	var cols mapping.Columns
+	if f.source {
+		model, err := newModel(cfg)
+		if err != nil {
+			return usageError{err}
+		}
+		if cols, err = sourceColumns(cmd.Context(), cfg, model.Tables()); err != nil {
+			return err
+		}
 	}
 	m := cfg.Mapping
 	set, err := mapping.Load(m.Dir, mapping.LoadOptions{VersionField: m.VersionField})
@@ -266,7 +284,7 @@ func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(con
 			}
 		}
 	}
-	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix, Documents: entityDocuments(cfg)},
+	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix, Documents: entityDocuments(cfg, cols)},
 		targets: connectMappingClusters(clusters)}
 	if err := mapping.Resolve(set, s.targets); err != nil {
 		return usageError{fmt.Errorf("check mappings against the clusters:\n%w", err)}
