@@ -66,7 +66,7 @@ func newEntityCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	}
-	show.Flags().BoolVar(&compact, "compact", false, "one line of JSON, byte for byte the _source the indexer writes")
+	show.Flags().BoolVar(&compact, "compact", false, "one line of JSON: the _source bytes the indexer writes, but for the version (0)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the configured entities: name, index (alias), root table and key",
