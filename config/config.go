@@ -348,6 +348,10 @@ type Options struct {
 	// {"indexer.retry_delays": "1s,5s"}. A path that cannot be overridden (a list of mappings,
 	// a literal secret, an unknown key) is an error.
 	Overrides map[string]string
+	// Need is the sections whose secrets are resolved (zero: all). A command that only talks
+	// to the clusters passes NeedClusters: the source, control and broker passwords may then
+	// be unset in its environment.
+	Need Need
 }
 
 // Load reads the YAML file at path, applies the defaults, WYE_* environment overrides and
@@ -409,7 +413,7 @@ func parse(data []byte, opts Options) (*Config, error) {
 	d.value("", v.AllSettings(), reflect.ValueOf(&c).Elem())
 
 	faults := d.faults
-	later := resolveSecrets(&c, lookup)
+	later := resolveSecrets(&c, lookup, opts.Need)
 	if err := c.Validate(); err != nil {
 		later = append(later, err.(Errors)...)
 	}

@@ -75,10 +75,14 @@ var (
 // resolveSecrets fills every Secret field X from the key the user chose: the literal X, the
 // environment variable named by X_env, or the file named by X_file (one trailing newline
 // trimmed). It reports a missing variable, an unreadable or empty file, and more than one
-// source for the same secret.
-func resolveSecrets(c *Config, lookupEnv func(string) (string, bool)) Errors {
+// source for the same secret. The secrets of the sections need leaves out stay empty and
+// unchecked: a command that does not connect there needs no password for them.
+func resolveSecrets(c *Config, lookupEnv func(string) (string, bool), need Need) Errors {
 	var faults Errors
 	walkStructs("", reflect.ValueOf(c).Elem(), func(path string, v reflect.Value) {
+		if !need.resolves(path) {
+			return
+		}
 		t := v.Type()
 		for i := range t.NumField() {
 			if t.Field(i).Type != secretType {
@@ -131,6 +135,43 @@ func resolveSecrets(c *Config, lookupEnv func(string) (string, bool)) Errors {
 		}
 	})
 	return faults
+}
+
+// Need names the sections of the configuration whose secrets Load resolves: the servers a
+// command connects to. The zero value is every section (NeedAll). Validation does not
+// depend on it: every section is validated, secrets by which of their keys are set.
+type Need uint8
+
+const (
+	NeedSource   Need = 1 << iota // source.password*
+	NeedControl                   // control.password*
+	NeedAMQP                      // amqp.password*
+	NeedClusters                  // clusters[].auth.*
+	// NeedNoSecret resolves none: a command that reads the file only (wye entity list).
+	NeedNoSecret
+
+	NeedAll = NeedSource | NeedControl | NeedAMQP | NeedClusters
+)
+
+// resolves reports whether the secrets of the struct at path (source.tls, clusters[2].auth)
+// are resolved.
+func (n Need) resolves(path string) bool {
+	if n == 0 {
+		n = NeedAll
+	}
+	section, _, _ := strings.Cut(path, ".")
+	section, _, _ = strings.Cut(section, "[")
+	switch section {
+	case "source":
+		return n&NeedSource != 0
+	case "control":
+		return n&NeedControl != 0
+	case "amqp":
+		return n&NeedAMQP != 0
+	case "clusters":
+		return n&NeedClusters != 0
+	}
+	return n&NeedAll == NeedAll // a secret elsewhere: only when every section is needed
 }
 
 // stringField returns the string field tagged key in struct v, or "".

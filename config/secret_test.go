@@ -112,3 +112,30 @@ func assertNoSecret(t *testing.T, what, out string) {
 		}
 	}
 }
+
+// TestClusterOnlyCommandLoadsWithoutTheDatabaseAndBrokerPasswords prevents `wye mapping plan`
+// from asking for passwords of servers it never contacts (issue 18): with NeedClusters an
+// unset source password variable is no fault, the clusters' secrets still resolve, and a
+// missing cluster secret is still reported.
+func TestClusterOnlyCommandLoadsWithoutTheDatabaseAndBrokerPasswords(t *testing.T) {
+	clustersOnly := env{"WYE_ES7_PASSWORD": "es7-env-secret", "WYE_ES8_API_KEY": "es8-env-secret"}
+	if _, err := Load("testdata/full.yaml", Options{LookupEnv: clustersOnly.lookup}); err == nil ||
+		!strings.Contains(err.Error(), "source.password_env") {
+		t.Fatalf("every section needed: want the unset source password reported, got %v", err)
+	}
+	c, err := Load("testdata/full.yaml", Options{LookupEnv: clustersOnly.lookup, Need: NeedClusters})
+	if err != nil {
+		t.Fatalf("NeedClusters: %v", err)
+	}
+	if c.Clusters[0].Auth.Password.Reveal() != "es7-env-secret" || !c.Source.Password.IsZero() || !c.AMQP.Password.IsZero() {
+		t.Fatalf("NeedClusters resolved the wrong secrets: es7 %q, source set %v, amqp set %v",
+			c.Clusters[0].Auth.Password.Reveal(), !c.Source.Password.IsZero(), !c.AMQP.Password.IsZero())
+	}
+	if _, err := Load("testdata/full.yaml", Options{LookupEnv: env{}.lookup, Need: NeedClusters}); err == nil ||
+		!strings.Contains(err.Error(), "clusters[0].auth.password_env") || strings.Contains(err.Error(), "source.") {
+		t.Fatalf("NeedClusters without the cluster secrets: want clusters[0].auth.password_env alone, got %v", err)
+	}
+	if _, err := Load("testdata/full.yaml", Options{LookupEnv: env{}.lookup, Need: NeedNoSecret}); err != nil {
+		t.Fatalf("NeedNoSecret: %v", err)
+	}
+}

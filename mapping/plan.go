@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Cluster is one cluster as the mapping commands see it.
@@ -21,6 +22,9 @@ type Options struct {
 	// Prefix is put before every index and alias name wye manages, so that tests and
 	// several environments can share a cluster: "e2e1234_" -> e2e1234_programs_v1.
 	Prefix string
+	// Documents are the documents each index's entity writes, by index (without prefix). Plan
+	// reports the fields of them the strict mapping lacks (IndexPlan.Unmapped).
+	Documents map[string]Document
 }
 
 // AliasName is the application-facing name of index: "<prefix><index>".
@@ -36,6 +40,7 @@ const (
 	StatusOK       Status = "ok"       // nothing to do, no drift
 	StatusPending  Status = "pending"  // apply has actions to do
 	StatusDrift    Status = "drift"    // a live index differs from its definition
+	StatusUnmapped Status = "unmapped" // the entity writes fields the definition lacks (Unmapped)
 	StatusConflict Status = "conflict" // something wye cannot fix by itself (see Notes)
 	StatusFailed   Status = "error"    // the cluster or the definition could not be read
 )
@@ -77,6 +82,9 @@ type IndexPlan struct {
 	Status   Status   `json:"status"`
 	Actions  []Action `json:"actions,omitempty"`
 	Drift    []Drift  `json:"drift,omitempty"`
+	// Unmapped are the field paths the entity's documents carry that the configured version's
+	// strict mapping lacks: every such document would be refused (and parked).
+	Unmapped []string `json:"unmapped,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Error    string   `json:"error,omitempty"`
 
@@ -90,6 +98,19 @@ func (ip IndexPlan) targetDrifted() bool {
 		}
 	}
 	return false
+}
+
+// Unmapped counts the index families whose mapping lacks fields their entity writes.
+func (p *Plan) Unmapped() int {
+	n := 0
+	for _, c := range p.Clusters {
+		for _, ip := range c.Indices {
+			if len(ip.Unmapped) > 0 {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // HasDrift reports whether any cluster drifted or is in conflict.
@@ -196,7 +217,72 @@ func planIndex(ctx context.Context, set *Set, t Cluster, opts Options, idx strin
 			}
 		}
 	}
-	return decide(ip, def, older, live)
+	ip = decide(ip, def, older, live)
+	if doc, ok := opts.Documents[idx]; ok {
+		ip = checkDocument(ip, doc)
+	}
+	return ip
+}
+
+// checkDocument records in ip the fields doc's documents carry that the target's definition
+// lacks. They are a finding like drift: the status becomes unmapped unless it is worse
+// (conflict, drift), and apply still creates what is missing.
+func checkDocument(ip IndexPlan, doc Document) IndexPlan {
+	missing, unknown := Unmapped(doc, ip.def.Mappings)
+	ip.Unmapped = missing
+	if len(unknown) > 0 {
+		ip.Notes = append(ip.Notes, fmt.Sprintf("%s: the fields read from %s are not checked against %s: the entity "+
+			"omits their columns (every column is read); list them, or see them with `wye entity show`",
+			ip.Alias, strings.Join(unknown, ", "), ip.Target))
+	}
+	if len(missing) > 0 && (ip.Status == StatusOK || ip.Status == StatusPending) {
+		ip.Status = StatusUnmapped
+	}
+	return ip
+}
+
+// Unmapped compares the fields of doc's documents with mappings (a definition's normalized
+// mappings): missing are the field paths ("episodes.season") that the mapping lacks where it
+// is strict, so that a document carrying them is refused; unknown the tables whose columns are
+// not known (Object.Open), which could not be checked. Below an
+// object that is not strict (dynamic true or false) or not parsed (enabled false, flattened,
+// flat_object) any field is accepted.
+func Unmapped(doc Document, mappings map[string]any) (missing, unknown []string) {
+	var walk func(o Object, path string, props map[string]any, dynamic string)
+	walk = func(o Object, path string, props map[string]any, dynamic string) {
+		if o.Open {
+			unknown = append(unknown, o.Table)
+		}
+		for _, f := range o.Fields {
+			fp := f.Name
+			if path != "" {
+				fp = path + "." + f.Name
+			}
+			m, _ := props[f.Name].(map[string]any)
+			if m == nil {
+				if dynamic == "strict" {
+					missing = append(missing, fp)
+				}
+				continue
+			}
+			if f.Relation == nil || fmt.Sprint(m["enabled"]) == "false" || m["type"] == "flattened" || m["type"] == "flat_object" {
+				continue
+			}
+			sub, _ := m["properties"].(map[string]any)
+			d := dynamic
+			if v, ok := m["dynamic"]; ok {
+				d = fmt.Sprint(v)
+			}
+			walk(*f.Relation, fp, sub, d)
+		}
+	}
+	props, _ := mappings["properties"].(map[string]any)
+	dynamic := "true"
+	if v, ok := mappings["dynamic"]; ok {
+		dynamic = fmt.Sprint(v)
+	}
+	walk(doc.Object, "", props, dynamic)
+	return missing, unknown
 }
 
 // decide is the planning rule, without I/O: ip has Alias and Target set, def is the

@@ -56,6 +56,18 @@ func (p *Plan) WriteTable(w io.Writer) error {
 			}
 		}
 	}
+	for _, c := range p.Clusters {
+		for _, ip := range c.Indices {
+			if len(ip.Unmapped) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\nUNMAPPED on cluster %s, index %s: the entity writes these fields, which the strict mapping "+
+				"refuses (every document carrying one is parked):\n", c.Cluster, ip.Target)
+			for _, f := range ip.Unmapped {
+				b.WriteString("  - field " + f + "\n")
+			}
+		}
+	}
 	first := true
 	for _, c := range p.Clusters {
 		for _, ip := range c.Indices {
@@ -83,10 +95,13 @@ func (ip IndexPlan) summary() string {
 		return "CONFLICT: see the notes below"
 	}
 	var parts []string
+	if len(ip.Unmapped) > 0 {
+		parts = append(parts, fmt.Sprintf("UNMAPPED: %d entity field(s), see below", len(ip.Unmapped)))
+	}
 	if ip.Status == StatusDrift {
 		parts = append(parts, fmt.Sprintf("DRIFT: %d difference(s), see below", len(ip.Drift)))
 		if ip.targetDrifted() {
-			return parts[0] + "; apply will not touch " + ip.Target
+			return strings.Join(parts, "; ") + "; apply will not touch " + ip.Target
 		}
 	}
 	for _, a := range ip.Actions {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -24,6 +26,7 @@ type mappingFlags struct {
 	clusters []string
 	json     bool
 	dryRun   bool
+	source   bool // read the entities' columns from the source (information_schema)
 }
 
 // driftError is a check that found drift or an incomplete step: exit 1, after the plan or
@@ -33,7 +36,7 @@ type driftError struct{ msg string }
 func (e driftError) Error() string { return e.msg }
 func (e driftError) ExitCode() int { return exitFailure }
 
-// newMappingCmd is `wye mapping plan|apply|verify|switch|gc`.
+// newMappingCmd is `wye mapping plan|apply|verify|switch|gc|skeleton`.
 func newMappingCmd(g *globalFlags) *cobra.Command {
 	f := &mappingFlags{}
 	cmd := &cobra.Command{
@@ -53,6 +56,8 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 	bindKeys(pf, "mappings", "mapping.dir", "index-prefix", "mapping.index_prefix", "version-field", "mapping.version_field")
 	pf.StringSliceVar(&f.clusters, "cluster", nil, "only these clusters (repeatable; default all)")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+	pf.BoolVar(&f.source, "source", false, "read the entities' columns from the source's information_schema, so that the fields "+
+		"of tables whose columns are omitted are checked too (needs the source's secret)")
 
 	cmd.AddCommand(
 		&cobra.Command{
@@ -117,7 +122,61 @@ func newMappingCmd(g *globalFlags) *cobra.Command {
 		}),
 		stepsCmd(g, f, "switch", "Move each alias to its cluster's configured version in one atomic call; refuses while the new index has fewer documents", mapping.Switch),
 		stepsCmd(g, f, "gc", "Delete the versioned indices an alias no longer points at (after switch)", mapping.GC),
+		newSkeletonCmd(g),
 	)
+	return cmd
+}
+
+// newSkeletonCmd is `wye mapping skeleton ENTITY [--out DIR]`: a strict mapping generated
+// from the entity and its columns' types (information_schema), to edit before it is
+// published (docs/mapping.md, "Start from a skeleton").
+func newSkeletonCmd(g *globalFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "skeleton ENTITY",
+		Short: "Print a strict mapping.json for ENTITY, from its fields and the source's column types",
+		Long: "Generate mappings/<index>/<vN>/mapping.json for ENTITY: every field its documents carry, typed from " +
+			"information_schema.COLUMNS by the rules of docs/mapping.md, dynamic strict, the version field long. " +
+			"Reads the source (its secrets only); contacts no cluster. --out DIR writes DIR/mapping.json " +
+			"(DIR is a version directory, like mappings/programs/v2) and refuses to overwrite it.",
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfigNeeding(cmd, g, config.NeedSource)
+			if err != nil {
+				return err
+			}
+			doc, err := entityDocument(cmd.Context(), cfg, args[0])
+			if err != nil {
+				return err
+			}
+			b, err := mapping.SkeletonJSON(doc)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return fmt.Errorf("write skeleton: %w", err)
+			}
+			path := filepath.Join(out, "mapping.json")
+			fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return fmt.Errorf("write skeleton (a published version is frozen: write a new vN): %w", err)
+			}
+			if _, err := fh.Write(b); err != nil {
+				fh.Close()
+				return fmt.Errorf("write skeleton: %w", err)
+			}
+			if err := fh.Close(); err != nil {
+				return fmt.Errorf("write skeleton: %w", err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: entity %s, index %s\n", path, doc.Entity, doc.Index)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "version directory to write mapping.json in (default: print it)")
 	return cmd
 }
 
@@ -169,6 +228,8 @@ func resultsError(what string, p *mapping.Plan, rs []mapping.Result) error {
 		return driftError{what + ": some steps failed, were refused or skipped (see above)"}
 	case p != nil && p.HasDrift():
 		return driftError{what + ": drift found (see above)"}
+	case p != nil && p.Unmapped() > 0:
+		return driftError{what + ": the entities write fields the mappings lack (see above)"}
 	}
 	return nil
 }
@@ -183,9 +244,25 @@ type mappingSession struct {
 // runMapping loads the configuration and the mapping files, connects to the clusters and
 // checks every definition against every reachable engine before fn may write anything.
 func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(context.Context, io.Writer, *mappingSession) error) error {
-	cfg, err := loadConfig(cmd, g)
+	// The mapping commands talk to the clusters only (docs/mapping.md, "Secrets"), and to the
+	// source's information_schema with --source.
+	need := config.NeedClusters
+	if f.source {
+		need |= config.NeedSource
+	}
+	cfg, err := loadConfigNeeding(cmd, g, need)
 	if err != nil {
 		return err
+	}
+	var cols mapping.Columns
+	if f.source {
+		model, err := newModel(cfg)
+		if err != nil {
+			return usageError{err}
+		}
+		if cols, err = sourceColumns(cmd.Context(), cfg, model.Tables()); err != nil {
+			return err
+		}
 	}
 	m := cfg.Mapping
 	set, err := mapping.Load(m.Dir, mapping.LoadOptions{VersionField: m.VersionField})
@@ -207,7 +284,8 @@ func runMapping(cmd *cobra.Command, g *globalFlags, f *mappingFlags, fn func(con
 			}
 		}
 	}
-	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix}, targets: connectMappingClusters(clusters)}
+	s := &mappingSession{set: set, opts: mapping.Options{Prefix: m.IndexPrefix, Documents: entityDocuments(cfg, cols)},
+		targets: connectMappingClusters(clusters)}
 	if err := mapping.Resolve(set, s.targets); err != nil {
 		return usageError{fmt.Errorf("check mappings against the clusters:\n%w", err)}
 	}
