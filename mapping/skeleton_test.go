@@ -27,10 +27,10 @@ func catalogDef() indexer.EntityDef {
 	return indexer.EntityDef{Name: "program", Index: "programs", Table: "c.programs", Key: "id",
 		Columns: cols("id", "title", "channel_id", "duration_s", "rating", "code", "updated_at"),
 		Relations: []indexer.RelationDef{
-			{Name: "channel", Table: "c.channels", Key: "id", From: "channel_id", Columns: cols("id", "name"),
-				Relations: []indexer.RelationDef{{Name: "network", Table: "c.networks", Key: "id", From: "network_id", Columns: cols("id", "name")}}},
-			{Name: "episodes", Table: "c.episodes", Key: "id", ParentKey: "program_id", Many: true, Columns: episodes},
-			{Name: "tags", Table: "c.tags", Key: "id", Many: true, Columns: cols("id", "name"),
+			{Name: "channel", Table: "c.channels", Key: []string{"id"}, From: "channel_id", Columns: cols("id", "name"),
+				Relations: []indexer.RelationDef{{Name: "network", Table: "c.networks", Key: []string{"id"}, From: "network_id", Columns: cols("id", "name")}}},
+			{Name: "episodes", Table: "c.episodes", Key: []string{"id"}, ParentKey: "program_id", Many: true, Columns: episodes},
+			{Name: "tags", Table: "c.tags", Key: []string{"id"}, Many: true, Columns: cols("id", "name"),
 				Through: indexer.Through{Table: "c.program_tags", ParentKey: "program_id", Key: "tag_id"}},
 		}}
 }

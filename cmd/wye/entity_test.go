@@ -12,7 +12,7 @@ import (
 type oneRow struct{ table string }
 
 func (s oneRow) View(context.Context) (indexer.View, error) { return s, nil }
-func (s oneRow) Rows(_ context.Context, table string, _ []string, _ string, values []indexer.Value) ([]indexer.Row, error) {
+func (s oneRow) Rows(_ context.Context, table string, _ []string, _ string, values []indexer.Value, _ indexer.Filter) ([]indexer.Row, error) {
 	for _, v := range values {
 		if table == s.table && v == "7" {
 			return []indexer.Row{{"id": "7", "title": `"Seven"`}}, nil
@@ -20,8 +20,8 @@ func (s oneRow) Rows(_ context.Context, table string, _ []string, _ string, valu
 	}
 	return nil, nil
 }
-func (s oneRow) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, fn func(indexer.Row)) error {
-	rows, _ := s.Rows(ctx, table, cols, where, values)
+func (s oneRow) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, f indexer.Filter, fn func(indexer.Row)) error {
+	rows, _ := s.Rows(ctx, table, cols, where, values, f)
 	for _, r := range rows {
 		fn(r)
 	}
