@@ -229,11 +229,13 @@ func (r *repair) write(ctx context.Context, docs []indexer.Doc, version int64) [
 			switch {
 			case res.Class == indexer.OK || res.Class == indexer.Stale:
 				took = append(took, outcome{doc: docs[i], stale: res.Class == indexer.Stale})
+			case res.Unavailable:
+				// The cluster took no write at all (down, blocked): trying again now only delays
+				// the summary; the entry stays pending for the next repair.
+				r.fail(FailUnavailable, 1)
+				last = res
 			case res.Class == indexer.Retryable && try < DefaultWriteTries && ctx.Err() == nil:
 				again = append(again, docs[i])
-				last = res
-			case res.Unavailable:
-				r.fail(FailUnavailable, 1)
 				last = res
 			case res.Class == indexer.Retryable:
 				r.fail(FailRetryable, 1)
