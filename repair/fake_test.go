@@ -131,11 +131,13 @@ func (l *ledger) LedgerStats(context.Context, time.Duration) (map[string]control
 
 // slave holds documents by id with external versions; it is a Reader and a ClusterWriter.
 type slave struct {
-	name   string
-	docs   map[string]cluster.Hit
-	down   bool
-	lies   bool // Get answers an older version than it holds (a write that did not stick)
-	writes []indexer.Doc
+	name string
+	docs map[string]cluster.Hit
+	down bool
+	lies bool // Get answers an older version than it holds (a write that did not stick)
+	// afterWrite runs after each Write (the stream writing meanwhile).
+	afterWrite func()
+	writes     []indexer.Doc
 }
 
 func newSlave(name string) *slave { return &slave{name: name, docs: map[string]cluster.Hit{}} }
@@ -157,6 +159,9 @@ func (c *slave) Write(_ context.Context, docs []indexer.Doc) []indexer.Result {
 			c.writes = append(c.writes, d)
 			c.docs[d.ID] = cluster.Hit{ID: d.ID, Version: d.Version, Source: d.Source}
 		}
+	}
+	if c.afterWrite != nil {
+		c.afterWrite()
 	}
 	return out
 }

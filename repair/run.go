@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/control"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
@@ -123,6 +124,10 @@ func (r *repair) run(ctx context.Context, pace *runreport.Pacer) error {
 func (r *repair) page(ctx context.Context, entries []control.LedgerEntry) error {
 	var docs []indexer.Doc
 	var version int64
+	read := time.Now()
+	defer func() {
+		r.opts.Logger.Debug("repair page", "cluster", r.c.Name, "entries", len(entries), "took", time.Since(read))
+	}()
 	err := r.source(ctx, func(v indexer.View, snap int64) error {
 		version = snap
 		refs := map[indexer.Ref]int64{}
@@ -166,7 +171,10 @@ func (r *repair) page(ctx context.Context, entries []control.LedgerEntry) error 
 		r.prog.mu.Unlock()
 		return nil
 	}
+	began := time.Now()
 	done := r.write(ctx, docs, version)
+	r.opts.Logger.Debug("repair page written and fetched", "cluster", r.c.Name, "entries", len(entries), "documents", len(docs),
+		"verified", len(done), "version", version, "took", time.Since(began))
 	if len(done) == 0 {
 		return nil
 	}
@@ -174,7 +182,9 @@ func (r *repair) page(ctx context.Context, entries []control.LedgerEntry) error 
 	for i, d := range done {
 		marks[i] = control.Repaired{Entity: d.Entity, ID: d.ID, Version: version}
 	}
+	began = time.Now()
 	n, err := r.opts.Ledger.MarkRepaired(ctx, r.c.Name, marks)
+	r.opts.Logger.Debug("repair page marked", "cluster", r.c.Name, "marked", n, "took", time.Since(began))
 	r.prog.mu.Lock()
 	r.t.Grew += int64(len(done) - n)
 	r.prog.mu.Unlock()
@@ -276,21 +286,31 @@ func (r *repair) verify(ctx context.Context, took []outcome, version int64) []in
 		for i, o := range group {
 			ids[i] = o.doc.ID
 		}
+		began := time.Now()
 		hits, err := r.c.Reader.Get(ctx, idx, ids, false)
+		r.opts.Logger.Debug("repair fetch", "cluster", r.c.Name, "index", idx, "ids", len(ids), "took", time.Since(began))
 		if err != nil {
 			r.opts.Logger.Warn("fetch to verify the repair failed; entries stay pending", "cluster", r.c.Name, "index", idx, "err", err)
 			r.fail(FailVerify, int64(len(group)))
 			continue
 		}
+		gone := r.goneSince(ctx, group, hits)
 		for _, o := range group {
 			h, found := hits[o.doc.ID]
 			deleted := o.doc.Source == nil
 			held := found && h.Version >= version
-			if deleted {
+			switch {
+			case deleted:
 				held = !found || h.Version > version
+			case !found && gone[o.doc.Entity+"\x00"+o.doc.ID]:
+				// Deleted after the snapshot, and the stream's delete (a higher version) is
+				// already there: the cluster holds a newer state than the repair wrote.
+				held, o.stale = true, true
 			}
 			if !held {
 				r.fail(FailVerify, 1)
+				r.opts.Logger.Warn("the fetch does not show the repair's write; the entry stays pending", "cluster", r.c.Name,
+					"entity", o.doc.Entity, "id", o.doc.ID, "written", version, "delete", deleted, "found", found, "held", h.Version)
 				continue
 			}
 			r.prog.mu.Lock()
@@ -307,6 +327,39 @@ func (r *repair) verify(ctx context.Context, took []outcome, version int64) []in
 		}
 	}
 	return ok
+}
+
+// goneSince returns, of the documents written that the fetch did not find, those whose root
+// row a new snapshot of the source no longer holds: a _mget shows no tombstone, and a row
+// deleted after the repair's snapshot is written as a delete by the stream.
+func (r *repair) goneSince(ctx context.Context, group []outcome, hits map[string]cluster.Hit) map[string]bool {
+	byEntity := map[string][]string{}
+	for _, o := range group {
+		if _, found := hits[o.doc.ID]; !found && o.doc.Source != nil {
+			byEntity[o.doc.Entity] = append(byEntity[o.doc.Entity], o.doc.ID)
+		}
+	}
+	if len(byEntity) == 0 {
+		return nil
+	}
+	gone := map[string]bool{}
+	err := r.source(ctx, func(v indexer.View, _ int64) error {
+		for entity, ids := range byEntity {
+			have, err := r.opts.Model.Exists(ctx, v, entity, ids)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				gone[entity+"\x00"+id] = !have[id]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.opts.Logger.Warn("read the source again to verify the repair; the documents not found stay pending", "cluster", r.c.Name, "err", err)
+		return nil
+	}
+	return gone
 }
 
 func (r *repair) fail(class string, n int64) {

@@ -90,6 +90,26 @@ func TestAWriteTheFetchDoesNotShowLeavesItsEntryPending(t *testing.T) {
 	}
 }
 
+func TestADocumentTheStreamDeletedAfterTheSnapshotCountsAsCurrent(t *testing.T) {
+	src, l, os2 := world()
+	l.record("os2", "1", 100)
+	l.record("os2", "2", 100)
+	// Program 1 is deleted right after the snapshot; the stream's delete reaches os2 before
+	// the fetch. Program 2 is lost by the cluster, though MySQL still has it.
+	os2.afterWrite = func() {
+		delete(src.titles, 1)
+		delete(os2.docs, "1")
+		delete(os2.docs, "2")
+	}
+	rep := run(t, src, l, os2, false)
+	if tl := rep.Clusters[0]; tl.Current != 1 || tl.Failures[FailVerify] != 1 {
+		t.Fatalf("tally %+v, want 1 current (deleted since) and 1 failed verify (lost)", tl)
+	}
+	if p := l.pending("os2"); !slices.Equal(p, []string{"2"}) {
+		t.Errorf("pending %v, want [2]", p)
+	}
+}
+
 func TestAnUnavailableSlaveKeepsEveryEntryPending(t *testing.T) {
 	src, l, os2 := world()
 	l.record("os2", "1", 100)
