@@ -178,6 +178,8 @@ func TestARepairBringsASlaveThatMissedWritesBackToMySQLFromItsLedgerAlone(t *tes
 	if c := clusterStatus(t, rep, os2); !c.Reachable || c.Ledger != 0 || c.Health == "red" {
 		t.Errorf("os2 after the repair: %+v", c)
 	}
+	code, out, _ = w.wye("status", "--metrics", stream.metrics)
+	t.Logf("wye status after the repair (exit %d):\n%s", code, out)
 	if err := w.r.parkedCount(0); err != nil {
 		t.Error(err)
 	}

@@ -131,10 +131,11 @@ func (l *ledger) LedgerStats(context.Context, time.Duration) (map[string]control
 
 // slave holds documents by id with external versions; it is a Reader and a ClusterWriter.
 type slave struct {
-	name string
-	docs map[string]cluster.Hit
-	down bool
-	lies bool // Get answers an older version than it holds (a write that did not stick)
+	name       string
+	docs       map[string]cluster.Hit
+	down       bool
+	lies       bool             // Get answers an older version than it holds (a write that did not stick)
+	tombstones map[string]int64 // deletes the fetch does not show
 	// afterWrite runs after each Write (the stream writing meanwhile).
 	afterWrite func()
 	writes     []indexer.Doc
@@ -150,7 +151,7 @@ func (c *slave) Write(_ context.Context, docs []indexer.Doc) []indexer.Result {
 		switch h, ok := c.docs[d.ID]; {
 		case c.down:
 			out[i] = indexer.Result{Class: indexer.Retryable, Unavailable: true, Reason: "connection refused"}
-		case ok && h.Version >= d.Version:
+		case ok && h.Version >= d.Version, c.tombstones[d.ID] >= d.Version:
 			out[i] = indexer.Result{Class: indexer.Stale, Status: 409}
 		case d.Source == nil:
 			c.writes = append(c.writes, d)

@@ -273,6 +273,12 @@ func (r *repair) write(ctx context.Context, docs []indexer.Doc, version int64) [
 
 // verify fetches the documents written and returns those the cluster holds at version or
 // higher (a document) or does not hold below it (a delete).
+//
+// A document not found is not a lost write when a newer delete is there: the fetch shows no
+// tombstone. So one whose root row a new snapshot no longer holds is current (the stream
+// deletes it with a higher version), and the others are written once more, with the same
+// version: a version conflict proves the cluster holds a newer version (a delete, and the
+// stream's insert on its way), and a write taken is fetched again.
 func (r *repair) verify(ctx context.Context, took []outcome, version int64) []indexer.Doc {
 	byIndex := map[string][]outcome{}
 	for _, o := range took {
@@ -280,53 +286,98 @@ func (r *repair) verify(ctx context.Context, took []outcome, version int64) []in
 		byIndex[idx] = append(byIndex[idx], o)
 	}
 	var ok []indexer.Doc
+	held := func(o outcome) {
+		r.prog.mu.Lock()
+		switch {
+		case o.stale:
+			r.t.Current++
+		case o.doc.Source == nil:
+			r.t.Deleted++
+		default:
+			r.t.Repaired++
+		}
+		r.prog.mu.Unlock()
+		ok = append(ok, o.doc)
+	}
 	for _, idx := range slices.Sorted(maps.Keys(byIndex)) {
 		group := byIndex[idx]
-		ids := make([]string, len(group))
-		for i, o := range group {
-			ids[i] = o.doc.ID
-		}
-		began := time.Now()
-		hits, err := r.c.Reader.Get(ctx, idx, ids, false)
-		r.opts.Logger.Debug("repair fetch", "cluster", r.c.Name, "index", idx, "ids", len(ids), "took", time.Since(began))
+		hits, err := r.fetch(ctx, idx, group)
 		if err != nil {
-			r.opts.Logger.Warn("fetch to verify the repair failed; entries stay pending", "cluster", r.c.Name, "index", idx, "err", err)
-			r.fail(FailVerify, int64(len(group)))
 			continue
 		}
 		gone := r.goneSince(ctx, group, hits)
+		var probe []outcome
 		for _, o := range group {
 			h, found := hits[o.doc.ID]
-			deleted := o.doc.Source == nil
-			held := found && h.Version >= version
 			switch {
-			case deleted:
-				held = !found || h.Version > version
-			case !found && gone[o.doc.Entity+"\x00"+o.doc.ID]:
-				// Deleted after the snapshot, and the stream's delete (a higher version) is
-				// already there: the cluster holds a newer state than the repair wrote.
-				held, o.stale = true, true
-			}
-			if !held {
-				r.fail(FailVerify, 1)
-				r.opts.Logger.Warn("the fetch does not show the repair's write; the entry stays pending", "cluster", r.c.Name,
-					"entity", o.doc.Entity, "id", o.doc.ID, "written", version, "delete", deleted, "found", found, "held", h.Version)
-				continue
-			}
-			r.prog.mu.Lock()
-			switch {
-			case o.stale:
-				r.t.Current++
-			case deleted:
-				r.t.Deleted++
+			case o.doc.Source == nil && (!found || h.Version > version):
+				held(o)
+			case o.doc.Source != nil && found && h.Version >= version:
+				held(o)
+			case o.doc.Source != nil && !found && gone[o.doc.Entity+"\x00"+o.doc.ID]:
+				o.stale = true
+				held(o)
+			case o.doc.Source != nil && !found:
+				probe = append(probe, o)
 			default:
-				r.t.Repaired++
+				r.lost(o, version, h)
 			}
-			r.prog.mu.Unlock()
-			ok = append(ok, o.doc)
+		}
+		if len(probe) == 0 {
+			continue
+		}
+		docs := make([]indexer.Doc, len(probe))
+		for i, o := range probe {
+			docs[i] = o.doc
+		}
+		var again []outcome
+		for i, res := range r.c.Writer.Write(ctx, docs) {
+			switch {
+			case res.Class == indexer.Stale:
+				probe[i].stale = true
+				held(probe[i])
+			case res.Class == indexer.OK:
+				again = append(again, probe[i])
+			default:
+				r.fail(FailVerify, 1)
+			}
+		}
+		if hits, err = r.fetch(ctx, idx, again); err != nil {
+			continue
+		}
+		for _, o := range again {
+			if h, found := hits[o.doc.ID]; found && h.Version >= version {
+				held(o)
+			} else {
+				r.lost(o, version, h)
+			}
 		}
 	}
 	return ok
+}
+
+// fetch reads the documents of group back from idx; an error fails them all (verify).
+func (r *repair) fetch(ctx context.Context, idx string, group []outcome) (map[string]cluster.Hit, error) {
+	if len(group) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(group))
+	for i, o := range group {
+		ids[i] = o.doc.ID
+	}
+	hits, err := r.c.Reader.Get(ctx, idx, ids, false)
+	if err != nil {
+		r.opts.Logger.Warn("fetch to verify the repair failed; entries stay pending", "cluster", r.c.Name, "index", idx, "err", err)
+		r.fail(FailVerify, int64(len(group)))
+	}
+	return hits, err
+}
+
+// lost counts a write the fetch does not show.
+func (r *repair) lost(o outcome, version int64, h cluster.Hit) {
+	r.fail(FailVerify, 1)
+	r.opts.Logger.Warn("the fetch does not show the repair's write; the entry stays pending", "cluster", r.c.Name,
+		"entity", o.doc.Entity, "id", o.doc.ID, "written", version, "delete", o.doc.Source == nil, "held", h.Version)
 }
 
 // goneSince returns, of the documents written that the fetch did not find, those whose root
