@@ -21,6 +21,7 @@ import (
 	"github.com/wyehq/wye/internal/defaults"
 	"github.com/wyehq/wye/internal/reason"
 	"github.com/wyehq/wye/internal/runreport"
+	"github.com/wyehq/wye/internal/snapshot"
 )
 
 // Steps of an entity, as progress records them.
@@ -406,31 +407,10 @@ func (r *run) read(ctx context.Context, e *indexer.Entity, after indexer.Value, 
 // source runs fn in a new snapshot, trying again with backoff while the source fails
 // transiently (a restart, a lost connection); a permanent failure ends the run.
 func (r *run) source(ctx context.Context, fn func(v indexer.View, version int64) error) error {
-	wait := time.Second
-	for try := 1; ; try++ {
-		err := func() error {
-			v, version, err := r.opts.Source.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			defer v.Close()
-			return fn(v, version)
-		}()
-		var se *indexer.SourceError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &se) || se.Permanent || try == 10 {
-			if err != nil {
-				return fmt.Errorf("nightly: source: %w", err)
-			}
-			return nil
-		}
-		r.log.Warn("source read failed; trying again", "try", try, "in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wait = min(2*wait, 30*time.Second)
+	if err := snapshot.Read(ctx, r.opts.Source.Snapshot, 10, 30*time.Second, r.log, fn); err != nil {
+		return fmt.Errorf("nightly: source: %w", err)
 	}
+	return nil
 }
 
 // chunk compares one chunk with one cluster and writes what differs; nil when the cluster is

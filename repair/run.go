@@ -18,6 +18,7 @@ import (
 	"github.com/wyehq/wye/internal/defaults"
 	"github.com/wyehq/wye/internal/reason"
 	"github.com/wyehq/wye/internal/runreport"
+	"github.com/wyehq/wye/internal/snapshot"
 )
 
 // Failure classes of an entry left pending (Tally.Failures).
@@ -193,31 +194,10 @@ func (r *repair) page(ctx context.Context, entries []control.LedgerEntry) error 
 
 // source runs fn in a new snapshot, again with backoff while the source fails transiently.
 func (r *repair) source(ctx context.Context, fn func(v indexer.View, version int64) error) error {
-	wait := time.Second
-	for try := 1; ; try++ {
-		err := func() error {
-			v, version, err := r.opts.Source.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			defer v.Close()
-			return fn(v, version)
-		}()
-		var se *indexer.SourceError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &se) || se.Permanent || try == DefaultSourceTries {
-			if err != nil {
-				return fmt.Errorf("repair: source: %w", err)
-			}
-			return nil
-		}
-		r.opts.Logger.Warn("source read failed; trying again", "try", try, "in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wait = min(2*wait, 10*time.Second)
+	if err := snapshot.Read(ctx, r.opts.Source.Snapshot, DefaultSourceTries, 10*time.Second, r.opts.Logger, fn); err != nil {
+		return fmt.Errorf("repair: source: %w", err)
 	}
+	return nil
 }
 
 // outcome is how one document's write ended before the fetch.

@@ -47,16 +47,16 @@ ledgered; one it has dates from before a promote). Exit 0: every entry repaired 
 do); 1: some entries stay pending; 2: usage or configuration. See docs/operations.md.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd, g)
-			if err != nil {
-				return err
-			}
 			if all == (len(args) == 1) {
 				return usageError{errors.New("repair: name one cluster, or --all")}
 			}
 			perSecond, err := parseRate(rate)
 			if err != nil {
 				return usageError{err}
+			}
+			cfg, err := loadConfig(cmd, g)
+			if err != nil {
+				return err
 			}
 			var names []string
 			if !all {
@@ -109,17 +109,11 @@ func runRepair(ctx context.Context, cfg *config.Config, names []string, opts rep
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
+	store, src, closeAll, err := openStateAndSource(ctx, cfg, 2)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 2)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	src.Follow(string(cfg.Source.Flavor), nil)
+	defer closeAll()
 
 	// Same writers, resolvers and snapshot versions as the nightly resync.
 	for _, c := range nightlyClusters(cfg, picked, false, log) {
@@ -145,4 +139,20 @@ func runRepair(ctx context.Context, cfg *config.Config, names []string, opts rep
 		return repairFailed{}
 	}
 	return nil
+}
+
+// openStateAndSource opens the control schema and a pool of conns connections to the source;
+// closeAll closes both.
+func openStateAndSource(ctx context.Context, cfg *config.Config, conns int) (*control.Store, *indexersql.Source, func(), error) {
+	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := indexersql.Open(cfg.Source.MySQLConfig(), conns)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	src.Follow(string(cfg.Source.Flavor), nil)
+	return store, src, func() { src.Close(); store.Close() }, nil
 }

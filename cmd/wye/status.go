@@ -55,12 +55,12 @@ last nightly run. Each problem is one line. Exit 0: healthy; 1: something needs 
 docs/operations.md.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if watch < 0 || window <= 0 {
+				return usageError{errors.New("status: --watch and --window must be positive durations")}
+			}
 			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
-			}
-			if watch < 0 || window <= 0 {
-				return usageError{errors.New("status: --watch and --window must be positive durations")}
 			}
 			if metrics == "" {
 				metrics = cfg.Metrics.Listen
@@ -87,17 +87,11 @@ func runStatus(ctx context.Context, cfg *config.Config, f statusFlags, out io.Wr
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
+	store, src, closeAll, err := openStateAndSource(ctx, cfg, 1)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 1)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	src.Follow(string(cfg.Source.Flavor), nil)
+	defer closeAll()
 
 	opts := status.Options{Control: store, Window: f.window, Parked: cfg.AMQP.Parked,
 		CDC:    statusCDC{cdc: store.CDC(control.CDCOptions{Name: cfg.CDC.Name}), name: cfg.CDC.Name, src: src},
