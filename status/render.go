@@ -74,12 +74,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 // failed is the FAILED column: the share with its source.
 func (r *Report) failed(c *ClusterStatus) string {
 	if c.FailedShare != nil {
-		return fmt.Sprintf("%.1f%% (%s)", 100**c.FailedShare, r.FailedSource)
+		return fmt.Sprintf("%.1f%% (metrics, %s)", 100**c.FailedShare, r.FailedWindow)
 	}
 	if r.FailedSource == "metrics" {
 		return "- (metrics)"
 	}
-	return fmt.Sprintf("%d ids (ledger)", int64(c.Failed))
+	return fmt.Sprintf("%d ids (ledger, %s)", int64(c.Failed), r.FailedWindow)
 }
 
 func docs(m map[string]int64) string {

@@ -101,7 +101,10 @@ type Report struct {
 	Nightly  *Nightly         `json:"last_nightly"`
 	// FailedSource says where FailedShare comes from: "metrics" (the indexer's /metrics, since
 	// it started, or between two readings of --watch), or "ledger" (misses in the window).
-	FailedSource string   `json:"failed_source"`
+	FailedSource string `json:"failed_source"`
+	// FailedWindow is what FailedShare covers: "since the indexer started", the time between
+	// two readings of --watch, or the ledger's window.
+	FailedWindow string   `json:"failed_window"`
 	Problems     []string `json:"problems"`
 	// writes is the raw counters read, for the next reading of a --watch.
 	writes map[string]map[string]float64
@@ -371,9 +374,12 @@ func (g *gather) merge() {
 	if masters != 1 {
 		g.problem("%d clusters are master in cluster_roles, want exactly 1", masters)
 	}
-	r.FailedSource = "ledger"
+	r.FailedSource, r.FailedWindow = "ledger", g.o.Window.String()
 	if g.items != nil {
-		r.FailedSource = "metrics"
+		r.FailedSource, r.FailedWindow = "metrics", "since the indexer started"
+		if p := g.o.Previous; p != nil && p.writes != nil {
+			r.FailedWindow = r.Time.Sub(p.Time).Round(time.Second).String()
+		}
 		r.writes = g.items
 	}
 	for _, s := range r.Clusters {

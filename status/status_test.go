@@ -173,6 +173,9 @@ func TestTheFailedShareUnderWatchIsTheOneBetweenTwoReadings(t *testing.T) {
 	if s := second.Clusters[2].FailedShare; s == nil || *s != 0 {
 		t.Errorf("second share %v, want 0: nothing failed between the readings", s)
 	}
+	if first.FailedWindow != "since the indexer started" || second.FailedWindow == first.FailedWindow {
+		t.Errorf("windows %q then %q", first.FailedWindow, second.FailedWindow)
+	}
 }
 
 func TestTwoMastersInTheRolesTableIsAProblem(t *testing.T) {
