@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wyehq/wye/control"
+	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/status"
 )
 
@@ -193,4 +195,59 @@ func anyContains(lines []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestMarkingARepairLeavesAnEntryWhoseSlaveMissedANewerWriteMeanwhile prevents the repair's
+// mark from hiding a miss recorded after its snapshot: on the real control schema, an entry
+// whose missed version grew past the version the repair wrote stays pending, one at or below
+// it is marked, and the pages of pending entries neither skip nor repeat one.
+func TestMarkingARepairLeavesAnEntryWhoseSlaveMissedANewerWriteMeanwhile(t *testing.T) {
+	requireReachable(t, "MariaDB", mysqlAddr)
+	ctx := t.Context()
+	store, err := control.Open(ctx, mysqlDriverConfig(mysqlAppUser, mysqlAppPass, privateControl(t)))
+	must(t, err)
+	t.Cleanup(func() { store.Close() })
+	var missed []indexer.Missed
+	for i := range 7 {
+		missed = append(missed, indexer.Missed{Entity: "program", ID: strconv.Itoa(i), Version: 100, Class: "retryable", Reason: "down"})
+	}
+	must(t, store.Record(ctx, "os2", missed))
+
+	var seen []string
+	for from := (control.LedgerKey{}); ; {
+		page, err := store.Pending(ctx, "os2", from, 3)
+		must(t, err)
+		for _, e := range page {
+			seen = append(seen, e.ID)
+		}
+		if len(page) < 3 {
+			break
+		}
+		from = control.LedgerKey{Entity: page[len(page)-1].Entity, ID: page[len(page)-1].ID}
+	}
+	if strings.Join(seen, ",") != "0,1,2,3,4,5,6" {
+		t.Fatalf("pages of pending entries: %v", seen)
+	}
+
+	// The repair wrote 0..6 at version 200; meanwhile the slave missed 3 again at 300.
+	must(t, store.Record(ctx, "os2", []indexer.Missed{{Entity: "program", ID: "3", Version: 300, Class: "retryable", Reason: "down"}}))
+	var done []control.Repaired
+	for _, id := range seen {
+		done = append(done, control.Repaired{Entity: "program", ID: id, Version: 200})
+	}
+	n, err := store.MarkRepaired(ctx, "os2", done)
+	must(t, err)
+	left, err := store.Pending(ctx, "os2", control.LedgerKey{}, 10)
+	must(t, err)
+	if n != 6 || len(left) != 1 || left[0].ID != "3" || left[0].Version != 300 {
+		t.Fatalf("marked %d, pending %+v; want 6 marked and 3 pending at 300", n, left)
+	}
+	stats, err := store.LedgerStats(ctx, time.Minute)
+	must(t, err)
+	if s := stats["os2"]; s.Pending != 1 || s.Recent != 1 || s.Oldest.IsZero() {
+		t.Errorf("ledger stats %+v, want 1 pending, missed within the minute", s)
+	}
+	if n, err := store.MarkRepaired(ctx, "os2", []control.Repaired{{Entity: "program", ID: "3", Version: 300}}); err != nil || n != 1 {
+		t.Errorf("marking 3 at its version: %d, %v", n, err)
+	}
 }
