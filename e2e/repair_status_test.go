@@ -147,9 +147,17 @@ func TestARepairBringsASlaveThatMissedWritesBackToMySQLFromItsLedgerAlone(t *tes
 	}
 	pending := w.column("SELECT doc_id FROM repair_ledger WHERE cluster = ? AND repaired_at IS NULL", w.ctl, os2)
 
+	code, out, errOut := w.wye("repair", "--all", "--dry-run")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("(would %d)", len(pending))) || !strings.Contains(out, w.r.names["es8"]+": nothing to repair") {
+		t.Errorf("dry run of --all: exit %d, want 0, os2 would repair %d, es8 nothing:\n%s\n%s", code, len(pending), out, errOut)
+	}
+	if after := w.column("SELECT doc_id FROM repair_ledger WHERE cluster = ? AND repaired_at IS NULL", w.ctl, os2); len(after) != len(pending) {
+		t.Errorf("the dry run changed the ledger: %d pending, %d before", len(after), len(pending))
+	}
+
 	stop = w.workload() // the repair runs under the stream
 	began := time.Now()
-	code, out, errOut := w.wye("repair", os2, "--log-level", "debug")
+	code, out, errOut = w.wye("repair", os2, "--log-level", "debug")
 	took := time.Since(began)
 	stop()
 	if code != 0 {
