@@ -115,29 +115,3 @@ func (p *progress) rates() (float64, time.Duration) {
 	}
 	return rate, (time.Duration(float64(p.total-p.done)/rate) * time.Second).Round(time.Second)
 }
-
-// pacer holds a rate: wait returns once n more units fit under it.
-type pacer struct {
-	mu    sync.Mutex
-	rate  float64
-	start time.Time
-	n     float64
-}
-
-func newPacer(rate float64) *pacer { return &pacer{rate: rate, start: time.Now()} }
-
-func (p *pacer) wait(ctx context.Context, n int64) error {
-	if p == nil || p.rate <= 0 {
-		return nil
-	}
-	p.mu.Lock()
-	p.n += float64(n)
-	due := p.start.Add(time.Duration(p.n / p.rate * float64(time.Second)))
-	p.mu.Unlock()
-	select {
-	case <-time.After(time.Until(due)):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -20,6 +20,8 @@ import (
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
 	"github.com/wyehq/wye/internal/reason"
+	"github.com/wyehq/wye/internal/runreport"
+	"github.com/wyehq/wye/internal/snapshot"
 )
 
 // Steps of an entity, as progress records them.
@@ -58,7 +60,7 @@ type run struct {
 	mu       sync.Mutex
 	failures map[string]int    // cluster -> chunks failed in a row
 	down     map[string]string // cluster -> why the run left it out
-	bytes    *pacer            // bulk bytes written, every cluster together
+	bytes    *runreport.Pacer  // bulk bytes written, every cluster together
 }
 
 // Run resyncs opts.Entities on opts.Clusters and returns the report; its Status says whether
@@ -79,7 +81,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, errors.New("nightly: no clusters")
 	}
 	r := &run{opts: opts, log: opts.Logger, failures: map[string]int{}, down: map[string]string{},
-		bytes: newPacer(opts.BytesPerSecond)}
+		bytes: runreport.NewPacer(opts.BytesPerSecond)}
 	sc := scope{DryRun: opts.DryRun, RewriteAll: opts.RewriteAll, IntoNewIndex: opts.IntoNewIndex}
 	for _, e := range entities {
 		sc.Entities = append(sc.Entities, e.Name)
@@ -334,7 +336,7 @@ func (r *run) rows(ctx context.Context, e *indexer.Entity, targets []*target, st
 	chunks := make(chan chunk, 1)
 	go r.read(ctx, e, after, chunks)
 	base := st.Seconds
-	rows := newPacer(r.opts.RowsPerSecond)
+	rows := runreport.NewPacer(r.opts.RowsPerSecond)
 	for c := range chunks {
 		if c.err != nil {
 			return c.err
@@ -372,7 +374,7 @@ func (r *run) rows(ctx context.Context, e *indexer.Entity, targets []*target, st
 		if p.Done {
 			return nil
 		}
-		if err := rows.wait(ctx, int64(len(c.docs))); err != nil {
+		if err := rows.Wait(ctx, int64(len(c.docs))); err != nil {
 			return err
 		}
 	}
@@ -405,31 +407,10 @@ func (r *run) read(ctx context.Context, e *indexer.Entity, after indexer.Value, 
 // source runs fn in a new snapshot, trying again with backoff while the source fails
 // transiently (a restart, a lost connection); a permanent failure ends the run.
 func (r *run) source(ctx context.Context, fn func(v indexer.View, version int64) error) error {
-	wait := time.Second
-	for try := 1; ; try++ {
-		err := func() error {
-			v, version, err := r.opts.Source.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			defer v.Close()
-			return fn(v, version)
-		}()
-		var se *indexer.SourceError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &se) || se.Permanent || try == 10 {
-			if err != nil {
-				return fmt.Errorf("nightly: source: %w", err)
-			}
-			return nil
-		}
-		r.log.Warn("source read failed; trying again", "try", try, "in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wait = min(2*wait, 30*time.Second)
+	if err := snapshot.Read(ctx, r.opts.Source.Snapshot, 10, 30*time.Second, r.log, fn); err != nil {
+		return fmt.Errorf("nightly: source: %w", err)
 	}
+	return nil
 }
 
 // chunk compares one chunk with one cluster and writes what differs; nil when the cluster is
@@ -747,7 +728,7 @@ func (r *run) paceBytes(ctx context.Context, docs []indexer.Doc) {
 	for _, d := range docs {
 		n += int64(d.BulkSize())
 	}
-	r.bytes.wait(ctx, n)
+	r.bytes.Wait(ctx, n)
 }
 
 // finish closes the run: resolves the resync marks it covered, records its status and

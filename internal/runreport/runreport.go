@@ -117,3 +117,32 @@ func Tick(ctx context.Context, terminal bool, every time.Duration, show func()) 
 		wg.Wait()
 	}
 }
+
+// Pacer holds a rate of units per second (rows, bytes, ledger entries): Wait returns once n
+// more units fit under it. A nil Pacer, or one of rate 0 or less, never waits.
+type Pacer struct {
+	mu    sync.Mutex
+	rate  float64
+	start time.Time
+	n     float64
+}
+
+// NewPacer returns a Pacer of rate units per second.
+func NewPacer(rate float64) *Pacer { return &Pacer{rate: rate, start: time.Now()} }
+
+// Wait counts n more units and waits until they fit under the rate, or ctx ends.
+func (p *Pacer) Wait(ctx context.Context, n int64) error {
+	if p == nil || p.rate <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	p.n += float64(n)
+	due := p.start.Add(time.Duration(p.n / p.rate * float64(time.Second)))
+	p.mu.Unlock()
+	select {
+	case <-time.After(time.Until(due)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
