@@ -22,13 +22,13 @@ type source struct {
 
 func (s *source) Snapshot(context.Context) (indexer.View, int64, error) { return s, s.version, nil }
 
-func (s *source) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value) ([]indexer.Row, error) {
+func (s *source) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value, f indexer.Filter) ([]indexer.Row, error) {
 	var out []indexer.Row
-	err := s.Each(ctx, table, cols, where, values, func(r indexer.Row) { out = append(out, r) })
+	err := s.Each(ctx, table, cols, where, values, f, func(r indexer.Row) { out = append(out, r) })
 	return out, err
 }
 
-func (s *source) Each(_ context.Context, _ string, _ []string, _ string, values []indexer.Value, fn func(indexer.Row)) error {
+func (s *source) Each(_ context.Context, _ string, _ []string, _ string, values []indexer.Value, _ indexer.Filter, fn func(indexer.Row)) error {
 	for _, v := range values {
 		id, err := strconv.Atoi(v.ID())
 		if err != nil {
