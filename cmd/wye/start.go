@@ -63,7 +63,7 @@ func faultsError(found []indexer.Fault, out io.Writer, warn func(indexer.Fault))
 	if n == 0 {
 		return nil
 	}
-	return usageError{fmt.Errorf("the source lacks what the entities read: %d %s (wye config check --online lists them all)", n, plural(n, "fault"))}
+	return usageError{fmt.Errorf("the source lacks what the entities read: %d %s", n, plural(n, "fault"))}
 }
 
 // checkSource runs the source check of needs (only the login when needs is empty), trying
