@@ -186,7 +186,7 @@ func TestColumnDroppedUnderTheIndexerParksOnlyItsChangesWithoutRetrying(t *testi
 	r := newIndexerRig(t)
 	networks := networkEntity(t, r)
 	c := newIndexerCatalog(r, 13)
-	c.seed(2, 2, 3, 0, 0)
+	c.seed(1, 1, 2, 0, 0)
 	ind := r.start()
 	eventually(t, 60*time.Second, func() error { return r.converged("es7") })
 

@@ -47,7 +47,7 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 			defer stop()
 			// Only the logins: cdc reads no entity's columns.
 			if err := startCheck(cmd.Context(), cfg, nil, cmd.ErrOrStderr(), slog.Default()); err != nil {
-				return err
+				return cleanStop(cmd.Context(), err)
 			}
 			return runCDC(cmd.Context(), cfg, ep)
 		},

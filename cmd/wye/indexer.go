@@ -48,7 +48,7 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 			}
 			defer stop()
 			if err := startCheck(cmd.Context(), cfg, model.Needs(), cmd.ErrOrStderr(), slog.Default()); err != nil {
-				return err
+				return cleanStop(cmd.Context(), err)
 			}
 			return runIndexer(cmd.Context(), cfg, ep)
 		},

@@ -49,7 +49,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			defer stop()
 			// Before cdc publishes or the indexer consumes anything.
 			if err := startCheck(cmd.Context(), cfg, model.Needs(), cmd.ErrOrStderr(), slog.Default()); err != nil {
-				return err
+				return cleanStop(cmd.Context(), err)
 			}
 
 			ctx, cancel := context.WithCancel(cmd.Context())

@@ -129,6 +129,15 @@ func checkBroker(ctx context.Context, a config.AMQP, log *slog.Logger) error {
 	}
 }
 
+// cleanStop is err, or nil when ctx is done: a stop (SIGTERM) while the start check waits is a
+// clean stop, not a failure.
+func cleanStop(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 // backoff is the wait after the nth consecutive failure: 1 s, doubling, at most 30 s.
 func backoff(n int) time.Duration { return min(time.Second<<min(n-1, 5), 30*time.Second) }
 
