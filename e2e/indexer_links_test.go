@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,17 +38,28 @@ func TestIndexerFlagsLinkColumnsMySQLComparesByCollation(t *testing.T) {
 	defer src.Close()
 	ctx := context.Background()
 
-	model, err := indexer.NewModel(config.EntityDefs([]config.Entity{entity("code")}))
-	must(t, err)
-	loose, err := src.LooseLinks(ctx, model.LinkColumns())
-	must(t, err)
-	if len(loose) != 1 || loose[0].Path != "item.owner.key" || loose[0].Column != "code" || loose[0].Collation != "utf8mb4_general_ci" {
-		t.Errorf("loose links = %+v, want only item.owner.key (%s.owners.code, utf8mb4_general_ci)", loose, db)
+	check := func(key string) (faults, links []string) {
+		model, err := indexer.NewModel(config.EntityDefs([]config.Entity{entity(key)}))
+		must(t, err)
+		found, err := src.Check(ctx, model.Needs())
+		must(t, err)
+		for _, f := range found {
+			switch {
+			case !f.Warning:
+				faults = append(faults, f.Error())
+			case strings.Contains(f.Msg, "collation"):
+				links = append(links, f.Error())
+			}
+		}
+		return faults, links
 	}
-
-	model, err = indexer.NewModel(config.EntityDefs([]config.Entity{entity("no_such_column")}))
-	must(t, err)
-	if _, err := src.LooseLinks(ctx, model.LinkColumns()); !errors.Is(err, indexersql.ErrNoColumn) {
-		t.Errorf("missing link column: err = %v, want ErrNoColumn", err)
+	faults, links := check("code")
+	if len(faults) != 0 || len(links) != 1 || !strings.HasPrefix(links[0], `entities[0].relations[0].key (item.owner): "code"`) ||
+		!strings.Contains(links[0], "utf8mb4_general_ci") {
+		t.Errorf("faults %q, link warnings %q: want only entities[0].relations[0].key (%s.owners.code, utf8mb4_general_ci)", faults, links, db)
+	}
+	faults, _ = check("no_such_column")
+	if len(faults) != 1 || !strings.HasPrefix(faults[0], `entities[0].relations[0].key (item.owner): "no_such_column": no such column`) {
+		t.Errorf("missing link column: faults %q, want entities[0].relations[0].key", faults)
 	}
 }

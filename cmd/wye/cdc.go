@@ -40,7 +40,16 @@ func newCDCCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runCDC(cmd.Context(), cfg, nil)
+			ep, stop, err := endpointFor(nil, cfg.Metrics.Listen)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			// Only the logins: cdc reads no entity's columns.
+			if err := startCheck(cmd.Context(), cfg, nil, cmd.ErrOrStderr(), slog.Default()); err != nil {
+				return cleanStop(cmd.Context(), err)
+			}
+			return runCDC(cmd.Context(), cfg, ep)
 		},
 	}
 	d := config.Default()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -189,23 +188,4 @@ func entityDocuments(cfg *config.Config, cols mapping.Columns) map[string]mappin
 // only: the secrets of the others may be unset (config.Options.Need).
 func loadConfigNeeding(cmd *cobra.Command, g *globalFlags, need config.Need) (*config.Config, error) {
 	return loadConfigTo(cmd, g, cmd.ErrOrStderr(), need)
-}
-
-// loadConfigTo loads g.configFile with the overrides of the flags of cmd that were given
-// (see bindKeys) and the secrets of need. Faults are written to faults, one per line; the
-// returned usageError only counts them, so exitCode's single "wye: ..." line does not
-// repeat them.
-func loadConfigTo(cmd *cobra.Command, g *globalFlags, faults io.Writer, need config.Need) (*config.Config, error) {
-	cfg, err := config.Load(g.configFile, config.Options{Overrides: flagOverrides(cmd), Need: need})
-	var errs config.Errors
-	switch {
-	case errors.As(err, &errs):
-		for _, e := range errs {
-			fmt.Fprintln(faults, e)
-		}
-		return nil, usageError{fmt.Errorf("%s: invalid configuration: %d %s", g.configFile, len(errs), plural(len(errs), "fault"))}
-	case err != nil:
-		return nil, usageError{err}
-	}
-	return cfg, nil
 }

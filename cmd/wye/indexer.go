@@ -37,7 +37,20 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runIndexer(cmd.Context(), cfg, nil)
+			model, err := newModel(cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			// /healthz answers while the start check waits for the source; /readyz does not.
+			ep, stop, err := endpointFor(nil, cfg.Metrics.Listen)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if err := startCheck(cmd.Context(), cfg, model.Needs(), cmd.ErrOrStderr(), slog.Default()); err != nil {
+				return cleanStop(cmd.Context(), err)
+			}
+			return runIndexer(cmd.Context(), cfg, ep)
 		},
 	}
 	d := config.Default()
@@ -64,8 +77,8 @@ func newIndexerCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// runIndexer runs the indexer with cfg.Indexer's knobs. Its series and readiness go to ep, or
-// to an endpoint of its own on metrics.listen when ep is nil.
+// runIndexer runs the indexer with cfg.Indexer's knobs, once startCheck passed. Its series and
+// readiness go to ep, or to an endpoint of its own on metrics.listen when ep is nil.
 func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error {
 	log := slog.Default()
 	if len(cfg.Entities) == 0 {
@@ -87,9 +100,6 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		return err
 	}
 	defer src.Close()
-	if err := checkLinks(ctx, src, model, log); err != nil {
-		return err
-	}
 	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
 	if err != nil {
 		return err
@@ -206,28 +216,6 @@ var _ es.IndexResolver = mappingIndices{}
 
 func (m mappingIndices) WriteIndices(ctx context.Context, alias string) ([]string, error) {
 	return mapping.WriteIndices(ctx, m.api, alias)
-}
-
-// checkLinks refuses a link column the source does not have, and warns about each one whose
-// collation is not binary (docs/indexer.md, "Link columns"). A source that cannot be asked now
-// is not fatal: batches wait for it anyway.
-func checkLinks(ctx context.Context, src *indexersql.Source, model *indexer.Model, log *slog.Logger) error {
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	loose, err := src.LooseLinks(qctx, model.LinkColumns())
-	switch {
-	case errors.Is(err, indexersql.ErrNoColumn):
-		return usageError{err}
-	case err != nil:
-		log.Warn("could not check the collations of the link columns", "err", err)
-		return nil
-	}
-	for _, l := range loose {
-		log.Warn("link column with a non-binary collation: wye matches its values byte for byte, MySQL by collation; "+
-			"values that differ only in case, accents or trailing spaces would not join (use a _bin collation, or keep the values canonical)",
-			"entity_field", l.Path, "column", l.Table+"."+l.Column, "collation", l.Collation)
-	}
-	return nil
 }
 
 // newModel builds the indexer's entity model of the configured entities.

@@ -137,7 +137,7 @@ func runNightly(ctx context.Context, cfg *config.Config, f nightlyFlags, stderr,
 	}
 	defer src.Close()
 	src.Follow(string(cfg.Source.Flavor), nil)
-	if err := checkLinks(ctx, src, model, log); err != nil {
+	if err := checkSourceNeeds(ctx, cfg, model.Needs(), stderr, log); err != nil {
 		return err
 	}
 	source := &snapshotSource{src: src, cdc: store.CDC(control.CDCOptions{Name: cfg.CDC.Name}), name: cfg.CDC.Name}

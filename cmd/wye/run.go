@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -29,7 +30,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := newModel(cfg); err != nil {
+			model, err := newModel(cfg)
+			if err != nil {
 				return usageError{err}
 			}
 			// The end-to-end benchmark (e2e/e2e_bench_test.go) profiles each phase this way.
@@ -45,6 +47,10 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer stop()
+			// Before cdc publishes or the indexer consumes anything.
+			if err := startCheck(cmd.Context(), cfg, model.Needs(), cmd.ErrOrStderr(), slog.Default()); err != nil {
+				return cleanStop(cmd.Context(), err)
+			}
 
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()

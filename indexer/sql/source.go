@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -225,8 +224,13 @@ func selectFrom(q *strings.Builder, table string, cols []string) {
 		}
 		q.WriteString(quote(c))
 	}
+	q.WriteString(" FROM " + qualified(table))
+}
+
+// qualified quotes "db.table" as `db`.`table`.
+func qualified(table string) string {
 	db, t, _ := strings.Cut(table, ".")
-	q.WriteString(" FROM " + quote(db) + "." + quote(t))
+	return quote(db) + "." + quote(t)
 }
 
 // query runs one statement in the view and encodes its rows; every error is classified.
@@ -344,39 +348,6 @@ func compact(b []byte) []byte {
 		return b
 	}
 	return out.Bytes()
-}
-
-// LooseLinks returns the link columns that MySQL compares with a collation that is not
-// binary, each with its collation: there, values wye treats as different ('ABC', 'abc',
-// 'abc ') can be equal for MySQL, and rows MySQL would join are not joined in the document.
-// Integer, binary and *_bin columns are safe. A column that does not exist is an error.
-func (s *Source) LooseLinks(ctx context.Context, links []indexer.LinkColumn) ([]LooseLink, error) {
-	var out []LooseLink
-	for _, l := range links {
-		db, table, _ := strings.Cut(l.Table, ".")
-		var coll sql.NullString
-		err := s.db.QueryRowContext(ctx, `SELECT COLLATION_NAME FROM information_schema.COLUMNS
-			WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?`, db, table, l.Column).Scan(&coll)
-		if err == sql.ErrNoRows {
-			return nil, fmt.Errorf("entities: %s: column %s.%s: %w", l.Path, l.Table, l.Column, ErrNoColumn)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the collation of %s.%s: %w", l.Table, l.Column, err)
-		}
-		if coll.Valid && coll.String != "binary" && !strings.HasSuffix(coll.String, "_bin") {
-			out = append(out, LooseLink{LinkColumn: l, Collation: coll.String})
-		}
-	}
-	return out, nil
-}
-
-// ErrNoColumn: a configured link column is not in the source (or the source user cannot see it).
-var ErrNoColumn = errors.New("no such column in the source (or the source user cannot see it)")
-
-// LooseLink is a link column with a non-binary collation.
-type LooseLink struct {
-	indexer.LinkColumn
-	Collation string
 }
 
 // columns are one table's columns by name.
