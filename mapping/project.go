@@ -165,7 +165,7 @@ func (s *scanner) object(n *node, i int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		key, err := s.key(ks, ke)
+		f, known, err := s.field(n, ks, ke)
 		if err != nil {
 			return 0, err
 		}
@@ -174,8 +174,7 @@ func (s *scanner) object(n *node, i int) (int, error) {
 			return 0, errSyntax
 		}
 		vs := s.space(i + 1)
-		f, known := n.fields[key]
-		if !known && n.strict && !strings.Contains(key, ".") {
+		if !known && n.strict && bytes.IndexByte(s.b[ks:ke], '.') < 0 {
 			s.dropped++
 			if i, err = s.skip(vs); err != nil {
 				return 0, err
@@ -235,15 +234,19 @@ func (s *scanner) value(n *node, i int) (int, error) {
 	}
 }
 
-// key is the member name b[ks:ke] (quotes included), unescaped.
-func (s *scanner) key(ks, ke int) (string, error) {
+// field looks up the member named b[ks:ke] (quotes included) among n's fields.
+func (s *scanner) field(n *node, ks, ke int) (*node, bool, error) {
 	raw := s.b[ks:ke]
-	if !bytes.ContainsRune(raw, '\\') {
-		return string(raw[1 : len(raw)-1]), nil
+	if bytes.IndexByte(raw, '\\') < 0 {
+		f, ok := n.fields[string(raw[1:len(raw)-1])] // no copy: a map index by a converted []byte
+		return f, ok, nil
 	}
 	var k string
-	err := json.Unmarshal(raw, &k)
-	return k, err
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return nil, false, err
+	}
+	f, ok := n.fields[k]
+	return f, ok, nil
 }
 
 // str returns the index after the string at b[i].
