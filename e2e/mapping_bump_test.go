@@ -63,6 +63,9 @@ func TestAddingAFieldByAMappingBumpNeverFreezesTheAliasOrParksAnything(t *testin
 			if n := (&indexerProc{metrics: p.metrics}).metric(t, "wye_indexer_ledger_entries_total"); n != 0 {
 				t.Errorf("%s: the indexer ledgered %v ids", step, n)
 			}
+			if n := (&indexerProc{metrics: p.metrics}).metric(t, "wye_indexer_other_index_refused_total"); n != 0 {
+				t.Errorf("%s: %v documents refused by an index the alias does not point at", step, n)
+			}
 		}
 	}
 	low, high := programRange(w.c)
