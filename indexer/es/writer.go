@@ -78,8 +78,9 @@ type Options struct {
 
 // Writer writes documents to one cluster: one _bulk per call (halved while the cluster
 // answers that it is too large), each document once per concrete index of its alias (same
-// source bytes, same external version), and one result per document: the worst of its
-// indices' results. It implements indexer.ClusterWriter.
+// external version; same source bytes unless a version bump makes an index need the document
+// projected onto its mapping), and one result per document: the worst of the results of the
+// indices that decide it (Target.Alias). It implements indexer.ClusterWriter.
 //
 // Invariant: every Result.Reason is made here, passing once through reason.Cut (the engine's
 // error type, a bounded message, no quoted field value), at most prefixed by the index it
