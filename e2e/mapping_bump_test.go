@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -88,11 +87,13 @@ func TestAddingAFieldByAMappingBumpNeverFreezesTheAliasOrParksAnything(t *testin
 	must(t, err)
 
 	// 1. v2 with the new field, applied: v2 beside v1, the alias still on v1.
-	setConfig(t, w.cfg, "mapping: v1", "mapping: v2")
+	for range clusterNames {
+		w.rewrite("mapping: v1", "mapping: v2")
+	}
 	mappingCmd("apply")
 	work(50)
 	// 2. The entity emits the field: the stream restarted with the new configuration.
-	setConfig(t, w.cfg, "columns: [id, title, channel_id, duration_s, rating, code, updated_at]",
+	w.rewrite("columns: [id, title, channel_id, duration_s, rating, code, updated_at]",
 		"columns: [id, title, channel_id, duration_s, rating, code, updated_at, internal_note]")
 	stream.stop()
 	work(20)
@@ -188,17 +189,6 @@ func TestAddingAFieldByAMappingBumpNeverFreezesTheAliasOrParksAnything(t *testin
 	})
 	nothingParked("after gc", stream)
 	t.Logf("workload: %v", ops)
-}
-
-// setConfig replaces old by new in the configuration file at path.
-func setConfig(t *testing.T, path, old, new string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	must(t, err)
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("%s has no %q", path, old)
-	}
-	must(t, os.WriteFile(path, []byte(strings.ReplaceAll(string(b), old, new)), 0o600))
 }
 
 // probeSeen checks the document id of index (or alias) on cluster: its title, and the new
