@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/lograte"
 )
 
 // Defaults of the streaming fan-out (StreamOptions).
@@ -78,11 +79,11 @@ type slave struct {
 	queued atomic.Int64 // bytes of the jobs in queue: at most BacklogBytes
 	s      *Stream
 
+	logs *lograte.Limiter // miss lines: one per class per LogEvery, then a count
+
 	mu       sync.Mutex
-	lastLog  time.Time
-	failures map[string]int // class -> count since the last log line
-	dropped  []Doc          // ids of batches the backlog had no room for, for the ledger
-	overflow int            // dropped beyond maxDropped, not recorded
+	dropped  []Doc // ids of batches the backlog had no room for, for the ledger
+	overflow int   // dropped beyond maxDropped, not recorded
 }
 
 // NewStream builds the streaming fan-out; Start runs the slave workers.
@@ -97,7 +98,9 @@ func NewStream(opts StreamOptions) *Stream {
 	s := &Stream{opts: opts, slaves: map[string]*slave{}, writers: map[string]ClusterWriter{}}
 	for _, w := range opts.Clusters {
 		s.writers[w.Name()] = w
-		s.slaves[w.Name()] = &slave{w: w, queue: make(chan job, opts.Backlog), s: s, failures: map[string]int{}}
+		s.slaves[w.Name()] = &slave{w: w, queue: make(chan job, opts.Backlog), s: s, logs: lograte.New(opts.LogEvery, func(class string, n int) {
+			opts.Logger.Warn("more slave misses recorded in the repair ledger", "cluster", w.Name(), "class", class, "count", n)
+		})}
 		s.order = append(s.order, w.Name())
 	}
 	return s
@@ -314,19 +317,19 @@ func (sl *slave) record(ctx context.Context, ms []Missed) error {
 	}
 }
 
-// logMissed counts misses by class and logs them at most once per LogEvery.
+// logMissed logs misses by class: the first of each class per LogEvery with an example
+// reason, then one count of the rest (internal/lograte).
 func (sl *slave) logMissed(ms []Missed) {
-	sl.mu.Lock()
+	counts := map[string]int{}
+	example := map[string]string{}
 	for _, m := range ms {
-		sl.failures[m.Class]++
+		counts[m.Class]++
+		example[m.Class] = cmp.Or(example[m.Class], m.Reason)
 	}
-	var logNow map[string]int
-	if time.Since(sl.lastLog) >= sl.s.opts.LogEvery {
-		logNow, sl.failures, sl.lastLog = sl.failures, map[string]int{}, time.Now()
-	}
-	sl.mu.Unlock()
-	if logNow != nil {
-		sl.s.opts.Logger.Warn("slave missed writes; ids recorded in the repair ledger",
-			"cluster", sl.w.Name(), "counts", logNow, "example_reason", ms[0].Reason)
+	for class, n := range counts {
+		if ok, _ := sl.logs.Allow(class, n); ok {
+			sl.s.opts.Logger.Warn("slave missed writes; ids recorded in the repair ledger",
+				"cluster", sl.w.Name(), "class", class, "count", n, "example_reason", example[class])
+		}
 	}
 }

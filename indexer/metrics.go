@@ -22,6 +22,12 @@ type Metrics struct {
 	// that takes no write (down, or blocking writes).
 	MasterUnavailable prometheus.Gauge
 	QueueDepth        *prometheus.GaugeVec // wye_indexer_queue_messages{queue}: ready messages, sampled
+	// FieldsProjected is wye_indexer_fields_projected_total{cluster,index}: fields left out of
+	// documents for an index whose strict mapping lacks them, during a mapping version bump.
+	FieldsProjected *prometheus.CounterVec
+	// OtherIndexRefused is wye_indexer_other_index_refused_total{cluster,index}: permanent
+	// refusals by an index the alias does not point at, which decide nothing.
+	OtherIndexRefused *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -57,10 +63,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a batch waits for a master that takes no write (unreachable, failing whole requests, or blocking writes); no attempt is spent meanwhile."}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_queue_messages",
 			Help: "Messages ready in the change, retry and parked queues (sampled every 5s while consuming)."}, []string{"queue"}),
+		FieldsProjected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_fields_projected_total",
+			Help: "Fields left out of documents for an index whose strict mapping does not know them (a mapping version bump), per cluster and index."}, []string{"cluster", "index"}),
+		OtherIndexRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_other_index_refused_total",
+			Help: "Documents refused (permanent) by an index the alias does not point at during a version bump: not parked, not ledgered."}, []string{"cluster", "index"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
-			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth)
+			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth,
+			m.FieldsProjected, m.OtherIndexRefused)
 	}
 	return m
 }

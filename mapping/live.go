@@ -130,33 +130,97 @@ func Observe(ctx context.Context, api Requester, alias string) (*Live, error) {
 // name, which would auto-create an index with a dynamic mapping. Call it at start and again
 // after a write answers index_not_found_exception (gc removed an index).
 func WriteIndices(ctx context.Context, api Requester, alias string) ([]string, error) {
+	names, _, err := family(ctx, api, alias)
+	return names, err
+}
+
+// Target is one index the indexer writes the documents of a family to (WriteTargets).
+type Target struct {
+	Name string
+	// Alias: the alias points at this index, the one the application reads. Its result
+	// decides a document; another index's refusal does not (docs/mapping.md, "Version bump
+	// without downtime").
+	Alias bool
+	// Project leaves out the fields this index's strict mapping does not know and another
+	// index of the family does; nil when the index lacks none (no bump, the newest index).
+	Project *Projection
+}
+
+// WriteTargets is WriteIndices with, for each index, whether the alias points at it and,
+// during a version bump, its Projection: each index then receives the documents projected
+// onto its own mapping, so that the old strict index keeps taking them once the entity
+// emits the new version's fields. With one index it makes no more requests than
+// WriteIndices; during a bump it reads the family's mappings once more.
+func WriteTargets(ctx context.Context, api Requester, alias string) ([]Target, error) {
+	names, aliasOn, err := family(ctx, api, alias)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Target, len(names))
+	for i, name := range names {
+		out[i] = Target{Name: name, Alias: aliasOn[name]}
+	}
+	if len(names) < 2 {
+		return out, nil
+	}
+	body, err := call(ctx, api, esapi.IndicesGetMappingRequest{Index: names}, "get mappings of "+alias)
+	if err != nil {
+		return nil, err
+	}
+	var found map[string]struct {
+		Mappings map[string]any `json:"mappings"`
+	}
+	if err := decode(body, &found); err != nil {
+		return nil, fmt.Errorf("decode mappings of %s: %w", alias, err)
+	}
+	mappings := make([]map[string]any, len(names))
+	for i, name := range names {
+		m, ok := found[name]
+		if !ok {
+			return nil, fmt.Errorf("get mappings of %s: no mapping for %s", alias, name)
+		}
+		mappings[i] = m.Mappings
+	}
+	for i, p := range Projections(mappings) {
+		out[i].Project = p
+	}
+	return out, nil
+}
+
+// family lists the indices of alias's family in version order and which of them the alias
+// points at.
+func family(ctx context.Context, api Requester, alias string) ([]string, map[string]bool, error) {
 	yes := true
 	// _alias on the wildcard lists every matching index, with or without aliases.
 	status, body, err := api.Do(ctx, esapi.IndicesGetAliasRequest{Index: []string{alias + "_v*"}, AllowNoIndices: &yes})
 	if err != nil {
-		return nil, fmt.Errorf("list indices of %s: %w", alias, err)
+		return nil, nil, fmt.Errorf("list indices of %s: %w", alias, err)
 	}
 	if status/100 != 2 {
-		return nil, fmt.Errorf("list indices of %s: %w", alias, cluster.NewStatusError("", status, body))
+		return nil, nil, fmt.Errorf("list indices of %s: %w", alias, cluster.NewStatusError("", status, body))
 	}
-	var found map[string]any
+	var found map[string]struct {
+		Aliases map[string]any `json:"aliases"`
+	}
 	if err := decode(body, &found); err != nil {
-		return nil, fmt.Errorf("decode indices of %s: %w", alias, err)
+		return nil, nil, fmt.Errorf("decode indices of %s: %w", alias, err)
 	}
-	family := familyPattern(alias)
+	pattern := familyPattern(alias)
 	var out []string
-	for name := range found {
-		if family.MatchString(name) {
+	aliasOn := map[string]bool{}
+	for name, idx := range found {
+		if pattern.MatchString(name) {
 			out = append(out, name)
+			_, aliasOn[name] = idx.Aliases[alias]
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("list indices of %s: none exists; run `wye mapping apply`", alias)
+		return nil, nil, fmt.Errorf("list indices of %s: none exists; run `wye mapping apply`", alias)
 	}
 	slices.SortFunc(out, func(a, b string) int {
-		return versionNumber(family.FindStringSubmatch(a)[1]) - versionNumber(family.FindStringSubmatch(b)[1])
+		return versionNumber(pattern.FindStringSubmatch(a)[1]) - versionNumber(pattern.FindStringSubmatch(b)[1])
 	})
-	return out, nil
+	return out, aliasOn, nil
 }
 
 // call performs req and returns the body of a 2xx answer; anything else is an error

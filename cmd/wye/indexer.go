@@ -207,15 +207,28 @@ func clusterOptions(c config.Cluster) cluster.Options {
 }
 
 // mappingIndices resolves the indices of an entity's alias on one cluster with
-// mapping.WriteIndices (docs/mapping.md, "Version bump without downtime"). Invariant: it never
-// returns a name that no <name>_vN index carries, so a write can never auto-create a dynamic
-// index; an index laid out outside `wye mapping` takes indexer.index_targets: alias.
+// mapping.WriteTargets (docs/mapping.md, "Version bump without downtime"): which one the
+// alias points at, and the projection of each index that lacks a field of the others.
+// Invariant: it never returns a name that no <name>_vN index carries, so a write can never
+// auto-create a dynamic index; an index laid out outside `wye mapping` takes
+// indexer.index_targets: alias.
 type mappingIndices struct{ api mapping.Requester }
 
 var _ es.IndexResolver = mappingIndices{}
 
-func (m mappingIndices) WriteIndices(ctx context.Context, alias string) ([]string, error) {
-	return mapping.WriteIndices(ctx, m.api, alias)
+func (m mappingIndices) WriteTargets(ctx context.Context, alias string) ([]es.Target, error) {
+	ts, err := mapping.WriteTargets(ctx, m.api, alias)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]es.Target, len(ts))
+	for i, t := range ts {
+		out[i] = es.Target{Name: t.Name, Alias: t.Alias}
+		if t.Project != nil {
+			out[i].Project = t.Project.Apply
+		}
+	}
+	return out, nil
 }
 
 // newModel builds the indexer's entity model of the configured entities.

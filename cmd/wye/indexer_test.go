@@ -9,7 +9,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
-// fakeIndices answers the read requests of mapping.WriteIndices and mapping.Observe for a
+// fakeIndices answers the read requests of mapping.WriteTargets and mapping.Observe for a
 // cluster holding the given concrete indices (no aliases).
 type fakeIndices []string
 
@@ -51,7 +51,11 @@ func TestIndexerNeverWritesAnAliasNameThatNoIndexCarries(t *testing.T) {
 		{"nothing: the write would auto-create a dynamic index", fakeIndices{"other"}, nil},
 	}
 	for _, tt := range tests {
-		got, err := mappingIndices{tt.indices}.WriteIndices(t.Context(), "programs")
+		ts, err := mappingIndices{tt.indices}.WriteTargets(t.Context(), "programs")
+		var got []string
+		for _, x := range ts {
+			got = append(got, x.Name)
+		}
 		if tt.want == nil {
 			if err == nil {
 				t.Errorf("%s: targets %v, want an error", tt.name, got)

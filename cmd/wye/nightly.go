@@ -227,12 +227,12 @@ func nightlyClusters(cfg *config.Config, picked []config.Cluster, intoNew bool, 
 // (--into-new-index) compares with and writes the new index alone.
 type newestIndex struct{ api mapping.Requester }
 
-func (n newestIndex) WriteIndices(ctx context.Context, alias string) ([]string, error) {
+func (n newestIndex) WriteTargets(ctx context.Context, alias string) ([]es.Target, error) {
 	name, err := n.newest(ctx, alias)
 	if err != nil {
 		return nil, err
 	}
-	return []string{name}, nil
+	return []es.Target{{Name: name}}, nil // alone: it decides
 }
 
 func (n newestIndex) newest(ctx context.Context, alias string) (string, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/lograte"
 	"github.com/wyehq/wye/internal/reason"
 )
 
@@ -82,6 +83,9 @@ type Consumer struct {
 	// wait is how long the next batch waits for company after its first delivery (collect):
 	// BatchWait at first, then as long as the last batch took to process (adapt).
 	wait atomic.Int64
+	// parkedLogs bounds the "parked" lines: one per reason per indexer.DefaultLogEvery, then
+	// one count of the rest, so a flood of refusals does not flood the log.
+	parkedLogs *lograte.Limiter
 }
 
 // minBatchWait is the shortest wait for company (unless BatchWait is shorter): a batch costs
@@ -110,6 +114,9 @@ func New(opts Options, p Processor) *Consumer {
 	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	c := &Consumer{opts: opts, p: p}
+	c.parkedLogs = lograte.New(indexer.DefaultLogEvery, func(reason string, n int) {
+		opts.Logger.Warn("more parked", "queue", opts.Parked, "count", n, "reason", reason)
+	})
 	c.wait.Store(int64(opts.BatchWait))
 	return c
 }
@@ -134,6 +141,7 @@ func (c *Consumer) RetryQueue(d time.Duration) string { return broker.RetryQueue
 // or not; the error is logged here, once, with its class (broker.Classify) and the count of
 // consecutive failures.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.parkedLogs.Flush()
 	failures := 0
 	for {
 		start := time.Now()
@@ -511,7 +519,9 @@ func (c *Consumer) record(batch []amqp.Delivery, out indexer.Outcome, start time
 		m.LagSeconds.Observe(now.Sub(ts).Seconds())
 	}
 	for _, p := range out.Parked {
-		c.opts.Logger.Warn("parked", "queue", c.opts.Parked, "cluster", p.Cluster, "status", p.Status, "type", p.ErrType, "reason", p.Reason)
+		if ok, _ := c.parkedLogs.Allow(p.Reason, 1); ok {
+			c.opts.Logger.Warn("parked", "queue", c.opts.Parked, "cluster", p.Cluster, "status", p.Status, "type", p.ErrType, "reason", p.Reason)
+		}
 	}
 }
 

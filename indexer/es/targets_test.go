@@ -44,8 +44,14 @@ type clusterResolver struct {
 	cluster string
 }
 
-func (c clusterResolver) WriteIndices(_ context.Context, alias string) ([]string, error) {
-	return c.r.indices(c.cluster, alias)
+// WriteTargets marks no index as the alias's: every index decides.
+func (c clusterResolver) WriteTargets(_ context.Context, alias string) ([]Target, error) {
+	names, err := c.r.indices(c.cluster, alias)
+	var out []Target
+	for _, n := range names {
+		out = append(out, Target{Name: n})
+	}
+	return out, err
 }
 
 var _ IndexResolver = clusterResolver{}
@@ -90,7 +96,7 @@ func TestVersionBumpWritesEveryTargetIndexTheSameBytesAndVersion(t *testing.T) {
 		return created(index, id)
 	})
 	res := &fakeResolver{targets: map[string][]string{"es7": {"programs_v1", "programs_v2"}}, calls: map[string]int{}}
-	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Targets: []Target{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Targets: []testCluster{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
 
 	d := docs(3)
 	d[2].Source = nil // a delete goes to both too
@@ -135,7 +141,7 @@ func TestIndexNotFoundForgetsCachedTargetsAndIsRetryable(t *testing.T) {
 	})
 	res := &fakeResolver{targets: map[string][]string{"es7": {"programs_v1", "programs_v2"}}, calls: map[string]int{}}
 	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, TTL: time.Hour,
-		Targets: []Target{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
+		Targets: []testCluster{{Name: "es7", Client: client(t, "es7", srv.URL), Timeout: 5 * time.Second}}})
 	write := func() indexer.Class {
 		t.Helper()
 		_, r, err := f.Write(t.Context(), docs(1), "")
@@ -180,7 +186,7 @@ func TestNoWriteTargetsIsRetryableOnTheMasterAndLedgeredOnSlaves(t *testing.T) {
 	master, slave := fakeES(t, bulk("es7")), fakeES(t, bulk("es8"))
 	res := &fakeResolver{targets: map[string][]string{}, calls: map[string]int{}} // no index anywhere
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Ledger: ledger, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Resolver: res, Ledger: ledger, Targets: []testCluster{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "es8", Client: client(t, "es8", slave.URL), Timeout: 5 * time.Second},
 	}})

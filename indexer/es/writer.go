@@ -18,6 +18,7 @@ import (
 	"github.com/wyehq/wye/cluster"
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/internal/defaults"
+	"github.com/wyehq/wye/internal/lograte"
 	"github.com/wyehq/wye/internal/reason"
 )
 
@@ -35,11 +36,25 @@ type Bulker interface {
 var _ Bulker = (*cluster.Client)(nil)
 
 // IndexResolver lists the concrete indices the Writer's cluster must receive every document
-// of alias in: every <alias>_vN that exists, in version order (mapping.WriteIndices; two while
+// of alias in: every <alias>_vN that exists, in version order (mapping.WriteTargets; two while
 // a mapping version bump runs). An error means there is nothing safe to write to: the alias
 // name itself must not be written, or the engine would auto-create a dynamic index.
 type IndexResolver interface {
-	WriteIndices(ctx context.Context, alias string) ([]string, error)
+	WriteTargets(ctx context.Context, alias string) ([]Target, error)
+}
+
+// Target is one concrete index that receives the documents of an alias.
+type Target struct {
+	Name string
+	// Alias: the alias points at this index, the one the application reads. When a target
+	// of the alias has it, a permanent refusal by any other target decides nothing: it is
+	// counted and logged, never parked or ledgered (docs/mapping.md, "Version bump without
+	// downtime"). When none has it, every target decides.
+	Alias bool
+	// Project gives a document's source for this index and how many fields it left out
+	// (mapping.Projection.Apply); nil sends every source as it is. Decided once per
+	// resolution, so a document is re-encoded only for an index that lacks a field.
+	Project func(src []byte) ([]byte, int, error)
 }
 
 // Options configure the Writer of one cluster.
@@ -63,23 +78,25 @@ type Options struct {
 
 // Writer writes documents to one cluster: one _bulk per call (halved while the cluster
 // answers that it is too large), each document once per concrete index of its alias (same
-// source bytes, same external version), and one result per document: the worst of its
-// indices' results. It implements indexer.ClusterWriter.
+// external version; same source bytes unless a version bump makes an index need the document
+// projected onto its mapping), and one result per document: the worst of the results of the
+// indices that decide it (Target.Alias). It implements indexer.ClusterWriter.
 //
 // Invariant: every Result.Reason is made here, passing once through reason.Cut (the engine's
 // error type, a bounded message, no quoted field value), at most prefixed by the index it
 // concerns: it is stored in parked headers and the repair ledger and logged, and an engine's
 // message may quote row data (docs/architecture.md, "Error classes").
 type Writer struct {
-	opts  Options
-	mu    sync.Mutex
-	cache map[string]*cached // alias -> its indices, read by the master path and slave workers
+	opts    Options
+	mu      sync.Mutex
+	cache   map[string]*cached // alias -> its indices, read by the master path and slave workers
+	refused *lograte.Limiter   // log lines of refusals that decide nothing, per index
 }
 
 var _ indexer.ClusterWriter = (*Writer)(nil)
 
 type cached struct {
-	names    []string
+	targets  []Target
 	at       time.Time // zero: not resolved (or forgotten)
 	failures int       // consecutive failed resolutions
 	lastLog  time.Time
@@ -92,7 +109,27 @@ func New(opts Options) *Writer {
 	opts.LogEvery = defaults.Positive(opts.LogEvery, indexer.DefaultLogEvery)
 	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
-	return &Writer{opts: opts, cache: map[string]*cached{}}
+	w := &Writer{opts: opts, cache: map[string]*cached{}}
+	w.refused = lograte.New(opts.LogEvery, func(index string, n int) {
+		opts.Logger.Warn("more documents refused by an index the alias does not point at; nothing parked or ledgered",
+			"cluster", opts.Name, "index", index, "count", n)
+	})
+	return w
+}
+
+// write is one document and the indices it goes to, with its source projected for those
+// that need it (sources[j] for targets[j]; nil: the document's own source).
+type write struct {
+	doc     indexer.Doc
+	targets []Target
+	sources [][]byte
+}
+
+func (wr write) source(j int) []byte {
+	if wr.sources != nil && wr.sources[j] != nil {
+		return wr.sources[j]
+	}
+	return wr.doc.Source
 }
 
 // Name is the cluster's name.
@@ -104,19 +141,18 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	out := make([]indexer.Result, len(docs))
-	var send []indexer.Doc
+	var send []write
 	var at []int // position in docs of send[j]
-	var indices [][]string
-	byAlias := map[string][]string{}
+	byAlias := map[string][]Target{}
 	failed := map[string]error{}
 	for i, d := range docs {
-		names, ok := byAlias[d.Index]
+		targets, ok := byAlias[d.Index]
 		err := failed[d.Index]
 		if !ok && err == nil {
-			if names, err = w.resolve(ctx, d.Index); err != nil {
+			if targets, err = w.resolve(ctx, d.Index); err != nil {
 				failed[d.Index] = err
 			} else {
-				byAlias[d.Index] = names
+				byAlias[d.Index] = targets
 			}
 		}
 		if err != nil {
@@ -127,20 +163,45 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, "retryable").Inc()
 			continue
 		}
-		send, at, indices = append(send, d), append(at, i), append(indices, names)
+		send, at = append(send, w.project(d, targets)), append(at, i)
 	}
 	if len(send) > 0 {
-		for j, r := range w.send(ctx, send, indices) {
+		for j, r := range w.send(ctx, send) {
 			out[at[j]] = r
 		}
 	}
 	return out
 }
 
+// project is the write of d to targets, its source projected for each target that has a
+// Projection and counted per index. A source the projection cannot read goes as it is: the
+// index's answer says what is wrong with it.
+func (w *Writer) project(d indexer.Doc, targets []Target) write {
+	wr := write{doc: d, targets: targets}
+	if d.Source == nil {
+		return wr
+	}
+	for j, t := range targets {
+		if t.Project == nil {
+			continue
+		}
+		src, n, err := t.Project(d.Source)
+		if err != nil || n == 0 {
+			continue
+		}
+		if wr.sources == nil {
+			wr.sources = make([][]byte, len(targets))
+		}
+		wr.sources[j] = src
+		w.opts.Metrics.FieldsProjected.WithLabelValues(w.opts.Name, t.Name).Add(float64(n))
+	}
+	return wr
+}
+
 // send writes docs, each to its indices, in one _bulk (halved while the cluster says it is
 // too large) and folds the results of each doc's indices into one.
-func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]string) []indexer.Result {
-	b, err := body(docs, indices)
+func (w *Writer) send(ctx context.Context, docs []write) []indexer.Result {
+	b, err := body(docs)
 	if err != nil {
 		return same(len(docs), indexer.Result{Class: indexer.Permanent, Reason: reason.Cut("", err.Error())})
 	}
@@ -150,11 +211,11 @@ func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]strin
 	w.opts.Metrics.BulkSeconds.WithLabelValues(w.opts.Name).Observe(time.Since(start).Seconds())
 	if cluster.ClassOf(err) == cluster.TooLarge && len(docs) > 1 {
 		h := len(docs) / 2
-		return append(w.send(ctx, docs[:h], indices[:h]), w.send(ctx, docs[h:], indices[h:])...)
+		return append(w.send(ctx, docs[:h]), w.send(ctx, docs[h:])...)
 	}
 	actions := 0
-	for _, t := range indices {
-		actions += len(t)
+	for _, wr := range docs {
+		actions += len(wr.targets)
 	}
 	if err == nil && len(items) != actions {
 		err = fmt.Errorf("bulk to %s: %d items for %d actions", w.opts.Name, len(items), actions)
@@ -172,34 +233,53 @@ func (w *Writer) send(ctx context.Context, docs []indexer.Doc, indices [][]strin
 		w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Add(float64(actions))
 		return same(len(docs), r)
 	}
-	return w.fold(docs, indices, items)
+	return w.fold(docs, items)
 }
 
-// fold turns the items of a _bulk into one result per doc: the worst of its indices' items.
-func (w *Writer) fold(docs []indexer.Doc, indices [][]string, items []cluster.BulkItem) []indexer.Result {
+// fold turns the items of a _bulk into one result per doc: the worst of the items of the
+// indices that decide it. A permanent refusal by an index the alias does not point at
+// decides nothing (Target.Alias): during a version bump the alias's index, the one the
+// application reads, must keep taking changes whatever the new index says; the refusal is
+// counted and logged here. Every other class of every index still decides, so a transient
+// failure of the new index is retried (master) or ledgered (slave) as before.
+func (w *Writer) fold(docs []write, items []cluster.BulkItem) []indexer.Result {
 	out := make([]indexer.Result, len(docs))
 	n := 0
-	for i, d := range docs {
-		for j, index := range indices[i] {
+	for i, wr := range docs {
+		anyAlias := slices.ContainsFunc(wr.targets, func(t Target) bool { return t.Alias })
+		decided := false
+		for _, t := range wr.targets {
 			it := items[n]
 			n++
 			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: reason.Cut(it.ErrType, it.Reason),
 				Unavailable: it.Class == cluster.Unavailable}
 			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Inc()
 			if it.ErrType == "index_not_found_exception" {
-				w.forget(d.Index) // gc removed an index: list them again
+				w.forget(wr.doc.Index) // gc removed an index: list them again
 			}
 			if r.Class.Missed() {
-				r.Reason = index + ": " + r.Reason // a configured name, not row data: outside the cut
+				r.Reason = t.Name + ": " + r.Reason // a configured name, not row data: outside the cut
 			}
-			if j == 0 {
-				out[i] = r
-			} else {
+			switch {
+			case r.Class == indexer.Permanent && anyAlias && !t.Alias:
+				w.otherRefused(t.Name, r)
+			case !decided:
+				out[i], decided = r, true
+			default:
 				out[i] = indexer.Worse(out[i], r)
 			}
 		}
 	}
 	return out
+}
+
+// otherRefused counts and logs (rate-limited per index) a refusal that decides nothing.
+func (w *Writer) otherRefused(index string, r indexer.Result) {
+	w.opts.Metrics.OtherIndexRefused.WithLabelValues(w.opts.Name, index).Inc()
+	if ok, _ := w.refused.Allow(index, 1); ok {
+		w.opts.Logger.Warn("an index the alias does not point at refused a document; the alias's index decides, nothing parked or ledgered "+
+			"(a mapping version bump: docs/mapping.md)", "cluster", w.opts.Name, "index", index, "status", r.Status, "type", r.ErrType, "reason", r.Reason)
+	}
 }
 
 // noAnswer reports an error of a request the cluster failed as a whole (no connection, a
@@ -232,13 +312,13 @@ func classOf(c cluster.Class) indexer.Class {
 	return indexer.Permanent
 }
 
-// resolve returns the indices of alias on this cluster: [alias] without a Resolver, else the
+// resolve returns the indices of alias on this cluster: alias itself without a Resolver, else the
 // cached answer while it is younger than IndicesTTL, else a fresh one. Failures are not
 // cached: the next write asks again. They are logged here, once per LogEvery per alias, with
 // the count of consecutive failures; the caller turns them into retryable results.
-func (w *Writer) resolve(ctx context.Context, alias string) ([]string, error) {
+func (w *Writer) resolve(ctx context.Context, alias string) ([]Target, error) {
 	if w.opts.Resolver == nil {
-		return []string{alias}, nil
+		return []Target{{Name: alias, Alias: true}}, nil
 	}
 	w.mu.Lock()
 	e := w.cache[alias]
@@ -247,15 +327,15 @@ func (w *Writer) resolve(ctx context.Context, alias string) ([]string, error) {
 		w.cache[alias] = e
 	}
 	if !e.at.IsZero() && time.Since(e.at) < w.opts.IndicesTTL {
-		names := e.names
+		targets := e.targets
 		w.mu.Unlock()
-		return names, nil
+		return targets, nil
 	}
 	w.mu.Unlock()
 
 	// Two goroutines may resolve the same alias at once; both answers are current.
-	names, err := w.opts.Resolver.WriteIndices(ctx, alias)
-	if err == nil && len(names) == 0 {
+	targets, err := w.opts.Resolver.WriteTargets(ctx, alias)
+	if err == nil && len(targets) == 0 {
 		err = errors.New("no index")
 	}
 	w.mu.Lock()
@@ -269,11 +349,31 @@ func (w *Writer) resolve(ctx context.Context, alias string) ([]string, error) {
 		}
 		return nil, fmt.Errorf("resolve indices of %s on %s: %w", alias, w.opts.Name, err)
 	}
-	if e.failures > 0 || !slices.Equal(e.names, names) {
-		w.opts.Logger.Info("write indices", "cluster", w.opts.Name, "alias", alias, "indices", names, "after_failures", e.failures)
+	if e.failures > 0 || !slices.EqualFunc(e.targets, targets, func(a, b Target) bool {
+		return a.Name == b.Name && a.Alias == b.Alias && (a.Project == nil) == (b.Project == nil)
+	}) {
+		var aliased, projected []string
+		for _, t := range targets {
+			if t.Alias {
+				aliased = append(aliased, t.Name)
+			}
+			if t.Project != nil {
+				projected = append(projected, t.Name)
+			}
+		}
+		w.opts.Logger.Info("write indices", "cluster", w.opts.Name, "alias", alias, "indices", names(targets),
+			"alias_on", aliased, "projected", projected, "after_failures", e.failures)
 	}
-	e.names, e.at, e.failures = names, time.Now(), 0
-	return names, nil
+	e.targets, e.at, e.failures = targets, time.Now(), 0
+	return targets, nil
+}
+
+func names(targets []Target) []string {
+	out := make([]string, len(targets))
+	for i, t := range targets {
+		out[i] = t.Name
+	}
+	return out
 }
 
 // forget drops the cached indices of alias: one of them answered index_not_found_exception.
@@ -289,22 +389,23 @@ func (w *Writer) forget(alias string) {
 // external version: a write lands only if its version is greater than the stored one, so
 // replays, retries and replicas in any order converge (docs/architecture.md, invariant 1).
 func Body(docs []indexer.Doc) ([]byte, error) {
-	return body(docs, nil)
+	writes := make([]write, len(docs))
+	for i, d := range docs {
+		writes[i] = write{doc: d, targets: []Target{{Name: d.Index}}}
+	}
+	return body(writes)
 }
 
-// body is Body with the indices of each doc (indices[i]; nil: docs[i].Index): one action
-// per index, each with the same source bytes and version.
-func body(docs []indexer.Doc, indices [][]string) ([]byte, error) {
+// body is Body with the indices of each doc: one action per index, each with the same
+// version and the source projected for that index (write.source).
+func body(docs []write) ([]byte, error) {
 	size := 0
-	for i, d := range docs {
-		n := 1
-		if indices != nil {
-			n = len(indices[i])
-		}
-		size += n * d.BulkSize()
+	for _, wr := range docs {
+		size += len(wr.targets) * wr.doc.BulkSize()
 	}
 	b := make([]byte, 0, size)
-	for i, d := range docs {
+	for _, wr := range docs {
+		d := wr.doc
 		if d.Version < 0 {
 			return nil, fmt.Errorf("build bulk body: %s %s: negative version %d", d.Entity, d.ID, d.Version)
 		}
@@ -312,20 +413,16 @@ func body(docs []indexer.Doc, indices [][]string) ([]byte, error) {
 		if d.Source == nil {
 			op = `{"delete":{"_index":`
 		}
-		names := []string{d.Index}
-		if indices != nil {
-			names = indices[i]
-		}
-		for _, index := range names {
+		for j, t := range wr.targets {
 			b = append(b, op...)
-			b = appendJSON(b, index)
+			b = appendJSON(b, t.Name)
 			b = append(b, `,"_id":`...)
 			b = appendJSON(b, d.ID)
 			b = append(b, `,"version":`...)
 			b = strconv.AppendInt(b, d.Version, 10)
 			b = append(b, `,"version_type":"external"}}`+"\n"...)
 			if d.Source != nil {
-				b = append(b, d.Source...)
+				b = append(b, wr.source(j)...)
 				b = append(b, '\n')
 			}
 		}
@@ -367,7 +464,7 @@ func (l *Lazy) Bulk(ctx context.Context, body []byte, opts ...cluster.BulkOption
 	return c.Bulk(ctx, body, opts...)
 }
 
-// Do connects if needed, then performs req; with it a Lazy serves mapping.WriteIndices.
+// Do connects if needed, then performs req; with it a Lazy serves mapping.WriteTargets.
 func (l *Lazy) Do(ctx context.Context, req esapi.Request) (int, []byte, error) {
 	c, err := l.client()
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 	"github.com/wyehq/wye/indexer"
 )
 
-// Target is one cluster of a test fan-out.
-type Target struct {
+// testCluster is one cluster of a test fan-out.
+type testCluster struct {
 	Name    string
 	Client  Bulker
 	Timeout time.Duration
@@ -33,7 +33,7 @@ type fanOpts struct {
 	SlaveInFlight int
 	Resolver      *fakeResolver // nil: no resolver
 	TTL           time.Duration
-	Targets       []Target
+	Targets       []testCluster
 }
 
 func fan(o fanOpts) *indexer.Stream {
@@ -147,7 +147,7 @@ func TestHangingSlaveNeverDelaysTheMaster(t *testing.T) {
 		"3": `{"index":{"_id":"3","status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected"}}}`,
 	}))
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 1, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 1, Targets: []testCluster{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "dead", Client: client(t, "dead", hanging.URL), Timeout: 4 * time.Second},
 	}})
@@ -218,7 +218,7 @@ func TestTooLargeBodyIsSplitNotParked(t *testing.T) {
 		}
 		okBulk(nil)(w, r, body)
 	})
-	f := fan(fanOpts{Roles: fixedRoles("es7"), Targets: []Target{{Name: "es7", Client: client(t, "es7", limited.URL), Timeout: 5 * time.Second}}})
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Targets: []testCluster{{Name: "es7", Client: client(t, "es7", limited.URL), Timeout: 5 * time.Second}}})
 	_, res, err := f.Write(t.Context(), docs(7), "")
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestRetryForADemotedMasterGoesToTheCurrentMaster(t *testing.T) {
 		newHits.Add(1)
 		okBulk(nil)(w, r, body)
 	})
-	f := fan(fanOpts{Roles: fixedRoles("es8"), Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es8"), Targets: []testCluster{
 		{Name: "es7", Client: client(t, "es7", old.URL), Timeout: 5 * time.Second},
 		{Name: "es8", Client: client(t, "es8", current.URL), Timeout: 5 * time.Second},
 	}})
@@ -299,7 +299,7 @@ func TestMergedSlaveBatchesRecordEachFailedDocOnce(t *testing.T) {
 	})
 	master := fakeES(t, okBulk(nil))
 	ledger := &memLedger{ids: map[string][]string{}}
-	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 16, SlaveInFlight: 2, Targets: []Target{
+	f := fan(fanOpts{Roles: fixedRoles("es7"), Ledger: ledger, Backlog: 16, SlaveInFlight: 2, Targets: []testCluster{
 		{Name: "es7", Client: client(t, "es7", master.URL), Timeout: 5 * time.Second},
 		{Name: "slave", Client: client(t, "slave", slave.URL), Timeout: 5 * time.Second},
 	}})
@@ -410,6 +410,6 @@ func TestOnlyAVerdictOnTheDocumentSpendsAnAttempt(t *testing.T) {
 
 type failingResolver struct{ err error }
 
-func (f failingResolver) WriteIndices(context.Context, string) ([]string, error) {
+func (f failingResolver) WriteTargets(context.Context, string) ([]Target, error) {
 	return nil, f.err
 }
