@@ -132,6 +132,8 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	var wg sync.WaitGroup
 	wg.Go(func() { roles.Run(ctx) })
 	wg.Go(func() { followed.Run(ctx) })
+	gauges := newControlGauges(ep.reg, store, cfg.Clusters, log)
+	wg.Go(func() { gauges.Run(ctx, defaultGaugesPoll) })
 	err = cons.Run(ctx)
 	wg.Wait()
 	stop, cancel := context.WithTimeout(context.Background(), x.StopTimeout)
