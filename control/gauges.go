@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Gauges are the control schema's facts that a long-running process exports as metrics for
@@ -63,4 +66,105 @@ WHERE repaired_at IS NULL GROUP BY cluster ORDER BY cluster`)
 		return g, fmt.Errorf("read roles epoch: %w", err)
 	}
 	return g, nil
+}
+
+// DefaultGaugesPoll is how often WatchGauges re-reads the Gauges.
+const DefaultGaugesPoll = 30 * time.Second
+
+// GaugeMetrics are the Prometheus series of the Gauges. Every indexer of one control schema
+// exports the same values: aggregate them with max, not sum.
+type GaugeMetrics struct {
+	LedgerOpen   *prometheus.GaugeVec // wye_ledger_open_entries{cluster}
+	LedgerOldest *prometheus.GaugeVec // wye_ledger_oldest_entry_timestamp_seconds{cluster}
+	LastSuccess  prometheus.Gauge     // wye_nightly_last_success_timestamp_seconds
+	LastFinished prometheus.Gauge     // wye_nightly_last_finished_timestamp_seconds
+	LastStatus   prometheus.Gauge     // wye_nightly_last_status
+	RolesEpoch   prometheus.Gauge     // wye_cluster_roles_epoch
+}
+
+// NewGaugeMetrics creates the series and registers them with reg (nil: not registered).
+func NewGaugeMetrics(reg prometheus.Registerer) *GaugeMetrics {
+	m := &GaugeMetrics{
+		LedgerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_ledger_open_entries",
+			Help: "Entities the repair ledger holds for a slave that no repair has written yet (from the control schema)."}, []string{"cluster"}),
+		LedgerOldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_ledger_oldest_entry_timestamp_seconds",
+			Help: "When the oldest open repair ledger entry of a slave was first recorded (Unix time; from the control schema)."}, []string{"cluster"}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_nightly_last_success_timestamp_seconds",
+			Help: "When the last nightly resync that left every cluster equal to MySQL finished (Unix time; 0 none; from the control schema)."}),
+		LastFinished: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_nightly_last_finished_timestamp_seconds",
+			Help: "When the last nightly resync finished, equal or failed (Unix time; 0 none; from the control schema)."}),
+		LastStatus: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_nightly_last_status",
+			Help: "0 when the last finished nightly resync left every cluster equal to MySQL, 1 when some cluster failed (from the control schema)."}),
+		RolesEpoch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cluster_roles_epoch",
+			Help: "Highest epoch of cluster_roles: it grows with every role change (promote)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.LedgerOpen, m.LedgerOldest, m.LastSuccess, m.LastFinished, m.LastStatus, m.RolesEpoch)
+	}
+	return m
+}
+
+// WatchGauges reads the Gauges into m now and then every poll until ctx ends. clusters (the
+// configured ones) read 0 open ledger entries until the ledger holds some, and a cluster whose
+// ledger emptied reads 0 again. A failed read keeps the last values and is logged with the
+// count of consecutive failures.
+func (s *Store) WatchGauges(ctx context.Context, m *GaugeMetrics, clusters []string, poll time.Duration, log *slog.Logger) {
+	known := map[string]bool{}
+	for _, c := range clusters {
+		known[c] = true
+		m.LedgerOpen.WithLabelValues(c).Set(0)
+	}
+	failures := 0
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		g, err := s.Gauges(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			log.Warn("control gauges: cannot read the control schema", "err", err, "failures", failures)
+		case err == nil:
+			failures = 0
+			m.set(g, known)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *GaugeMetrics) set(g Gauges, known map[string]bool) {
+	seen := map[string]bool{}
+	for _, l := range g.Ledger {
+		seen[l.Cluster] = true
+		known[l.Cluster] = true
+		m.LedgerOpen.WithLabelValues(l.Cluster).Set(float64(l.Open))
+		m.LedgerOldest.WithLabelValues(l.Cluster).Set(unixSeconds(l.Oldest))
+	}
+	for c := range known {
+		if !seen[c] {
+			m.LedgerOpen.WithLabelValues(c).Set(0)
+			m.LedgerOldest.DeleteLabelValues(c)
+		}
+	}
+	m.LastSuccess.Set(unixSeconds(g.LastSuccess))
+	if g.LastRunOK {
+		m.LastFinished.Set(unixSeconds(g.LastRun.Finished))
+		status := 0.0
+		if g.LastRun.Status != RunEqual {
+			status = 1
+		}
+		m.LastStatus.Set(status)
+	}
+	m.RolesEpoch.Set(float64(g.RolesEpoch))
+}
+
+// unixSeconds is t as Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }
