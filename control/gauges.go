@@ -24,6 +24,8 @@ type Gauges struct {
 	LastRunOK bool
 	// RolesEpoch is the highest cluster_roles epoch: it grows with every role change.
 	RolesEpoch uint64
+	// Roles is each known cluster's role (master or slave).
+	Roles map[string]string
 }
 
 // LedgerGauge is the repair ledger of one cluster: its open (not repaired) entries and when
@@ -65,7 +67,30 @@ WHERE repaired_at IS NULL GROUP BY cluster ORDER BY cluster`)
 	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(epoch), 0) FROM cluster_roles`).Scan(&g.RolesEpoch); err != nil {
 		return g, fmt.Errorf("read roles epoch: %w", err)
 	}
+	if g.Roles, err = s.roles(ctx); err != nil {
+		return g, err
+	}
 	return g, nil
+}
+
+func (s *Store) roles(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT cluster, role FROM cluster_roles`)
+	if err != nil {
+		return nil, fmt.Errorf("read roles: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var c, r string
+		if err := rows.Scan(&c, &r); err != nil {
+			return nil, fmt.Errorf("read roles: %w", err)
+		}
+		out[c] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read roles: %w", err)
+	}
+	return out, nil
 }
 
 // DefaultGaugesPoll is how often WatchGauges re-reads the Gauges.
@@ -80,6 +105,7 @@ type GaugeMetrics struct {
 	LastFinished prometheus.Gauge     // wye_nightly_last_finished_timestamp_seconds
 	LastStatus   prometheus.Gauge     // wye_nightly_last_status
 	RolesEpoch   prometheus.Gauge     // wye_cluster_roles_epoch
+	Master       *prometheus.GaugeVec // wye_cluster_master{cluster}: 1 master, 0 slave
 }
 
 // NewGaugeMetrics creates the series and registers them with reg (nil: not registered).
@@ -97,9 +123,11 @@ func NewGaugeMetrics(reg prometheus.Registerer) *GaugeMetrics {
 			Help: "0 when the last finished nightly resync left every cluster equal to MySQL, 1 when some cluster failed (from the control schema)."}),
 		RolesEpoch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_cluster_roles_epoch",
 			Help: "Highest epoch of cluster_roles: it grows with every role change (promote)."}),
+		Master: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_cluster_master",
+			Help: "1 for the cluster cluster_roles names master, 0 for a slave (from the control schema)."}, []string{"cluster"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.LedgerOpen, m.LedgerOldest, m.LastSuccess, m.LastFinished, m.LastStatus, m.RolesEpoch)
+		reg.MustRegister(m.LedgerOpen, m.LedgerOldest, m.LastSuccess, m.LastFinished, m.LastStatus, m.RolesEpoch, m.Master)
 	}
 	return m
 }
@@ -159,6 +187,13 @@ func (m *GaugeMetrics) set(g Gauges, known map[string]bool) {
 		m.LastStatus.Set(status)
 	}
 	m.RolesEpoch.Set(float64(g.RolesEpoch))
+	for c, role := range g.Roles {
+		master := 0.0
+		if role == "master" {
+			master = 1
+		}
+		m.Master.WithLabelValues(c).Set(master)
+	}
 }
 
 // unixSeconds is t as Unix seconds, 0 for the zero time.
