@@ -934,8 +934,10 @@ func (r *recorder) Register(c prometheus.Collector) error {
 	r.collectors = append(r.collectors, c)
 	return nil
 }
-func (r *recorder) MustRegister(cs ...prometheus.Collector) { r.collectors = append(r.collectors, cs...) }
-func (r *recorder) Unregister(prometheus.Collector) bool     { return false }
+func (r *recorder) MustRegister(cs ...prometheus.Collector) {
+	r.collectors = append(r.collectors, cs...)
+}
+func (r *recorder) Unregister(prometheus.Collector) bool { return false }
 
 var metricRef = regexp.MustCompile(`\bwye_[a-z0-9_]+\b`)
 
@@ -1054,5 +1056,97 @@ func TestDashboardShowsFreshnessFirstAndEveryArea(t *testing.T) {
 		if !strings.Contains(joined, m) {
 			t.Errorf("no panel shows %s", m)
 		}
+	}
+}
+
+// ---------------------------------------------------------------- compose
+
+// compose.yaml cannot run here (no Docker engine): its wye services' command lines, the
+// configuration they mount and the Prometheus configuration are checked offline.
+func TestComposeRunsRealCommandsOnAConfigurationThatPassesConfigCheck(t *testing.T) {
+	b, err := os.ReadFile("../compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+		Secrets map[string]struct {
+			File string `yaml:"file"`
+		} `yaml:"secrets"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	for _, name := range []string{"mysql", "rabbitmq", "es7", "es8", "os2", "wye-cdc", "wye-indexer", "prometheus"} {
+		if _, ok := c.Services[name]; !ok {
+			t.Errorf("compose.yaml has no service %s", name)
+		}
+	}
+	mysql := strings.Join(c.Services["mysql"].Command, " ")
+	for _, opt := range []string{"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--server-id="} {
+		if !strings.Contains(mysql, opt) {
+			t.Errorf("compose.yaml's MySQL lacks %s (wye cdc refuses to start without it)", opt)
+		}
+	}
+	config := ""
+	for name, s := range c.Services {
+		if !strings.HasPrefix(name, "wye-") {
+			continue
+		}
+		if msg := checkCommandLine(s.Command); msg != "" {
+			t.Errorf("compose service %s: %s", name, msg)
+		}
+		for _, v := range s.Volumes {
+			if src, dst, _ := strings.Cut(v, ":"); strings.HasPrefix(dst, "/etc/wye/wye.yaml") {
+				config = src
+			}
+		}
+	}
+	if config == "" {
+		t.Fatal("no wye service mounts a configuration at /etc/wye/wye.yaml")
+	}
+	text, err := os.ReadFile(filepath.Join("..", config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The secrets are the compose secrets, at /run/secrets/<name>.
+	tmp := t.TempDir()
+	for name, s := range c.Secrets {
+		v, err := os.ReadFile(filepath.Join("..", s.File))
+		if err != nil {
+			t.Fatalf("compose secret %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), v, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(tmp, "wye.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(text), "/run/secrets/", tmp+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(wyeBin, "config", "check", "-c", path)
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("wye config check of %s: %v\n%s", config, err, out)
+	}
+
+	promtool := tool(t, "promtool", "`make stack-up` installs Debian's prometheus package, which ships it")
+	prom, err := os.ReadFile("compose/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := filepath.Abs("prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(tmp, "prometheus.yml")
+	if err := os.WriteFile(local, []byte(strings.ReplaceAll(string(prom), "/etc/prometheus/rules.yaml", rules)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", local).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config deploy/compose/prometheus.yml: %v\n%s", err, out)
 	}
 }

@@ -212,4 +212,3 @@ func wyeNames(exprs []string) []string {
 	sort.Strings(out)
 	return out
 }
-
