@@ -20,6 +20,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/control"
@@ -700,7 +706,9 @@ func TestDevIsOneReplicaEachOnTheStacksAddresses(t *testing.T) {
 	}
 }
 
-func TestKEDAComponentReplacesTheHPA(t *testing.T) {
+// renderKEDA renders the production overlay with the KEDA component.
+func renderKEDA(t *testing.T) []object {
+	t.Helper()
 	dir := t.TempDir()
 	abs, err := filepath.Abs("kubernetes")
 	if err != nil {
@@ -714,7 +722,11 @@ func TestKEDAComponentReplacesTheHPA(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	objs := render(t, dir)
+	return render(t, dir)
+}
+
+func TestKEDAComponentReplacesTheHPA(t *testing.T) {
+	objs := renderKEDA(t)
 	if hpa := find(objs, "HorizontalPodAutoscaler", ""); len(hpa) != 0 {
 		t.Errorf("the HPA is still there beside KEDA's")
 	}
@@ -1148,5 +1160,149 @@ func TestComposeRunsRealCommandsOnAConfigurationThatPassesConfigCheck(t *testing
 	}
 	if out, err := exec.Command(promtool, "check", "config", local).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check config deploy/compose/prometheus.yml: %v\n%s", err, out)
+	}
+}
+
+// ---------------------------------------------------------------- strict decoding
+
+// kubeTypes are the Kubernetes API types of the objects the overlays render.
+var kubeTypes = map[string]func() any{
+	"apps/v1/Deployment":                     func() any { return new(appsv1.Deployment) },
+	"batch/v1/CronJob":                       func() any { return new(batchv1.CronJob) },
+	"batch/v1/Job":                           func() any { return new(batchv1.Job) },
+	"v1/Service":                             func() any { return new(corev1.Service) },
+	"v1/ConfigMap":                           func() any { return new(corev1.ConfigMap) },
+	"v1/Secret":                              func() any { return new(corev1.Secret) },
+	"v1/ServiceAccount":                      func() any { return new(corev1.ServiceAccount) },
+	"v1/PersistentVolumeClaim":               func() any { return new(corev1.PersistentVolumeClaim) },
+	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
+	// The CRDs, checked separately: the subset of their schema these manifests use.
+	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return new(serviceMonitor) },
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return new(podMonitor) },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(prometheusRule) },
+	"keda.sh/v1alpha1/ScaledObject":           func() any { return new(scaledObject) },
+	"keda.sh/v1alpha1/TriggerAuthentication":  func() any { return new(triggerAuthentication) },
+}
+
+type crdMeta struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+}
+
+type endpoint struct {
+	Port     string `json:"port"`
+	Path     string `json:"path"`
+	Interval string `json:"interval"`
+}
+
+type serviceMonitor struct {
+	crdMeta `json:",inline"`
+	Spec    struct {
+		Selector  metav1.LabelSelector `json:"selector"`
+		Endpoints []endpoint           `json:"endpoints"`
+	} `json:"spec"`
+}
+
+type podMonitor struct {
+	crdMeta `json:",inline"`
+	Spec    struct {
+		Selector            metav1.LabelSelector `json:"selector"`
+		PodMetricsEndpoints []endpoint           `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
+type prometheusRule struct {
+	crdMeta `json:",inline"`
+	Spec    struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
+type scaledObject struct {
+	crdMeta `json:",inline"`
+	Spec    struct {
+		ScaleTargetRef  struct{ Name string } `json:"scaleTargetRef"`
+		MinReplicaCount int                   `json:"minReplicaCount"`
+		MaxReplicaCount int                   `json:"maxReplicaCount"`
+		CooldownPeriod  int                   `json:"cooldownPeriod"`
+		Triggers        []struct {
+			Type              string                `json:"type"`
+			Metadata          map[string]string     `json:"metadata"`
+			AuthenticationRef struct{ Name string } `json:"authenticationRef"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+type triggerAuthentication struct {
+	crdMeta `json:",inline"`
+	Spec    struct {
+		SecretTargetRef []struct {
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef"`
+	} `json:"spec"`
+}
+
+// decodeStrictly decodes o into its API type, refusing unknown fields and wrong types.
+func decodeStrictly(o object) error {
+	key := str(o, "apiVersion") + "/" + str(o, "kind")
+	mk, ok := kubeTypes[key]
+	if !ok {
+		return fmt.Errorf("%s: no API type known for %s", kindName(o), key)
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(mk()); err != nil {
+		return fmt.Errorf("%s: %w", kindName(o), err)
+	}
+	return nil
+}
+
+func TestEveryObjectDecodesStrictlyIntoItsAPIType(t *testing.T) {
+	for _, dir := range append(slices.Clone(kustomizations), "prometheus") {
+		t.Run(dir, func(t *testing.T) {
+			for _, o := range render(t, dir) {
+				if err := decodeStrictly(o); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	keda := renderKEDA(t)
+	for _, o := range keda {
+		if err := decodeStrictly(o); err != nil {
+			t.Error(err)
+		}
+	}
+	// A typo'd field and a wrong type are refused.
+	for _, tc := range []struct {
+		name string
+		edit func(c map[string]any)
+		want string
+	}{
+		{"typo", func(c map[string]any) { c["readinesProbe"] = c["readinessProbe"] }, `unknown field "readinesProbe"`},
+		{"type", func(c map[string]any) { c["ports"].([]any)[0].(map[string]any)["containerPort"] = "9465" }, "cannot unmarshal string"},
+	} {
+		bad := one(t, render(t, "kubernetes/base"), "Deployment", "wye-indexer")
+		tc.edit(list(podSpec(bad), "containers")[0].(map[string]any))
+		if err := decodeStrictly(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error containing %q, got %v", tc.name, tc.want, err)
+		}
 	}
 }
