@@ -80,10 +80,17 @@ func TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts(t *testing.T) {
 	for _, r := range rules {
 		exprs = append(exprs, r.Expr)
 	}
-	exprs = append(exprs, dashboardExpressions(t)...)
+	dashboard := dashboardExpressions(t)
+	exprs = append(exprs, dashboard...)
 	for _, name := range wyeNames(exprs) {
 		if !stored[name] && !slices.Contains(notServedByWyeRun, name) {
 			t.Errorf("%s is used by the alerts or the dashboard but `wye run` does not serve it", name)
+		}
+	}
+	// Every query of the dashboard is PromQL this Prometheus evaluates.
+	for _, q := range dashboard {
+		if _, err := promQuery(q); err != nil {
+			t.Errorf("dashboard: %v", err)
 		}
 	}
 
@@ -186,6 +193,11 @@ func dashboardExpressions(t *testing.T) []string {
 				Expr string `json:"expr"`
 			} `json:"targets"`
 		} `json:"panels"`
+		Annotations struct {
+			List []struct {
+				Expr string `json:"expr"`
+			} `json:"list"`
+		} `json:"annotations"`
 	}
 	must(t, json.Unmarshal(b, &d))
 	var out []string
@@ -193,6 +205,9 @@ func dashboardExpressions(t *testing.T) []string {
 		for _, tg := range p.Targets {
 			out = append(out, tg.Expr)
 		}
+	}
+	for _, a := range d.Annotations.List {
+		out = append(out, a.Expr)
 	}
 	return out
 }
