@@ -1306,3 +1306,42 @@ func TestEveryObjectDecodesStrictlyIntoItsAPIType(t *testing.T) {
 		}
 	}
 }
+
+// The rollout order of docs/deploy.md applies `-l app.kubernetes.io/component=config`, then
+// `...=mapping-apply`, waits for the Job, then the rest: those two selections must hold all the
+// Job needs and nothing that starts the stream.
+func TestMappingApplyJobRunsBeforeTheRolloutWithWhatItNeeds(t *testing.T) {
+	for _, dir := range kustomizations[1:] {
+		t.Run(dir, func(t *testing.T) {
+			objs := render(t, dir)
+			first := map[string]bool{}
+			for _, o := range objs {
+				switch str(o, "metadata", "labels", "app.kubernetes.io/component") {
+				case "config", "mapping-apply":
+					first[kindName(o)] = true
+					if k := str(o, "kind"); k == "Deployment" || k == "CronJob" {
+						t.Errorf("%s is applied before the mapping Job", kindName(o))
+					}
+				}
+			}
+			job := one(t, objs, "Job", "wye-mapping-apply")
+			if args := strs(list(podSpec(job), "containers", 0, "args")); len(args) < 2 || args[0] != "mapping" || args[1] != "apply" {
+				t.Fatalf("the mapping Job runs %v", args)
+			}
+			need := []string{"ServiceAccount/" + str(podSpec(job), "serviceAccountName")}
+			for _, v := range list(podSpec(job), "volumes") {
+				if n := str(v, "configMap", "name"); n != "" {
+					need = append(need, "ConfigMap/"+n)
+				}
+				if n := str(v, "secret", "secretName"); n != "" && len(find(objs, "Secret", n)) > 0 {
+					need = append(need, "Secret/"+n) // production's Secret exists outside the manifests
+				}
+			}
+			for _, n := range need {
+				if !first[n] {
+					t.Errorf("the mapping Job needs %s, which the first steps do not apply", n)
+				}
+			}
+		})
+	}
+}
