@@ -26,7 +26,7 @@ e2e: stack-up
 vet:
 	$(GO) vet ./...
 
-# The deployment material (deploy/, docs/deploy.md): manifests rendered with kubectl kustomize
+# The deployment material (deploy/, docs/deploy.md): manifests rendered in process (kustomize)
 # and checked, alerts through promtool, dashboard metric names; then the e2e where the stack's
 # Prometheus scrapes `wye run`.
 deploy-check: stack-up

@@ -26,6 +26,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/wyehq/wye/cdc"
 	"github.com/wyehq/wye/control"
@@ -33,8 +35,8 @@ import (
 	"github.com/wyehq/wye/nightly"
 )
 
-// The deployment material checked without a cluster: kustomize renders every overlay (kubectl
-// kustomize, offline), the objects are asserted on what matters (probes on endpoints wye serves,
+// The deployment material checked without a cluster: kustomize renders every overlay (in
+// process, krusty), every object decodes strictly into its API type, the objects are asserted on what matters (probes on endpoints wye serves,
 // real subcommands and flags, the security context, no inline secret, the shipped configuration
 // passing `wye config check`), the alerts run through promtool, and every metric name in the
 // alerts and the dashboard is one the code registers.
@@ -75,21 +77,22 @@ func tool(t *testing.T, name, install string) string {
 
 type object = map[string]any
 
-// rendered caches kubectl kustomize's output per directory.
+// rendered caches the kustomize output per directory.
 var rendered sync.Map
 
-// render runs kubectl kustomize on dir (once) and returns a fresh copy of its objects.
+// render builds the kustomization in dir in process (krusty: what `kubectl kustomize` runs),
+// once, and returns a fresh copy of its objects.
 func render(t *testing.T, dir string) []object {
 	t.Helper()
 	out, ok := rendered.Load(dir)
 	if !ok {
-		kubectl := tool(t, "kubectl", "install kubectl (it renders kustomizations offline)")
-		cmd := exec.Command(kubectl, "kustomize", dir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		b, err := cmd.Output()
+		res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 		if err != nil {
-			t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.String())
+			t.Fatalf("kustomize build %s: %v", dir, err)
+		}
+		b, err := res.AsYaml()
+		if err != nil {
+			t.Fatalf("kustomize build %s: %v", dir, err)
 		}
 		rendered.Store(dir, b)
 		out = b
@@ -102,7 +105,7 @@ func render(t *testing.T, dir string) []object {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			t.Fatalf("decode the output of kubectl kustomize %s: %v", dir, err)
+			t.Fatalf("decode the output of kustomize build %s: %v", dir, err)
 		}
 		if o != nil {
 			objs = append(objs, o)
