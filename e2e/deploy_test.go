@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,17 +12,20 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wyehq/wye/control"
 )
 
 // The alerts and the dashboard against the real thing (issue 16): the stack's Prometheus
 // (Debian's package, e2e/stack/stack.sh) scrapes a running `wye run`; every metric the alerts
 // and the dashboard name is in what it stored, and every alert expression evaluates on the real
-// server, the one that must fire (no nightly ever succeeded here) firing and those that must
-// not, not.
+// server: those the control schema's history makes true (a nightly that last succeeded 30 h ago,
+// then failed) firing, those a healthy stream must not fire, not.
 
 var (
 	prometheusURL = env("WYE_E2E_PROMETHEUS_URL", "http://127.0.0.1:9090")
@@ -47,6 +51,25 @@ func TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts(t *testing.T) {
 	}
 	requireReachable(t, "Prometheus", u.Host)
 	w := newNightlyWorld(t, 1, 2, 4, 4, 2)
+	// The history the indexer exports from the control schema (read at its start): an equal
+	// nightly run 30 h ago, a failed one since, two ledger entries of slave es8.
+	var ctlName string
+	must(t, w.ctl.QueryRow("SELECT DATABASE()").Scan(&ctlName))
+	store, err := control.Open(context.Background(), mysqlDriverConfig(mysqlAppUser, mysqlAppPass, ctlName))
+	must(t, err) // migrates the private control schema
+	store.Close()
+	slave := w.r.names["es8"]
+	for _, q := range []string{
+		`INSERT INTO nightly_run (scope, status, started_at, finished_at, summary) VALUES
+		   ('all', 'equal', NOW(6) - INTERVAL 31 HOUR, NOW(6) - INTERVAL 30 HOUR, ''),
+		   ('all', 'failed', NOW(6) - INTERVAL 3 HOUR, NOW(6) - INTERVAL 2 HOUR, '')`,
+		`INSERT INTO repair_ledger (cluster, entity, doc_id, version, class, reason, first_seen) VALUES
+		   ('` + slave + `', 'program', '1', 1, 'retryable', 'e2e', NOW(6) - INTERVAL 1 HOUR),
+		   ('` + slave + `', 'program', '2', 1, 'retryable', 'e2e', NOW(6))`,
+	} {
+		_, err := w.ctl.Exec(q)
+		must(t, err)
+	}
 	p := w.startStream()
 
 	job := "wye-e2e-" + w.r.id
@@ -95,9 +118,9 @@ func TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts(t *testing.T) {
 	}
 
 	// The alert expressions on the real server: valid, and true exactly where they should be.
-	mustFire := []string{"WyeNightlyNotSucceeded"} // this control schema has never seen a nightly run
+	mustFire := []string{"WyeNightlyNotSucceeded", "WyeNightlyFailed"}
 	mustNot := []string{"WyeCDCNoLeader", "WyeCDCTwoLeaders", "WyeBinlogRetentionAtRisk", "WyeCDCBrokerBlocked",
-		"WyeCDCResyncNeeded", "WyeMasterUnavailable", "WyeMasterWriteFailures", "WyeSlaveLedgerLost", "WyeNightlyFailed"}
+		"WyeCDCResyncNeeded", "WyeMasterUnavailable", "WyeMasterWriteFailures", "WyeSlaveLedgerLost"}
 	for _, r := range rules {
 		samples, err := promQuery(r.Expr)
 		if err != nil {
@@ -106,10 +129,24 @@ func TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts(t *testing.T) {
 		}
 		switch {
 		case slices.Contains(mustFire, r.Alert) && len(samples) == 0:
-			t.Errorf("%s does not fire on a control schema where no nightly ever succeeded", r.Alert)
+			t.Errorf("%s does not fire: the last equal nightly run ended 30 h ago, the last run failed", r.Alert)
 		case slices.Contains(mustNot, r.Alert) && len(samples) > 0:
 			t.Errorf("%s fires on a healthy `wye run`: %+v", r.Alert, samples)
 		}
+	}
+	// The control schema's values, as the indexer exports them.
+	since := promValue(t, `time() - max(wye_nightly_last_success_timestamp_seconds{job="`+job+`"})`)
+	if since < 30*3600-120 || since > 30*3600+600 {
+		t.Errorf("the last nightly success is %.0f s ago, want 30 h (the equal run inserted)", since)
+	}
+	if open := promValue(t, `wye_ledger_open_entries{job="`+job+`",cluster="`+slave+`"}`); open != 2 {
+		t.Errorf("wye_ledger_open_entries of %s = %v, want 2", slave, open)
+	}
+	if age := promValue(t, `time() - wye_ledger_oldest_entry_timestamp_seconds{job="`+job+`",cluster="`+slave+`"}`); age < 3600-120 || age > 3600+600 {
+		t.Errorf("oldest ledger entry of %s is %.0f s old, want 1 h", slave, age)
+	}
+	if open := promValue(t, `wye_ledger_open_entries{job="`+job+`",cluster="`+w.r.names["os2"]+`"}`); open != 0 {
+		t.Errorf("wye_ledger_open_entries of os2 = %v, want 0", open)
 	}
 	// The master of WyeMasterWriteFailures is the rig's: cluster_roles, from the control schema.
 	res, err = promQuery(`max by (cluster) (wye_cluster_master{job="` + job + `"}) == 1`)
@@ -123,6 +160,19 @@ func TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts(t *testing.T) {
 	if len(res) != 1 {
 		t.Errorf("checkpoint file vs oldest binlog file kept: %+v", res)
 	}
+}
+
+// promValue is the value of the one sample q returns.
+func promValue(t *testing.T, q string) float64 {
+	t.Helper()
+	res, err := promQuery(q)
+	must(t, err)
+	if len(res) != 1 || len(res[0].Value) != 2 {
+		t.Fatalf("%s: want one sample, got %+v", q, res)
+	}
+	v, err := strconv.ParseFloat(fmt.Sprint(res[0].Value[1]), 64)
+	must(t, err)
+	return v
 }
 
 type promSample struct {
