@@ -3,7 +3,7 @@ GO      ?= go
 STACK   := e2e/stack/stack.sh
 BIN     := bin/wye
 
-.PHONY: build demo test unit e2e bench-e2e stack-up stack-down stack-status stack-logs stack-clean vet
+.PHONY: build demo test unit e2e bench-e2e stack-up stack-down stack-status stack-logs stack-clean vet deploy-check
 
 build:
 	$(GO) build -o $(BIN) ./cmd/wye
@@ -25,6 +25,13 @@ e2e: stack-up
 
 vet:
 	$(GO) vet ./...
+
+# The deployment material (deploy/, docs/deploy.md): manifests rendered in process (kustomize)
+# and checked, alerts through promtool, dashboard metric names; then the e2e where the stack's
+# Prometheus scrapes `wye run`.
+deploy-check: stack-up
+	$(GO) test -count=1 ./deploy/
+	$(GO) test -count=1 -run '^TestPrometheusScrapesWyeRunAndEvaluatesTheAlerts$$' ./e2e/
 
 stack-up:
 	bash $(STACK) up

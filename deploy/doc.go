@@ -1,7 +1,6 @@
-// Package deploy holds wye's deployment material: Kubernetes manifests (Deployments for
-// cdc and indexer, a CronJob for nightly) and a systemd unit for hosts without Kubernetes.
-// In: the wye image and a config file. Out: running processes. The Go code here only
-// tests that the manifests decode strictly.
-//
-// Status: not built yet.
+// Package deploy holds wye's deployment material, and tests it without a cluster: Kubernetes
+// manifests (kubernetes/: kustomize base, dev and production overlays, components), the alerts
+// (prometheus/rules.yaml, its promtool tests, the PrometheusRule made from it) and the Grafana
+// dashboard (grafana/wye.json). In: the wye binary and the metric constructors of cdc, indexer,
+// nightly and control. Out: test verdicts. See docs/deploy.md.
 package deploy

@@ -146,6 +146,12 @@ func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error 
 	ep.addReady(func() bool { return reader.Ready() && !pub.Blocked() })
 	log.Info("cdc starting", "name", c.Name, "leader_lock", ctl.LockName(), "tables", tables, "source", cfg.Source.Addr(),
 		"broker", cfg.AMQP.Host(), "exchange", cfg.AMQP.Exchange, "queue", cfg.AMQP.Queue, "metrics", cfg.Metrics.Listen)
+	// How close the checkpoint is to the files the source purges next (docs/cdc.md, "Binlog retention").
+	watch, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { cdc.WatchRetention(watch, src, cdc.DefaultRetentionPoll, cdc.NewRetentionMetrics(ep.reg), log) })
+	defer wg.Wait()
+	defer stopWatch()
 	return reader.Run(ctx)
 }
 

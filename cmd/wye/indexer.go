@@ -142,6 +142,12 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	var wg sync.WaitGroup
 	wg.Go(func() { roles.Run(ctx) })
 	wg.Go(func() { followed.Run(ctx) })
+	gauges := control.NewGaugeMetrics(ep.reg)
+	var names []string
+	for _, c := range cfg.Clusters {
+		names = append(names, c.Name)
+	}
+	wg.Go(func() { store.WatchGauges(ctx, gauges, names, control.DefaultGaugesPoll, log) })
 	err = cons.Run(ctx)
 	wg.Wait()
 	stop, cancel := context.WithTimeout(context.Background(), x.StopTimeout)

@@ -8,7 +8,7 @@
 #   stack.sh logs   [service] [n]  tail a service's log
 #   stack.sh clean                 down + delete all data (downloads kept)
 #
-# Services: mariadb rabbitmq es7 es8 os2, and on request only: mariadb2, a second MariaDB that
+# Services: mariadb rabbitmq es7 es8 os2 prometheus, and on request only: mariadb2, a second MariaDB that
 # replicates the first by GTID (the source failover e2e promotes it; `up mariadb2` makes it a
 # fresh replica again when it no longer replicates). Idempotent: `up` on a running stack only
 # checks it (it restarts MariaDB once, when its TLS settings are new to the running server).
@@ -18,13 +18,14 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STACK="${WYE_STACK_DIR:-/var/tmp/wye-stack}"
-SERVICES=(mariadb rabbitmq es7 es8 os2)
+SERVICES=(mariadb rabbitmq es7 es8 os2 prometheus)
 OPTIONAL=(mariadb2) # started only when named
 
 MYSQL_PORT="${WYE_MYSQL_PORT:-3306}"
 MYSQL2_PORT="${WYE_MYSQL2_PORT:-3307}"
 MYSQL_PORT_PRIMARY="$MYSQL_PORT" # mariadb2 replicates this one
 AMQP_PORT="${WYE_AMQP_PORT:-5672}"
+PROM_PORT="${WYE_PROM_PORT:-9090}"
 HEAP="${WYE_STACK_HEAP:-512m}"
 WAIT_SECS="${WYE_STACK_WAIT:-240}"
 
@@ -413,6 +414,63 @@ rabbit_status() {
   fi
 }
 
+# ---------------------------------------------------------------- Prometheus
+
+# Prometheus (Debian `prometheus`, which ships promtool too) scrapes whatever wye processes the
+# tests announce: each writes a file_sd JSON file into $PROM/targets (read on change, no reload)
+# and removes it when done. No rules are loaded: tests query expressions through the HTTP API,
+# and `promtool check rules` / `promtool test rules` check deploy/prometheus/ offline.
+PROM="$STACK/prometheus"
+prom_up() { curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null 2>&1; }
+prom_user() { if [[ $(id -u) -eq 0 ]] && id prometheus >/dev/null 2>&1; then echo prometheus; else id -un; fi; }
+prom_pid() { pgrep -f -- "--config.file=$PROM/prometheus.yml" | head -n1 || true; }
+prom_start() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+  mkdir -p "$PROM/data" "$PROM/targets"
+  cat >"$PROM/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: wye
+    file_sd_configs:
+      - files: ['$PROM/targets/*.json']
+EOF
+  own "$(prom_user)" "$PROM"
+  chmod 1777 "$PROM/targets" # tests of any user announce their targets here
+  if ! prom_up; then
+    port_busy "$PROM_PORT" && die "prometheus: port $PROM_PORT is taken by another process (set WYE_PROM_PORT)"
+    log "prometheus: starting on 127.0.0.1:$PROM_PORT"
+    local runas=()
+    [[ $(prom_user) == "$(id -un)" ]] || runas=(runuser -u "$(prom_user)" --)
+    setsid nohup "${runas[@]}" prometheus --config.file="$PROM/prometheus.yml" --storage.tsdb.path="$PROM/data" \
+      --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$PROM_PORT" \
+      >>"$PROM/prometheus.log" 2>&1 </dev/null &
+    wait_for prometheus "$PROM/prometheus.log" prom_up
+  fi
+}
+prom_stop() {
+  local pid; pid=$(prom_pid)
+  if [[ -n $pid ]]; then
+    log "prometheus: stopping (pid $pid)"
+    kill "$pid"
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null; do
+      ((SECONDS < deadline)) || { kill -9 "$pid" 2>/dev/null || true; break; }
+      sleep 0.5
+    done
+  fi
+}
+prom_status() {
+  if prom_up; then
+    printf '%-9s up    http://127.0.0.1:%s  %s targets=%s\n' prometheus "$PROM_PORT" \
+      "$(prometheus --version 2>&1 | head -n1 | awk '{print $3}')" "$PROM/targets"
+  else
+    printf '%-9s down\n' prometheus
+  fi
+}
+
 # ---------------------------------------------------------------- search engines
 
 engine_url() { echo "http://127.0.0.1:${HTTP_PORT[$1]}"; }
@@ -516,6 +574,7 @@ cmd_up() {
       mariadb) mariadb_start ;;
       mariadb2) on_mariadb2 mariadb_start && on_mariadb2 mariadb2_replicate ;;
       rabbitmq) rabbit_start ;;
+      prometheus) prom_start ;;
     esac
   done
   for s in "${engines[@]}"; do engine_wait "$s"; done
@@ -529,6 +588,7 @@ cmd_down() {
       mariadb) mariadb_stop ;;
       mariadb2) on_mariadb2 mariadb_stop ;;
       rabbitmq) rabbit_stop ;;
+      prometheus) prom_stop ;;
       *) engine_stop "$s" ;;
     esac
   done
@@ -540,6 +600,7 @@ cmd_status() {
       mariadb) mariadb_status ;;
       mariadb2) on_mariadb2 mariadb_status ;;
       rabbitmq) rabbit_status ;;
+      prometheus) prom_status ;;
       *) engine_status "$s" ;;
     esac
   done
@@ -550,6 +611,7 @@ cmd_logs() {
     mariadb) tail -n "$n" "$MY/error.log" ;;
     mariadb2) tail -n "$n" "$STACK/mariadb2/error.log" ;;
     rabbitmq) tail -n "$n" "$RQ/log/wye@localhost.log" ;;
+    prometheus) tail -n "$n" "$PROM/prometheus.log" ;;
     es7 | es8 | os2) tail -n "$n" "$STACK/$s/logs/wye-$s.log" ;;
     *) die "usage: stack.sh logs {${SERVICES[*]} ${OPTIONAL[*]}} [lines]" ;;
   esac
@@ -557,7 +619,7 @@ cmd_logs() {
 cmd_clean() {
   cmd_down
   log "removing data under $STACK (downloads in $STACK/dist are kept)"
-  rm -rf "$MY" "$STACK/mariadb2" "$RQ" "$STACK/es7" "$STACK/es8" "$STACK/os2"
+  rm -rf "$MY" "$STACK/mariadb2" "$RQ" "$STACK/es7" "$STACK/es8" "$STACK/os2" "$PROM"
 }
 
 case "${1:-}" in
