@@ -22,6 +22,12 @@ type Metrics struct {
 	// that takes no write (down, or blocking writes).
 	MasterUnavailable prometheus.Gauge
 	QueueDepth        *prometheus.GaugeVec // wye_indexer_queue_messages{queue}: ready messages, sampled
+	// Decided is wye_indexer_decided_total{cluster}: documents whose write a cluster decided as
+	// the master (its results made the retries and parked messages).
+	Decided *prometheus.CounterVec
+	// Fenced is wye_indexer_fenced_total{cluster}: documents written again to the new master
+	// because the promote epoch changed while the old master wrote them (invariant 8).
+	Fenced *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -57,8 +63,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a batch waits for a master that takes no write (unreachable, failing whole requests, or blocking writes); no attempt is spent meanwhile."}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wye_indexer_queue_messages",
 			Help: "Messages ready in the change, retry and parked queues (sampled every 5s while consuming)."}, []string{"queue"}),
+		Decided: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_decided_total",
+			Help: "Documents whose write a cluster decided as the master."}, []string{"cluster"}),
+		Fenced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_fenced_total",
+			Help: "Documents written again to the new master because the promote epoch changed while the old master wrote them."}, []string{"cluster"}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.Decided, m.Fenced)
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
 			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth)
 	}
