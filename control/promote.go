@@ -57,13 +57,14 @@ func (e *RaceError) Error() string {
 // FlapError is a promote within the anti-flap period of the last one, without force.
 type FlapError struct {
 	Journal int64         // the last promote
+	To, Who string        // whom it promoted, and who ran it
 	Ago     time.Duration // how long ago it finished
 	MinGap  time.Duration
 }
 
 func (e *FlapError) Error() string {
-	return fmt.Sprintf("the last promote (journal #%d) was %v ago, within promote.min_interval %v: use --force to promote again",
-		e.Journal, e.Ago.Round(time.Second), e.MinGap)
+	return fmt.Sprintf("the last promote (journal #%d: %s by %s) was %v ago, within promote.min_interval %v: use --force to promote again",
+		e.Journal, e.To, e.Who, e.Ago.Round(time.Second), e.MinGap)
 }
 
 // term is the roles of some clusters, read under FOR UPDATE inside a promote's transaction.
@@ -149,15 +150,16 @@ func (s *Store) Promote(ctx context.Context, p Promotion) (Promoted, error) {
 		// A plain read after the locks: its snapshot starts now, so it sees every promote
 		// committed before. A rolled-back promote changed nothing in the end: it does not count.
 		var id, agoMicros int64
-		err := tx.QueryRowContext(ctx, `SELECT id, TIMESTAMPDIFF(MICROSECOND, finished_at, CURRENT_TIMESTAMP(6)) FROM promote_journal
+		var last, who string
+		err := tx.QueryRowContext(ctx, `SELECT id, to_cluster, who, TIMESTAMPDIFF(MICROSECOND, finished_at, CURRENT_TIMESTAMP(6)) FROM promote_journal
 WHERE outcome = ? AND to_cluster IN (?`+strings.Repeat(",?", len(p.Clusters)-1)+`) ORDER BY id DESC LIMIT 1`,
-			append([]any{OutcomePromoted}, anys(p.Clusters)...)...).Scan(&id, &agoMicros)
+			append([]any{OutcomePromoted}, anys(p.Clusters)...)...).Scan(&id, &last, &who, &agoMicros)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return Promoted{}, fmt.Errorf("promote: read the last promote: %w", err)
 		case time.Duration(agoMicros)*time.Microsecond < p.MinGap:
-			return Promoted{}, &FlapError{Journal: id, Ago: time.Duration(agoMicros) * time.Microsecond, MinGap: p.MinGap}
+			return Promoted{}, &FlapError{Journal: id, To: last, Who: who, Ago: time.Duration(agoMicros) * time.Microsecond, MinGap: p.MinGap}
 		}
 	}
 	epoch := t.epoch + 1
