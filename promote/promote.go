@@ -310,7 +310,7 @@ func preflight(ctx context.Context, opts Options, from string) []Check {
 
 	pending, err := opts.Ledger.PendingRepairs(ctx, to)
 	if err == nil && pending > 0 {
-		err = fmt.Errorf("%d document(s) in the repair ledger of %s: repair them first (`wye repair %s` where available, or `wye nightly`)", pending, to, to)
+		err = fmt.Errorf("%d document(s) in the repair ledger of %s: repair them first (`wye repair %s`)", pending, to, to)
 	}
 	add("repair ledger", err, "empty")
 
