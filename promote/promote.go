@@ -216,37 +216,48 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 		}
 	}
 
+	done, err := switchRoles(ctx, opts, p, out)
+	if refused, ok := errors.AsType[*Refused](err); ok {
+		return refuse(refused.Reason)
+	}
+	if done.Journal != 0 && err == nil {
+		o.Promoted = done
+	}
+	return o, err
+}
+
+// switchRoles runs the promote's transaction and then the reader switch, switching the roles
+// back when it fails. A race or the anti-flap period is a *Refused (nothing changed).
+func switchRoles(ctx context.Context, opts Options, p control.Promotion, out io.Writer) (control.Promoted, error) {
 	done, err := opts.Store.Promote(ctx, p)
 	if race, ok := errors.AsType[*control.RaceError](err); ok {
-		return refuse(race.Error())
+		return control.Promoted{}, &Refused{Reason: race.Error()}
 	}
 	if flap, ok := errors.AsType[*control.FlapError](err); ok {
-		return refuse(flap.Error())
+		return control.Promoted{}, &Refused{Reason: flap.Error()}
 	}
 	if err != nil {
-		return o, fmt.Errorf("promote: %w", err)
+		return control.Promoted{}, fmt.Errorf("promote: %w", err)
 	}
-	o.Promoted = done
 	fmt.Fprintf(out, "promoted %s to master at epoch %d (journal #%d); %s is a slave and keeps receiving every write\n",
-		opts.Target, done.Epoch, done.Journal, from)
+		p.To, done.Epoch, done.Journal, p.From)
 	if opts.Exec == "" {
-		fmt.Fprintln(out, "readers: no --exec; switch them to", opts.Target, "yourself")
-		return o, nil
+		fmt.Fprintln(out, "readers: no --exec; switch them to", p.To, "yourself")
+		return done, nil
 	}
-	env := []string{"WYE_OLD_MASTER=" + from, "WYE_NEW_MASTER=" + opts.Target, fmt.Sprintf("WYE_PROMOTE_EPOCH=%d", done.Epoch)}
+	env := []string{"WYE_OLD_MASTER=" + p.From, "WYE_NEW_MASTER=" + p.To, fmt.Sprintf("WYE_PROMOTE_EPOCH=%d", done.Epoch)}
 	fmt.Fprintf(out, "readers: running %q\n", opts.Exec)
 	if err := opts.Run(ctx, opts.Exec, env); err != nil {
 		if rbErr := opts.Store.RollBack(context.WithoutCancel(ctx), p, done, "reader switch failed: "+err.Error()); rbErr != nil {
-			return o, fmt.Errorf("reader switch failed (%v) and the roles could NOT be switched back: %w; %s is still the master",
-				err, rbErr, opts.Target)
+			return done, fmt.Errorf("reader switch failed (%v) and the roles could NOT be switched back: %w; %s is still the master",
+				err, rbErr, p.To)
 		}
-		o.Promoted = control.Promoted{}
 		fmt.Fprintf(out, "reader switch failed: %v\nroles switched back: %s is the master again (journal #%d: rolled_back)\n",
-			err, from, done.Journal)
-		return o, &RolledBack{Err: err}
+			err, p.From, done.Journal)
+		return control.Promoted{}, &RolledBack{Err: err}
 	}
 	fmt.Fprintln(out, "readers switched")
-	return o, nil
+	return done, nil
 }
 
 // plan is what the promote will do, printed first.
@@ -288,12 +299,38 @@ func preflight(ctx context.Context, opts Options, from string) []Check {
 		return checks
 	}
 	add("target", nil, fmt.Sprintf("%s is a configured slave", to))
+	own, reachable := slaveChecks(ctx, opts, to)
+	checks = append(checks, own...)
+	if !reachable {
+		return checks // the checks below would only repeat it
+	}
 
+	lag, err := lagCheck(ctx, opts, from)
+	add("lag", err, lag)
+
+	diffs, err := opts.Sampler.Compare(ctx, from, to, opts.Sample)
+	if err == nil && len(diffs) > 0 {
+		err = fmt.Errorf("differs from %s: %s", from, classes(diffs))
+	}
+	add("sample diff", err, fmt.Sprintf("equal to %s (every id and version, content of %d per entity)", from, opts.Sample))
+	return checks
+}
+
+// slaveChecks are the checks of a cluster on its own, without the master: reachable and
+// green, no mapping drift, an empty repair ledger. reachable is false when it did not answer.
+func slaveChecks(ctx context.Context, opts Options, to string) (checks []Check, reachable bool) {
+	add := func(name string, err error, ok string) {
+		if err != nil {
+			checks = append(checks, Check{Name: name, Detail: err.Error()})
+			return
+		}
+		checks = append(checks, Check{Name: name, OK: true, Detail: ok})
+	}
 	health, err := opts.Clusters.Health(ctx, to)
 	switch {
 	case err != nil:
 		add("reachable", fmt.Errorf("%s is unreachable: %w", to, err), "")
-		return checks // the checks below would only repeat it
+		return checks, false
 	case health == Green, health == Yellow && opts.AllowYellow:
 		add("reachable", nil, "health "+string(health))
 	case health == Yellow:
@@ -313,16 +350,7 @@ func preflight(ctx context.Context, opts Options, from string) []Check {
 		err = fmt.Errorf("%d document(s) in the repair ledger of %s: repair them first (`wye repair %s`)", pending, to, to)
 	}
 	add("repair ledger", err, "empty")
-
-	lag, err := lagCheck(ctx, opts, from)
-	add("lag", err, lag)
-
-	diffs, err := opts.Sampler.Compare(ctx, from, to, opts.Sample)
-	if err == nil && len(diffs) > 0 {
-		err = fmt.Errorf("differs from %s: %s", from, classes(diffs))
-	}
-	add("sample diff", err, fmt.Sprintf("equal to %s (every id and version, content of %d per entity)", from, opts.Sample))
-	return checks
+	return checks, true
 }
 
 // lagCheck passes when, for every entity, the target's highest version is within MaxLag of
