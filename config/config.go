@@ -241,6 +241,10 @@ type Promote struct {
 	MaxLag int64 `mapstructure:"max_lag" yaml:"max_lag"`
 	// Sample is the documents per entity whose content the preflight diff compares.
 	Sample int `mapstructure:"sample" yaml:"sample"`
+	// AutoAfter is how long the master must be unavailable before `wye promote --auto` fails over.
+	AutoAfter time.Duration `mapstructure:"auto_after" yaml:"auto_after"`
+	// AutoEvery is how often `wye promote --auto` reads the master's health.
+	AutoEvery time.Duration `mapstructure:"auto_every" yaml:"auto_every"`
 }
 
 // Metrics is the Prometheus endpoint.

@@ -93,6 +93,8 @@ func Default() Config {
 			MinInterval: promote.DefaultMinInterval,
 			MaxLag:      promote.DefaultMaxLag,
 			Sample:      promote.DefaultSample,
+			AutoAfter:   promote.DefaultAutoAfter,
+			AutoEvery:   promote.DefaultAutoEvery,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "text"},

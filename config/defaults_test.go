@@ -57,6 +57,8 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"promote.min_interval", d.Promote.MinInterval, promote.DefaultMinInterval},
 		{"promote.max_lag", d.Promote.MaxLag, promote.DefaultMaxLag},
 		{"promote.sample", d.Promote.Sample, promote.DefaultSample},
+		{"promote.auto_after", d.Promote.AutoAfter, promote.DefaultAutoAfter},
+		{"promote.auto_every", d.Promote.AutoEvery, promote.DefaultAutoEvery},
 		{"entities[].version_field", defaultEntity().VersionField, indexer.DefaultVersionField},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {

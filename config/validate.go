@@ -174,6 +174,8 @@ func (p *Promote) validate(f *Errors) {
 		f.add("promote.max_lag", strconv.FormatInt(p.MaxLag, 10), "must be at least 1")
 	}
 	atLeastOne(f, "promote.sample", p.Sample)
+	positive(f, "promote.auto_after", p.AutoAfter)
+	positive(f, "promote.auto_every", p.AutoEvery)
 }
 
 func (m *Mapping) validate(f *Errors) {

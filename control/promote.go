@@ -284,3 +284,51 @@ func anys(ss []string) []any {
 	}
 	return out
 }
+
+// AutoLock is the automatic failover's leader lock, GET_LOCK('wye.<control database>.promote.auto')
+// on a connection of its own: one watchdog per control schema acts, standbys wait.
+type AutoLock struct {
+	conn *sql.Conn
+	name string
+}
+
+// WaitAutoLock blocks until this process holds the automatic failover's lock or ctx is done.
+func (s *Store) WaitAutoLock(ctx context.Context) (*AutoLock, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("automatic failover lock: %w", err)
+	}
+	name := lockName(s.schema, "promote.auto")
+	for {
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 5)", name).Scan(&got); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("automatic failover lock %s: %w", name, err)
+		}
+		if got.Int64 == 1 {
+			return &AutoLock{conn: conn, name: name}, nil
+		}
+		if err := ctx.Err(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+}
+
+// Held returns an error unless the lock is still this connection's.
+func (l *AutoLock) Held(ctx context.Context) error {
+	var mine sql.NullBool
+	if err := l.conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", l.name).Scan(&mine); err != nil {
+		return fmt.Errorf("check lock %s: %w", l.name, err)
+	}
+	if !mine.Valid || !mine.Bool {
+		return fmt.Errorf("lock %s is no longer held", l.name)
+	}
+	return nil
+}
+
+// Release gives the lock up and closes its connection.
+func (l *AutoLock) Release() {
+	l.conn.ExecContext(context.Background(), "DO RELEASE_LOCK(?)", l.name)
+	l.conn.Close()
+}

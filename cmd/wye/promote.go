@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,8 +39,8 @@ func (e promoteFailed) Unwrap() error { return e.err }
 func (e promoteFailed) ExitCode() int { return exitFailure }
 
 type promoteFlags struct {
-	dryRun, yes, force, allowYellow bool
-	exec                            string
+	dryRun, yes, force, allowYellow, auto bool
+	exec, metricsListen                   string
 }
 
 func newPromoteCmd(g *globalFlags) *cobra.Command {
@@ -58,13 +59,24 @@ old master stays a slave and keeps receiving every write: rolling back is ` + "`
 --exec runs a command (sh -c) that switches the readers, with WYE_OLD_MASTER and WYE_NEW_MASTER
 in its environment; if it fails, the roles are switched back. A promote within
 promote.min_interval of the last one needs --force. Without a terminal it needs --yes.
+--auto (no cluster) runs the automatic failover instead, until stopped: one watchdog per control
+schema acts (a lock; others wait); once the master has been unavailable for promote.auto_after it
+promotes the first slave that passes every check it can run without the master, and runs --exec.
 Exit 0: promoted (or, with --dry-run, every check passed); 1: refused, rolled back or failed
 (the reason printed; nothing changed unless it says so); 2: usage or configuration.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
+			if f.auto {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		}),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd, g)
 			if err != nil {
 				return err
+			}
+			if f.auto {
+				return runPromoteAuto(cmd.Context(), cfg, f)
 			}
 			return runPromote(cmd.Context(), cfg, args[0], f, cmd.InOrStdin(), cmd.OutOrStdout())
 		},
@@ -74,6 +86,8 @@ Exit 0: promoted (or, with --dry-run, every check passed); 1: refused, rolled ba
 	fl.BoolVar(&f.yes, "yes", false, "do not ask before switching (required without a terminal)")
 	fl.BoolVar(&f.force, "force", false, "promote even within promote.min_interval of the last promote")
 	fl.BoolVar(&f.allowYellow, "allow-yellow", false, "accept a target whose entity indices are yellow")
+	fl.BoolVar(&f.auto, "auto", false, "run the automatic failover watchdog (no cluster argument) until stopped")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "with --auto: host:port serving /metrics, /healthz, /readyz (default: metrics.listen)")
 	fl.StringVar(&f.exec, "exec", "", "command (sh -c) that switches the readers; WYE_OLD_MASTER, WYE_NEW_MASTER in its environment")
 	return cmd
 }
@@ -100,11 +114,8 @@ func runPromote(ctx context.Context, cfg *config.Config, target string, f promot
 		return err
 	}
 	defer store.Close()
-	probe := &promoteProbe{cfg: cfg, model: model, clients: map[string]*cluster.Client{}}
-	opts := promote.Options{Target: target, Configured: names, AllowYellow: f.allowYellow, DryRun: f.dryRun,
-		Force: f.force, MinInterval: cfg.Promote.MinInterval, MaxLag: cfg.Promote.MaxLag, Sample: cfg.Promote.Sample,
-		Exec: f.exec, Run: runShell, Who: whoAmI(), Clusters: probe, Sampler: probe, Store: store, Journal: store,
-		Ledger: store, Out: stdout}
+	opts := promoteOptions(cfg, model, store, f, names, stdout)
+	opts.Target = target
 	if !f.yes && terminal {
 		opts.Confirm = func(question string) (bool, error) {
 			fmt.Fprintf(stdout, "%s [y/N] ", question)
@@ -124,6 +135,57 @@ func runPromote(ctx context.Context, cfg *config.Config, target string, f promot
 		return promoteFailed{err}
 	}
 	return err
+}
+
+// promoteOptions are the options a promote by hand and the watchdog share.
+func promoteOptions(cfg *config.Config, model *indexer.Model, store *control.Store, f promoteFlags, names []string, out io.Writer) promote.Options {
+	probe := &promoteProbe{cfg: cfg, model: model, clients: map[string]*cluster.Client{}}
+	return promote.Options{Configured: names, AllowYellow: f.allowYellow, DryRun: f.dryRun,
+		Force: f.force, MinInterval: cfg.Promote.MinInterval, MaxLag: cfg.Promote.MaxLag, Sample: cfg.Promote.Sample,
+		Exec: f.exec, Run: runShell, Who: whoAmI(), Clusters: probe, Sampler: probe, Store: store, Journal: store,
+		Ledger: store, Out: out}
+}
+
+// runPromoteAuto runs the automatic failover watchdog until ctx is done, under its lock.
+func runPromoteAuto(ctx context.Context, cfg *config.Config, f promoteFlags) error {
+	log := slog.Default()
+	if f.dryRun || f.force {
+		return usageError{errors.New("promote --auto: --dry-run and --force do not apply (the watchdog never forces)")}
+	}
+	model, err := newModel(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	var names []string
+	for _, c := range cfg.Clusters {
+		names = append(names, c.Name)
+	}
+	store, err := control.Open(ctx, cfg.Control.MySQLConfig())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	addr := cmp.Or(f.metricsListen, cfg.Metrics.Listen)
+	ep := newMetricsEndpoint(1)
+	metrics := promote.NewAutoMetrics(ep.reg)
+	stop, err := serveMetrics(addr, ep.reg, ep.Ready)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	log.Info("automatic failover: waiting for the watchdog lock", "after", cfg.Promote.AutoAfter, "every", cfg.Promote.AutoEvery)
+	lock, err := store.WaitAutoLock(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer lock.Release()
+	ep.addReady(func() bool { return true })
+	log.Info("automatic failover: watching the master", "clusters", names, "after", cfg.Promote.AutoAfter, "exec", f.exec != "")
+	return promote.Watch(ctx, promote.AutoOptions{Options: promoteOptions(cfg, model, store, f, names, io.Discard),
+		After: cfg.Promote.AutoAfter, Every: cfg.Promote.AutoEvery, Held: lock.Held, Logger: log, Metrics: metrics})
 }
 
 // runShell runs command with sh -c, its output on ours, env added to ours.

@@ -17,6 +17,8 @@ func TestPromoteUsageMistakesExitTwoBeforeAnyCheck(t *testing.T) {
 		{"promote", "es9", "--yes"},
 		{"promote", "es8"}, // no terminal (stdin is a buffer) and no --yes
 		{"promote", "es8", "--yes", "-c", "no-such-file.yaml"},
+		{"promote", "--auto", "es8"},
+		{"promote", "--auto", "--force"},
 	} {
 		args = append(args, "--log-level", "error")
 		if !strings.Contains(strings.Join(args, " "), " -c ") {
