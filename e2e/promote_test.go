@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Shopify/toxiproxy/v2"
 )
 
 // `wye promote` on the real stack (issue 15): the master switched in turn to every cluster under
@@ -24,6 +26,13 @@ import (
 // for the rig's index and sets promote.min_interval to an hour (later promotes need --force).
 func newPromoteWorld(t *testing.T, programs int) (*nightlyWorld, *wyeProc) {
 	t.Helper()
+	return newPromoteWorldWith(t, programs, nil)
+}
+
+// newPromoteWorldWith is newPromoteWorld with edit applied to the wye.yaml (its text; the world
+// for reference) before the stream starts.
+func newPromoteWorldWith(t *testing.T, programs int, edit func(w *nightlyWorld, cfg string) string) (*nightlyWorld, *wyeProc) {
+	t.Helper()
 	w := newNightlyWorld(t, 2, 10, programs, programs/2, 20)
 	dir := filepath.Join(t.TempDir(), "mappings")
 	must(t, os.MkdirAll(filepath.Join(dir, w.r.index, "v1"), 0o755))
@@ -34,7 +43,10 @@ func newPromoteWorld(t *testing.T, programs int) (*nightlyWorld, *wyeProc) {
 	}
 	cfg, err := os.ReadFile(w.cfg)
 	must(t, err)
-	cfg = append(cfg, fmt.Sprintf("mapping: {dir: %q}\npromote: {min_interval: 1h, sample: 50}\n", dir)...)
+	cfg = append(cfg, fmt.Sprintf("mapping: {dir: %q}\npromote: {min_interval: 1h, sample: 50, auto_after: 5s, auto_every: 1s}\n", dir)...)
+	if edit != nil {
+		cfg = []byte(edit(w, string(cfg)))
+	}
 	must(t, os.WriteFile(w.cfg, cfg, 0o600))
 	stream := w.startStream()
 	began := time.Now()
@@ -326,4 +338,93 @@ func failLine(s string) string {
 		}
 	}
 	return lastLine(s)
+}
+
+// TestAutoFailoverPromotesTheSlaveThatPassesWhenTheMasterIsCutOff prevents an automatic
+// failover that never comes, picks a slave with misses, or loses a change: es7, the master, is
+// reached by the stream and the watchdog through a proxy; es8 has an entry in its repair ledger.
+// Under a workload the proxy is stopped: within promote.auto_after (5 s here) + 30 s the
+// watchdog promotes os2, not es8, and its --exec hook runs with both masters. Once es7 is back it
+// is a slave; a nightly brings it level, and every cluster equals MySQL with nothing parked.
+func TestAutoFailoverPromotesTheSlaveThatPassesWhenTheMasterIsCutOff(t *testing.T) {
+	var proxy *toxiproxy.Proxy
+	w, _ := newPromoteWorldWith(t, 200, func(w *nightlyWorld, cfg string) string {
+		u := w.r.urls["es7"]
+		proxy = startProxy(t, "es7", strings.TrimPrefix(u, "http://"))
+		out := strings.Replace(cfg, fmt.Sprintf("urls: [%q]", u), fmt.Sprintf("urls: [%q]", "http://"+proxy.Listen), 1)
+		if out == cfg {
+			t.Fatalf("no urls of es7 to replace in:\n%s", cfg)
+		}
+		return out
+	})
+	n := w.r.names
+	_, err := w.ctl.Exec(`INSERT INTO repair_ledger (cluster, entity, doc_id, version, class, reason) VALUES (?, 'program', '1', 1, 'retryable', 'e2e')`, n["es8"])
+	must(t, err)
+	hook := filepath.Join(t.TempDir(), "readers")
+	metrics := freePort(t)
+	runWye(t, "wye promote --auto", metrics, nil, "promote", "--auto", "-c", w.cfg, "--metrics-listen", metrics,
+		"--exec", `echo "$WYE_OLD_MASTER $WYE_NEW_MASTER" > `+hook)
+	stop := programWorkload(w)
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	if m := w.master(); m != n["es7"] {
+		t.Fatalf("master %s before the cut, want es7", m)
+	}
+	cut := time.Now()
+	proxy.Stop()
+	eventually(t, 5*time.Second+30*time.Second, func() error {
+		if m := w.master(); m != n["os2"] {
+			return fmt.Errorf("master %s", m)
+		}
+		return nil
+	})
+	t.Logf("os2 promoted %v after the master was cut off (auto_after 5s)", time.Since(cut).Round(time.Millisecond))
+	eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(hook)
+		if err != nil {
+			return err
+		}
+		if got, want := strings.TrimSpace(string(b)), n["es7"]+" "+n["os2"]; got != want {
+			return fmt.Errorf("reader switch got %q, want %q", got, want)
+		}
+		return nil
+	})
+	var who string
+	must(t, w.ctl.QueryRow(`SELECT who FROM promote_journal WHERE outcome = 'promoted' ORDER BY id DESC LIMIT 1`).Scan(&who))
+	if !strings.Contains(who, "(automatic failover)") {
+		t.Errorf("journal who %q, want the automatic failover named", who)
+	}
+
+	// es7 back: a slave now; what it missed while cut off is brought level by a nightly.
+	must(t, proxy.Start())
+	ops := stop()
+	stop = nil
+	t.Logf("workload: %v", ops)
+	// The stream catches up on the clusters it could write all along; then es7 is brought level
+	// (the workload deleted more than the breaker's 5% while es7 was cut off).
+	eventually(t, 2*time.Minute, func() error {
+		want, err := catalogDocs(w.r.app)
+		if err != nil {
+			return err
+		}
+		for _, c := range []string{"es8", "os2"} {
+			got, err := allDocs(t, c, w.r.index)
+			if err != nil {
+				return err
+			}
+			if err := diffDocs(c, got, want); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w.run(0, "--clusters", n["es7"], "--allow-mass-delete")
+	w.converges(time.Minute)
+	must(t, w.r.parkedCount(0))
+	if m := w.master(); m != n["os2"] {
+		t.Errorf("master %s after es7 came back, want os2 still", m)
+	}
 }
