@@ -166,7 +166,13 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 	if err != nil {
 		return "", nil, err
 	}
-	s.opts.Metrics.Decided.WithLabelValues(decider).Add(float64(len(docs)))
+	taken := 0
+	for _, r := range results {
+		if !r.Unavailable { // a master that took no write decided nothing: the batch waits
+			taken++
+		}
+	}
+	s.opts.Metrics.Decided.WithLabelValues(decider).Add(float64(taken))
 	return decider, results, nil
 }
 

@@ -140,7 +140,7 @@ func (w *watch) step(ctx context.Context) {
 	pick, checks, reasons := w.candidate(ctx, master)
 	if pick == "" {
 		w.decline(fmt.Sprintf("master %s unavailable for %v (%s) and no slave passes every check: %s",
-			master, down.Round(time.Second), why, strings.Join(reasons, "; ")))
+			master, down.Round(time.Second), why, strings.Join(reasons, " | ")))
 		return
 	}
 	if w.Held != nil {
@@ -226,5 +226,5 @@ func failures(checks []Check) string {
 			out = append(out, c.Name+": "+c.Detail)
 		}
 	}
-	return strings.Join(out, ", ")
+	return strings.Join(out, "; ")
 }

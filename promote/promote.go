@@ -179,12 +179,10 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 
 	o.Checks = preflight(ctx, opts, from)
 	fmt.Fprintln(out, "preflight:")
-	var failed []string
 	for _, c := range o.Checks {
 		mark := "PASS"
 		if !c.OK {
 			mark = "FAIL"
-			failed = append(failed, c.Name+": "+c.Detail)
 		}
 		fmt.Fprintf(out, "  %s  %-14s %s\n", mark, c.Name, c.Detail)
 	}
@@ -199,8 +197,8 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 		}
 		return o, &Refused{Reason: why}
 	}
-	if len(failed) > 0 {
-		return refuse(strings.Join(failed, "; "))
+	if failed := failures(o.Checks); failed != "" {
+		return refuse(failed)
 	}
 	if opts.DryRun {
 		fmt.Fprintln(out, "dry run: every check passed; nothing changed")
