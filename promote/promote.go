@@ -103,6 +103,11 @@ type Options struct {
 	Exec string
 	// Run runs Exec (sh -c with env added); required when Exec is set.
 	Run func(ctx context.Context, command string, env []string) error
+	// Settle is how long after the switch every indexer has seen it (twice the roles poll);
+	// then the new master's repair ledger is read again: batches the old master decided
+	// before an indexer saw the switch reached the new master only as a slave
+	// (docs/architecture.md, invariant 8). 0: not checked.
+	Settle time.Duration
 	// Confirm asks before the switch once every check passed; nil: no question (--yes).
 	Confirm func(plan string) (bool, error)
 	Who     string // OS user@host, for the journal
@@ -220,8 +225,32 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	if done.Journal != 0 && err == nil {
 		o.Promoted = done
+		settled(ctx, opts, out)
 	}
 	return o, err
+}
+
+// settled waits Settle and says whether the new master missed writes while the indexers
+// switched: those are in its repair ledger, and a repair brings them.
+func settled(ctx context.Context, opts Options, out io.Writer) {
+	if opts.Settle <= 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(opts.Settle):
+	}
+	n, err := opts.Ledger.PendingRepairs(ctx, opts.Target)
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "after the switch: could not read the repair ledger of %s: %v\n", opts.Target, err)
+	case n > 0:
+		fmt.Fprintf(out, "after the switch: WARNING %d document(s) in the repair ledger of %s, missed while the indexers switched: repair them (`wye repair %s`)\n",
+			n, opts.Target, opts.Target)
+	default:
+		fmt.Fprintf(out, "after the switch: the repair ledger of %s is still empty (%v later)\n", opts.Target, opts.Settle)
+	}
 }
 
 // switchRoles runs the promote's transaction and then the reader switch, switching the roles

@@ -195,6 +195,32 @@ func TestThePlanAndEveryCheckComeBeforeTheSwitch(t *testing.T) {
 	}
 }
 
+// TestMissesOfTheNewMasterWhileIndexersSwitchAreReported prevents a promote that reports
+// success while the new master missed writes as a slave before every indexer saw the switch.
+func TestMissesOfTheNewMasterWhileIndexersSwitchAreReported(t *testing.T) {
+	w := newWorld()
+	var out bytes.Buffer
+	opts := w.options("es8", &out)
+	opts.Settle = time.Millisecond
+	w.promote = nil
+	opts.Store = missingAfterPromote{w}
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "after the switch: WARNING 2 document(s) in the repair ledger of es8") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// missingAfterPromote is the world whose new master has 2 ledger entries once promoted.
+type missingAfterPromote struct{ *world }
+
+func (m missingAfterPromote) Promote(ctx context.Context, p control.Promotion) (control.Promoted, error) {
+	done, err := m.world.Promote(ctx, p)
+	m.pending[p.To] = 2
+	return done, err
+}
+
 // TestDryRunRunsTheChecksAndChangesNothing prevents --dry-run from switching or journaling.
 func TestDryRunRunsTheChecksAndChangesNothing(t *testing.T) {
 	w := newWorld()

@@ -143,7 +143,7 @@ func promoteOptions(cfg *config.Config, model *indexer.Model, store *control.Sto
 	return promote.Options{Configured: names, AllowYellow: f.allowYellow, DryRun: f.dryRun,
 		Force: f.force, MinInterval: cfg.Promote.MinInterval, MaxLag: cfg.Promote.MaxLag, Sample: cfg.Promote.Sample,
 		Exec: f.exec, Run: runShell, Who: whoAmI(), Clusters: probe, Sampler: probe, Store: store, Journal: store,
-		Ledger: store, Out: out}
+		Ledger: store, Out: out, Settle: 2 * cfg.Indexer.RolesPoll}
 }
 
 // runPromoteAuto runs the automatic failover watchdog until ctx is done, under its lock.
