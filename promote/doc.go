@@ -3,5 +3,6 @@
 // (health, mapping drift, highest versions, a sampled diff, the repair ledger) and hold the roles.
 // Out: a plan and the checks, each pass or fail, printed before any side effect; then one
 // control-schema transaction (roles, epoch, journal) and the optional reader switch, rolled
-// back when it fails. It owns the order of those steps and the refusal reasons.
+// back when it fails; or, with Watch, the automatic failover when the master stays unavailable.
+// It owns the order of those steps and the refusal reasons.
 package promote
