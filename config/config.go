@@ -34,6 +34,7 @@ type Config struct {
 	Indexer  Indexer   `mapstructure:"indexer" yaml:"indexer"`
 	Mapping  Mapping   `mapstructure:"mapping" yaml:"mapping"`
 	Nightly  Nightly   `mapstructure:"nightly" yaml:"nightly"`
+	Promote  Promote   `mapstructure:"promote" yaml:"promote"`
 	Metrics  Metrics   `mapstructure:"metrics" yaml:"metrics"`
 	Log      Log       `mapstructure:"log" yaml:"log"`
 	Entities []Entity  `mapstructure:"entities" yaml:"entities"`
@@ -229,6 +230,21 @@ type Nightly struct {
 	BytesPerSecond float64 `mapstructure:"bytes_per_second" yaml:"bytes_per_second"`
 	// Report is the path of the report JSON; the id lists go beside it (<report>.ids.gz).
 	Report string `mapstructure:"report" yaml:"report"`
+}
+
+// Promote tunes `wye promote`'s preflight and anti-flap period (docs/architecture.md, "Promote").
+type Promote struct {
+	// MinInterval: a promote within it of the last one needs --force.
+	MinInterval time.Duration `mapstructure:"min_interval" yaml:"min_interval"`
+	// MaxLag bounds how far the target's highest version per entity may be below the master's
+	// (version units: bytes of binlog within one file).
+	MaxLag int64 `mapstructure:"max_lag" yaml:"max_lag"`
+	// Sample is the documents per entity whose content the preflight diff compares.
+	Sample int `mapstructure:"sample" yaml:"sample"`
+	// AutoAfter is how long the master must be unavailable before `wye promote --auto` fails over.
+	AutoAfter time.Duration `mapstructure:"auto_after" yaml:"auto_after"`
+	// AutoEvery is how often `wye promote --auto` reads the master's health.
+	AutoEvery time.Duration `mapstructure:"auto_every" yaml:"auto_every"`
 }
 
 // Metrics is the Prometheus endpoint.

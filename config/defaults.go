@@ -14,6 +14,7 @@ import (
 	"github.com/wyehq/wye/indexer/es"
 	"github.com/wyehq/wye/mapping"
 	"github.com/wyehq/wye/nightly"
+	"github.com/wyehq/wye/promote"
 )
 
 // DefaultNightlyReport is where `wye nightly` writes its report unless told otherwise.
@@ -87,6 +88,13 @@ func Default() Config {
 			ScanPage:       nightly.DefaultScanPage,
 			MaxDeleteShare: nightly.DefaultMaxDeleteShare,
 			Report:         DefaultNightlyReport,
+		},
+		Promote: Promote{
+			MinInterval: promote.DefaultMinInterval,
+			MaxLag:      promote.DefaultMaxLag,
+			Sample:      promote.DefaultSample,
+			AutoAfter:   promote.DefaultAutoAfter,
+			AutoEvery:   promote.DefaultAutoEvery,
 		},
 		Metrics: Metrics{Listen: "127.0.0.1:9464"},
 		Log:     Log{Level: "info", Format: "text"},

@@ -14,6 +14,7 @@ import (
 	"github.com/wyehq/wye/indexer/consumer"
 	"github.com/wyehq/wye/indexer/es"
 	"github.com/wyehq/wye/nightly"
+	"github.com/wyehq/wye/promote"
 )
 
 // TestConfigDefaultsCannotDriftFromComponentDefaults holds every default that a component
@@ -53,6 +54,11 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"nightly.chunk_rows", d.Nightly.ChunkRows, nightly.DefaultChunkRows},
 		{"nightly.scan_page", d.Nightly.ScanPage, nightly.DefaultScanPage},
 		{"nightly.max_delete_share", d.Nightly.MaxDeleteShare, nightly.DefaultMaxDeleteShare},
+		{"promote.min_interval", d.Promote.MinInterval, promote.DefaultMinInterval},
+		{"promote.max_lag", d.Promote.MaxLag, promote.DefaultMaxLag},
+		{"promote.sample", d.Promote.Sample, promote.DefaultSample},
+		{"promote.auto_after", d.Promote.AutoAfter, promote.DefaultAutoAfter},
+		{"promote.auto_every", d.Promote.AutoEvery, promote.DefaultAutoEvery},
 		{"entities[].version_field", defaultEntity().VersionField, indexer.DefaultVersionField},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {

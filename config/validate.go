@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	c.Indexer.validate(&f)
 	c.Mapping.validate(&f)
 	c.Nightly.validate(&f)
+	c.Promote.validate(&f)
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || !validPort(port) {
 			f.add("metrics.listen", c.Metrics.Listen, "want host:port, like 127.0.0.1:9464 (empty disables metrics)")
@@ -166,6 +167,16 @@ func (n *Nightly) validate(f *Errors) {
 		f.add("nightly.bytes_per_second", strconv.FormatFloat(n.BytesPerSecond, 'g', -1, 64), "must not be negative (0: no limit)")
 	}
 	notEmpty(f, "nightly.report", n.Report)
+}
+
+func (p *Promote) validate(f *Errors) {
+	positive(f, "promote.min_interval", p.MinInterval)
+	if p.MaxLag < 1 {
+		f.add("promote.max_lag", strconv.FormatInt(p.MaxLag, 10), "must be at least 1")
+	}
+	atLeastOne(f, "promote.sample", p.Sample)
+	positive(f, "promote.auto_after", p.AutoAfter)
+	positive(f, "promote.auto_every", p.AutoEvery)
 }
 
 func (m *Mapping) validate(f *Errors) {

@@ -29,27 +29,31 @@ func (s *Store) Seed(ctx context.Context, roles map[string]string) error {
 	return nil
 }
 
-// SetRole changes a cluster's role (tests and, later, promote).
+// SetRole changes a cluster's role by hand (tests, an operator without `wye promote`), at a
+// new promote epoch: the highest epoch of every row plus one, so indexers fence the change as
+// they fence a promote (docs/architecture.md, invariant 8).
 func (s *Store) SetRole(ctx context.Context, cluster, role string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE cluster_roles SET role = ?, epoch = epoch + 1 WHERE cluster = ?`, role, cluster)
+	_, err := s.db.ExecContext(ctx, `UPDATE cluster_roles SET role = ?,
+  epoch = (SELECT next FROM (SELECT COALESCE(MAX(epoch), 0) + 1 AS next FROM cluster_roles) AS e) WHERE cluster = ?`, role, cluster)
 	if err != nil {
 		return fmt.Errorf("set role of %s: %w", cluster, err)
 	}
 	return nil
 }
 
-// master reads the master among the named clusters.
-func (s *Store) master(ctx context.Context, clusters []string) (string, error) {
-	q := `SELECT cluster FROM cluster_roles WHERE role = 'master' AND cluster IN (?` + strings.Repeat(",?", len(clusters)-1) + `) ORDER BY epoch DESC, updated_at DESC LIMIT 1`
-	args := make([]any, len(clusters))
-	for i, c := range clusters {
-		args[i] = c
-	}
+// master reads the master among the named clusters (the master row of the highest epoch) and
+// the promote epoch: the highest epoch of those clusters' rows, which every promote raises.
+func (s *Store) master(ctx context.Context, clusters []string) (string, int64, error) {
+	in := `cluster IN (?` + strings.Repeat(",?", len(clusters)-1) + `)`
+	q := `SELECT cluster, (SELECT MAX(epoch) FROM cluster_roles WHERE ` + in + `) FROM cluster_roles
+WHERE role = 'master' AND ` + in + ` ORDER BY epoch DESC, updated_at DESC LIMIT 1`
+	args := append(anys(clusters), anys(clusters)...)
 	var m string
-	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&m); err != nil {
-		return "", fmt.Errorf("read master: %w", err)
+	var epoch int64
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&m, &epoch); err != nil {
+		return "", 0, fmt.Errorf("read master: %w", err)
 	}
-	return m, nil
+	return m, epoch, nil
 }
 
 // Master returns the master among clusters as cluster_roles records it; ok is false when it
@@ -58,7 +62,7 @@ func (s *Store) Master(ctx context.Context, clusters []string) (string, bool, er
 	if len(clusters) == 0 {
 		return "", false, nil
 	}
-	m, err := s.master(ctx, clusters)
+	m, _, err := s.master(ctx, clusters)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -77,6 +81,7 @@ type Roles struct {
 
 	mu     sync.RWMutex
 	master string
+	epoch  int64
 }
 
 var _ indexer.Roles = (*Roles)(nil)
@@ -86,37 +91,38 @@ var _ indexer.Roles = (*Roles)(nil)
 func NewRoles(ctx context.Context, s *Store, clusters []string, every time.Duration, log *slog.Logger) (*Roles, error) {
 	every = defaults.Positive(every, DefaultRolesPoll)
 	log = cmp.Or(log, slog.Default())
-	m, err := s.master(ctx, clusters)
+	m, epoch, err := s.master(ctx, clusters)
 	if err != nil {
 		return nil, err
 	}
-	return &Roles{store: s, clusters: clusters, every: every, log: log, master: m}, nil
+	return &Roles{store: s, clusters: clusters, every: every, log: log, master: m, epoch: epoch}, nil
 }
 
-// Master returns the last master read.
-func (r *Roles) Master() string {
+// Master returns the last master read and the promote epoch it was read at.
+func (r *Roles) Master() (string, int64) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.master
+	return r.master, r.epoch
 }
 
 // Run polls until ctx is done. A failed read keeps the last known master.
 func (r *Roles) Run(ctx context.Context) error {
 	poll(ctx, r.every, func(ctx context.Context) error {
-		m, err := r.store.master(ctx, r.clusters)
+		m, epoch, err := r.store.master(ctx, r.clusters)
 		if err != nil {
 			return err
 		}
 		r.mu.Lock()
-		old := r.master
-		r.master = m
+		old, oldEpoch := r.master, r.epoch
+		r.master, r.epoch = m, epoch
 		r.mu.Unlock()
-		if old != m {
-			r.log.Info("master changed", "from", old, "to", m)
+		if old != m || oldEpoch != epoch {
+			r.log.Info("cluster roles changed", "from", old, "to", m, "epoch", epoch)
 		}
 		return nil
 	}, func(err error, failures int) {
-		r.log.Warn("poll cluster roles; keeping the last master", "master", r.Master(), "failures", failures, "err", err)
+		m, epoch := r.Master()
+		r.log.Warn("poll cluster roles; keeping the last master", "master", m, "epoch", epoch, "failures", failures, "err", err)
 	})
 	return nil
 }

@@ -193,6 +193,21 @@ CREATE TABLE IF NOT EXISTS nightly_progress (
   updated_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
   PRIMARY KEY (run_id, entity, step)
 ) ENGINE=InnoDB`,
+	// The promote journal (control/promote.go): every promote, refused, done or rolled back.
+	4: `
+CREATE TABLE IF NOT EXISTS promote_journal (
+  id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  who          VARCHAR(255)    NOT NULL COMMENT 'OS user@host of the command',
+  started_at   TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  finished_at  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  from_cluster VARCHAR(64)     NOT NULL COMMENT 'the master before',
+  to_cluster   VARCHAR(64)     NOT NULL COMMENT 'the cluster promoted (or refused)',
+  epoch        BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'the promote epoch it set; 0: refused',
+  checks       MEDIUMTEXT      NOT NULL COMMENT 'the preflight checks and their results, JSON',
+  outcome      VARCHAR(16)     NOT NULL COMMENT 'promoted, refused or rolled_back',
+  message      TEXT            NOT NULL,
+  KEY by_outcome (outcome, id)
+) ENGINE=InnoDB`,
 }
 
 // SchemaVersion is the newest control schema this build knows.

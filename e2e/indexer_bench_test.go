@@ -28,7 +28,7 @@ import (
 
 type benchRoles string
 
-func (b benchRoles) Master() string { return string(b) }
+func (b benchRoles) Master() (string, int64) { return string(b), 0 }
 
 // countingSource counts the SQL queries of the pipeline.
 type countingSource struct {

@@ -385,8 +385,9 @@ func TestIndexerSeesARoleChangeWithin5Seconds(t *testing.T) {
 	must(t, store.Seed(ctx, map[string]string{names[0]: "master", names[1]: "slave"}))
 	roles, err := control.NewRoles(ctx, store, names, time.Second, nil)
 	must(t, err)
-	if roles.Master() != names[0] {
-		t.Fatalf("master %q, want %q", roles.Master(), names[0])
+	first, epoch := roles.Master()
+	if first != names[0] {
+		t.Fatalf("master %q, want %q", first, names[0])
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -397,8 +398,8 @@ func TestIndexerSeesARoleChangeWithin5Seconds(t *testing.T) {
 	must(t, store.SetRole(ctx, names[1], "master"))
 	changed := time.Now()
 	eventually(t, 5*time.Second, func() error {
-		if m := roles.Master(); m != names[1] {
-			return fmt.Errorf("master still %q", m)
+		if m, e := roles.Master(); m != names[1] || e <= epoch {
+			return fmt.Errorf("master still %q at epoch %d (was %d)", m, e, epoch)
 		}
 		return nil
 	})
@@ -407,8 +408,8 @@ func TestIndexerSeesARoleChangeWithin5Seconds(t *testing.T) {
 	must(t, store.Seed(ctx, map[string]string{names[0]: "master", names[1]: "slave"}))
 	roles2, err := control.NewRoles(ctx, store, names, time.Second, nil)
 	must(t, err)
-	if roles2.Master() != names[1] {
-		t.Errorf("a restart with the config's roles made %q master again", roles2.Master())
+	if m, _ := roles2.Master(); m != names[1] {
+		t.Errorf("a restart with the config's roles made %q master again", m)
 	}
 }
 

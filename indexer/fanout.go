@@ -141,7 +141,7 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 	// Retries are targeted at the master they failed on. If that cluster is gone or no longer
 	// the master (a promote happened), the current master decides: a demoted cluster is a
 	// slave and must never hold up the master path (docs/architecture.md, invariant 7).
-	decider := s.opts.Roles.Master()
+	decider, epoch := s.opts.Roles.Master()
 	if cluster != "" && cluster != decider && s.writers[cluster] != nil {
 		s.opts.Logger.Debug("retry for a cluster that is no longer the master; writing to the master",
 			"cluster", cluster, "master", decider)
@@ -164,7 +164,42 @@ func (s *Stream) Write(ctx context.Context, docs []Doc, cluster string) (string,
 			}
 		}
 	}
-	return decider, m.Write(ctx, docs), nil
+	results := m.Write(ctx, docs)
+	decider, results, err := s.fence(ctx, docs, decider, epoch, results)
+	if err != nil {
+		return "", nil, err
+	}
+	taken := 0
+	for _, r := range results {
+		if !r.Unavailable { // a master that took no write decided nothing: the batch waits
+			taken++
+		}
+	}
+	s.opts.Metrics.Decided.WithLabelValues(decider).Add(float64(taken))
+	return decider, results, nil
+}
+
+// fence keeps a batch from counting as a master write under an epoch that ended while it was
+// written (docs/architecture.md, invariant 8): when the promote epoch changed and the master
+// is another cluster now, the documents are written again, synchronously, to the current
+// master, whose results decide the batch (its retries and parked messages). Until the epoch
+// holds across one write. The old master keeps what it took; versions make the second write
+// harmless.
+func (s *Stream) fence(ctx context.Context, docs []Doc, decider string, epoch int64, results []Result) (string, []Result, error) {
+	for {
+		now, e := s.opts.Roles.Master()
+		if e == epoch || now == decider {
+			return decider, results, nil
+		}
+		m := s.writers[now]
+		if m == nil {
+			return "", nil, fmt.Errorf("write to %q: no such cluster", now)
+		}
+		s.opts.Logger.Info("the master changed while a batch was written; writing it to the new master",
+			"from", decider, "to", now, "epoch", e, "documents", len(docs))
+		s.opts.Metrics.Fenced.WithLabelValues(now).Add(float64(len(docs)))
+		decider, epoch, results = now, e, m.Write(ctx, docs)
+	}
 }
 
 // enqueue hands a batch to a slave without ever blocking: a full backlog (in batches or in

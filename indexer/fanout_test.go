@@ -136,7 +136,7 @@ func TestLedgerWriteIsRetriedNotDropped(t *testing.T) {
 
 type staticRoles string
 
-func (r staticRoles) Master() string { return string(r) }
+func (r staticRoles) Master() (string, int64) { return string(r), 0 }
 
 // TestSlaveBacklogIsBoundedInBytes prevents a slow slave from holding a copy of every big
 // batch in memory: past BacklogBytes, batches go to the ledger instead of the queue, however

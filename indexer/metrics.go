@@ -28,6 +28,12 @@ type Metrics struct {
 	// OtherIndexRefused is wye_indexer_other_index_refused_total{cluster,index}: permanent
 	// refusals by an index the alias does not point at, which decide nothing.
 	OtherIndexRefused *prometheus.CounterVec
+	// Decided is wye_indexer_decided_total{cluster}: documents whose write a cluster decided as
+	// the master (its results made the retries and parked messages).
+	Decided *prometheus.CounterVec
+	// Fenced is wye_indexer_fenced_total{cluster}: documents written again to the new master
+	// because the promote epoch changed while the old master wrote them (invariant 8).
+	Fenced *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -67,8 +73,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Fields left out of documents for an index whose strict mapping does not know them (a mapping version bump), per cluster and index."}, []string{"cluster", "index"}),
 		OtherIndexRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_other_index_refused_total",
 			Help: "Documents refused (permanent) by an index the alias does not point at during a version bump: not parked, not ledgered."}, []string{"cluster", "index"}),
+		Decided: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_decided_total",
+			Help: "Documents whose write a cluster decided as the master."}, []string{"cluster"}),
+		Fenced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wye_indexer_fenced_total",
+			Help: "Documents written again to the new master because the promote epoch changed while the old master wrote them."}, []string{"cluster"}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.Decided, m.Fenced)
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
 			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth,
 			m.FieldsProjected, m.OtherIndexRefused)

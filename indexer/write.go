@@ -78,9 +78,10 @@ type ClusterWriter interface {
 	Write(ctx context.Context, docs []Doc) []Result
 }
 
-// Roles says which cluster is the master now; it may change at any time (promote).
+// Roles says which cluster is the master now and the promote epoch it was read at; both may
+// change at any time (promote). The epoch only grows: a change of master always raises it.
 type Roles interface {
-	Master() string
+	Master() (cluster string, epoch int64)
 }
 
 // Ledger remembers the documents a slave missed, for a targeted repair.

@@ -132,7 +132,8 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	}, pipe)
 
 	ep.addReady(cons.Ready)
-	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", roles.Master(),
+	master, epoch := roles.Master()
+	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", master, "epoch", epoch,
 		"index_targets", x.IndexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
 
 	// The fan-out outlives the consumer: slaves drain what the last batches queued.

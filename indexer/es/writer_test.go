@@ -51,7 +51,7 @@ func fan(o fanOpts) *indexer.Stream {
 
 type fixedRoles string
 
-func (r fixedRoles) Master() string { return string(r) }
+func (r fixedRoles) Master() (string, int64) { return string(r), 0 }
 
 // memLedger records what a slave missed.
 type memLedger struct {
