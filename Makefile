@@ -15,13 +15,13 @@ demo:
 # The full suite: unit tests, then the e2e suite against the real stack it brings up.
 # With CI=true an e2e test whose server is unreachable fails instead of skipping.
 test: stack-up vet
-	$(GO) test -count=1 -timeout 25m -v ./...
+	$(GO) test -count=1 -timeout 45m -v ./...
 
 unit:
 	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /e2e)
 
 e2e: stack-up
-	$(GO) test -count=1 -timeout 25m -v ./e2e/
+	$(GO) test -count=1 -timeout 45m -v ./e2e/
 
 vet:
 	$(GO) vet ./...
