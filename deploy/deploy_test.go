@@ -315,7 +315,8 @@ func checkProbes(c any, args []string) []string {
 			faults = append(faults, fmt.Sprintf("%s port %s is not the metrics port wye listens on (--metrics-listen=%q)", kind, p, listen))
 		}
 	}
-	long := len(args) > 0 && (args[0] == "cdc" || args[0] == "indexer" || args[0] == "run" || args[0] == "nightly")
+	long := len(args) > 0 && (args[0] == "cdc" || args[0] == "indexer" || args[0] == "run" || args[0] == "nightly" ||
+		args[0] == "promote" && slices.Contains(args, "--auto"))
 	if long && get(c, "livenessProbe") == nil {
 		faults = append(faults, "no livenessProbe on a long-running command")
 	}
@@ -713,7 +714,10 @@ func TestDevIsOneReplicaEachOnTheStacksAddresses(t *testing.T) {
 }
 
 // renderKEDA renders the production overlay with the KEDA component.
-func renderKEDA(t *testing.T) []object {
+func renderKEDA(t *testing.T) []object { return renderComponent(t, "keda") }
+
+// renderComponent renders the production overlay with the optional component name.
+func renderComponent(t *testing.T, name string) []object {
 	t.Helper()
 	dir := t.TempDir()
 	abs, err := filepath.Abs("kubernetes")
@@ -724,7 +728,7 @@ func renderKEDA(t *testing.T) []object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s/overlays/production]\ncomponents: [%s/components/keda]\n", rel, rel)
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s/overlays/production]\ncomponents: [%s/components/%s]\n", rel, rel, name)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -739,6 +743,52 @@ func TestKEDAComponentReplacesTheHPA(t *testing.T) {
 	so := one(t, objs, "ScaledObject", "wye-indexer")
 	if str(so, "spec", "scaleTargetRef", "name") != "wye-indexer" || str(so, "spec", "triggers", 0, "type") != "rabbitmq" {
 		t.Errorf("ScaledObject: %v", get(so, "spec"))
+	}
+}
+
+// TestAutoFailoverComponentIsOneLockedDownWatchdogWithTheUsersReaderSwitch prevents an
+// automatic failover deployed where it was not asked for, run twice at once by a surge, killed
+// while it waits for its lock, or running a reader switch that is not the user's script.
+func TestAutoFailoverComponentIsOneLockedDownWatchdogWithTheUsersReaderSwitch(t *testing.T) {
+	for _, dir := range kustomizations {
+		if ws := find(render(t, dir), "Deployment", "wye-auto-failover"); len(ws) != 0 {
+			t.Errorf("%s deploys the automatic failover: it is an optional component", dir)
+		}
+	}
+	objs := renderComponent(t, "auto-failover")
+	if ws := workloads(objs); len(ws) != 7 {
+		t.Errorf("want the 6 workloads of production and the watchdog, got %d", len(ws))
+	}
+	d := one(t, objs, "Deployment", "wye-auto-failover")
+	for _, f := range checkWorkload(d) {
+		t.Error(f)
+	}
+	if n := get(d, "spec", "replicas"); n != 1 {
+		t.Errorf("%v replicas, want 1", n)
+	}
+	if s := get(d, "spec", "strategy", "rollingUpdate", "maxSurge"); s != 0 {
+		t.Errorf("maxSurge %v, want 0: the new pod starts once the old one is gone", s)
+	}
+	c := list(podSpec(d), "containers")[0]
+	args := strs(list(c, "args"))
+	if !slices.Contains(args, "--auto") || !slices.Contains(args, "--exec=sh /etc/wye/failover/switch-readers.sh") {
+		t.Errorf("args %q, want promote --auto with the ConfigMap's script as --exec", args)
+	}
+	for _, kind := range []string{"livenessProbe", "readinessProbe"} {
+		if p := str(c, kind, "httpGet", "path"); p != "/healthz" {
+			t.Errorf("%s on %s: a standby waiting for the lock answers /healthz, not /readyz", kind, p)
+		}
+	}
+	script := one(t, objs, "ConfigMap", "wye-failover-exec")
+	if body := str(script, "data", "switch-readers.sh"); !strings.Contains(body, "exit 1") {
+		t.Errorf("the placeholder reader switch does not refuse:\n%s", body)
+	}
+	mounted := false
+	for _, v := range list(podSpec(d), "volumes") {
+		mounted = mounted || str(v, "configMap", "name") == str(script, "metadata", "name")
+	}
+	if !mounted {
+		t.Errorf("the reader switch ConfigMap %s is not mounted", str(script, "metadata", "name"))
 	}
 }
 
@@ -1290,8 +1340,7 @@ func TestEveryObjectDecodesStrictlyIntoItsAPIType(t *testing.T) {
 			}
 		})
 	}
-	keda := renderKEDA(t)
-	for _, o := range keda {
+	for _, o := range append(renderKEDA(t), renderComponent(t, "auto-failover")...) {
 		if err := decodeStrictly(o); err != nil {
 			t.Error(err)
 		}

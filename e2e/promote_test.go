@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -351,9 +352,12 @@ func lastLine(s string) string {
 }
 
 // failLine is the first failed check of a promote's output.
-func failLine(s string) string {
+func failLine(s string) string { return lineWith(s, "FAIL") }
+
+// lineWith is the first line of s that contains sub, else its last line.
+func lineWith(s, sub string) string {
 	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, "FAIL") {
+		if strings.Contains(l, sub) {
 			return strings.TrimSpace(l)
 		}
 	}
@@ -425,13 +429,266 @@ func TestAutoFailoverPromotesTheSlaveThatPassesWhenTheMasterIsCutOff(t *testing.
 	t.Logf("workload: %v", ops)
 	// The stream catches up on the clusters it could write all along; then es7 is brought level
 	// (the workload deleted more than the breaker's 5% while es7 was cut off).
-	eventually(t, 2*time.Minute, func() error {
+	w.convergesExcept(2*time.Minute, "es7")
+	w.run(0, "--clusters", n["es7"], "--allow-mass-delete")
+	w.converges(time.Minute)
+	must(t, w.r.parkedCount(0))
+	if m := w.master(); m != n["os2"] {
+		t.Errorf("master %s after es7 came back, want os2 still", m)
+	}
+}
+
+// maxVersion is the highest wye_version of the rig's index on cluster (es7, es8, os2), read
+// at url (the cluster's own address, not a proxy).
+func maxVersion(t *testing.T, url, index string) int64 {
+	t.Helper()
+	status, body := indexerHTTP(t, "POST", url+"/"+index+"/_search",
+		[]byte(`{"size":0,"aggs":{"v":{"max":{"field":"wye_version"}}}}`))
+	if status != 200 {
+		t.Fatalf("max wye_version of %s: %d %s", url, status, body)
+	}
+	var res struct {
+		Aggregations struct {
+			V struct {
+				Value float64 `json:"value"`
+			} `json:"v"`
+		} `json:"aggregations"`
+	}
+	must(t, json.Unmarshal(body, &res))
+	return int64(res.Aggregations.V.Value)
+}
+
+// proxied replaces the urls of cluster (es7, es8, os2) in cfg with those of proxy.
+func proxied(t *testing.T, w *nightlyWorld, cfg, cluster string, proxy *toxiproxy.Proxy) string {
+	t.Helper()
+	u := w.r.urls[cluster]
+	out := strings.Replace(cfg, fmt.Sprintf("urls: [%q]", u), fmt.Sprintf("urls: [%q]", "http://"+proxy.Listen), 1)
+	if out == cfg {
+		t.Fatalf("no urls of %s to replace in:\n%s", cluster, cfg)
+	}
+	return out
+}
+
+// watchdogLine is the first line of the watchdog's output with msg, "" when none yet.
+func watchdogLine(p *wyeProc, msg string) string {
+	for _, l := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(l, `msg="automatic failover: `+msg+`"`) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestAutoFailoverPromotesNothingWhenNoSlavePassesAndPassesOverALaggingSlave prevents an
+// automatic failover to a slave that would serve less than the others, and one that promotes
+// when no slave is safe. The stream reaches es7 (the master) and es8 through proxies; the
+// watchdog reaches es7 through the same proxy, es8 directly, and os2 through a proxy of its own.
+// First no slave passes: es8 has a repair-ledger entry and os2 does not answer the watchdog;
+// es7 is cut off: once promote.auto_after (5 s) has passed the watchdog declines, logging both
+// reasons and counting the decision, and cluster_roles is unchanged. Then es7 is back, es8's
+// entry gone, os2 reachable; the stream's writes to es8 stall (a slave a partition away from
+// the indexer, still reachable by the watchdog, its ledger still empty) until its highest
+// version is behind os2's by more than promote.max_lag; es7 is cut off again: the watchdog
+// promotes os2 and logs es8's lag as the reason it passed it over.
+func TestAutoFailoverPromotesNothingWhenNoSlavePassesAndPassesOverALaggingSlave(t *testing.T) {
+	var toES7, toES8, toOS2 *toxiproxy.Proxy
+	w, _ := newPromoteWorldWith(t, 200, func(w *nightlyWorld, cfg string) string {
+		toES7 = startProxy(t, "es7", strings.TrimPrefix(w.r.urls["es7"], "http://"))
+		toES8 = startProxy(t, "es8", strings.TrimPrefix(w.r.urls["es8"], "http://"))
+		toOS2 = startProxy(t, "os2", strings.TrimPrefix(w.r.urls["os2"], "http://"))
+		// max_lag: a few changes of binlog; a big slave backlog: es8's stalled writes stay
+		// queued (not ledgered) while the watchdog decides.
+		out := strings.Replace(cfg, "promote: {", "promote: {max_lag: 2000, ", 1)
+		return proxied(t, w, proxied(t, w, out, "es7", toES7), "es8", toES8) + "indexer: {slave_backlog: 100000}\n"
+	})
+	n := w.r.names
+	b, err := os.ReadFile(w.cfg)
+	must(t, err)
+	watchCfg := strings.Replace(string(b), fmt.Sprintf("urls: [%q]", "http://"+toES8.Listen), fmt.Sprintf("urls: [%q]", w.r.urls["es8"]), 1)
+	watchCfg = proxied(t, w, watchCfg, "os2", toOS2)
+	watchPath := filepath.Join(t.TempDir(), "watchdog.yaml")
+	must(t, os.WriteFile(watchPath, []byte(watchCfg), 0o600))
+	metrics := freePort(t)
+	watchdog := runWye(t, "wye promote --auto", metrics, nil, "promote", "--auto", "-c", watchPath, "--metrics-listen", metrics)
+	decisions := func(d string) float64 {
+		return (&indexerProc{metrics: metrics}).metric(t, "wye_promote_auto_decisions_total", "decision", d)
+	}
+	stop := programWorkload(w)
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+
+	// No slave passes.
+	before := w.roles()
+	_, err = w.ctl.Exec(`INSERT INTO repair_ledger (cluster, entity, doc_id, version, class, reason) VALUES (?, 'program', '1', 1, 'retryable', 'e2e')`, n["es8"])
+	must(t, err)
+	toOS2.Stop()
+	cut := time.Now()
+	toES7.Stop()
+	var declined string
+	eventually(t, 5*time.Second+30*time.Second, func() error {
+		if declined = watchdogLine(watchdog, "declined"); declined == "" {
+			return errors.New("no decision declined yet")
+		}
+		return nil
+	})
+	t.Logf("declined %v after the master was cut off: %s", time.Since(cut).Round(time.Millisecond), declined)
+	for _, want := range []string{"no slave passes every check", n["es8"] + ": repair ledger: 1 document(s)", n["os2"] + ": reachable: " + n["os2"] + " is unreachable"} {
+		if !strings.Contains(declined, want) {
+			t.Errorf("the declined decision does not say %q: %s", want, declined)
+		}
+	}
+	if d := decisions("declined"); d < 1 {
+		t.Errorf("wye_promote_auto_decisions_total{decision=declined} %v, want at least 1", d)
+	}
+	if got := w.roles(); got != before {
+		t.Fatalf("no slave passed, yet cluster_roles changed:\n%s\nto\n%s", before, got)
+	}
+	if d := decisions("promoted"); d != 0 {
+		t.Fatalf("%v promoted decisions with no slave passing", d)
+	}
+
+	// es7 back; then es8 lags and es7 is cut off again.
+	must(t, toES7.Start())
+	eventually(t, 30*time.Second, func() error {
+		if watchdogLine(watchdog, "the master answers again") == "" {
+			return errors.New("the watchdog has not seen the master answer again")
+		}
+		return nil
+	})
+	_, err = w.ctl.Exec(`DELETE FROM repair_ledger WHERE cluster = ?`, n["es8"])
+	must(t, err)
+	must(t, toOS2.Start())
+	addToxic(t, toES8, `{"name":"stall","type":"timeout","stream":"upstream","toxicity":1,"attributes":{"timeout":0}}`)
+	// Stopped before the stream (a deferred call runs before the cleanups): the stalled
+	// requests fail at once instead of holding the stream's shutdown.
+	defer toES8.Stop()
+	stalled := time.Now()
+	var behind int64
+	eventually(t, 30*time.Second, func() error {
+		es8, os2 := maxVersion(t, w.r.urls["es8"], w.r.index), maxVersion(t, w.r.urls["os2"], w.r.index)
+		if behind = os2 - es8; behind <= 2000 {
+			return fmt.Errorf("es8's highest version %d is not behind os2's %d by more than 2000 yet", es8, os2)
+		}
+		return nil
+	})
+	t.Logf("es8 behind os2 by %d after %v of stalled writes", behind, time.Since(stalled).Round(time.Millisecond))
+	if pending, err := w.ledgerPending(n["es8"]); err != nil || pending != 0 {
+		t.Fatalf("es8's repair ledger: %d entries (%v), want none: es8 must fail on its lag alone", pending, err)
+	}
+	cut = time.Now()
+	toES7.Stop()
+	eventually(t, 5*time.Second+30*time.Second, func() error {
+		if m := w.master(); m != n["os2"] {
+			return fmt.Errorf("master %s", m)
+		}
+		return nil
+	})
+	t.Logf("os2 promoted %v after the master was cut off (auto_after 5s, auto_every 1s)", time.Since(cut).Round(time.Millisecond))
+	promoted := watchdogLine(watchdog, "promoted")
+	t.Logf("%s", promoted)
+	for _, want := range []string{"to=" + n["os2"], n["es8"] + ": lag: behind the best slave by more than promote.max_lag 2000"} {
+		if !strings.Contains(promoted, want) {
+			t.Errorf("the promoted decision does not say %q: %s", want, promoted)
+		}
+	}
+	if d := decisions("promoted"); d != 1 {
+		t.Errorf("wye_promote_auto_decisions_total{decision=promoted} %v, want 1", d)
+	}
+}
+
+// ledgerPending counts cluster's repair-ledger entries not repaired.
+func (w *nightlyWorld) ledgerPending(cluster string) (int64, error) {
+	var n int64
+	err := w.ctl.QueryRow(`SELECT COUNT(*) FROM repair_ledger WHERE cluster = ? AND repaired_at IS NULL`, cluster).Scan(&n)
+	return n, err
+}
+
+// TestPromoteRepairFirstBringsTheTargetLevelBeforeSwitching prevents a promote to a slave that
+// missed writes, and a --repair-first that switches before the target holds what it missed:
+// es8, reached by the stream through a proxy, resets every connection while a workload runs,
+// so its repair ledger holds ids it really misses. A promote to es8 is refused on its ledger;
+// with --repair-first it repairs es8 from the ledger, finds the ledger empty, promotes es8,
+// and es8 equals MySQL.
+func TestPromoteRepairFirstBringsTheTargetLevelBeforeSwitching(t *testing.T) {
+	var toES8 *toxiproxy.Proxy
+	w, _ := newPromoteWorldWith(t, 200, func(w *nightlyWorld, cfg string) string {
+		toES8 = startProxy(t, "es8", strings.TrimPrefix(w.r.urls["es8"], "http://"))
+		return proxied(t, w, cfg, "es8", toES8)
+	})
+	es8 := w.r.names["es8"]
+	stop := programWorkload(w)
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	addToxic(t, toES8, `{"name":"down","type":"reset_peer","stream":"upstream","toxicity":1,"attributes":{"timeout":0}}`)
+	eventually(t, time.Minute, func() error {
+		if pending, err := w.ledgerPending(es8); err != nil || pending < 20 {
+			return fmt.Errorf("es8's ledger: %d entries (%v), want 20", pending, err)
+		}
+		return nil
+	})
+	ops := stop()
+	stop = nil
+	t.Logf("workload: %v", ops)
+	must(t, toES8.Toxics.RemoveToxic(t.Context(), "down"))
+	// The stream settles on every cluster; es8 still misses what its ledger holds.
+	w.convergesExcept(time.Minute, "es8")
+	want, err := catalogDocs(w.r.app)
+	must(t, err)
+	got, err := allDocs(t, "es8", w.r.index)
+	must(t, err)
+	if diffDocs("es8", got, want) == nil {
+		t.Fatal("es8 equals MySQL although its ledger holds ids: nothing for the repair to prove")
+	}
+	pending, err := w.ledgerPending(es8)
+	must(t, err)
+
+	before := w.roles()
+	code, out := w.promote(w.cfg, es8, "--yes")
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("FAIL  repair ledger  %d document(s) in the repair ledger of %s", pending, es8)) {
+		t.Fatalf("promote without --repair-first: exit %d, want 1 refused on the ledger:\n%s", code, out)
+	}
+	if got := w.roles(); got != before {
+		t.Fatalf("a refused promote changed cluster_roles:\n%s\nto\n%s", before, got)
+	}
+
+	began := time.Now()
+	code, out = w.promote(w.cfg, es8, "--yes", "--repair-first")
+	if code != 0 || !strings.Contains(out, "PASS  repair first") || !strings.Contains(out, "PASS  repair ledger  empty") {
+		t.Fatalf("promote --repair-first: exit %d, want 0 with the repair and an empty ledger:\n%s", code, out)
+	}
+	t.Logf("promote --repair-first of %d ledger entries took %v: %s", pending, time.Since(began).Round(time.Millisecond), lineWith(out, "PASS  repair first"))
+	if m := w.master(); m != es8 {
+		t.Fatalf("master %s after promote --repair-first, want %s", m, es8)
+	}
+	got, err = allDocs(t, "es8", w.r.index)
+	must(t, err)
+	if err := diffDocs("es8", got, want); err != nil {
+		t.Fatalf("es8 after promote --repair-first: %v", err)
+	}
+	if n, err := w.ledgerPending(es8); err != nil || n != 0 {
+		t.Errorf("es8's ledger after promote --repair-first: %d pending (%v)", n, err)
+	}
+}
+
+// convergesExcept waits until every cluster but skip equals MySQL.
+func (w *nightlyWorld) convergesExcept(timeout time.Duration, skip string) {
+	w.t.Helper()
+	eventually(w.t, timeout, func() error {
 		want, err := catalogDocs(w.r.app)
 		if err != nil {
 			return err
 		}
-		for _, c := range []string{"es8", "os2"} {
-			got, err := allDocs(t, c, w.r.index)
+		for _, c := range clusterNames {
+			if c == skip {
+				continue
+			}
+			got, err := allDocs(w.t, c, w.r.index)
 			if err != nil {
 				return err
 			}
@@ -441,10 +698,4 @@ func TestAutoFailoverPromotesTheSlaveThatPassesWhenTheMasterIsCutOff(t *testing.
 		}
 		return nil
 	})
-	w.run(0, "--clusters", n["es7"], "--allow-mass-delete")
-	w.converges(time.Minute)
-	must(t, w.r.parkedCount(0))
-	if m := w.master(); m != n["os2"] {
-		t.Errorf("master %s after es7 came back, want os2 still", m)
-	}
 }

@@ -159,7 +159,8 @@ func (w *watch) step(ctx context.Context) {
 	}
 	w.Metrics.Decisions.WithLabelValues(DecisionPromoted).Inc()
 	w.Logger.Warn("automatic failover: promoted", "from", master, "to", pick, "epoch", done.Epoch, "journal", done.Journal,
-		"master_unavailable", down.Round(time.Second), "reason", why, "readers_switched", w.Exec != "")
+		"master_unavailable", down.Round(time.Second), "reason", why, "readers_switched", w.Exec != "",
+		"passed_over", cmp.Or(strings.Join(reasons, " | "), "none"))
 	w.downSince, w.last = time.Time{}, ""
 	w.Metrics.MasterUnavailable.Set(0)
 }

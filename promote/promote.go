@@ -80,6 +80,12 @@ type Ledger interface {
 	PendingRepairs(ctx context.Context, cluster string) (int64, error)
 }
 
+// Repairer repairs a cluster's repair ledger (`wye repair <cluster>`: repair.Run through
+// cmd/wye) and says what it did in one line.
+type Repairer interface {
+	Repair(ctx context.Context, cluster string) (string, error)
+}
+
 var (
 	_ Store   = (*control.Store)(nil)
 	_ Journal = (*control.Store)(nil)
@@ -93,6 +99,9 @@ type Options struct {
 
 	AllowYellow bool
 	DryRun      bool
+	// RepairFirst repairs the target's ledger with Repairer before the checks when it has
+	// pending entries (not in a dry run); the ledger check then reads it again.
+	RepairFirst bool
 	Force       bool          // promote within MinInterval of the last promote
 	MinInterval time.Duration // DefaultMinInterval
 	MaxLag      int64         // DefaultMaxLag
@@ -117,6 +126,7 @@ type Options struct {
 	Store    Store
 	Journal  Journal
 	Ledger   Ledger
+	Repairer Repairer // required with RepairFirst
 	Out      io.Writer
 	Now      func() time.Time
 }
@@ -167,6 +177,9 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 	if opts.Exec != "" && opts.Run == nil {
 		return nil, errors.New("promote: Exec without Run")
 	}
+	if opts.RepairFirst && opts.Repairer == nil {
+		return nil, errors.New("promote: RepairFirst without Repairer")
+	}
 	started := opts.Now()
 	out := opts.Out
 	if out == nil {
@@ -182,7 +195,7 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 	o := &Outcome{From: from, To: opts.Target, DryRun: opts.DryRun}
 	fmt.Fprint(out, plan(opts, from))
 
-	o.Checks = preflight(ctx, opts, from)
+	o.Checks = append(repairFirst(ctx, opts, from, out), preflight(ctx, opts, from)...)
 	fmt.Fprintln(out, "preflight:")
 	for _, c := range o.Checks {
 		mark := "PASS"
@@ -228,6 +241,32 @@ func Run(ctx context.Context, opts Options) (*Outcome, error) {
 		settled(ctx, opts, out)
 	}
 	return o, err
+}
+
+// repairFirst repairs the target's pending ledger entries when RepairFirst asks for it and the
+// target is a configured slave with some, and returns the repair as a check (none when there
+// was nothing to repair). It is the one side effect before the checks, asked for by the flag:
+// it only writes to the target what the source holds, as `wye repair` does. A failed repair is
+// a failed check; the ledger check after it says what stays pending.
+func repairFirst(ctx context.Context, opts Options, from string, out io.Writer) []Check {
+	to := opts.Target
+	if !opts.RepairFirst || to == from || !slices.Contains(opts.Configured, to) {
+		return nil
+	}
+	pending, err := opts.Ledger.PendingRepairs(ctx, to)
+	if err != nil || pending == 0 {
+		return nil // the ledger check reports it
+	}
+	if opts.DryRun {
+		fmt.Fprintf(out, "repair first: dry run: %d document(s) in the repair ledger of %s not repaired\n", pending, to)
+		return nil
+	}
+	fmt.Fprintf(out, "repair first: %d document(s) in the repair ledger of %s: repairing them (`wye repair %s`)\n", pending, to, to)
+	done, err := opts.Repairer.Repair(ctx, to)
+	if err != nil {
+		return []Check{{Name: "repair first", Detail: fmt.Sprintf("repair %s: %v", to, err)}}
+	}
+	return []Check{{Name: "repair first", OK: true, Detail: done}}
 }
 
 // settled waits Settle and says whether the new master missed writes while the indexers

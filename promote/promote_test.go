@@ -315,3 +315,87 @@ func TestADeclinedConfirmationChangesNothing(t *testing.T) {
 		t.Fatalf("err %v master %s", err, w.master)
 	}
 }
+
+// repairer is a Repairer that repairs all but leave of a cluster's ledger entries, or fails.
+type repairer struct {
+	w     *world
+	leave int64
+	err   error
+}
+
+func (r repairer) Repair(_ context.Context, c string) (string, error) {
+	r.w.effect("REPAIR %s", c)
+	if r.err != nil {
+		return "", r.err
+	}
+	n := r.w.pending[c] - r.leave
+	r.w.pending[c] = r.leave
+	return fmt.Sprintf("%s: %d ids repaired", c, n), nil
+}
+
+// TestRepairFirstRepairsTheTargetsLedgerBeforeTheChecksAndRefusesWhatRemains prevents a
+// --repair-first promote that switches to a target still missing writes, or that repairs when
+// it was not asked to: with the flag the target's ledger is repaired before the checks, which
+// read it again; entries left pending or a failed repair refuse the promote; without the flag,
+// with an empty ledger, or in a dry run nothing is repaired.
+func TestRepairFirstRepairsTheTargetsLedgerBeforeTheChecksAndRefusesWhatRemains(t *testing.T) {
+	run := func(pending int64, r func(*world) repairer, edit func(*Options)) (*world, string, error) {
+		w := newWorld()
+		w.pending["es8"] = pending
+		var out bytes.Buffer
+		opts := w.options("es8", &out)
+		opts.RepairFirst, opts.Repairer = true, r(w)
+		if edit != nil {
+			edit(&opts)
+		}
+		_, err := Run(context.Background(), opts)
+		return w, out.String(), err
+	}
+	all := func(w *world) repairer { return repairer{w: w} }
+
+	w, out, err := run(3, all, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if want := []string{"REPAIR es8", "PROMOTE es7->es8"}; !slices.Equal(w.sideEffects(), want) {
+		t.Fatalf("side effects %q, want %q", w.sideEffects(), want)
+	}
+	for _, want := range []string{"repair first: 3 document(s) in the repair ledger of es8", "PASS  repair first   es8: 3 ids repaired", "PASS  repair ledger  empty"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	for _, c := range []struct {
+		name   string
+		r      func(*world) repairer
+		reason string
+	}{
+		{"entries remain", func(w *world) repairer { return repairer{w: w, leave: 1} }, "repair ledger: 1 document(s) in the repair ledger of es8"},
+		{"repair fails", func(w *world) repairer { return repairer{w: w, err: errors.New("source down")} }, "repair first: repair es8: source down"},
+	} {
+		w, out, err := run(3, c.r, nil)
+		var refused *Refused
+		if !errors.As(err, &refused) || !strings.Contains(refused.Reason, c.reason) {
+			t.Fatalf("%s: err %v, want a refusal with %q\n%s", c.name, err, c.reason, out)
+		}
+		if w.master != "es7" || slices.ContainsFunc(w.sideEffects(), func(e string) bool { return strings.HasPrefix(e, "PROMOTE") }) {
+			t.Errorf("%s: master %s, side effects %q", c.name, w.master, w.sideEffects())
+		}
+	}
+
+	for _, c := range []struct {
+		name    string
+		pending int64
+		edit    func(*Options)
+	}{
+		{"empty ledger", 0, nil},
+		{"dry run", 3, func(o *Options) { o.DryRun = true }},
+		{"without the flag", 3, func(o *Options) { o.RepairFirst = false }},
+	} {
+		w, out, _ := run(c.pending, all, c.edit)
+		if slices.ContainsFunc(w.sideEffects(), func(e string) bool { return strings.HasPrefix(e, "REPAIR") }) {
+			t.Errorf("%s: repaired: %q\n%s", c.name, w.sideEffects(), out)
+		}
+	}
+}

@@ -60,6 +60,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 	} else {
 		fmt.Fprintln(w, "last nightly: none finished")
 	}
+	if p := r.Promote; p != nil {
+		fmt.Fprintf(w, "last promote: #%d %s -> %s %s at %s", p.ID, p.From, p.To, p.Outcome, p.Finished.Format(time.RFC3339))
+		if p.Epoch > 0 {
+			fmt.Fprintf(w, " (epoch %d)", p.Epoch)
+		}
+		fmt.Fprintf(w, " by %s", p.Who)
+		if p.Message != "" {
+			fmt.Fprintf(w, ": %s", cut(p.Message, 120))
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintln(w, "last promote: none")
+	}
 	if r.Healthy() {
 		_, err := fmt.Fprintln(w, "healthy")
 		return err

@@ -27,6 +27,8 @@ type Control interface {
 	ClusterRoles(ctx context.Context) (map[string]control.ClusterRole, error)
 	LedgerStats(ctx context.Context, window time.Duration) (map[string]control.LedgerStats, error)
 	LastRun(ctx context.Context) (control.NightlyRun, bool, error)
+	// Journal is the last n rows of promote_journal, newest first.
+	Journal(ctx context.Context, n int) ([]control.JournalEntry, error)
 }
 
 var _ Control = (*control.Store)(nil)
@@ -99,6 +101,7 @@ type Report struct {
 	CDC      CDCStatus        `json:"cdc"`
 	Queues   []Queue          `json:"queues"`
 	Nightly  *Nightly         `json:"last_nightly"`
+	Promote  *Promote         `json:"last_promote"` // nil: never promoted
 	// FailedSource says where FailedShare comes from: "metrics" (the indexer's /metrics, since
 	// it started, or between two readings of --watch), or "ledger" (misses in the window).
 	FailedSource string `json:"failed_source"`
@@ -156,6 +159,19 @@ type Nightly struct {
 	ID       int64     `json:"run"`
 	Status   string    `json:"status"`
 	Finished time.Time `json:"finished"`
+}
+
+// Promote is the last row of promote_journal: a promote by hand, by the automatic failover,
+// or a refused one.
+type Promote struct {
+	ID       int64     `json:"journal"`
+	Finished time.Time `json:"finished"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Outcome  string    `json:"outcome"` // promoted, refused, rolled_back
+	Epoch    int64     `json:"epoch"`   // the promote epoch it set; 0 when refused
+	Who      string    `json:"who"`
+	Message  string    `json:"message,omitempty"`
 }
 
 // Healthy reports a reading without problems.
@@ -255,6 +271,14 @@ func (g *gather) control(ctx context.Context) {
 	}
 	if g.ledger, err = g.o.Control.LedgerStats(ctx, g.o.Window); err != nil {
 		g.problem("control schema: %v", err)
+	}
+	switch last, err := g.o.Control.Journal(ctx, 1); {
+	case err != nil:
+		g.problem("control schema: %v", err)
+	case len(last) == 1:
+		e := last[0]
+		g.r.Promote = &Promote{ID: e.ID, Finished: e.Finished, From: e.From, To: e.To, Outcome: e.Outcome, Epoch: e.Epoch,
+			Who: e.Who, Message: e.Message}
 	}
 	run, ok, err := g.o.Control.LastRun(ctx)
 	switch {

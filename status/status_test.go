@@ -16,7 +16,10 @@ type fakeControl struct {
 	roles  map[string]control.ClusterRole
 	ledger map[string]control.LedgerStats
 	run    *control.NightlyRun
+	last   []control.JournalEntry
 }
+
+func (c fakeControl) Journal(context.Context, int) ([]control.JournalEntry, error) { return c.last, nil }
 
 func (c fakeControl) ClusterRoles(context.Context) (map[string]control.ClusterRole, error) {
 	return c.roles, nil
@@ -186,5 +189,34 @@ func TestTwoMastersInTheRolesTableIsAProblem(t *testing.T) {
 	r := Gather(context.Background(), o)
 	if !strings.Contains(strings.Join(r.Problems, "\n"), "2 clusters are master") {
 		t.Errorf("problems %q", r.Problems)
+	}
+}
+
+// TestTheLastPromoteIsShownWithItsOutcome prevents a status that hides who switched the master,
+// when, and whether the switch held.
+func TestTheLastPromoteIsShownWithItsOutcome(t *testing.T) {
+	o := healthy()
+	var b bytes.Buffer
+	if err := Gather(context.Background(), o).WriteTable(&b); err != nil || !strings.Contains(b.String(), "last promote: none\n") {
+		t.Fatalf("never promoted (err %v):\n%s", err, b.String())
+	}
+	c := o.Control.(fakeControl)
+	at := time.Date(2026, 12, 1, 19, 0, 0, 0, time.UTC)
+	c.last = []control.JournalEntry{{ID: 4, Finished: at, From: "es7", To: "es8", Epoch: 0, Outcome: control.OutcomeRolledBack,
+		Who: "ops@host", Message: "reader switch failed: exit status 3"}}
+	o.Control = c
+	r := Gather(context.Background(), o)
+	if p := r.Promote; p == nil || p.To != "es8" || p.Outcome != control.OutcomeRolledBack {
+		t.Fatalf("last promote %+v", p)
+	}
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "last promote: #4 es7 -> es8 rolled_back at 2026-12-01T19:00:00Z by ops@host: reader switch failed: exit status 3\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	if !r.Healthy() {
+		t.Errorf("a rolled back promote is history, not a problem: %q", r.Problems)
 	}
 }

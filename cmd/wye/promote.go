@@ -27,6 +27,7 @@ import (
 	"github.com/wyehq/wye/indexer"
 	"github.com/wyehq/wye/mapping"
 	"github.com/wyehq/wye/promote"
+	"github.com/wyehq/wye/repair"
 )
 
 func init() { subcommands = append(subcommands, newPromoteCmd) }
@@ -39,8 +40,8 @@ func (e promoteFailed) Unwrap() error { return e.err }
 func (e promoteFailed) ExitCode() int { return exitFailure }
 
 type promoteFlags struct {
-	dryRun, yes, force, allowYellow, auto bool
-	exec, metricsListen                   string
+	dryRun, yes, force, allowYellow, auto, repairFirst bool
+	exec, metricsListen                                string
 }
 
 func newPromoteCmd(g *globalFlags) *cobra.Command {
@@ -51,7 +52,8 @@ func newPromoteCmd(g *globalFlags) *cobra.Command {
 		Long: `promote prints its plan, then runs every preflight check on the target and prints each one
 pass or fail, before any side effect: the target is configured and not the master; reachable with
 health green on its entity indices (yellow with --allow-yellow); its indices as its mapping
-version declares (no drift); its repair ledger empty; its highest version per entity within
+version declares (no drift); its repair ledger empty (--repair-first repairs it first, as
+` + "`wye repair <cluster>`" + ` with its default rate, then reads it again); its highest version per entity within
 promote.max_lag of the master's; a diff with the master equal (every id and version, the content
 of promote.sample documents per entity). Then one control-schema transaction swaps the roles,
 bumps the promote epoch and writes a journal row; indexers follow at their next roles poll. The
@@ -86,6 +88,7 @@ Exit 0: promoted (or, with --dry-run, every check passed); 1: refused, rolled ba
 	fl.BoolVar(&f.yes, "yes", false, "do not ask before switching (required without a terminal)")
 	fl.BoolVar(&f.force, "force", false, "promote even within promote.min_interval of the last promote")
 	fl.BoolVar(&f.allowYellow, "allow-yellow", false, "accept a target whose entity indices are yellow")
+	fl.BoolVar(&f.repairFirst, "repair-first", false, "repair the target's repair ledger first (as `wye repair <cluster>`), then check it is empty")
 	fl.BoolVar(&f.auto, "auto", false, "run the automatic failover watchdog (no cluster argument) until stopped")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "with --auto: host:port serving /metrics, /healthz, /readyz (default: metrics.listen)")
 	fl.StringVar(&f.exec, "exec", "", "command (sh -c) that switches the readers; WYE_OLD_MASTER, WYE_NEW_MASTER in its environment")
@@ -116,6 +119,7 @@ func runPromote(ctx context.Context, cfg *config.Config, target string, f promot
 	defer store.Close()
 	opts := promoteOptions(cfg, model, store, f, names, stdout)
 	opts.Target = target
+	opts.RepairFirst, opts.Repairer = f.repairFirst, promoteRepairer{cfg: cfg, model: model, out: stdout}
 	if !f.yes && terminal {
 		opts.Confirm = func(question string) (bool, error) {
 			fmt.Fprintf(stdout, "%s [y/N] ", question)
@@ -146,11 +150,41 @@ func promoteOptions(cfg *config.Config, model *indexer.Model, store *control.Sto
 		Ledger: store, Out: out, Settle: 2 * cfg.Indexer.RolesPoll}
 }
 
+// promoteRepairer repairs the promote's target as `wye repair <cluster>` does, with its
+// defaults (promote.Repairer).
+type promoteRepairer struct {
+	cfg   *config.Config
+	model *indexer.Model
+	out   io.Writer
+}
+
+var _ promote.Repairer = promoteRepairer{}
+
+func (r promoteRepairer) Repair(ctx context.Context, name string) (string, error) {
+	i := slices.IndexFunc(r.cfg.Clusters, func(c config.Cluster) bool { return c.Name == name })
+	if i < 0 {
+		return "", fmt.Errorf("%q is not a configured cluster", name)
+	}
+	rep, err := repairClusters(ctx, r.cfg, r.cfg.Clusters[i:i+1], repair.Options{Model: r.model, Logger: slog.Default()})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(r.out, rep.Summary())
+	t := rep.Clusters[0]
+	if t.Error != "" {
+		return "", errors.New(t.Error)
+	}
+	if !rep.OK() {
+		return "", fmt.Errorf("%d of %d ids not repaired (see the summary)", t.Failed, t.Pending)
+	}
+	return fmt.Sprintf("%d ids repaired (%d written, %d deleted, %d already current)", t.Marked(), t.Repaired, t.Deleted, t.Current), nil
+}
+
 // runPromoteAuto runs the automatic failover watchdog until ctx is done, under its lock.
 func runPromoteAuto(ctx context.Context, cfg *config.Config, f promoteFlags) error {
 	log := slog.Default()
-	if f.dryRun || f.force {
-		return usageError{errors.New("promote --auto: --dry-run and --force do not apply (the watchdog never forces)")}
+	if f.dryRun || f.force || f.repairFirst {
+		return usageError{errors.New("promote --auto: --dry-run, --force and --repair-first do not apply (the watchdog never forces nor repairs)")}
 	}
 	model, err := newModel(cfg)
 	if err != nil {

@@ -109,26 +109,11 @@ func runRepair(ctx context.Context, cfg *config.Config, names []string, opts rep
 	if err != nil {
 		return usageError{err}
 	}
-	store, src, closeAll, err := openStateAndSource(ctx, cfg, 2)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-
-	// Same writers, resolvers and snapshot versions as the nightly resync.
-	for _, c := range nightlyClusters(cfg, picked, false, log) {
-		rc := repair.Cluster{Name: c.Name, Reader: c.Reader, Writer: c.Writer}
-		if c.Writer == nil {
-			_, rc.Err = c.Index(ctx, "")
-		}
-		opts.Clusters = append(opts.Clusters, rc)
-	}
-	opts.Model, opts.Ledger, opts.Logger = model, store, log
-	opts.Source = &snapshotSource{src: src, cdc: store.CDC(control.CDCOptions{Name: cfg.CDC.Name}), name: cfg.CDC.Name}
+	opts.Model, opts.Logger = model, log
 	if fi, ok := stderr.(*os.File); ok && isTerminal(fi) {
 		opts.Terminal = stderr
 	}
-	rep, err := repair.Run(ctx, opts)
+	rep, err := repairClusters(ctx, cfg, picked, opts)
 	if rep != nil {
 		fmt.Fprint(stdout, rep.Summary())
 	}
@@ -139,6 +124,27 @@ func runRepair(ctx context.Context, cfg *config.Config, names []string, opts rep
 		return repairFailed{}
 	}
 	return nil
+}
+
+// repairClusters repairs the ledgers of picked with opts (its Model and Logger set): the same
+// writers, resolvers and snapshot versions as the nightly resync. `wye promote --repair-first`
+// repairs its target with it too.
+func repairClusters(ctx context.Context, cfg *config.Config, picked []config.Cluster, opts repair.Options) (*repair.Report, error) {
+	store, src, closeAll, err := openStateAndSource(ctx, cfg, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	for _, c := range nightlyClusters(cfg, picked, false, opts.Logger) {
+		rc := repair.Cluster{Name: c.Name, Reader: c.Reader, Writer: c.Writer}
+		if c.Writer == nil {
+			_, rc.Err = c.Index(ctx, "")
+		}
+		opts.Clusters = append(opts.Clusters, rc)
+	}
+	opts.Ledger = store
+	opts.Source = &snapshotSource{src: src, cdc: store.CDC(control.CDCOptions{Name: cfg.CDC.Name}), name: cfg.CDC.Name}
+	return repair.Run(ctx, opts)
 }
 
 // openStateAndSource opens the control schema and a pool of conns connections to the source;

@@ -50,7 +50,8 @@ alias, the highest version applied and how far it trails the master's, the share
 that failed (from the indexer's /metrics when reachable, else the ids the ledger recorded in the
 window), its repair-ledger size and oldest entry; cdc's leader, epoch, checkpoint and lag behind
 the source's binlog; the depth of the change queue, the retry tiers and the parked queue; the
-last nightly run. Each problem is one line. Exit 0: healthy; 1: something needs attention;
+last nightly run; the last promote (promote_journal: when, from, to, outcome, epoch, who).
+Each problem is one line. Exit 0: healthy; 1: something needs attention;
 2: usage or configuration. --watch redraws every interval until interrupted. See
 docs/operations.md.`,
 		Args: usageArgs(cobra.NoArgs),
