@@ -611,10 +611,10 @@ func (w *nightlyWorld) ledgerPending(cluster string) (int64, error) {
 // es8, reached by the stream through a proxy, resets every connection while a workload runs,
 // so its repair ledger holds ids it really misses. A promote to es8 is refused on its ledger;
 // with --repair-first it repairs es8 from the ledger, finds the ledger empty, promotes es8,
-// and es8 equals MySQL.
+// and es8 equals MySQL; `wye status` then shows es8 the master and this promote as the last.
 func TestPromoteRepairFirstBringsTheTargetLevelBeforeSwitching(t *testing.T) {
 	var toES8 *toxiproxy.Proxy
-	w, _ := newPromoteWorldWith(t, 200, func(w *nightlyWorld, cfg string) string {
+	w, stream := newPromoteWorldWith(t, 200, func(w *nightlyWorld, cfg string) string {
 		toES8 = startProxy(t, "es8", strings.TrimPrefix(w.r.urls["es8"], "http://"))
 		return proxied(t, w, cfg, "es8", toES8)
 	})
@@ -673,6 +673,12 @@ func TestPromoteRepairFirstBringsTheTargetLevelBeforeSwitching(t *testing.T) {
 	}
 	if n, err := w.ledgerPending(es8); err != nil || n != 0 {
 		t.Errorf("es8's ledger after promote --repair-first: %d pending (%v)", n, err)
+	}
+	// wye status shows es8 the master at the new epoch, and the promote as the last one.
+	_, rep := w.status(stream.metrics)
+	c := clusterStatus(t, rep, es8)
+	if p := rep.Promote; p == nil || p.To != es8 || p.From != w.r.names["es7"] || p.Outcome != "promoted" || p.Epoch != c.Epoch || c.Role != "master" {
+		t.Errorf("status: es8 %s at epoch %d, last promote %+v; want es8 master at the last promote's epoch", c.Role, c.Epoch, p)
 	}
 }
 

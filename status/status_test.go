@@ -19,7 +19,9 @@ type fakeControl struct {
 	last   []control.JournalEntry
 }
 
-func (c fakeControl) Journal(context.Context, int) ([]control.JournalEntry, error) { return c.last, nil }
+func (c fakeControl) Journal(context.Context, int) ([]control.JournalEntry, error) {
+	return c.last, nil
+}
 
 func (c fakeControl) ClusterRoles(context.Context) (map[string]control.ClusterRole, error) {
 	return c.roles, nil
