@@ -81,12 +81,16 @@ func TestAutoFailoverWaitsForTheThresholdThenPromotesAHealthySlaveAndSwitchesRea
 // to a slave that would serve less than another: es8 first has ledger entries, then (ledger
 // empty) highest versions far behind os2's; both times os2 is promoted.
 func TestAutoFailoverPicksTheSlaveThatPassesOverOneThatLagsOrHasLedgerEntries(t *testing.T) {
-	for name, spoil := range map[string]func(w *world){
-		"ledger": func(w *world) { w.pending["es8"] = 2 },
-		"lag": func(w *world) {
+	for name, tc := range map[string]struct {
+		spoil func(w *world)
+		why   string // why es8 was passed over, as the promoted decision logs it
+	}{
+		"ledger": {func(w *world) { w.pending["es8"] = 2 }, "es8: repair ledger: 2 document(s)"},
+		"lag": {func(w *world) {
 			w.versions = []map[string]map[string]int64{{"es8": {"program": 1000}, "os2": {"program": 1000 + DefaultMaxLag + 1}}}
-		},
+		}, "es8: lag: behind the best slave by more than promote.max_lag"},
 	} {
+		spoil, why := tc.spoil, tc.why
 		t.Run(name, func(t *testing.T) {
 			w := newWorld()
 			spoil(w)
@@ -99,6 +103,9 @@ func TestAutoFailoverPicksTheSlaveThatPassesOverOneThatLagsOrHasLedgerEntries(t 
 			a.step(context.Background())
 			if got := w.sideEffects(); len(got) == 0 || got[0] != "PROMOTE es7->os2" {
 				t.Fatalf("side effects %q, want os2 promoted\n%s", got, logs.String())
+			}
+			if !strings.Contains(logs.String(), "passed_over=\""+why) {
+				t.Errorf("the promoted decision does not say es8 was passed over for %q:\n%s", why, logs.String())
 			}
 		})
 	}
