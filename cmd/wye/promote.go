@@ -53,9 +53,9 @@ func newPromoteCmd(g *globalFlags) *cobra.Command {
 pass or fail, before any side effect: the target is configured and not the master; reachable with
 health green on its entity indices (yellow with --allow-yellow); its indices as its mapping
 version declares (no drift); its repair ledger empty (--repair-first repairs it first, as
-` + "`wye repair <cluster>`" + ` with its default rate, then reads it again); its highest version per entity within
-promote.max_lag of the master's; a diff with the master equal (every id and version, the content
-of promote.sample documents per entity). Then one control-schema transaction swaps the roles,
+` + "`wye repair <cluster>`" + ` with its default rate, then reads it again); its highest
+version per entity within promote.max_lag of the master's; a diff with the master equal (every
+id and version, the content of promote.sample documents per entity). Then one control-schema transaction swaps the roles,
 bumps the promote epoch and writes a journal row; indexers follow at their next roles poll. The
 old master stays a slave and keeps receiving every write: rolling back is ` + "`wye promote <old>`" + `.
 --exec runs a command (sh -c) that switches the readers, with WYE_OLD_MASTER and WYE_NEW_MASTER
@@ -88,7 +88,7 @@ Exit 0: promoted (or, with --dry-run, every check passed); 1: refused, rolled ba
 	fl.BoolVar(&f.yes, "yes", false, "do not ask before switching (required without a terminal)")
 	fl.BoolVar(&f.force, "force", false, "promote even within promote.min_interval of the last promote")
 	fl.BoolVar(&f.allowYellow, "allow-yellow", false, "accept a target whose entity indices are yellow")
-	fl.BoolVar(&f.repairFirst, "repair-first", false, "repair the target's repair ledger first (as `wye repair <cluster>`), then check it is empty")
+	fl.BoolVar(&f.repairFirst, "repair-first", false, "repair the target's repair ledger first (as wye repair does), then check it is empty")
 	fl.BoolVar(&f.auto, "auto", false, "run the automatic failover watchdog (no cluster argument) until stopped")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "with --auto: host:port serving /metrics, /healthz, /readyz (default: metrics.listen)")
 	fl.StringVar(&f.exec, "exec", "", "command (sh -c) that switches the readers; WYE_OLD_MASTER, WYE_NEW_MASTER in its environment")
