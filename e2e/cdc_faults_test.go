@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -163,6 +164,18 @@ func TestCDCCheckpointSaveIsFencedWhenTheLockConnectionDies(t *testing.T) {
 	if _, err := app.Exec(fmt.Sprintf("KILL CONNECTION %d", holder)); err != nil {
 		t.Fatalf("kill the lock connection: %v", err)
 	}
+	// KILL returns before the killed thread has ended and released its locks (seconds on a
+	// busy server): the premise is a released lock, so wait for that, not for the leader.
+	eventually(t, 10*time.Second, func() error {
+		var now sql.NullInt64
+		if err := app.QueryRow("SELECT IS_USED_LOCK(?)", old.LockName()).Scan(&now); err != nil {
+			return err
+		}
+		if now.Valid && now.Int64 == holder {
+			return errors.New("the killed connection still holds the lock")
+		}
+		return nil
+	})
 	// Before the old leader notices, its saves are already refused.
 	cp.Pos.Pos = 100
 	if err := old.Save(ctx, cp); !errors.Is(err, control.ErrNotLeader) {
