@@ -57,6 +57,15 @@ bench-e2e: stack-up
 	flock /tmp/wye-bench.lock env WYE_BENCH_BASELINE=$(BASELINE) WYE_BENCH_CPUPROFILE=$(abspath $(CPUPROFILE)) \
 		$(GO) test -tags bench -count=1 -timeout 90m -v -run '^TestEndToEndBenchmark$$' ./e2e/
 
+# The cdc and indexer benchmarks (e2e/cdc_bench_test.go, e2e/indexer_bench_test.go): wye cdc
+# bench against raw binlog reads, and the indexer pipeline into 1-3 clusters against raw _bulk.
+.PHONY: bench-cdc bench-indexer
+bench-cdc: stack-up
+	flock /tmp/wye-bench.lock $(GO) test -tags bench -count=1 -timeout 60m -v -run '^TestCDCBenchmark' ./e2e/
+
+bench-indexer: stack-up
+	flock /tmp/wye-bench.lock $(GO) test -tags bench -count=1 -timeout 60m -v -run '^TestIndexerBenchmark$$' ./e2e/
+
 # The nightly resync benchmark (e2e/nightly_bench_test.go): initial load vs raw _bulk, resync of
 # equal clusters vs a bare scan, peak RSS, report size, CPU profiles; not part of `make test`.
 # ROWS=<programs>[,<programs>...] (default 100000; 100000,1000000 compares peak RSS),
