@@ -84,64 +84,6 @@ func (c *Client) Get(ctx context.Context, index string, ids []string, source boo
 	return hits, nil
 }
 
-// maxLookup is the most ids Lookup reads with one search: the engines' default
-// max_result_window.
-const maxLookup = 10000
-
-// Lookup reads the documents of ids from index as the last refresh left them, with one search
-// (an ids query, at most 10,000 ids): their versions, and their _source when source is true.
-// Ids not found are absent from the map. Unlike Get it does not see writes not refreshed
-// yet, and it costs the engines less: the fetch phase reads the hits' stored fields in
-// document order, where _mget looks each id up on its own (on the e2e stack a page of 2000 ids
-// took about 1.2x a scan page, _mget about 1.4x). A read that must see the latest write uses
-// Get.
-//
-// Errors are those of Scan's pages.
-func (c *Client) Lookup(ctx context.Context, index string, ids []string, source bool) (map[string]Hit, error) {
-	if len(ids) > maxLookup {
-		return nil, fmt.Errorf("lookup in cluster %s index %s: %d ids, at most %d at once", c.name, index, len(ids), maxLookup)
-	}
-	if len(ids) == 0 {
-		return map[string]Hit{}, nil
-	}
-	no := false
-	body, err := json.Marshal(lookupRequest{Size: len(ids), Version: true, Source: source, TrackTotalHits: &no,
-		Query: lookupQuery{IDs: lookupIDs{Values: ids}}})
-	if err != nil {
-		return nil, fmt.Errorf("encode lookup of cluster %s: %w", c.name, err)
-	}
-	page, err := c.page(ctx, "search", esapi.SearchRequest{Index: []string{index}, Body: bytes.NewReader(body), AllowPartialSearchResults: &no})
-	if err != nil {
-		return nil, err
-	}
-	found, err := page.hits(nil)
-	if err != nil {
-		return nil, fmt.Errorf("decode lookup of cluster %s: %w", c.name, err)
-	}
-	hits := make(map[string]Hit, len(found))
-	for _, h := range found {
-		hits[h.ID] = h
-	}
-	return hits, nil
-}
-
-// lookupRequest is the body of Lookup's search.
-type lookupRequest struct {
-	Size           int         `json:"size"`
-	Version        bool        `json:"version"`
-	Source         bool        `json:"_source"`
-	TrackTotalHits *bool       `json:"track_total_hits"`
-	Query          lookupQuery `json:"query"`
-}
-
-type lookupQuery struct {
-	IDs lookupIDs `json:"ids"`
-}
-
-type lookupIDs struct {
-	Values []string `json:"values"`
-}
-
 // Count is the number of documents of index (_count). Like a search, it sees what the last
 // refresh made visible.
 func (c *Client) Count(ctx context.Context, index string) (int64, error) {

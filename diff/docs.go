@@ -275,9 +275,7 @@ func (r *run) page(ctx context.Context, e *indexer.Entity, ref side, p *pair, pa
 		ids[i] = h.ID
 	}
 	all := sample == 1
-	// A first look as of the cluster's last refresh (cheaper than a real-time read): a write
-	// it does not see yet is a lag difference, read again in real time before it is reported.
-	got, err := p.other.find(ctx, ids, all)
+	got, err := p.other.get(ctx, ids, all)
 	if err != nil {
 		r.fail(e, p, err)
 		return

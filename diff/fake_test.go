@@ -52,11 +52,6 @@ func (c *fakeCluster) Get(_ context.Context, _ string, ids []string, source bool
 	return out, nil
 }
 
-// Lookup is Get: the fake has no refresh.
-func (c *fakeCluster) Lookup(ctx context.Context, index string, ids []string, source bool) (map[string]cluster.Hit, error) {
-	return c.Get(ctx, index, ids, source)
-}
-
 func (c *fakeCluster) Count(context.Context, string) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

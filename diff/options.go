@@ -31,7 +31,6 @@ const (
 // Reader reads one cluster's documents; *cluster.Client is one.
 type Reader interface {
 	Get(ctx context.Context, index string, ids []string, source bool) (map[string]cluster.Hit, error)
-	Lookup(ctx context.Context, index string, ids []string, source bool) (map[string]cluster.Hit, error)
 	Count(ctx context.Context, index string) (int64, error)
 	Scan(ctx context.Context, index string, size int, source bool, fn func([]cluster.Hit) error) error
 }

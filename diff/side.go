@@ -17,9 +17,6 @@ type side interface {
 	pages(ctx context.Context, size int, source bool, fn func([]cluster.Hit) error) error
 	// get reads ids now: the ones found, with their _source when source is true.
 	get(ctx context.Context, ids []string, source bool) (map[string]cluster.Hit, error)
-	// find is get, cheaper, as of a recent moment (a cluster's last refresh): a first look, whose
-	// differences get reads again before they are reported.
-	find(ctx context.Context, ids []string, source bool) (map[string]cluster.Hit, error)
 	// count is about how many documents the side holds (progress, sampling); -1: unknown.
 	count(ctx context.Context) int64
 }
@@ -41,15 +38,6 @@ func (c *clusterSide) get(ctx context.Context, ids []string, source bool) (map[s
 	var hits map[string]cluster.Hit
 	err := retry(ctx, func() (err error) {
 		hits, err = c.r.Get(ctx, c.index, ids, source)
-		return err
-	})
-	return hits, err
-}
-
-func (c *clusterSide) find(ctx context.Context, ids []string, source bool) (map[string]cluster.Hit, error) {
-	var hits map[string]cluster.Hit
-	err := retry(ctx, func() (err error) {
-		hits, err = c.r.Lookup(ctx, c.index, ids, source)
 		return err
 	})
 	return hits, err
@@ -147,10 +135,6 @@ func (m *mysqlSide) get(ctx context.Context, ids []string, source bool) (map[str
 		return err
 	})
 	return out, err
-}
-
-func (m *mysqlSide) find(ctx context.Context, ids []string, source bool) (map[string]cluster.Hit, error) {
-	return m.get(ctx, ids, source)
 }
 
 // estimator is a source that can tell about how many rows a table holds (*indexersql.Source).
