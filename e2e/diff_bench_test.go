@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,21 @@ import (
 )
 
 // TestDiffDocsBenchmark measures `wye diff docs` of two equal clusters (es7 against es8,
-// content all) beside a bare scan of es7 with _source, with the diff's peak RSS, on a catalog of
-// WYE_BENCH_DIFF_DOCS programs (e.g. 200000; the sizes in docs/diff.md, "Costs"). It is a
-// measurement, not a check of behaviour: it is built only with -tags bench (never by make test).
+// content all) beside a bare scan of es7 with _source, with the diff's peak RSS and CPU time,
+// on WYE_BENCH_DIFF_DOCS generated programs (e.g. 200000; the sizes in docs/diff.md, "Costs")
+// bulk-loaded into both, WYE_BENCH_DIFF_ROUNDS rounds (3). It is a measurement, not a check of
+// behaviour: it is built only with -tags bench (never by make test).
 func TestDiffDocsBenchmark(t *testing.T) {
 	n := envInt(t, "WYE_BENCH_DIFF_DOCS", 200000)
-	w := newNightlyWorld(t, 10, 200, n, n/2, 50)
-	w.startStream()
-	w.startNightly(filepath.Join(t.TempDir(), "nightly.json")).finish(t, 20*time.Minute, 0)
+	rounds := envInt(t, "WYE_BENCH_DIFF_ROUNDS", 3)
+	w := newNightlyWorld(t, 1, 1, 0, 0, 1)
+	wyeBinary(t)
+	began := time.Now()
+	bulkLoadPrograms(t, w.r, []string{"es7", "es8"}, n, w.r.version)
+	t.Logf("%d generated programs bulk-loaded into es7 and es8 in %v", n, time.Since(began).Round(time.Millisecond))
 	c, err := cluster.New(cluster.Options{Name: "es7", URLs: []string{clusterURL(t, "es7")}, RequestTimeout: time.Minute})
 	must(t, err)
-	must(t, c.Refresh(t.Context(), w.r.index))
-	for round := range 2 {
+	for round := range rounds {
 		began := time.Now()
 		var seen int
 		must(t, c.Scan(t.Context(), w.r.index, diff.DefaultScanPage, true, func(h []cluster.Hit) error { seen += len(h); return nil }))
@@ -48,7 +50,8 @@ func TestDiffDocsBenchmark(t *testing.T) {
 		}
 		res := p.finish(t, 0)
 		took := time.Since(began)
-		t.Logf("round %d, %d documents: bare scan of es7 with _source %v; wye diff docs es7/es8 (content all, process included) %v (%.2fx), peak RSS %s, %d fetched in full\n%s",
-			round+1, seen, scan.Round(time.Millisecond), took.Round(time.Millisecond), took.Seconds()/scan.Seconds(), hwm, res.rep.Fetched, res.out)
+		cpu := p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+		t.Logf("round %d, %d documents: bare scan of es7 with _source %v; wye diff docs es7/es8 (content all, process included) %v (%.2fx), peak RSS %s, CPU %v, %d fetched in full\n%s",
+			round+1, seen, scan.Round(time.Millisecond), took.Round(time.Millisecond), took.Seconds()/scan.Seconds(), hwm, cpu.Round(time.Millisecond), res.rep.Fetched, res.out)
 	}
 }
