@@ -22,7 +22,7 @@ func TestTheMigrationDrillLosesNoChangeParksNothingAndLeavesEveryClusterEqualToM
 		requireReachable(t, c, strings.TrimPrefix(clusterURL(t, c), "http://"))
 	}
 	requireReachable(t, "mysql", mysqlAddr)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 	bin := filepath.Join(t.TempDir(), "drill")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/drill")
