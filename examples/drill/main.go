@@ -414,7 +414,11 @@ func (d *drill) promote(cluster string, force bool) ([]string, error) {
 		began := time.Now()
 		out, err := d.wye(args...)
 		if err == nil {
-			return []string{fmt.Sprintf("promote exit 0 in %.1fs after %d refusals %q", time.Since(began).Seconds(), len(refusals), refusals)}, nil
+			check := fmt.Sprintf("promote exit 0 in %.1fs", time.Since(began).Seconds())
+			if len(refusals) > 0 {
+				check += fmt.Sprintf(" after %d refusals %q", len(refusals), refusals)
+			}
+			return []string{check}, nil
 		}
 		m := refusedLine.FindStringSubmatch(out)
 		if m == nil || len(refusals) == 2 {
@@ -533,7 +537,11 @@ func (d *drill) afterStep() ([]string, error) {
 		return d.wyeOK("diff", "docs", "--against-mysql", "--recheck", liveRecheck.String(), "--report", d.file("diff-mysql.json"))
 	}
 	if err := diff(); err == nil {
-		checks = append(checks, "diff vs MySQL clean under the workload")
+		if d.work.stopped {
+			checks = append(checks, "diff vs MySQL clean")
+		} else {
+			checks = append(checks, "diff vs MySQL clean under the workload")
+		}
 	} else {
 		paused := time.Now()
 		resume := d.work.pauseFor()
@@ -797,6 +805,7 @@ type workload struct {
 	made, failed atomic.Int64
 	stop         context.CancelFunc
 	done         chan struct{}
+	stopped      bool
 }
 
 func (w *workload) start(ctx context.Context) {
@@ -838,6 +847,7 @@ func (d *drill) stopWorkload() {
 	if d.work != nil && d.work.stop != nil {
 		d.work.stop()
 		<-d.work.done
+		d.work.stopped = true
 	}
 }
 
