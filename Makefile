@@ -12,6 +12,13 @@ build:
 demo:
 	bash examples/catalog/demo.sh
 
+# The migration drill (examples/drill; README, "The migration drill"): es7 loaded, es8 and os2
+# joined, diffs, a mapping bump, promotes, a slave cut off and repaired, a rollback, under a
+# workload; one line per step and a table. DRILL_FLAGS e.g. "--keep --outage 30s --rate 100".
+.PHONY: drill
+drill: stack-up build
+	$(GO) run ./examples/drill --wye $(BIN) $(DRILL_FLAGS)
+
 # The full suite: unit tests, then the e2e suite against the real stack it brings up.
 # With CI=true an e2e test whose server is unreachable fails instead of skipping.
 test: stack-up vet

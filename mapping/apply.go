@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
@@ -167,7 +168,7 @@ func switchOne(ctx context.Context, set *Set, t Cluster, opts Options, idx strin
 	actions := []aliasAction{}
 	if len(ip.AliasOn) == 1 {
 		r.From = ip.AliasOn[0]
-		counts, err := countDocs(ctx, t.API, r.From, r.Index)
+		counts, err := settledCounts(ctx, t.API, r.From, r.Index)
 		if err != nil {
 			return fail(Failed, "%v", err)
 		}
@@ -188,6 +189,32 @@ func switchOne(ctx context.Context, set *Set, t Cluster, opts Options, idx strin
 	}
 	r.Outcome = Done
 	return r
+}
+
+// SwitchRecounts is how many times the switch counts the old and the new index before it
+// refuses a new index holding fewer documents, SwitchRecountWait apart. With the stream
+// running both indices receive every write, but each refreshes on its own: one count can see
+// an insert (or miss a delete) that the other does not see yet. A new index that was not
+// backfilled stays short on every count.
+const (
+	SwitchRecounts    = 3
+	SwitchRecountWait = time.Second
+)
+
+// settledCounts counts from and to (countDocs) until to holds at least as many documents as
+// from, SwitchRecounts times at most, and returns the last counts.
+func settledCounts(ctx context.Context, api Requester, from, to string) ([]int64, error) {
+	for i := 1; ; i++ {
+		counts, err := countDocs(ctx, api, from, to)
+		if err != nil || counts[1] >= counts[0] || i == SwitchRecounts {
+			return counts, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(SwitchRecountWait):
+		}
+	}
 }
 
 // countDocs refreshes the indices (so that documents written a moment ago count) and

@@ -78,3 +78,10 @@ echo "== workload for $DURATION (then the summary keeps going until Ctrl-C)"
 go run ./examples/catalog/workload -dsn "wye_app:wye-app@tcp(127.0.0.1:3306)/$DB" -index "$INDEX" \
   -clusters "es7=${URL[es7]},es8=${URL[es8]},os2=${URL[os2]}" -metrics "http://$METRICS/metrics" \
   -duration "$DURATION" -settle "${WYE_DEMO_SETTLE:-0}"
+
+echo
+echo "== next: make drill"
+echo "The demo showed the stream. The migration drill shows the job wye exists for, under a"
+echo "workload and on its own names: es7 loaded as the master, es8 and os2 joined and loaded,"
+echo "diffs, a mapping bump, es8 promoted, os2 cut off and repaired, a rollback to es7, os2"
+echo "promoted, every cluster equal to MySQL at the end (README, \"The migration drill\")."

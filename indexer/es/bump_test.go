@@ -29,6 +29,7 @@ func (r bumpResolver) WriteTargets(context.Context, string) ([]Target, error) {
 // answered answers each action of a body by its index and id, and keeps the bodies.
 type answered struct {
 	answer func(index, id string) cluster.Class
+	gone   string // an index every item of answers index_not_found_exception (gc deleted it)
 	bodies []string
 }
 
@@ -40,10 +41,12 @@ func (a *answered) Bulk(_ context.Context, body []byte, _ ...cluster.BulkOption)
 			continue
 		}
 		it := cluster.BulkItem{Index: between(line, `"_index":"`), ID: between(line, `"_id":"`), Status: 201}
-		switch it.Class = a.answer(it.Index, it.ID); it.Class {
-		case cluster.Permanent:
+		switch it.Class = a.answer(it.Index, it.ID); {
+		case it.Index == a.gone:
+			it.Class, it.Status, it.ErrType, it.Reason = cluster.Retryable, 404, "index_not_found_exception", "no such index"
+		case it.Class == cluster.Permanent:
 			it.Status, it.ErrType, it.Reason = 400, "strict_dynamic_mapping_exception", "mapping set to strict"
-		case cluster.Retryable:
+		case it.Class == cluster.Retryable:
 			it.Status, it.ErrType, it.Reason = 429, "es_rejected_execution_exception", "queue full"
 		}
 		items = append(items, it)
@@ -199,5 +202,44 @@ func BenchmarkWriteDuringABump(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		w.Write(b.Context(), d)
+	}
+}
+
+// switchedResolver answers the targets after `wye mapping switch`: the alias on v2, v1 still
+// listed until the indices cache expires.
+type switchedResolver struct{}
+
+func (switchedResolver) WriteTargets(context.Context, string) ([]Target, error) {
+	return []Target{{Name: "programs_v1"}, {Name: "programs_v2", Alias: true}}, nil
+}
+
+// TestAnOldIndexGoneAfterGCDecidesNothing prevents a slave's ids from landing in its repair
+// ledger (and a master's from being retried) when `wye mapping gc` deleted the old index while
+// the indexer still listed it: index_not_found_exception from an index the alias does not point
+// at decides nothing; the alias's index does.
+func TestAnOldIndexGoneAfterGCDecidesNothing(t *testing.T) {
+	metrics := indexer.NewMetrics(nil)
+	ledger := &memLedger{ids: map[string][]string{}}
+	var ws []indexer.ClusterWriter
+	for _, name := range []string{"es7", "es8"} {
+		ws = append(ws, New(Options{Name: name, Client: &answered{answer: func(string, string) cluster.Class { return cluster.OK }, gone: "programs_v1"},
+			Resolver: switchedResolver{}, Metrics: metrics}))
+	}
+	f := indexer.NewStream(indexer.StreamOptions{Clusters: ws, Roles: fixedRoles("es7"), Ledger: ledger, Metrics: metrics})
+	f.Start(t.Context())
+	_, results, err := f.Write(t.Context(), docs(3), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithTimeout(context.Background(), 5e9)
+	defer cancel()
+	f.Stop(stop)
+	for i, r := range results {
+		if r.Class != indexer.OK {
+			t.Errorf("master, doc %d: %+v, want ok (v2, the alias's index, took it)", i, r)
+		}
+	}
+	if got := ledger.get("es8"); len(got) != 0 {
+		t.Errorf("slave ledger %v, want empty", got)
 	}
 }

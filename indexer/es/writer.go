@@ -261,6 +261,8 @@ func (w *Writer) fold(docs []write, items []cluster.BulkItem) []indexer.Result {
 				r.Reason = t.Name + ": " + r.Reason // a configured name, not row data: outside the cut
 			}
 			switch {
+			case it.ErrType == "index_not_found_exception" && anyAlias && !t.Alias:
+				// gc deleted an old index the cache still listed: the alias's index decides.
 			case r.Class == indexer.Permanent && anyAlias && !t.Alias:
 				w.otherRefused(t.Name, r)
 			case !decided:
