@@ -191,28 +191,7 @@ func settle(t *testing.T, index string) {
 			t.Fatalf("force merge on %s: %d %s", name, status, body)
 		}
 	}
-	busy := func() time.Duration {
-		b, _ := os.ReadFile("/proc/stat")
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		var n int64
-		for _, i := range []int{1, 2, 3, 6, 7, 8} {
-			if i < len(f) {
-				v, _ := strconv.ParseInt(f[i], 10, 64)
-				n += v
-			}
-		}
-		return time.Duration(n) * 10 * time.Millisecond
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b0, t0 := busy(), time.Now()
-		time.Sleep(300 * time.Millisecond) // a measuring window, not a synchronization
-		if float64(busy()-b0) < 0.5*float64(time.Since(t0)) {
-			return
-		}
-	}
-	t.Logf("host still busy after 30 s; measuring anyway")
+	quietHost(t)
 }
 
 // cpuMeter reads the CPU time used so far by this process (getrusage), by each cluster's
@@ -322,4 +301,33 @@ func (u cpuUse) per(docs float64) string {
 		}
 	}
 	return strings.Join(s, ", ")
+}
+
+// quietHost waits (at most 30 s) until the host is below half a CPU busy over 300 ms, so
+// that each phase starts from a quiet host.
+func quietHost(t *testing.T) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b0, t0 := hostBusyTime(), time.Now()
+		time.Sleep(300 * time.Millisecond) // a measuring window, not a synchronization
+		if float64(hostBusyTime()-b0) < 0.5*float64(time.Since(t0)) {
+			return
+		}
+	}
+	t.Logf("host still busy after 30 s; measuring anyway")
+}
+
+// hostBusyTime is the CPU time the whole host has been busy so far (/proc/stat).
+func hostBusyTime() time.Duration {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var n int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		if i < len(f) {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			n += v
+		}
+	}
+	return time.Duration(n) * 10 * time.Millisecond
 }

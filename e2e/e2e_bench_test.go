@@ -743,48 +743,6 @@ func (w *benchWorld) live(bin benchBinary, rate int, d time.Duration, profile st
 		batches: fmt.Sprintf("%s; host %.0f%% busy", batches, 100*host)}
 }
 
-// hostBusy is the CPU time the whole host has been busy so far (/proc/stat).
-func hostBusyTime() time.Duration {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var n int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		if i < len(f) {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			n += v
-		}
-	}
-	return time.Duration(n) * 10 * time.Millisecond
-}
-
-// settleHost waits (at most 30 s) until the host is below half a CPU busy over 300 ms, so
-// that each phase starts from a quiet host.
-func quietHost(t *testing.T) {
-	busy := func() time.Duration {
-		b, _ := os.ReadFile("/proc/stat")
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		var n int64
-		for _, i := range []int{1, 2, 3, 6, 7, 8} {
-			if i < len(f) {
-				v, _ := strconv.ParseInt(f[i], 10, 64)
-				n += v
-			}
-		}
-		return time.Duration(n) * 10 * time.Millisecond
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b0, t0 := busy(), time.Now()
-		time.Sleep(300 * time.Millisecond) // a measuring window, not a synchronization
-		if float64(busy()-b0) < 0.5*float64(time.Since(t0)) {
-			return
-		}
-	}
-	t.Logf("host still busy after 30 s; measuring anyway")
-}
-
 // run measures every phase of every binary in alternating rounds and returns report lines.
 func (w *benchWorld) run(bins []benchBinary, opt e2eBenchOptions) []string {
 	w.warm(bins[len(bins)-1])
