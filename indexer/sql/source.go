@@ -83,24 +83,34 @@ func (s *Source) Close() error { return s.db.Close() }
 // moments. Two round trips (START TRANSACTION, the identity check inside the snapshot) and the
 // ROLLBACK at Close: the session is REPEATABLE READ from its connection on (repeatableRead).
 func (s *Source) View(ctx context.Context) (indexer.View, error) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, classify(fmt.Errorf("begin read view: %w", err))
+	for tries := 1; ; tries++ {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, classify(fmt.Errorf("begin read view: %w", err))
+		}
+		done := func() error {
+			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			return errors.Join(err, conn.Close())
+		}
+		if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+			conn.Close()
+			// A pooled connection the server closed (a restart) fails before the statement
+			// is sent: another one is tried, as database/sql's BeginTx would.
+			if errors.Is(err, driver.ErrBadConn) && tries < badConnTries {
+				continue
+			}
+			return nil, classify(fmt.Errorf("begin read view: %w", err))
+		}
+		if err := s.same(ctx, conn); err != nil {
+			done()
+			return nil, err
+		}
+		return &view{tx: conn, done: done, src: s}, nil
 	}
-	done := func() error {
-		_, err := conn.ExecContext(context.Background(), "ROLLBACK")
-		return errors.Join(err, conn.Close())
-	}
-	if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
-		done()
-		return nil, classify(fmt.Errorf("begin read view: %w", err))
-	}
-	if err := s.same(ctx, conn); err != nil {
-		done()
-		return nil, err
-	}
-	return &view{tx: conn, done: done, src: s}, nil
 }
+
+// badConnTries is how many pooled connections View tries when each turns out closed.
+const badConnTries = 3
 
 // repeatableRead sets every new connection's session to REPEATABLE READ, whatever the
 // server's default: the only level at which a transaction reads one consistent snapshot. Once
