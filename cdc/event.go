@@ -64,6 +64,9 @@ type Column struct {
 	// Pad is n for a BINARY(n) column (else 0): the binlog drops the value's trailing 0x00
 	// bytes, which belong to it (a SQL read returns all n bytes).
 	Pad int
+	// Frac is the fractional-second digits of a DATETIME or TIMESTAMP column (0-6): a value
+	// decoded as a time.Time is written with exactly that many, as the server renders it.
+	Frac int
 }
 
 // Charset says how the bytes of a text column become the UTF-8 of a JSON string.
@@ -368,6 +371,8 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 		return appendString(b, s), nil
 	case KindDecimal, KindDateTime, KindDate, KindTime:
 		switch x := v.(type) {
+		case time.Time: // DATETIME, as go-mysql decodes it with ParseTime (in UTC: no zone)
+			return appendTime(b, x, col.Frac, false), nil
 		case string:
 			return appendString(b, x), nil
 		case []byte:
@@ -375,6 +380,9 @@ func AppendValue(b []byte, col Column, v any) ([]byte, error) {
 		}
 		return appendString(b, text(v)), nil
 	case KindTimestamp:
+		if t, ok := v.(time.Time); ok {
+			return appendTime(b, t, col.Frac, true), nil
+		}
 		return appendString(b, timestampRFC3339(text(v))), nil
 	case KindBinary:
 		return appendBinary(b, v, col.Pad)
@@ -566,6 +574,24 @@ func appendSet(b []byte, members []string, v any) ([]byte, error) {
 
 // timestampRFC3339 turns go-mysql's UTC "YYYY-MM-DD hh:mm:ss[.f]" into RFC 3339. The zero
 // timestamp has no instant: it stays "0000-00-00 00:00:00".
+// timeLayouts render DATETIME values with 0-6 fractional digits, as the server does.
+var timeLayouts = [7]string{"2006-01-02 15:04:05", "2006-01-02 15:04:05.0", "2006-01-02 15:04:05.00",
+	"2006-01-02 15:04:05.000", "2006-01-02 15:04:05.0000", "2006-01-02 15:04:05.00000", "2006-01-02 15:04:05.000000"}
+
+// appendTime appends t, in UTC, as a JSON string with frac fractional digits: a DATETIME
+// "YYYY-MM-DD hh:mm:ss[.f]", or, rfc3339, a TIMESTAMP "YYYY-MM-DDThh:mm:ss[.f]Z". The same
+// text as the string go-mysql would have formatted without ParseTime, without fmt.
+func appendTime(b []byte, t time.Time, frac int, rfc3339 bool) []byte {
+	b = append(b, '"')
+	start := len(b)
+	b = t.UTC().AppendFormat(b, timeLayouts[min(max(frac, 0), 6)])
+	if rfc3339 {
+		b[start+10] = 'T'
+		b = append(b, 'Z')
+	}
+	return append(b, '"')
+}
+
 func timestampRFC3339(s string) string {
 	if len(s) < 19 || strings.HasPrefix(s, "0000-00-00") {
 		return s

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -409,24 +410,43 @@ func (g *gtidState) set() gomysql.GTIDSet {
 }
 
 // String renders the position as the server writes it: MariaDB domains in order, "d-s-n,...".
+// Once per transaction: appended with strconv, without fmt or a map walk for one domain.
 func (g *gtidState) String() string {
 	if g.mysql != nil {
 		return g.mysql.String()
+	}
+	var b []byte
+	if len(g.mariadb) == 1 {
+		for _, gtid := range g.mariadb {
+			b = appendMariadbGTID(make([]byte, 0, 32), gtid)
+		}
+		return string(b)
 	}
 	domains := make([]uint32, 0, len(g.mariadb))
 	for d := range g.mariadb {
 		domains = append(domains, d)
 	}
 	slices.Sort(domains)
-	var b strings.Builder
 	for i, d := range domains {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		gtid := g.mariadb[d]
-		b.WriteString(gtid.String())
+		b = appendMariadbGTID(b, g.mariadb[d])
 	}
-	return b.String()
+	return string(b)
+}
+
+// appendMariadbGTID appends g as MariaDB writes it, "domain-server-sequence"
+// (gomysql.MariadbGTID.String, without fmt.Sprintf; nothing for the zero GTID, as there).
+func appendMariadbGTID(b []byte, g gomysql.MariadbGTID) []byte {
+	if g == (gomysql.MariadbGTID{}) {
+		return b
+	}
+	b = strconv.AppendUint(b, uint64(g.DomainID), 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(g.ServerID), 10)
+	b = append(b, '-')
+	return strconv.AppendUint(b, g.SequenceNumber, 10)
 }
 
 // syncerConfig is the configuration of one replication connection, with its TLS built now.
@@ -447,9 +467,11 @@ func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		Password: s.opts.Password,
 		// go-mysql refuses a server that offers no TLS when this is set: never plaintext.
 		TLSConfig: tlsConf,
-		// Times as text: DATETIME has no zone and must not gain one; TIMESTAMP is rendered
-		// in UTC and turned into RFC 3339 by cdc.EncodeValue.
-		ParseTime:               false,
+		// Times as time.Time (in UTC for DATETIME, which has no zone and gains none):
+		// cdc.AppendValue formats them with the column's fractional digits, without the
+		// fmt.Sprintf go-mysql spends on each value as text. Values a time.Time cannot hold
+		// (zero dates, a zero month or day, DATETIME before 1970) still come as text.
+		ParseTime:               true,
 		TimestampStringLocation: time.UTC,
 		// DECIMAL as its exact text with the column's scale (decimal.Decimal drops zeros).
 		UseDecimal:      false,
@@ -573,7 +595,7 @@ func (st *stream) Next(ctx context.Context) (cdc.Item, error) {
 		case *replication.RotateEvent:
 			st.file = string(e.NextLogName)
 		case *replication.MariadbGTIDEvent:
-			st.gtid = e.GTID.String()
+			st.gtid = string(appendMariadbGTID(make([]byte, 0, 32), e.GTID))
 			if st.gtids.mariadb != nil {
 				st.gtids.mariadb[e.GTID.DomainID] = e.GTID
 			}
@@ -771,10 +793,16 @@ func tableOf(tme *replication.TableMapEvent) (t *cdc.Table, unknown []string, fa
 			col.Kind = cdc.KindFloat64
 		case gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DECIMAL:
 			col.Kind = cdc.KindDecimal
-		case gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_DATETIME2:
-			col.Kind = cdc.KindDateTime
-		case gomysql.MYSQL_TYPE_TIMESTAMP, gomysql.MYSQL_TYPE_TIMESTAMP2:
-			col.Kind = cdc.KindTimestamp
+		case gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_TIMESTAMP:
+			col.Kind = cdc.KindDateTime // the old formats: whole seconds
+			if tp == gomysql.MYSQL_TYPE_TIMESTAMP {
+				col.Kind = cdc.KindTimestamp
+			}
+		case gomysql.MYSQL_TYPE_DATETIME2, gomysql.MYSQL_TYPE_TIMESTAMP2:
+			col.Kind, col.Frac = cdc.KindDateTime, int(meta) // meta: the fractional digits
+			if tp == gomysql.MYSQL_TYPE_TIMESTAMP2 {
+				col.Kind = cdc.KindTimestamp
+			}
 		case gomysql.MYSQL_TYPE_DATE, gomysql.MYSQL_TYPE_NEWDATE:
 			col.Kind = cdc.KindDate
 		case gomysql.MYSQL_TYPE_TIME, gomysql.MYSQL_TYPE_TIME2:

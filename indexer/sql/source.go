@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -60,7 +63,7 @@ func Open(cfg *mysql.Config, maxConns int) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure source: %w", err)
 	}
-	db := sql.OpenDB(conn)
+	db := sql.OpenDB(repeatableRead{conn})
 	db.SetMaxOpenConns(max(maxConns, 1))
 	db.SetMaxIdleConns(max(maxConns, 1))
 	// A pooled connection lives at most connLifetime: after a switchover of the source (a DNS
@@ -75,25 +78,67 @@ func (s *Source) Ping(ctx context.Context) error { return s.db.PingContext(ctx) 
 // Close closes the connection pool.
 func (s *Source) Close() error { return s.db.Close() }
 
-// View starts a read-only REPEATABLE READ transaction: every query of one batch sees the
-// same committed state, so a document never mixes two moments.
+// View opens a read-only REPEATABLE READ transaction with its consistent snapshot taken at
+// once: every query of one batch sees the same committed state, so a document never mixes two
+// moments. Two round trips (START TRANSACTION, the identity check inside the snapshot) and the
+// ROLLBACK at Close: the session is REPEATABLE READ from its connection on (repeatableRead).
 func (s *Source) View(ctx context.Context) (indexer.View, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return nil, classify(fmt.Errorf("begin read view: %w", err))
+	for tries := 1; ; tries++ {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, classify(fmt.Errorf("begin read view: %w", err))
+		}
+		done := func() error {
+			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			return errors.Join(err, conn.Close())
+		}
+		if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+			conn.Close()
+			// A pooled connection the server closed (a restart) fails before the statement
+			// is sent: another one is tried, as database/sql's BeginTx would.
+			if errors.Is(err, driver.ErrBadConn) && tries < badConnTries {
+				continue
+			}
+			return nil, classify(fmt.Errorf("begin read view: %w", err))
+		}
+		if err := s.same(ctx, conn); err != nil {
+			done()
+			return nil, err
+		}
+		return &view{tx: conn, done: done, src: s}, nil
 	}
-	if err := s.same(ctx, tx); err != nil {
-		tx.Rollback()
+}
+
+// badConnTries is how many pooled connections View tries when each turns out closed.
+const badConnTries = 3
+
+// repeatableRead sets every new connection's session to REPEATABLE READ, whatever the
+// server's default: the only level at which a transaction reads one consistent snapshot. Once
+// per connection, instead of a SET TRANSACTION before each view.
+type repeatableRead struct{ driver.Connector }
+
+func (c repeatableRead) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &view{tx: tx, done: tx.Rollback, src: s}, nil
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("the MySQL driver's connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // same checks, inside the view's snapshot, that the view reads the server cdc follows: a
 // pooled connection opened before a switchover, or source.host naming a replica, would read
 // rows older than the changes (invariant 4). The error is transient: the batch waits until
 // the connection is recycled (connLifetime) or cdc follows this server.
-func (s *Source) same(ctx context.Context, tx *sql.Tx) error {
+func (s *Source) same(ctx context.Context, q serverid.Querier) error {
 	if s.follow == nil {
 		return nil
 	}
@@ -101,7 +146,7 @@ func (s *Source) same(ctx context.Context, tx *sql.Tx) error {
 	if want == "" {
 		return nil // cdc has not saved a checkpoint yet
 	}
-	got, err := serverid.Read(ctx, tx, s.flavor)
+	got, err := serverid.Read(ctx, q, s.flavor)
 	if err != nil {
 		return classify(err)
 	}
@@ -314,8 +359,16 @@ func encode(typ string, b sql.RawBytes) indexer.Value {
 		}
 		return indexer.Value(strconv.FormatUint(n, 10))
 	}
-	return str(string(b)) // DECIMAL, DATE, DATETIME, TIME, text types, ENUM, SET
+	// DECIMAL, DATE, DATETIME, TIME, text types, ENUM, SET: most need no escape and are
+	// framed in quotes in one allocation (the conversion of b is not copied in a concatenation).
+	if plain(unsafeString(b)) {
+		return indexer.Value(`"` + string(b) + `"`)
+	}
+	return str(string(b))
 }
+
+// unsafeString views b as a string for a read that does not outlive b (plain).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // str quotes s as encoding/json does. Most values need no escape at all: they are only
 // framed in quotes, without json.Marshal's reflection and allocations.
