@@ -77,11 +77,10 @@ var DefaultRetryDelays = []time.Duration{time.Second, 5 * time.Second, 30 * time
 
 // Consumer runs the batch loop; it reconnects after a broker failure.
 type Consumer struct {
-	opts   Options
-	p      Processor
-	ready  atomic.Bool
-	held   atomic.Int32 // batches waiting for the master, which takes no write
-	holdMu sync.Mutex   // hold
+	opts  Options
+	p     Processor
+	ready atomic.Bool
+	held  atomic.Int32 // batches waiting for the master, which takes no write
 	// wait is how long the next batch waits for company after its first delivery (collect):
 	// BatchWait at first, then as long as the last batch took to process (adapt).
 	wait atomic.Int64
@@ -515,8 +514,6 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 // hold counts a batch that starts (1) or stops (-1) waiting for the master: while one does,
 // /readyz is false and wye_indexer_master_unavailable is 1.
 func (c *Consumer) hold(delta int32) {
-	c.holdMu.Lock() // the count and the gauge move together: two batches may stop at once
-	defer c.holdMu.Unlock()
 	v := 0.0
 	if c.held.Add(delta) > 0 {
 		v = 1
