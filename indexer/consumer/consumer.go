@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,7 +79,7 @@ type Consumer struct {
 	opts  Options
 	p     Processor
 	ready atomic.Bool
-	held  atomic.Int32 // batches waiting for the master, which takes no write
+	held  atomic.Bool // a batch waits for the master, which takes no write
 	// wait is how long the next batch waits for company after its first delivery (collect):
 	// BatchWait at first, then as long as the last batch took to process (adapt).
 	wait atomic.Int64
@@ -133,7 +132,7 @@ func (c *Consumer) adapt(took time.Duration) {
 
 // Ready reports whether the consumer is connected and consuming (/readyz).
 // Ready is false while a batch waits for a master that takes no write.
-func (c *Consumer) Ready() bool { return c.ready.Load() && c.held.Load() == 0 }
+func (c *Consumer) Ready() bool { return c.ready.Load() && !c.held.Load() }
 
 // RetryQueue is the tier queue for a delay: broker.RetryQueue, "<queue>.retry.5s".
 func (c *Consumer) RetryQueue(d time.Duration) string { return broker.RetryQueue(c.opts.Queue, d) }
@@ -269,82 +268,25 @@ func (c *Consumer) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", c.opts.Queue, err)
 	}
 	c.ready.Store(true)
-	// Up to batchesInFlight batches are processed at once, each in its own goroutine, while
-	// the next one is collected; each is acked only after the one before it (acked, below).
-	var workers sync.WaitGroup
-	defer workers.Wait() // before the connection closes (deferred above)
-	slots := make(chan struct{}, batchesInFlight)
-	rt := &returned{ch: returns}
-	acked := make(chan struct{})
-	close(acked) // the first batch has none before it
 	var sampled time.Time
 	for {
-		var err error
 		if time.Since(sampled) > 5*time.Second {
 			sampled = time.Now()
-			if err = c.sampleDepth(conn); err != nil {
-				err = broker.Classify("inspect queues", err)
+			if err := c.sampleDepth(conn); err != nil {
+				return broker.Classify("inspect queues", err)
 			}
 		}
-		var batch []amqp.Delivery
-		if err == nil {
-			batch, err = c.collect(ctx, deliveries)
-		}
+		batch, err := c.collect(ctx, deliveries)
 		if err == nil && len(batch) > 0 {
-			select {
-			case slots <- struct{}{}:
-				prev, done := acked, make(chan struct{})
-				acked = done
-				workers.Go(func() {
-					defer func() { <-slots }()
-					if err := c.handle(ctx, pub, ch, rt, batch, prev); err != nil {
-						cancel(err) // the batches after it are not acked either
-						return
-					}
-					close(done)
-				})
-			case <-ctx.Done():
-			}
+			err = c.handle(ctx, pub, ch, returns, batch)
 		}
-		if err != nil {
-			cancel(err)
+		if cause := context.Cause(ctx); err == nil && cause != context.Canceled {
+			err = cause // closed by the broker; nil while ctx is live
 		}
-		if ctx.Err() != nil {
-			workers.Wait()
-			if cause := context.Cause(ctx); cause != context.Canceled {
-				return cause // a batch's or the broker's error
-			}
-			return nil // the caller's ctx is done: unacked deliveries return to the queue on close
+		if err != nil || ctx.Err() != nil {
+			return err // nil when the caller's ctx is done: unacked deliveries return to the queue on close
 		}
 	}
-}
-
-// batchesInFlight is how many batches a session processes at once: the next batch is decoded,
-// read and denormalized while the one before waits for its _bulk, so the source, the clusters
-// and wye's own CPU overlap instead of taking turns. Safe as several indexers on one queue
-// are (docs/indexer.md): every write is versioned. Acks stay in delivery order (handle).
-const batchesInFlight = 2
-
-// returned is a session's returned (unroutable) messages, shared by its batches: the first
-// batch to see a Return records it, and no batch of the session is acked after that.
-type returned struct {
-	mu  sync.Mutex
-	ch  <-chan amqp.Return
-	err error
-}
-
-// check reports a message the broker returned in this session, if any.
-func (r *returned) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	select {
-	case m := <-r.ch:
-		if r.err == nil {
-			r.err = fmt.Errorf("broker returned a message for %q (%d %s): the batch is not acked", m.RoutingKey, m.ReplyCode, m.ReplyText)
-		}
-	default:
-	}
-	return r.err
 }
 
 // watchClose cancels the session with the first close the broker sends, on the connection
@@ -436,25 +378,16 @@ func changesIn(d amqp.Delivery) int {
 // handle processes one batch, publishes its retries and parked messages with confirms, and
 // only then acks every delivery of the batch (docs/architecture.md invariant 1). A batch the
 // pipeline cannot decide (source down) is kept and tried again with backoff, not requeued:
-// requeues count against the queue's delivery limit. The ack (multiple: every delivery up to
-// the batch's last) waits until prev is closed: the batch before it is acked.
-func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, rt *returned, batch []amqp.Delivery, prev <-chan struct{}) error {
+// requeues count against the queue's delivery limit.
+func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-chan amqp.Return, batch []amqp.Delivery) error {
 	start := time.Now()
 	out, ok := c.process(ctx, batch)
 	if !ok {
 		return nil // ctx is done: the unacked deliveries return to the queue on close
 	}
 	// No ack before the broker has confirmed every retry and parked message and returned none.
-	if err := c.publishOutcome(ctx, pub, rt, out); err != nil {
+	if err := c.publishOutcome(ctx, pub, returns, out); err != nil {
 		return broker.Classify("publish", err)
-	}
-	select {
-	case <-prev:
-	case <-ctx.Done():
-		return nil // the batch before failed or the session ends: this one is not acked
-	}
-	if ctx.Err() != nil {
-		return nil
 	}
 	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
 		return broker.Classify("ack", fmt.Errorf("ack batch: %w", err))
@@ -471,12 +404,7 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 	for i, d := range batch {
 		msgs[i] = message(d)
 	}
-	holding := false
-	defer func() {
-		if holding {
-			c.hold(-1)
-		}
-	}()
+	defer c.hold(false)
 	for failures := 0; ; failures++ {
 		out, err := c.p.Process(ctx, msgs)
 		if err == nil {
@@ -495,10 +423,7 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 		}
 		if _, ok := errors.AsType[*indexer.UnavailableError](err); ok {
 			// A master outage holds the batch (no attempt spent, nothing parked), and shows.
-			if !holding {
-				holding = true
-				c.hold(1)
-			}
+			c.hold(true)
 			msg = "the master takes no write; holding the batch until it does (no attempt spent)"
 		}
 		// The error may quote a server's message: bounded like every logged reason.
@@ -511,11 +436,12 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.
 	}
 }
 
-// hold counts a batch that starts (1) or stops (-1) waiting for the master: while one does,
-// /readyz is false and wye_indexer_master_unavailable is 1.
-func (c *Consumer) hold(delta int32) {
+// hold marks a batch waiting for the master: /readyz is false and
+// wye_indexer_master_unavailable is 1 meanwhile.
+func (c *Consumer) hold(on bool) {
+	c.held.Store(on)
 	v := 0.0
-	if c.held.Add(delta) > 0 {
+	if on {
 		v = 1
 	}
 	c.opts.Metrics.MasterUnavailable.Set(v)
@@ -524,7 +450,7 @@ func (c *Consumer) hold(delta int32) {
 // publishOutcome publishes the batch's retries to their tier queues and its parked messages,
 // mandatory, and returns nil only once the broker has confirmed every one of them and
 // returned none: the caller acks the batch after that, never before.
-func (c *Consumer) publishOutcome(ctx context.Context, pub *amqp.Channel, rt *returned, out indexer.Outcome) error {
+func (c *Consumer) publishOutcome(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, out indexer.Outcome) error {
 	var confirms []*amqp.DeferredConfirmation
 	for _, o := range out.Retries {
 		d := c.opts.RetryDelays[min(max(o.Attempt-2, 0), len(c.opts.RetryDelays)-1)]
@@ -551,8 +477,13 @@ func (c *Consumer) publishOutcome(ctx context.Context, pub *amqp.Channel, rt *re
 		}
 	}
 	// amqp091 hands a Return over before the matching ack: once every confirm is in, a
-	// returned message of this batch is already here, or recorded by another batch.
-	return rt.check()
+	// returned message of this batch is already here.
+	select {
+	case r := <-returns:
+		return fmt.Errorf("broker returned a message for %q (%d %s): the batch is not acked", r.RoutingKey, r.ReplyCode, r.ReplyText)
+	default:
+	}
+	return nil
 }
 
 // retryPublishing is the message that sends o to its retry tier.
