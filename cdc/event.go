@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -151,6 +152,20 @@ const InlineMax = 256
 // primary key is always whole. Names compare case-insensitively, as MySQL's do.
 type WholeColumns map[string][]string
 
+// What the before and after images of an update carry (cdc.update_images, docs/cdc.md,
+// "Update images"). Inserts and deletes always carry every column.
+const (
+	// UpdateImagesChanged: the primary key, the whole columns (WholeColumns) and the columns
+	// whose values differ between the two images; both images carry the same columns. The
+	// indexer compares images only to tell whether a column changed, and reads from them only
+	// keys and link columns: an absent column reads alike in both images, unchanged.
+	UpdateImagesChanged = "changed"
+	// UpdateImagesFull: every column, for consumers of the messages other than wye's indexer.
+	UpdateImagesFull = "full"
+	// DefaultUpdateImages is what an update's images carry unless configured.
+	DefaultUpdateImages = UpdateImagesChanged
+)
+
 // encoder appends changes, each one element of a message's "changes" array:
 //
 //	{"table":"db.t","op":"update","pk":{...},"before":{...},"after":{...},
@@ -164,6 +179,10 @@ type encoder struct {
 	name   string   // table.FullName()
 	keys   [][]byte // `"column":` of each of table's columns
 	inline []bool   // per column of table: sent whole whatever its size (a key or link column)
+	// full sends every column of an update's images; else an update's images hold the inline
+	// columns and the columns it changed (sent, per change).
+	full   bool
+	sent   []bool
 	pos    Position
 	posStr string
 	tsSec  int64
@@ -205,15 +224,23 @@ func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
+	var sent []bool // nil: every column
+	if c.Before != nil && c.After != nil && !e.full {
+		e.sent = e.sent[:0]
+		for i, in := range e.inline {
+			e.sent = append(e.sent, in || i >= len(c.Before) || i >= len(c.After) || !sameValue(c.Before[i], c.After[i]))
+		}
+		sent = e.sent
+	}
 	if c.Before != nil {
 		b = append(b, `,"before":`...)
-		if b, err = e.appendRow(b, c, c.Before); err != nil {
+		if b, err = e.appendRow(b, c, c.Before, sent); err != nil {
 			return nil, err
 		}
 	}
 	if c.After != nil {
 		b = append(b, `,"after":`...)
-		if b, err = e.appendRow(b, c, c.After); err != nil {
+		if b, err = e.appendRow(b, c, c.After, sent); err != nil {
 			return nil, err
 		}
 	}
@@ -238,18 +265,82 @@ func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func (e *encoder) appendRow(b []byte, c *Change, row []any) ([]byte, error) {
+// appendRow appends the image row: every column, or, sent not nil, the columns it marks.
+func (e *encoder) appendRow(b []byte, c *Change, row []any, sent []bool) ([]byte, error) {
 	b = append(b, '{')
+	first := true
 	var err error
 	for i := range c.Table.Columns {
-		if i > 0 {
+		if sent != nil && !sent[i] {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		if b, err = e.appendColumn(b, c, i, row); err != nil {
 			return nil, err
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// sameValue reports whether a and b, two values go-mysql decoded from one column, surely have
+// the same encoding, without encoding them: the same type and an equal value (a float bit for
+// bit: -0 and 0 are written apart; a time the same instant in the same location). A type it does
+// not know, or two types, count as different: an update's images then carry the column, which
+// is always correct (docs/cdc.md, "Update images").
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case int32:
+		y, ok := b.(int32)
+		return ok && x == y
+	case int16:
+		y, ok := b.(int16)
+		return ok && x == y
+	case int8:
+		y, ok := b.(int8)
+		return ok && x == y
+	case int:
+		y, ok := b.(int)
+		return ok && x == y
+	case uint64:
+		y, ok := b.(uint64)
+		return ok && x == y
+	case uint32:
+		y, ok := b.(uint32)
+		return ok && x == y
+	case uint16:
+		y, ok := b.(uint16)
+		return ok && x == y
+	case uint8:
+		y, ok := b.(uint8)
+		return ok && x == y
+	case uint:
+		y, ok := b.(uint)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Float64bits(x) == math.Float64bits(y)
+	case float32:
+		y, ok := b.(float32)
+		return ok && math.Float32bits(x) == math.Float32bits(y)
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y) && x.Location() == y.Location()
+	}
+	return false
 }
 
 func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, error) {
@@ -277,6 +368,9 @@ type Batch struct {
 	// Whole names the columns sent whole however large (keys and link columns); every other
 	// value over InlineMax is sent as its digest.
 	Whole WholeColumns
+	// FullImages sends every column in an update's images (UpdateImagesFull); else they carry
+	// the primary key, the Whole columns and the columns the update changed.
+	FullImages bool
 
 	buf     []byte
 	n       int
@@ -291,7 +385,7 @@ const batchHead = `{"schema":2,"changes":[`
 // Add appends c. On an error the batch is unchanged.
 func (bt *Batch) Add(c *Change) error {
 	mark := len(bt.buf)
-	bt.enc.whole = bt.Whole
+	bt.enc.whole, bt.enc.full = bt.Whole, bt.FullImages
 	if bt.n == 0 {
 		bt.buf = append(bt.buf[:0], batchHead...)
 	} else {

@@ -180,6 +180,9 @@ type Options struct {
 	// WholeColumns are the columns, per table, sent whole however large: the keys and link
 	// columns of the entities. Any other value over InlineMax is sent as its digest.
 	WholeColumns WholeColumns
+	// UpdateImages is what an update's images carry: UpdateImagesChanged or UpdateImagesFull;
+	// default DefaultUpdateImages.
+	UpdateImages string
 	// Floor reads the control schema's epoch floor, which Store.Save raises: a reader with no
 	// checkpoint starts above it. nil: no floor (benchmarks, tests).
 	Floor EpochFloor
@@ -218,6 +221,7 @@ type Reader struct {
 // NewReader wires a reader.
 func NewReader(opts Options, binlog Binlog, store Store, leader Leader, pub Publisher) *Reader {
 	opts.Name = cmp.Or(opts.Name, DefaultName)
+	opts.UpdateImages = cmp.Or(opts.UpdateImages, DefaultUpdateImages)
 	opts.CheckpointInterval = defaults.Positive(opts.CheckpointInterval, DefaultCheckpointInterval)
 	opts.BatchChanges = defaults.Positive(opts.BatchChanges, DefaultBatchChanges)
 	opts.BatchBytes = defaults.Positive(opts.BatchBytes, DefaultBatchBytes)
@@ -579,6 +583,7 @@ const maxLingerFactor = 4
 func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
 	b := &batcher{r: r, ch: ch, tr: tr, start: start, counts: map[eventKey]int{}, linger: r.opts.Linger}
 	b.batch.Compress, b.batch.Whole = r.opts.Compress, r.opts.WholeColumns
+	b.batch.FullImages = r.opts.UpdateImages == UpdateImagesFull
 	return b
 }
 
