@@ -162,6 +162,9 @@ type CDC struct {
 	BatchBytes   int `mapstructure:"batch_bytes" yaml:"batch_bytes"`
 	// Linger is how long a partial message waits for more changes when the binlog is idle.
 	Linger time.Duration `mapstructure:"linger" yaml:"linger"`
+	// UpdateImages is what an update's before and after carry: "changed" (the primary key, the
+	// key and link columns, the changed columns) or "full" (every column, for other consumers).
+	UpdateImages string `mapstructure:"update_images" yaml:"update_images"`
 }
 
 // Where the indexer writes an entity's documents (Indexer.IndexTargets).

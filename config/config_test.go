@@ -278,7 +278,7 @@ func TestValidationRejects(t *testing.T) {
 			[]string{`amqp.delivery_limit: "0": must be at least 1`}},
 		{"cdc knobs", func(c *Config) {
 			c.CDC = CDC{Name: "", Tables: []string{"catalog.ok", "audit"}, Window: 0, CheckpointInterval: 0,
-				BatchChanges: -1, BatchBytes: 0, Linger: -time.Millisecond}
+				BatchChanges: -1, BatchBytes: 0, Linger: -time.Millisecond, UpdateImages: "trimmed"}
 		}, []string{
 			`cdc.name: must not be empty`,
 			`cdc.tables[1]: "audit": want schema.table (letters, digits, _ or $)`,
@@ -287,6 +287,7 @@ func TestValidationRejects(t *testing.T) {
 			`cdc.batch_changes: "-1": must be at least 1`,
 			`cdc.batch_bytes: "0": must be at least 1`,
 			`cdc.linger: "-1ms": must be greater than 0`,
+			`cdc.update_images: "trimmed": want "changed" or "full"`,
 		}},
 		{"cdc name too long for its checkpoint row", func(c *Config) { c.CDC.Name = strings.Repeat("n", 65) },
 			[]string{`cdc.name: "` + strings.Repeat("n", 65) + `": at most 64 bytes: the name of the reader's checkpoint row`}},

@@ -61,6 +61,7 @@ func Default() Config {
 			BatchChanges:       cdc.DefaultBatchChanges,
 			BatchBytes:         cdc.DefaultBatchBytes,
 			Linger:             cdc.DefaultLinger,
+			UpdateImages:       cdc.DefaultUpdateImages,
 		},
 		Indexer: Indexer{
 			RetryDelays:       slices.Clone(consumer.DefaultRetryDelays),

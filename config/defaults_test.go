@@ -41,6 +41,7 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"cdc.batch_changes", d.CDC.BatchChanges, cdc.DefaultBatchChanges},
 		{"cdc.batch_bytes", d.CDC.BatchBytes, cdc.DefaultBatchBytes},
 		{"cdc.linger", d.CDC.Linger, cdc.DefaultLinger},
+		{"cdc.update_images", d.CDC.UpdateImages, cdc.DefaultUpdateImages},
 		{"indexer.retry_delays", d.Indexer.RetryDelays, consumer.DefaultRetryDelays},
 		{"indexer.max_attempts", d.Indexer.MaxAttempts, indexer.DefaultMaxAttempts},
 		{"indexer.batch_size", d.Indexer.BatchSize, consumer.DefaultBatchSize},

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wyehq/wye/cdc"
 )
 
 var (
@@ -126,6 +128,9 @@ func (c *CDC) validate(f *Errors) {
 	atLeastOne(f, "cdc.batch_changes", c.BatchChanges)
 	atLeastOne(f, "cdc.batch_bytes", c.BatchBytes)
 	positive(f, "cdc.linger", c.Linger)
+	if c.UpdateImages != cdc.UpdateImagesChanged && c.UpdateImages != cdc.UpdateImagesFull {
+		f.add("cdc.update_images", c.UpdateImages, `want %q or %q`, cdc.UpdateImagesChanged, cdc.UpdateImagesFull)
+	}
 }
 
 func (x *Indexer) validate(f *Errors) {

@@ -83,7 +83,7 @@ the ratios of the best rates, and the message bytes per change (as sent and as J
 			run := func(pub cdc.Publisher, metrics *cdc.Metrics) (int, error) {
 				store := &memStore{cp: cdc.Checkpoint{Name: "bench", Epoch: 1, SourceID: st.ID, Pos: fromPos}, ok: true}
 				reader := cdc.NewReader(cdc.Options{Name: "bench", Tables: tables, StopAt: &toPos, Compress: compress,
-					WholeColumns: wholeColumns(model),
+					WholeColumns: wholeColumns(model), UpdateImages: cfg.CDC.UpdateImages,
 					BatchChanges: cfg.CDC.BatchChanges, BatchBytes: cfg.CDC.BatchBytes, Linger: cfg.CDC.Linger,
 					Logger: log, Metrics: metrics}, src, store, noLock{}, pub)
 				if err := reader.Run(ctx); err != nil {
