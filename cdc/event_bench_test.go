@@ -69,21 +69,23 @@ func BenchmarkBatchOf2048ItemUpdates(b *testing.B) {
 		changes[i] = Change{Table: t, Op: OpUpdate, Before: row(i%50, int64(i)*7919, at), After: row(i%50+1, int64(i)*104729, at.Add(time.Second)),
 			Version: v, CommitTS: time.Unix(1795000000+int64(i/100), 0), Pos: pos, GTID: fmt.Sprintf("0-1-%d", 1000+i/10), Epoch: 1}
 	}
-	for _, compress := range []bool{false, true} {
-		b.Run(fmt.Sprintf("zstd=%v", compress), func(b *testing.B) {
-			bt := Batch{Compress: compress}
-			var size int
-			for b.Loop() {
-				for i := range changes {
-					if err := bt.Add(&changes[i]); err != nil {
-						b.Fatal(err)
+	for _, images := range []string{UpdateImagesFull, UpdateImagesChanged} {
+		for _, compress := range []bool{false, true} {
+			b.Run(fmt.Sprintf("images=%s/zstd=%v", images, compress), func(b *testing.B) {
+				bt := Batch{Compress: compress, FullImages: images == UpdateImagesFull}
+				var size int
+				for b.Loop() {
+					for i := range changes {
+						if err := bt.Add(&changes[i]); err != nil {
+							b.Fatal(err)
+						}
 					}
+					size = len(bt.Take().Body)
 				}
-				size = len(bt.Take().Body)
-			}
-			b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
-		})
+				b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
+			})
+		}
 	}
 }
 
