@@ -179,8 +179,8 @@ type encoder struct {
 	name   string   // table.FullName()
 	keys   [][]byte // `"column":` of each of table's columns
 	inline []bool   // per column of table: sent whole whatever its size (a key or link column)
-	// full sends every column of an update's images; else an update's images hold the inline
-	// columns and the columns it changed (sent, per change).
+	// full sends every column of an update's images; else they hold the inline columns and
+	// the columns the update changed: sent, per column, for the change being appended.
 	full   bool
 	sent   []bool
 	pos    Position
@@ -295,41 +295,30 @@ func sameValue(a, b any) bool {
 	case nil:
 		return b == nil
 	case string:
-		y, ok := b.(string)
-		return ok && x == y
+		return same(x, b)
 	case []byte:
 		y, ok := b.([]byte)
 		return ok && bytes.Equal(x, y)
 	case int64:
-		y, ok := b.(int64)
-		return ok && x == y
+		return same(x, b)
 	case int32:
-		y, ok := b.(int32)
-		return ok && x == y
+		return same(x, b)
 	case int16:
-		y, ok := b.(int16)
-		return ok && x == y
+		return same(x, b)
 	case int8:
-		y, ok := b.(int8)
-		return ok && x == y
+		return same(x, b)
 	case int:
-		y, ok := b.(int)
-		return ok && x == y
+		return same(x, b)
 	case uint64:
-		y, ok := b.(uint64)
-		return ok && x == y
+		return same(x, b)
 	case uint32:
-		y, ok := b.(uint32)
-		return ok && x == y
+		return same(x, b)
 	case uint16:
-		y, ok := b.(uint16)
-		return ok && x == y
+		return same(x, b)
 	case uint8:
-		y, ok := b.(uint8)
-		return ok && x == y
+		return same(x, b)
 	case uint:
-		y, ok := b.(uint)
-		return ok && x == y
+		return same(x, b)
 	case float64:
 		y, ok := b.(float64)
 		return ok && math.Float64bits(x) == math.Float64bits(y)
@@ -341,6 +330,12 @@ func sameValue(a, b any) bool {
 		return ok && x.Equal(y) && x.Location() == y.Location()
 	}
 	return false
+}
+
+// same reports whether b is a T equal to x.
+func same[T comparable](x T, b any) bool {
+	y, ok := b.(T)
+	return ok && x == y
 }
 
 func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, error) {

@@ -140,8 +140,7 @@ func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error 
 	reader := cdc.NewReader(cdc.Options{Name: c.Name, Tables: tables, CheckpointInterval: c.CheckpointInterval,
 		BatchChanges: c.BatchChanges, BatchBytes: c.BatchBytes, Linger: c.Linger,
 		Compress: cfg.AMQP.Compression == "zstd", WholeColumns: wholeColumns(model), UpdateImages: c.UpdateImages,
-		Logger: log, Metrics: metrics,
-		Floor: ctl, Written: newMasterVersions(cfg, model, store)}, src, ctl, ctl, pub)
+		Logger: log, Metrics: metrics, Floor: ctl, Written: newMasterVersions(cfg, model, store)}, src, ctl, ctl, pub)
 
 	// Ready: holds the lock and streams to a broker that is not blocking it (resource alarm).
 	ep.addReady(func() bool { return reader.Ready() && !pub.Blocked() })
