@@ -192,7 +192,7 @@ func TestCDCEventsCarryTheColumnsOfTheirOwnBinlogPoint(t *testing.T) {
 	want := []struct {
 		op, cols string
 	}{
-		{"insert", "id,a"}, {"insert", "id,a,b"}, {"update", "id,a,b"}, {"insert", "id,b"},
+		{"insert", "id,a"}, {"insert", "id,a,b"}, {"update", "id,b"}, {"insert", "id,b"},
 	}
 	var got []event
 	eventually(t, 60*time.Second, func() error {
