@@ -180,7 +180,12 @@ func (r *cdcRig) start(tables ...string) *proc {
 func (r *cdcRig) startAt(addr string, tables ...string) *proc {
 	r.t.Helper()
 	metrics := freePort(r.t)
-	cfg := r.configAt(addr, metrics, tables...)
+	return r.startWith(r.configAt(addr, metrics, tables...), metrics)
+}
+
+// startWith starts a reader with the config file cfg, whose metrics.listen is metrics.
+func (r *cdcRig) startWith(cfg, metrics string) *proc {
+	r.t.Helper()
 	logPath := filepath.Join(r.dir, fmt.Sprintf("cdc-%d.log", time.Now().UnixNano()))
 	lf, err := os.Create(logPath)
 	if err != nil {

@@ -273,7 +273,13 @@ func (p *indexerProc) output() string {
 
 // metric sums the samples of a metric family whose labels contain every given pair.
 func (p *indexerProc) metric(t *testing.T, name string, labels ...string) float64 {
-	res, err := http.Get("http://" + p.metrics + "/metrics")
+	return scrapeMetric(p.metrics, name, labels...)
+}
+
+// scrapeMetric sums the samples of a metric family, served on addr's /metrics, whose labels
+// contain every given pair; 0 when addr does not answer.
+func scrapeMetric(addr, name string, labels ...string) float64 {
+	res, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0
 	}

@@ -475,8 +475,10 @@ func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		TimestampStringLocation: time.UTC,
 		// DECIMAL as its exact text with the column's scale (decimal.Decimal drops zeros).
 		UseDecimal:      false,
-		HeartbeatPeriod: 2 * time.Second,
-		ReadTimeout:     10 * time.Second,
+		HeartbeatPeriod: heartbeatPeriod,
+		// No ReadTimeout: go-mysql would set a read deadline before every packet. The
+		// dialer's watchdog bounds a read instead (silence.go).
+		Dialer: dialWatched(silenceTimeout),
 		// go-mysql's own retry resumes mid-transaction, without the table map; the reader
 		// restarts from its checkpoint instead.
 		DisableRetrySync: true,

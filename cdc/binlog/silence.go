@@ -1,0 +1,91 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Silence on the replication connection. The server sends a heartbeat every HeartbeatPeriod
+// when the binlog is idle, so a read that waits much longer than that has lost the server (a
+// host gone without a FIN, a partition): the connection is closed and the session restarts
+// from its checkpoint. go-mysql's own ReadTimeout does the same with a read deadline set
+// before every packet, three times per binlog event: at the stream's rates that was about a
+// tenth of cdc's CPU (the runtime's timer updates). One watchdog per connection, waking once
+// per silenceTimeout/10, gives the same bound.
+
+// Defaults of the replication connection.
+const (
+	// heartbeatPeriod is how often the server sends a heartbeat event on an idle binlog.
+	heartbeatPeriod = 2 * time.Second
+	// silenceTimeout bounds how long one read may wait for the server: five heartbeats.
+	silenceTimeout = 10 * time.Second
+)
+
+// dialWatched is the replication connection's dialer: a TCP connection whose reads are
+// bounded by timeout (watchedConn).
+func dialWatched(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return watch(conn, timeout), nil
+	}
+}
+
+// watchedConn closes its connection once a read has waited longer than timeout; that read
+// and every later one fail with an error that says so. Reads that wait for nobody (the
+// stream is not reading: back-pressure from the broker) are not bounded, as with a deadline
+// set before each read.
+type watchedConn struct {
+	net.Conn
+	timeout time.Duration
+	since   atomic.Int64 // UnixNano when the pending read started; 0: no read pending
+	silent  atomic.Bool  // closed by the watchdog
+	stop    chan struct{}
+	once    sync.Once
+}
+
+func watch(conn net.Conn, timeout time.Duration) *watchedConn {
+	c := &watchedConn{Conn: conn, timeout: timeout, stop: make(chan struct{})}
+	go c.watchdog(max(timeout/10, time.Millisecond))
+	return c
+}
+
+func (c *watchedConn) Read(b []byte) (int, error) {
+	c.since.Store(time.Now().UnixNano())
+	n, err := c.Conn.Read(b)
+	c.since.Store(0)
+	if err != nil && c.silent.Load() {
+		err = fmt.Errorf("binlog connection: no data from the server for %s (it sends a heartbeat every %s); closed: %w",
+			c.timeout, heartbeatPeriod, err)
+	}
+	return n, err
+}
+
+// Close stops the watchdog and closes the connection.
+func (c *watchedConn) Close() error {
+	c.once.Do(func() { close(c.stop) })
+	return c.Conn.Close()
+}
+
+func (c *watchedConn) watchdog(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			if since := c.since.Load(); since != 0 && now.Sub(time.Unix(0, since)) > c.timeout {
+				c.silent.Store(true)
+				c.Close()
+				return
+			}
+		}
+	}
+}
