@@ -333,12 +333,8 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, lates
 		}
 		p.retryBehind(gs[""], behind, chunk, out)
 		p.sized(docs)
-		byRef := make(map[Ref]Doc, len(docs))
-		for _, d := range docs {
-			byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
-		}
 		for _, cluster := range clusters {
-			if err := p.write(ctx, gs[cluster], cluster, byRef, out); err != nil {
+			if err := p.write(ctx, gs[cluster], cluster, docs, out); err != nil {
 				return err
 			}
 		}
@@ -388,22 +384,25 @@ func (p *Pipeline) sized(docs []Doc) {
 
 // write sends the group's documents of one chunk, in writes of at most BulkBytes, and sorts
 // the deciding cluster's results into out: retryable ones retry until MaxAttempts, then park
-// with the permanent ones.
-func (p *Pipeline) write(ctx context.Context, g *group, cluster string, byRef map[Ref]Doc, out *Outcome) error {
+// with the permanent ones. docs are the chunk's documents as denormalize returns them: of one
+// entity, one per key, in key order (compareRefs), the order they are written in.
+func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []Doc, out *Outcome) error {
 	var batch []Doc
 	size := 0
-	for _, ref := range slices.SortedFunc(maps.Keys(byRef), compareRefs) {
-		if _, ok := g.refs[ref]; !ok {
+	for i, d := range docs {
+		if _, ok := g.refs[Ref{Entity: d.Entity, Key: d.Key}]; !ok {
 			continue
 		}
 		// A retry and a change of one entity in one batch share the highest version: the
 		// body is read after both were committed, so it reflects both.
-		d := byRef[ref]
 		if len(batch) > 0 && size+d.BulkSize() > p.opts.BulkBytes {
 			if err := p.send(ctx, g, cluster, batch, out); err != nil {
 				return err
 			}
 			batch, size = nil, 0
+		}
+		if batch == nil { // a new slice: the writer may hold the last one (a slave's queue)
+			batch = make([]Doc, 0, len(docs)-i)
 		}
 		batch = append(batch, d)
 		size += d.BulkSize()
@@ -430,6 +429,9 @@ func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []D
 	}
 	out.Docs += len(batch)
 	for i, r := range results {
+		if r.Class != Retryable && r.Class != Permanent {
+			continue // written, or a newer version is there: nothing to retry or park
+		}
 		d := batch[i]
 		ref := Ref{Entity: d.Entity, Key: d.Key}
 		attempt := max(g.attempts[ref], 1) // this write was attempt number `attempt`
