@@ -48,7 +48,7 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 	var docs []Doc
 	var behind []Ref
 	for _, e := range m.entities {
-		ids := versions{}
+		ids := make(versions, len(refs))
 		for ref, ver := range refs {
 			if k := ref.Key.match(); ref.Entity == e.Name {
 				ids[k] = max(ids[k], ver)
@@ -143,11 +143,19 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 			start := len(buf)
 			buf = e.root.encode(buf, o, d.Version)
 			d.Source = buf[start:len(buf):len(buf)]
+			if start == 0 {
+				// Room for the rest at about the first one's size, bounded: a large first
+				// document does not reserve memory for thousands more like it.
+				buf = slices.Grow(buf, min(len(buf)*9/8*(len(keys)-len(docs)-1), maxGrow))
+			}
 		}
 		docs = append(docs, d)
 	}
 	return docs, late, nil
 }
+
+// maxGrow bounds the bytes documents reserves for the sources at once, from the first one's size.
+const maxGrow = 4 << 20
 
 // field is one member of a node's JSON object.
 type field struct {

@@ -66,8 +66,14 @@ func (p *scanner) topField(w *wire, key string) bool {
 		w.Changes = []wire{}
 		return p.array(func() bool {
 			var c wire
+			start := p.i
 			if !p.object(func(key string) bool { return p.changeField(&c, key) }) {
 				return false
+			}
+			if len(w.Changes) == 0 {
+				// The changes of one message are mostly alike: room for as many more as the
+				// rest of the body holds at the first one's size.
+				w.Changes = make([]wire, 0, 1+(len(p.s)-p.i)/max(p.i-start, 1))
 			}
 			w.Changes = append(w.Changes, c)
 			return true

@@ -19,7 +19,7 @@ func slowDecode(m *Model, body []byte) (decoded, error) {
 		return m.decode(body) // not what the fast path reads
 	}
 	for i := range w.Changes {
-		c, err := m.decodeChange(&w.Changes[i], nil)
+		c, err := m.decodeChange(&w.Changes[i], nil, nil)
 		if err != nil {
 			return m.decode(body)
 		}
