@@ -29,7 +29,22 @@ type obj struct {
 	enc  []byte // the object's JSON once encoded: a channel shared by many programs is encoded once
 }
 
-func newObj(n *node, r Row) *obj { return &obj{row: r, rels: make([]any, len(n.children))} }
+// newObjs are the objs of rows of node n, in rows order, in two allocations whatever their
+// number.
+func newObjs(n *node, rows []Row) []*obj {
+	if len(rows) == 0 {
+		return nil
+	}
+	objs := make([]obj, len(rows))
+	rels := make([]any, len(rows)*len(n.children))
+	out := make([]*obj, len(rows))
+	for i, r := range rows {
+		k := i * len(n.children)
+		objs[i] = obj{row: r, rels: rels[k : k+len(n.children) : k+len(n.children)]}
+		out[i] = &objs[i]
+	}
+	return out
+}
 
 // Denormalize reads the documents of refs (entity and root key -> version) from one
 // consistent view: one query per node of each entity's tree, per maxIn keys, however many
@@ -113,11 +128,9 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []Value, version func(Value) int64,
 	behind func(key Value, row Row) bool) ([]Doc, []Value, error) {
 	found := make(map[Value]*obj, len(rows))
-	objs := make([]*obj, 0, len(rows))
-	for _, r := range rows {
-		o := newObj(e.root, r)
-		found[r[e.root.col()].match()] = o
-		objs = append(objs, o)
+	objs := newObjs(e.root, rows)
+	for _, o := range objs {
+		found[o.row[e.root.col()].match()] = o
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
@@ -314,10 +327,9 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				if err != nil {
 					return fmt.Errorf("read %s: %w", n.name, err)
 				}
-				for _, r := range rows {
-					o := newObj(n, r)
-					byKey[r[n.col()].match()] = o
-					children = append(children, o)
+				children = newObjs(n, rows)
+				for _, o := range children {
+					byKey[o.row[n.col()].match()] = o
 				}
 			}
 			for _, p := range parents {
@@ -367,11 +379,10 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
-			o := newObj(n, r)
-			k := r[n.parentKey].match()
+		children = newObjs(n, rows)
+		for _, o := range children {
+			k := o.row[n.parentKey].match()
 			groups[k] = append(groups[k], o)
-			children = append(children, o)
 		}
 		return children, nil
 	}
@@ -391,10 +402,9 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		return nil, err
 	}
 	byKey := map[Value]*obj{}
-	for _, r := range rows {
-		o := newObj(n, r)
-		byKey[r[n.col()].match()] = o
-		children = append(children, o)
+	children = newObjs(n, rows)
+	for _, o := range children {
+		byKey[o.row[n.col()].match()] = o
 	}
 	for _, l := range links {
 		if o := byKey[l[n.through.Key].match()]; o != nil { // a join row may point at a missing row
