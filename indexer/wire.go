@@ -308,6 +308,10 @@ func (p *scanner) skip() bool {
 func (p *scanner) skipString() bool {
 	p.i++ // the opening quote
 	for p.i < len(p.s) {
+		if !stringStop[p.s[p.i]] {
+			p.i++
+			continue
+		}
 		c := p.s[p.i]
 		switch {
 		case c == '"':
@@ -376,3 +380,13 @@ func (p *scanner) skipNumber() bool {
 	}
 	return true
 }
+
+// stringStop marks the bytes of a JSON string that end a run of plain text: the closing quote,
+// an escape, a control character (invalid).
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
