@@ -72,26 +72,57 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 		if len(ids) == 0 {
 			continue
 		}
-		keys := ids.keys()
-		rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.col(), keys, Filter{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
-		}
-		var lag func(Value, Row) bool
-		if len(latest) > 0 {
-			lag = func(k Value, row Row) bool {
-				c := latest[Ref{Entity: e.Name, Key: k}]
-				return c != nil && e.root.behind(c, row)
-			}
-		}
-		out, late, err := e.documents(ctx, q, rows, keys, func(k Value) int64 { return ids[k] }, lag)
+		out, late, err := e.read(ctx, q, ids.keys(), func(k Value) int64 { return ids[k] }, latest)
 		if err != nil {
 			return nil, nil, err
 		}
-		docs = append(docs, out...)
-		for _, k := range late {
-			behind = append(behind, Ref{Entity: e.Name, Key: k})
+		docs, behind = append(docs, out...), append(behind, late...)
+	}
+	return docs, behind, nil
+}
+
+// denormalizeSorted is denormalize of refs of one entity in compareRefs order, each with its
+// version in versions: a chunk of the pipeline, read without another map or sort of its keys.
+func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, versions map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
+	e := m.entity(refs[0].Entity)
+	keys := make([]Value, len(refs))
+	for i, ref := range refs {
+		if e == nil || ref.Entity != e.Name || ref.Key.match() != ref.Key {
+			// An unknown entity, not one entity, or a key that matches as another value (a
+			// retry's "100"): the general path merges and orders them.
+			chunk := make(map[Ref]int64, len(refs))
+			for _, ref := range refs {
+				chunk[ref] = versions[ref]
+			}
+			return m.denormalize(ctx, v, chunk, latest)
 		}
+		keys[i] = ref.Key
+	}
+	return e.read(ctx, count(v), keys, func(k Value) int64 { return versions[Ref{Entity: e.Name, Key: k}] }, latest)
+}
+
+// read reads the documents of keys (matched, distinct, in compareValues order) of entity e,
+// each with its version, but those whose root row is older than their latest change: their
+// refs are returned apart.
+func (e *Entity) read(ctx context.Context, q *counted, keys []Value, version func(Value) int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
+	rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.col(), keys, Filter{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	var lag func(Value, Row) bool
+	if len(latest) > 0 {
+		lag = func(k Value, row Row) bool {
+			c := latest[Ref{Entity: e.Name, Key: k}]
+			return c != nil && e.root.behind(c, row)
+		}
+	}
+	docs, late, err := e.documents(ctx, q, rows, keys, version, lag)
+	if err != nil {
+		return nil, nil, err
+	}
+	var behind []Ref
+	for _, k := range late {
+		behind = append(behind, Ref{Entity: e.Name, Key: k})
 	}
 	return docs, behind, nil
 }

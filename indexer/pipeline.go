@@ -322,16 +322,13 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, lates
 				break
 			}
 		}
-		chunk := make(map[Ref]int64, n)
-		for _, ref := range refs[:n] {
-			chunk[ref] = all[ref]
-		}
+		chunk := refs[:n]
 		refs = refs[n:]
-		docs, behind, err := p.model.denormalize(ctx, q, chunk, latest)
+		docs, behind, err := p.model.denormalizeSorted(ctx, q, chunk, all, latest)
 		if err != nil {
 			return readError{err}
 		}
-		p.retryBehind(gs[""], behind, chunk, out)
+		p.retryBehind(gs[""], behind, all, out)
 		p.sized(docs)
 		for _, cluster := range clusters {
 			if err := p.write(ctx, gs[cluster], cluster, docs, out); err != nil {
