@@ -82,8 +82,8 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 }
 
 // denormalizeSorted is denormalize of refs of one entity in compareRefs order, each with its
-// version in versions: a chunk of the pipeline, read without another map or sort of its keys.
-func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, versions map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
+// version in of: a chunk of the pipeline, read without another map or sort of its keys.
+func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, of map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
 	e := m.entity(refs[0].Entity)
 	keys := make([]Value, len(refs))
 	for i, ref := range refs {
@@ -92,13 +92,13 @@ func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, versi
 			// retry's "100"): the general path merges and orders them.
 			chunk := make(map[Ref]int64, len(refs))
 			for _, ref := range refs {
-				chunk[ref] = versions[ref]
+				chunk[ref] = of[ref]
 			}
 			return m.denormalize(ctx, v, chunk, latest)
 		}
 		keys[i] = ref.Key
 	}
-	return e.read(ctx, count(v), keys, func(k Value) int64 { return versions[Ref{Entity: e.Name, Key: k}] }, latest)
+	return e.read(ctx, count(v), keys, func(k Value) int64 { return of[Ref{Entity: e.Name, Key: k}] }, latest)
 }
 
 // read reads the documents of keys (matched, distinct, in compareValues order) of entity e,

@@ -254,6 +254,8 @@ func (p *Pipeline) decodeAll(msgs []Message, out *Outcome) work {
 			w.retries = append(w.retries, retry{Retry: *msg.retry, cluster: m.Cluster, attempt: m.Attempt, first: m.FirstSeen})
 			continue
 		}
+		w.changes = slices.Grow(w.changes, len(msg.changes))
+		out.Commits = slices.Grow(out.Commits, len(msg.changes))
 		for _, change := range msg.changes {
 			change.at.msg = i
 			w.changes = append(w.changes, change)
