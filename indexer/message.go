@@ -143,10 +143,14 @@ type badChange struct {
 
 // decode is the one classification at the message boundary: it returns the message's retry
 // or changes, or a *PoisonError saying why the whole message cannot be used.
-func (m *Model) decode(body []byte) (decoded, error) {
+func (m *Model) decode(body []byte) (decoded, error) { return m.decodeBody(body, false) }
+
+// decodeBody is decode; with view, the values read are views of body instead of a copy of it:
+// only for a body that nothing writes again (one decompressed for this decode).
+func (m *Model) decodeBody(body []byte, view bool) (decoded, error) {
 	// One parse for the whole message; only a batch with a bad change is read again, change by
 	// change, to park that change alone.
-	w, fast := fastWire(body)
+	w, fast := fastWire(body, view)
 	if !fast {
 		w = wire{}
 	}

@@ -236,7 +236,8 @@ func (p *Pipeline) decodeAll(msgs []Message, out *Outcome) work {
 		body, err := m.plain()
 		var msg decoded
 		if err == nil {
-			msg, err = p.model.decode(body)
+			// A decompressed body is this batch's alone: its values need no copy.
+			msg, err = p.model.decodeBody(body, m.Encoding == "zstd")
 		}
 		var pe *PoisonError
 		if errors.As(err, &pe) {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The fast path of decode: a message as cdc writes it (docs/cdc.md, "Message schema 2") is
@@ -16,9 +17,15 @@ import (
 // and decode reads the message with encoding/json as before, poison classification included.
 
 // fastWire parses body into a wire whose images are Rows (w.fast); ok is false when the
-// fast path gives up.
-func fastWire(body []byte) (w wire, ok bool) {
-	p := scanner{s: string(body)}
+// fast path gives up. Its values are substrings of a copy of body, or with view of body
+// itself, which must then never be written again.
+func fastWire(body []byte, view bool) (w wire, ok bool) {
+	var p scanner
+	if view {
+		p.s = unsafe.String(unsafe.SliceData(body), len(body))
+	} else {
+		p.s = string(body)
+	}
 	if !p.object(func(key string) bool { return p.topField(&w, key) }) {
 		return wire{}, false
 	}

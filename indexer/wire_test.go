@@ -47,7 +47,7 @@ func FuzzFastDecodeAgreesWithEncodingJSON(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		w, ok := fastWire(body)
+		w, ok := fastWire(body, false)
 		if !ok {
 			return
 		}
