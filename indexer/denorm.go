@@ -63,7 +63,7 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 	var docs []Doc
 	var behind []Ref
 	for _, e := range m.entities {
-		ids := make(versions, len(refs))
+		ids := versions{}
 		for ref, ver := range refs {
 			if k := ref.Key.match(); ref.Entity == e.Name {
 				ids[k] = max(ids[k], ver)

@@ -40,6 +40,10 @@ func fastWire(body []byte, view bool) (w wire, ok bool) {
 	return w, true
 }
 
+// changesHint bounds the changes room is made for at once: cdc's default batch
+// (cdc.batch_changes, docs/cdc.md).
+const changesHint = 2048
+
 type scanner struct {
 	s    string
 	i    int
@@ -79,8 +83,9 @@ func (p *scanner) topField(w *wire, key string) bool {
 			}
 			if len(w.Changes) == 0 {
 				// The changes of one message are mostly alike: room for as many more as the
-				// rest of the body holds at the first one's size.
-				w.Changes = make([]wire, 0, 1+(len(p.s)-p.i)/max(p.i-start, 1))
+				// rest of the body holds at the first one's size, at most changesHint (a
+				// small change before a large row must not reserve room for thousands).
+				w.Changes = make([]wire, 0, min(1+(len(p.s)-p.i)/max(p.i-start, 1), changesHint))
 			}
 			w.Changes = append(w.Changes, c)
 			return true
