@@ -29,7 +29,22 @@ type obj struct {
 	enc  []byte // the object's JSON once encoded: a channel shared by many programs is encoded once
 }
 
-func newObj(n *node, r Row) *obj { return &obj{row: r, rels: make([]any, len(n.children))} }
+// newObjs are the objs of rows of node n, in rows order, in two allocations whatever their
+// number.
+func newObjs(n *node, rows []Row) []*obj {
+	if len(rows) == 0 {
+		return nil
+	}
+	objs := make([]obj, len(rows))
+	rels := make([]any, len(rows)*len(n.children))
+	out := make([]*obj, len(rows))
+	for i, r := range rows {
+		k := i * len(n.children)
+		objs[i] = obj{row: r, rels: rels[k : k+len(n.children) : k+len(n.children)]}
+		out[i] = &objs[i]
+	}
+	return out
+}
 
 // Denormalize reads the documents of refs (entity and root key -> version) from one
 // consistent view: one query per node of each entity's tree, per maxIn keys, however many
@@ -57,26 +72,57 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 		if len(ids) == 0 {
 			continue
 		}
-		keys := ids.keys()
-		rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.col(), keys, Filter{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
-		}
-		var lag func(Value, Row) bool
-		if len(latest) > 0 {
-			lag = func(k Value, row Row) bool {
-				c := latest[Ref{Entity: e.Name, Key: k}]
-				return c != nil && e.root.behind(c, row)
-			}
-		}
-		out, late, err := e.documents(ctx, q, rows, keys, func(k Value) int64 { return ids[k] }, lag)
+		out, late, err := e.read(ctx, q, ids.keys(), func(k Value) int64 { return ids[k] }, latest)
 		if err != nil {
 			return nil, nil, err
 		}
-		docs = append(docs, out...)
-		for _, k := range late {
-			behind = append(behind, Ref{Entity: e.Name, Key: k})
+		docs, behind = append(docs, out...), append(behind, late...)
+	}
+	return docs, behind, nil
+}
+
+// denormalizeSorted is denormalize of refs of one entity in compareRefs order, each with its
+// version in of: a chunk of the pipeline, read without another map or sort of its keys.
+func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, of map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
+	e := m.entity(refs[0].Entity)
+	keys := make([]Value, len(refs))
+	for i, ref := range refs {
+		if e == nil || ref.Entity != e.Name || ref.Key.match() != ref.Key {
+			// An unknown entity, not one entity, or a key that matches as another value (a
+			// retry's "100"): the general path merges and orders them.
+			chunk := make(map[Ref]int64, len(refs))
+			for _, ref := range refs {
+				chunk[ref] = of[ref]
+			}
+			return m.denormalize(ctx, v, chunk, latest)
 		}
+		keys[i] = ref.Key
+	}
+	return e.read(ctx, count(v), keys, func(k Value) int64 { return of[Ref{Entity: e.Name, Key: k}] }, latest)
+}
+
+// read reads the documents of keys (matched, distinct, in compareValues order) of entity e,
+// each with its version, but those whose root row is older than their latest change: their
+// refs are returned apart.
+func (e *Entity) read(ctx context.Context, q *counted, keys []Value, version func(Value) int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
+	rows, err := q.Rows(ctx, e.root.table, e.root.read, e.root.col(), keys, Filter{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	var lag func(Value, Row) bool
+	if len(latest) > 0 {
+		lag = func(k Value, row Row) bool {
+			c := latest[Ref{Entity: e.Name, Key: k}]
+			return c != nil && e.root.behind(c, row)
+		}
+	}
+	docs, late, err := e.documents(ctx, q, rows, keys, version, lag)
+	if err != nil {
+		return nil, nil, err
+	}
+	var behind []Ref
+	for _, k := range late {
+		behind = append(behind, Ref{Entity: e.Name, Key: k})
 	}
 	return docs, behind, nil
 }
@@ -113,11 +159,9 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []Value, version func(Value) int64,
 	behind func(key Value, row Row) bool) ([]Doc, []Value, error) {
 	found := make(map[Value]*obj, len(rows))
-	objs := make([]*obj, 0, len(rows))
-	for _, r := range rows {
-		o := newObj(e.root, r)
-		found[r[e.root.col()].match()] = o
-		objs = append(objs, o)
+	objs := newObjs(e.root, rows)
+	for _, o := range objs {
+		found[o.row[e.root.col()].match()] = o
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
@@ -143,11 +187,19 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 			start := len(buf)
 			buf = e.root.encode(buf, o, d.Version)
 			d.Source = buf[start:len(buf):len(buf)]
+			if start == 0 {
+				// Room for the rest at about the first one's size, bounded: a large first
+				// document does not reserve memory for thousands more like it.
+				buf = slices.Grow(buf, min(len(buf)*9/8*(len(keys)-len(docs)-1), maxGrow))
+			}
 		}
 		docs = append(docs, d)
 	}
 	return docs, late, nil
 }
+
+// maxGrow bounds the bytes documents reserves for the sources at once, from the first one's size.
+const maxGrow = 4 << 20
 
 // field is one member of a node's JSON object.
 type field struct {
@@ -306,10 +358,9 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				if err != nil {
 					return fmt.Errorf("read %s: %w", n.name, err)
 				}
-				for _, r := range rows {
-					o := newObj(n, r)
-					byKey[r[n.col()].match()] = o
-					children = append(children, o)
+				children = newObjs(n, rows)
+				for _, o := range children {
+					byKey[o.row[n.col()].match()] = o
 				}
 			}
 			for _, p := range parents {
@@ -359,11 +410,10 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
-			o := newObj(n, r)
-			k := r[n.parentKey].match()
+		children = newObjs(n, rows)
+		for _, o := range children {
+			k := o.row[n.parentKey].match()
 			groups[k] = append(groups[k], o)
-			children = append(children, o)
 		}
 		return children, nil
 	}
@@ -383,10 +433,9 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		return nil, err
 	}
 	byKey := map[Value]*obj{}
-	for _, r := range rows {
-		o := newObj(n, r)
-		byKey[r[n.col()].match()] = o
-		children = append(children, o)
+	children = newObjs(n, rows)
+	for _, o := range children {
+		byKey[o.row[n.col()].match()] = o
 	}
 	for _, l := range links {
 		if o := byKey[l[n.through.Key].match()]; o != nil { // a join row may point at a missing row

@@ -68,10 +68,7 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 			if err != nil || len(rows) != 5 {
 				t.Fatalf("rows: %v %v", rows, err)
 			}
-			var objs []*obj
-			for _, row := range rows {
-				objs = append(objs, newObj(root, row))
-			}
+			objs := newObjs(root, rows)
 			if err := fill(context.Background(), count(db), root, objs); err != nil {
 				t.Fatal(err)
 			}

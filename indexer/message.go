@@ -143,10 +143,14 @@ type badChange struct {
 
 // decode is the one classification at the message boundary: it returns the message's retry
 // or changes, or a *PoisonError saying why the whole message cannot be used.
-func (m *Model) decode(body []byte) (decoded, error) {
+func (m *Model) decode(body []byte) (decoded, error) { return m.decodeBody(body, false) }
+
+// decodeBody is decode; with view, the values read are views of body instead of a copy of it:
+// only for a body that nothing writes again (one decompressed for this decode).
+func (m *Model) decodeBody(body []byte, view bool) (decoded, error) {
 	// One parse for the whole message; only a batch with a bad change is read again, change by
 	// change, to park that change alone.
-	w, fast := fastWire(body)
+	w, fast := fastWire(body, view)
 	if !fast {
 		w = wire{}
 	}
@@ -168,7 +172,7 @@ func (m *Model) decode(body []byte) (decoded, error) {
 		r, err := m.decodeRetry(&w)
 		return decoded{retry: r}, err
 	case *w.Schema == 1:
-		c, err := m.decodeChange(&w, nil)
+		c, err := m.decodeChange(&w, nil, nil)
 		if c != nil {
 			c.at.idx = -1
 		}
@@ -178,8 +182,9 @@ func (m *Model) decode(body []byte) (decoded, error) {
 	}
 	out := decoded{changes: make([]*Change, 0, len(w.Changes))}
 	var ts commitTimes
+	all := make([]Change, len(w.Changes)) // one allocation for the changes of the message
 	for i := range w.Changes {
-		c, err := m.decodeChange(&w.Changes[i], &ts)
+		c, err := m.decodeChange(&w.Changes[i], &ts, &all[i])
 		if err != nil {
 			var env envelope
 			if err := json.Unmarshal(body, &env); err != nil {
@@ -210,7 +215,7 @@ func (m *Model) decodeEach(changes []json.RawMessage) decoded {
 			err = poison("change is not a JSON object: %v", err)
 		} else {
 			var c *Change
-			if c, err = m.decodeChange(&cw, nil); err == nil {
+			if c, err = m.decodeChange(&cw, nil, nil); err == nil {
 				c.at.idx = i
 				out.changes = append(out.changes, c)
 				continue
@@ -241,14 +246,18 @@ type commitTimes struct {
 	ts   time.Time
 }
 
-func (m *Model) decodeChange(w *wire, last *commitTimes) (*Change, error) {
+// decodeChange reads one change into c (nil: a new one).
+func (m *Model) decodeChange(w *wire, last *commitTimes, c *Change) (*Change, error) {
 	if w.Version <= 0 {
 		return nil, poison("version %d: want a positive 63-bit integer", w.Version)
 	}
 	if !m.follows(w.Table) {
 		return nil, poison("unknown table %q: no entity reads it", w.Table)
 	}
-	c := &Change{Table: w.Table, Op: w.Op, Version: w.Version}
+	if c == nil {
+		c = new(Change)
+	}
+	*c = Change{Table: w.Table, Op: w.Op, Version: w.Version}
 	c.Before, c.After = w.images()
 	switch {
 	case w.Op == "insert" && c.After == nil, w.Op == "update" && (c.After == nil || c.Before == nil),

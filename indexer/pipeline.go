@@ -236,7 +236,8 @@ func (p *Pipeline) decodeAll(msgs []Message, out *Outcome) work {
 		body, err := m.plain()
 		var msg decoded
 		if err == nil {
-			msg, err = p.model.decode(body)
+			// A decompressed body is this batch's alone: its values need no copy.
+			msg, err = p.model.decodeBody(body, m.Encoding == "zstd")
 		}
 		var pe *PoisonError
 		if errors.As(err, &pe) {
@@ -254,6 +255,8 @@ func (p *Pipeline) decodeAll(msgs []Message, out *Outcome) work {
 			w.retries = append(w.retries, retry{Retry: *msg.retry, cluster: m.Cluster, attempt: m.Attempt, first: m.FirstSeen})
 			continue
 		}
+		w.changes = slices.Grow(w.changes, len(msg.changes))
+		out.Commits = slices.Grow(out.Commits, len(msg.changes))
 		for _, change := range msg.changes {
 			change.at.msg = i
 			w.changes = append(w.changes, change)
@@ -322,23 +325,16 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, lates
 				break
 			}
 		}
-		chunk := make(map[Ref]int64, n)
-		for _, ref := range refs[:n] {
-			chunk[ref] = all[ref]
-		}
+		chunk := refs[:n]
 		refs = refs[n:]
-		docs, behind, err := p.model.denormalize(ctx, q, chunk, latest)
+		docs, behind, err := p.model.denormalizeSorted(ctx, q, chunk, all, latest)
 		if err != nil {
 			return readError{err}
 		}
-		p.retryBehind(gs[""], behind, chunk, out)
+		p.retryBehind(gs[""], behind, all, out)
 		p.sized(docs)
-		byRef := make(map[Ref]Doc, len(docs))
-		for _, d := range docs {
-			byRef[Ref{Entity: d.Entity, Key: d.Key}] = d
-		}
 		for _, cluster := range clusters {
-			if err := p.write(ctx, gs[cluster], cluster, byRef, out); err != nil {
+			if err := p.write(ctx, gs[cluster], cluster, docs, out); err != nil {
 				return err
 			}
 		}
@@ -388,22 +384,25 @@ func (p *Pipeline) sized(docs []Doc) {
 
 // write sends the group's documents of one chunk, in writes of at most BulkBytes, and sorts
 // the deciding cluster's results into out: retryable ones retry until MaxAttempts, then park
-// with the permanent ones.
-func (p *Pipeline) write(ctx context.Context, g *group, cluster string, byRef map[Ref]Doc, out *Outcome) error {
+// with the permanent ones. docs are the chunk's documents as denormalize returns them: of one
+// entity, one per key, in key order (compareRefs), the order they are written in.
+func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []Doc, out *Outcome) error {
 	var batch []Doc
 	size := 0
-	for _, ref := range slices.SortedFunc(maps.Keys(byRef), compareRefs) {
-		if _, ok := g.refs[ref]; !ok {
+	for i, d := range docs {
+		if _, ok := g.refs[Ref{Entity: d.Entity, Key: d.Key}]; !ok {
 			continue
 		}
 		// A retry and a change of one entity in one batch share the highest version: the
 		// body is read after both were committed, so it reflects both.
-		d := byRef[ref]
 		if len(batch) > 0 && size+d.BulkSize() > p.opts.BulkBytes {
 			if err := p.send(ctx, g, cluster, batch, out); err != nil {
 				return err
 			}
 			batch, size = nil, 0
+		}
+		if batch == nil { // a new slice: the writer may hold the last one (a slave's queue)
+			batch = make([]Doc, 0, len(docs)-i)
 		}
 		batch = append(batch, d)
 		size += d.BulkSize()
@@ -430,6 +429,9 @@ func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []D
 	}
 	out.Docs += len(batch)
 	for i, r := range results {
+		if r.Class != Retryable && r.Class != Permanent {
+			continue // written, or a newer version is there: nothing to retry or park
+		}
 		d := batch[i]
 		ref := Ref{Entity: d.Entity, Key: d.Key}
 		attempt := max(g.attempts[ref], 1) // this write was attempt number `attempt`

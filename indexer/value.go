@@ -155,7 +155,7 @@ func plainInt(v Value) bool {
 // column is not.
 func appendHTMLSafe(b []byte, v Value) []byte {
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '<' || c == '>' || c == '&' || c == 0xE2 {
+		if htmlByte[v[i]] {
 			var out bytes.Buffer
 			json.HTMLEscape(&out, []byte(v))
 			return append(b, out.Bytes()...)
@@ -163,3 +163,7 @@ func appendHTMLSafe(b []byte, v Value) []byte {
 	}
 	return append(b, v...)
 }
+
+// htmlByte marks the bytes appendHTMLSafe looks for: '<', '>', '&', and 0xE2, the first byte
+// of U+2028 and U+2029.
+var htmlByte = [256]bool{'<': true, '>': true, '&': true, 0xE2: true}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The fast path of decode: a message as cdc writes it (docs/cdc.md, "Message schema 2") is
@@ -16,9 +17,15 @@ import (
 // and decode reads the message with encoding/json as before, poison classification included.
 
 // fastWire parses body into a wire whose images are Rows (w.fast); ok is false when the
-// fast path gives up.
-func fastWire(body []byte) (w wire, ok bool) {
-	p := scanner{s: string(body)}
+// fast path gives up. Its values are substrings of a copy of body, or with view of body
+// itself, which must then never be written again.
+func fastWire(body []byte, view bool) (w wire, ok bool) {
+	var p scanner
+	if view {
+		p.s = unsafe.String(unsafe.SliceData(body), len(body))
+	} else {
+		p.s = string(body)
+	}
 	if !p.object(func(key string) bool { return p.topField(&w, key) }) {
 		return wire{}, false
 	}
@@ -32,6 +39,10 @@ func fastWire(body []byte) (w wire, ok bool) {
 	}
 	return w, true
 }
+
+// changesHint bounds the changes room is made for at once: cdc's default batch
+// (cdc.batch_changes, docs/cdc.md).
+const changesHint = 2048
 
 type scanner struct {
 	s    string
@@ -66,8 +77,15 @@ func (p *scanner) topField(w *wire, key string) bool {
 		w.Changes = []wire{}
 		return p.array(func() bool {
 			var c wire
+			start := p.i
 			if !p.object(func(key string) bool { return p.changeField(&c, key) }) {
 				return false
+			}
+			if len(w.Changes) == 0 {
+				// The changes of one message are mostly alike: room for as many more as the
+				// rest of the body holds at the first one's size, at most changesHint (a
+				// small change before a large row must not reserve room for thousands).
+				w.Changes = make([]wire, 0, min(1+(len(p.s)-p.i)/max(p.i-start, 1), changesHint))
 			}
 			w.Changes = append(w.Changes, c)
 			return true
@@ -302,6 +320,10 @@ func (p *scanner) skip() bool {
 func (p *scanner) skipString() bool {
 	p.i++ // the opening quote
 	for p.i < len(p.s) {
+		if !stringStop[p.s[p.i]] {
+			p.i++
+			continue
+		}
 		c := p.s[p.i]
 		switch {
 		case c == '"':
@@ -370,3 +392,13 @@ func (p *scanner) skipNumber() bool {
 	}
 	return true
 }
+
+// stringStop marks the bytes of a JSON string that end a run of plain text: the closing quote,
+// an escape, a control character (invalid).
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()

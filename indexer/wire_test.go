@@ -19,7 +19,7 @@ func slowDecode(m *Model, body []byte) (decoded, error) {
 		return m.decode(body) // not what the fast path reads
 	}
 	for i := range w.Changes {
-		c, err := m.decodeChange(&w.Changes[i], nil)
+		c, err := m.decodeChange(&w.Changes[i], nil, nil)
 		if err != nil {
 			return m.decode(body)
 		}
@@ -47,7 +47,7 @@ func FuzzFastDecodeAgreesWithEncodingJSON(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		w, ok := fastWire(body)
+		w, ok := fastWire(body, false)
 		if !ok {
 			return
 		}

@@ -141,8 +141,8 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	out := make([]indexer.Result, len(docs))
-	var send []write
-	var at []int // position in docs of send[j]
+	send := make([]write, 0, len(docs))
+	at := make([]int, 0, len(docs)) // position in docs of send[j]
 	byAlias := map[string][]Target{}
 	failed := map[string]error{}
 	for i, d := range docs {
@@ -244,6 +244,14 @@ func (w *Writer) send(ctx context.Context, docs []write) []indexer.Result {
 // failure of the new index is retried (master) or ledgered (slave) as before.
 func (w *Writer) fold(docs []write, items []cluster.BulkItem) []indexer.Result {
 	out := make([]indexer.Result, len(docs))
+	var perClass [indexer.Permanent + 1]int // items of each class, counted once per class
+	defer func() {
+		for c, k := range perClass {
+			if k > 0 {
+				w.opts.Metrics.Items.WithLabelValues(w.opts.Name, indexer.Class(c).String()).Add(float64(k))
+			}
+		}
+	}()
 	n := 0
 	for i, wr := range docs {
 		anyAlias := slices.ContainsFunc(wr.targets, func(t Target) bool { return t.Alias })
@@ -253,7 +261,7 @@ func (w *Writer) fold(docs []write, items []cluster.BulkItem) []indexer.Result {
 			n++
 			r := indexer.Result{Class: classOf(it.Class), Status: it.Status, ErrType: it.ErrType, Reason: reason.Cut(it.ErrType, it.Reason),
 				Unavailable: it.Class == cluster.Unavailable}
-			w.opts.Metrics.Items.WithLabelValues(w.opts.Name, r.Class.String()).Inc()
+			perClass[r.Class]++
 			if it.ErrType == "index_not_found_exception" {
 				w.forget(wr.doc.Index) // gc removed an index: list them again
 			}
@@ -392,8 +400,10 @@ func (w *Writer) forget(alias string) {
 // replays, retries and replicas in any order converge (docs/architecture.md, invariant 1).
 func Body(docs []indexer.Doc) ([]byte, error) {
 	writes := make([]write, len(docs))
+	targets := make([]Target, len(docs))
 	for i, d := range docs {
-		writes[i] = write{doc: d, targets: []Target{{Name: d.Index}}}
+		targets[i].Name = d.Index
+		writes[i] = write{doc: d, targets: targets[i : i+1 : i+1]}
 	}
 	return body(writes)
 }
@@ -401,9 +411,15 @@ func Body(docs []indexer.Doc) ([]byte, error) {
 // body is Body with the indices of each doc: one action per index, each with the same
 // version and the source projected for that index (write.source).
 func body(docs []write) ([]byte, error) {
+	// The size of the body unless a name or an id needs escapes: one allocation.
 	size := 0
 	for _, wr := range docs {
-		size += len(wr.targets) * wr.doc.BulkSize()
+		for j, t := range wr.targets {
+			size += actionBytes + len(t.Name) + len(wr.doc.ID)
+			if wr.doc.Source != nil {
+				size += len(wr.source(j)) + 1
+			}
+		}
 	}
 	b := make([]byte, 0, size)
 	for _, wr := range docs {
@@ -431,6 +447,9 @@ func body(docs []write) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// actionBytes bounds the bytes of an action line besides its index name and id.
+const actionBytes = len(`{"delete":{"_index":"","_id":"","version":,"version_type":"external"}}`+"\n") + 20
 
 // appendJSON appends s as encoding/json quotes it; most names and ids need no escape.
 func appendJSON(b []byte, s string) []byte {

@@ -302,10 +302,10 @@ func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool
 	}
 	raw := make([]sql.RawBytes, len(types))
 	dest := make([]any, len(types))
-	names, typs := make([]string, len(types)), make([]string, len(types))
+	enc := rowEncoder{names: make([]string, len(types)), typs: make([]string, len(types)), ends: make([]int, len(types))}
 	for i, ct := range types {
 		dest[i] = &raw[i]
-		names[i], typs[i] = ct.Name(), ct.DatabaseTypeName()
+		enc.names[i], enc.typs[i] = ct.Name(), ct.DatabaseTypeName()
 	}
 	r := make(indexer.Row, len(types))
 	for rows.Next() {
@@ -315,9 +315,7 @@ func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool
 		if !reuse {
 			r = make(indexer.Row, len(types))
 		}
-		for i := range raw {
-			r[names[i]] = encode(typs[i], raw[i])
-		}
+		enc.row(r, raw)
 		fn(r)
 	}
 	if err := rows.Err(); err != nil {
@@ -328,56 +326,91 @@ func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool
 
 func quote(id string) string { return "`" + strings.ReplaceAll(id, "`", "``") + "`" }
 
+// rowEncoder encodes the rows of one query: its columns' names and database types.
+type rowEncoder struct {
+	names, typs []string
+	buf         []byte // the row being encoded, reused from row to row
+	ends        []int  // where each column's value ends in buf
+}
+
+// row sets the columns of r to the values of raw, encoded (encode) into one string: one
+// allocation per row, not one per value.
+func (e *rowEncoder) row(r indexer.Row, raw []sql.RawBytes) {
+	e.buf = e.buf[:0]
+	for i, b := range raw {
+		e.buf = appendValue(e.buf, e.typs[i], b)
+		e.ends[i] = len(e.buf)
+	}
+	s, start := string(e.buf), 0
+	for i, name := range e.names {
+		r[name] = indexer.Value(s[start:e.ends[i]])
+		start = e.ends[i]
+	}
+}
+
 // encode renders one column value in the cdc message encoding (docs/cdc.md), so a document
 // built from SQL and a key taken from an event agree byte for byte.
 func encode(typ string, b sql.RawBytes) indexer.Value {
 	if b == nil {
 		return indexer.NullValue
 	}
+	return indexer.Value(appendValue(nil, typ, b))
+}
+
+// appendValue appends the encoding of one column value (encode) to buf.
+func appendValue(buf []byte, typ string, b sql.RawBytes) []byte {
+	if b == nil {
+		return append(buf, indexer.NullValue...)
+	}
 	// Integers come as the event has them: the server sends ZEROFILL values and YEAR 0
 	// unpadded ("42", "0"; the mysql client pads them itself).
 	switch strings.TrimPrefix(typ, "UNSIGNED ") {
 	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR", "FLOAT", "DOUBLE":
-		return indexer.Value(b)
+		return append(buf, b...)
 	case "TIMESTAMP":
-		s := string(b)
+		s := unsafeString(b)
 		if len(s) >= 19 && !strings.HasPrefix(s, "0000-00-00") {
+			if s[10] < utf8.RuneSelf && plain(s) { // "YYYY-MM-DDThh:mm:ss[.ffffff]Z" without a copy
+				buf = append(append(append(buf, '"'), s[:10]...), 'T')
+				return append(append(buf, s[11:]...), 'Z', '"')
+			}
 			s = s[:10] + "T" + s[11:] + "Z"
 		}
-		return str(s)
+		return appendStr(buf, s)
 	case "JSON":
 		if json.Valid(b) {
-			return indexer.Value(compact(b))
+			return append(buf, compact(b)...)
 		}
-		return str(string(b))
+		return appendStr(buf, unsafeString(b))
 	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "GEOMETRY":
-		return indexer.Value(`{"$base64":"` + base64.StdEncoding.EncodeToString(b) + `"}`)
+		buf = append(buf, `{"$base64":"`...)
+		return append(base64.StdEncoding.AppendEncode(buf, b), `"}`...)
 	case "BIT": // big-endian bytes; cdc sends the number
 		var n uint64
 		for _, c := range b {
 			n = n<<8 | uint64(c)
 		}
-		return indexer.Value(strconv.FormatUint(n, 10))
+		return strconv.AppendUint(buf, n, 10)
 	}
 	// DECIMAL, DATE, DATETIME, TIME, text types, ENUM, SET: most need no escape and are
-	// framed in quotes in one allocation (the conversion of b is not copied in a concatenation).
-	if plain(unsafeString(b)) {
-		return indexer.Value(`"` + string(b) + `"`)
-	}
-	return str(string(b))
+	// framed in quotes.
+	return appendStr(buf, unsafeString(b))
 }
 
-// unsafeString views b as a string for a read that does not outlive b (plain).
+// unsafeString views b as a string for a read that does not outlive b (plain, appendStr).
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // str quotes s as encoding/json does. Most values need no escape at all: they are only
 // framed in quotes, without json.Marshal's reflection and allocations.
-func str(s string) indexer.Value {
+func str(s string) indexer.Value { return indexer.Value(appendStr(nil, s)) }
+
+// appendStr appends s quoted as encoding/json quotes it (str).
+func appendStr(buf []byte, s string) []byte {
 	if plain(s) {
-		return indexer.Value(`"` + s + `"`)
+		return append(append(append(buf, '"'), s...), '"')
 	}
 	b, _ := json.Marshal(s)
-	return indexer.Value(b)
+	return append(buf, b...)
 }
 
 // plain reports a string encoding/json writes unchanged between quotes: valid UTF-8 without
