@@ -88,8 +88,9 @@ func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, of ma
 	keys := make([]Value, len(refs))
 	for i, ref := range refs {
 		if e == nil || ref.Entity != e.Name || ref.Key.match() != ref.Key {
-			// An unknown entity, not one entity, or a key that matches as another value (a
-			// retry's "100"): the general path merges and orders them.
+			// An unknown entity, not one entity, or a key not in its matched form (decode
+			// matches retry keys; this keeps a caller that does not from losing one): the
+			// general path merges and orders them.
 			chunk := make(map[Ref]int64, len(refs))
 			for _, ref := range refs {
 				chunk[ref] = of[ref]

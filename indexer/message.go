@@ -237,7 +237,10 @@ func (m *Model) decodeRetry(w *wire) (*Retry, error) {
 	if v := valueOf(w.Key); v.IsNull() {
 		return nil, poison("retry message for %s without a key", w.Entity)
 	}
-	return &Retry{Entity: w.Entity, Key: valueOf(w.Key), Version: w.Version}, nil
+	// The key as rows are matched with it, as the refs of changes hold it: a retry written by
+	// hand or by an older build with "100" for an INT key must find its document (the id is
+	// the same for both forms).
+	return &Retry{Entity: w.Entity, Key: valueOf(w.Key).match(), Version: w.Version}, nil
 }
 
 // commitTimes remembers the last commit_ts parsed: the changes of one message mostly share it.

@@ -301,6 +301,26 @@ func TestRetryAndChangeOfOneEntityInABatchWriteItOnce(t *testing.T) {
 	}
 }
 
+// TestARetryWithItsIntegerKeyAsAStringIsWritten prevents a retry whose key is the string form
+// of an integer key ("100", written by hand or by another build) from being read and then
+// neither written nor retried: its document is found under the key rows match it with.
+func TestARetryWithItsIntegerKeyAsAStringIsWritten(t *testing.T) {
+	db := catalogDB()
+	db.set("cat.programs", "id", r("id", 100, "title", "News", "channel_id", 10))
+	w := &fakeWriter{}
+	p := NewPipeline(catalogModel(t), db, w, Options{})
+	out, err := p.Process(context.Background(), []Message{
+		{Body: EncodeRetry(Retry{Entity: "program", Key: valueOf(json.RawMessage(`"100"`)), Version: 5}), Attempt: 2, Cluster: "es7"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "written", w.written(), "100@5")
+	if len(out.Retries)+len(out.Parked) != 0 || out.Docs != 1 {
+		t.Errorf("outcome %+v: want the document written once, nothing retried or parked", out)
+	}
+}
+
 // TestMasterOutageHoldsTheBatchAndSpendsNoAttempt prevents an outage of the master from
 // parking documents that only needed patience: while the master takes no write, nothing of
 // the batch is decided (no retry message, nothing parked, no attempt spent); once it takes
