@@ -506,6 +506,11 @@ func (w *benchWorld) waitMark(c benchTxn, timeout time.Duration, r *wyeRun) time
 		if time.Now().After(deadline) {
 			w.t.Fatalf("mark %d not on %v within %v\nwye output:\n%s", c.mark, pending, timeout, r.out.String())
 		}
+		select {
+		case <-r.done: // a binary that cannot run here (a newer control schema) fails at once
+			w.t.Fatalf("wye exited before mark %d was on %v\nwye output:\n%s", c.mark, pending, r.out.String())
+		default:
+		}
 		pending = slices.DeleteFunc(pending, func(cl string) bool {
 			m, err := w.marks(cl, []int{c.row})
 			return err == nil && m[c.row] >= c.mark
