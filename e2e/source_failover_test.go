@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +53,19 @@ func TestSourceFailoverResumesFromTheGTIDSetAndLosesNothing(t *testing.T) {
 	}
 	// cdc dies without a last checkpoint; what it published after its last save is read again
 	// on the new primary. The writes that follow are committed on the old primary only while
-	// no reader runs: the reader of old jumped over them.
+	// no reader runs: the reader of old jumped over them. It dies after a save with a GTID
+	// set (every cdc.checkpoint_interval): the start point it saves first has none.
+	ctlDB := openMySQL(t, mysqlAppUser, mysqlAppPass, ctl)
+	eventually(t, 30*time.Second, func() error {
+		var gtids string
+		if err := ctlDB.QueryRow("SELECT gtid_set FROM cdc_checkpoint WHERE name = ?", name).Scan(&gtids); err != nil {
+			return err
+		}
+		if gtids == "" {
+			return errors.New("no checkpoint with a GTID set saved yet")
+		}
+		return nil
+	})
 	cdc1.cmd.Process.Kill()
 	<-cdc1.done
 	for range 100 {
@@ -88,17 +101,22 @@ func TestSourceFailoverResumesFromTheGTIDSetAndLosesNothing(t *testing.T) {
 	if strings.Contains(out, "SOURCE CHANGED") {
 		t.Errorf("cdc started at the new primary's current position (changes skipped):\n%s", out)
 	}
-	ctlDB := openMySQL(t, mysqlAppUser, mysqlAppPass, ctl)
 	var marks int
 	must(t, ctlDB.QueryRow("SELECT COUNT(*) FROM cdc_resync_needed WHERE name = ?", name).Scan(&marks))
 	if marks != 0 {
 		t.Errorf("%d resync marks after a failover resumed by GTID", marks)
 	}
-	var sourceID, gtidSet string
-	must(t, ctlDB.QueryRow("SELECT server_uuid, gtid_set FROM cdc_checkpoint WHERE name = ?", name).Scan(&sourceID, &gtidSet))
-	if !strings.HasPrefix(sourceID, "mariadb:2:") || !strings.Contains(gtidSet, "0-2-") {
-		t.Errorf("checkpoint of source %q at GTID %q, want mariadb2 past its own writes", sourceID, gtidSet)
-	}
+	// The checkpoint follows within a cdc.checkpoint_interval of the confirms.
+	eventually(t, 15*time.Second, func() error {
+		var sourceID, gtidSet string
+		if err := ctlDB.QueryRow("SELECT server_uuid, gtid_set FROM cdc_checkpoint WHERE name = ?", name).Scan(&sourceID, &gtidSet); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(sourceID, "mariadb:2:") || !strings.Contains(gtidSet, "0-2-") {
+			return fmt.Errorf("checkpoint of source %q at GTID %q, want mariadb2 past its own writes", sourceID, gtidSet)
+		}
+		return nil
+	})
 	if err := r.parkedCount(0); err != nil {
 		t.Error(err)
 	}
