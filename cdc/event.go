@@ -294,31 +294,11 @@ func sameValue(a, b any) bool {
 	switch x := a.(type) {
 	case nil:
 		return b == nil
-	case string:
-		return same(x, b)
+	case string, int64, int32, int16, int8, int, uint64, uint32, uint16, uint8, uint:
+		return a == b // comparable: == of two interfaces holds only for one type and value
 	case []byte:
 		y, ok := b.([]byte)
 		return ok && bytes.Equal(x, y)
-	case int64:
-		return same(x, b)
-	case int32:
-		return same(x, b)
-	case int16:
-		return same(x, b)
-	case int8:
-		return same(x, b)
-	case int:
-		return same(x, b)
-	case uint64:
-		return same(x, b)
-	case uint32:
-		return same(x, b)
-	case uint16:
-		return same(x, b)
-	case uint8:
-		return same(x, b)
-	case uint:
-		return same(x, b)
 	case float64:
 		y, ok := b.(float64)
 		return ok && math.Float64bits(x) == math.Float64bits(y)
@@ -330,12 +310,6 @@ func sameValue(a, b any) bool {
 		return ok && x.Equal(y) && x.Location() == y.Location()
 	}
 	return false
-}
-
-// same reports whether b is a T equal to x.
-func same[T comparable](x T, b any) bool {
-	y, ok := b.(T)
-	return ok && x == y
 }
 
 func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, error) {

@@ -27,21 +27,24 @@ func BenchmarkBatchOf2048Updates(b *testing.B) {
 			CommitTS: time.Unix(1795000000+int64(i/100), 0), Pos: pos, GTID: fmt.Sprintf("0-1-%d", 1000+i/10), Epoch: 1}
 	}
 	for _, compress := range []bool{false, true} {
-		b.Run(fmt.Sprintf("zstd=%v", compress), func(b *testing.B) {
-			bt := Batch{Compress: compress}
-			var size int
-			for b.Loop() {
-				for i := range changes {
-					if err := bt.Add(&changes[i]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				size = len(bt.Take().Body)
-			}
-			b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
-		})
+		b.Run(fmt.Sprintf("zstd=%v", compress), func(b *testing.B) { benchBatch(b, Batch{Compress: compress}, changes) })
 	}
+}
+
+// benchBatch encodes changes into one message of bt per iteration and reports the message's
+// bytes and the time per change.
+func benchBatch(b *testing.B, bt Batch, changes []Change) {
+	var size int
+	for b.Loop() {
+		for i := range changes {
+			if err := bt.Add(&changes[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		size = len(bt.Take().Body)
+	}
+	b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
 }
 
 // BenchmarkBatchOf2048ItemUpdates measures the message of the e2e benchmark's flat workload:
@@ -72,18 +75,7 @@ func BenchmarkBatchOf2048ItemUpdates(b *testing.B) {
 	for _, images := range []string{UpdateImagesFull, UpdateImagesChanged} {
 		for _, compress := range []bool{false, true} {
 			b.Run(fmt.Sprintf("images=%s/zstd=%v", images, compress), func(b *testing.B) {
-				bt := Batch{Compress: compress, FullImages: images == UpdateImagesFull}
-				var size int
-				for b.Loop() {
-					for i := range changes {
-						if err := bt.Add(&changes[i]); err != nil {
-							b.Fatal(err)
-						}
-					}
-					size = len(bt.Take().Body)
-				}
-				b.ReportMetric(float64(size)/float64(len(changes)), "B/change")
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
+				benchBatch(b, Batch{Compress: compress, FullImages: images == UpdateImagesFull}, changes)
 			})
 		}
 	}

@@ -82,20 +82,16 @@ func (m *Model) denormalize(ctx context.Context, v View, refs map[Ref]int64, lat
 }
 
 // denormalizeSorted is denormalize of refs of one entity in compareRefs order, each with its
-// version in of: a chunk of the pipeline, read without another map or sort of its keys.
+// version in of: a chunk of the pipeline, read without another map or sort of its keys. The
+// pipeline builds such chunks: one entity per chunk (writeChunks), every entity known and
+// every key matched (decode for retries, the resolver for changes); anything else is a bug,
+// refused here rather than read wrong.
 func (m *Model) denormalizeSorted(ctx context.Context, v View, refs []Ref, of map[Ref]int64, latest map[Ref]*Change) ([]Doc, []Ref, error) {
 	e := m.entity(refs[0].Entity)
 	keys := make([]Value, len(refs))
 	for i, ref := range refs {
 		if e == nil || ref.Entity != e.Name || ref.Key.match() != ref.Key {
-			// An unknown entity, not one entity, or a key not in its matched form (decode
-			// matches retry keys; this keeps a caller that does not from losing one): the
-			// general path merges and orders them.
-			chunk := make(map[Ref]int64, len(refs))
-			for _, ref := range refs {
-				chunk[ref] = of[ref]
-			}
-			return m.denormalize(ctx, v, chunk, latest)
+			return nil, nil, fmt.Errorf("denormalize %s %s: a chunk must be of one known entity with matched keys", ref.Entity, ref.Key)
 		}
 		keys[i] = ref.Key
 	}

@@ -62,11 +62,17 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 }
 
 func (f *fakeDB) Each(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter, fn func(Row)) error {
-	rows, err := f.Rows(ctx, table, cols, where, values, filter)
-	for _, r := range rows {
-		fn(r)
+	return each(fn)(f.Rows(ctx, table, cols, where, values, filter))
+}
+
+// each is View.Each of a fake from its Rows: fn for every row read, then Rows' error.
+func each(fn func(Row)) func([]Row, error) error {
+	return func(rows []Row, err error) error {
+		for _, r := range rows {
+			fn(r)
+		}
+		return err
 	}
-	return err
 }
 
 func (f *fakeDB) Scan(_ context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {

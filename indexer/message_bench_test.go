@@ -15,12 +15,16 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		after := r("id", 100+i, "title", fmt.Sprintf("Title é %d!", i), "channel_id", 11)
 		changes = append(changes, change("cat.programs", "update", int64(1000+i), before, after))
 	}
-	body := batch(changes...)
+	benchDecode(b, m, batch(changes...), 2048)
+}
+
+// benchDecode decodes body, a message of n changes, once per iteration.
+func benchDecode(b *testing.B, m *Model, body []byte, n int) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
 		d, err := m.decode(body)
-		if err != nil || len(d.changes) != 2048 {
+		if err != nil || len(d.changes) != n {
 			b.Fatalf("decoded %d changes: %v", len(d.changes), err)
 		}
 	}

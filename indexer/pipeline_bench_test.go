@@ -102,11 +102,7 @@ func (f *indexedDB) Rows(_ context.Context, table string, cols []string, where s
 }
 
 func (f *indexedDB) Each(ctx context.Context, table string, cols []string, where string, values []Value, filter Filter, fn func(Row)) error {
-	rows, err := f.Rows(ctx, table, cols, where, values, filter)
-	for _, r := range rows {
-		fn(r)
-	}
-	return err
+	return each(fn)(f.Rows(ctx, table, cols, where, values, filter))
 }
 
 func (f *indexedDB) Scan(context.Context, string, []string, string, Value, int) ([]Row, error) {

@@ -140,14 +140,7 @@ func BenchmarkDecodeBatchOfItemUpdates(b *testing.B) {
 			name = "images=full"
 		}
 		b.Run(name, func(b *testing.B) {
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				d, err := m.decode(body)
-				if err != nil || len(d.changes) != 2048 {
-					b.Fatalf("decoded %d changes: %v", len(d.changes), err)
-				}
-			}
+			benchDecode(b, m, body, 2048)
 			b.ReportMetric(float64(len(body))/2048, "B/change")
 		})
 	}
