@@ -39,8 +39,8 @@ type SourceStatus struct {
 	ID      string   // server identity (MySQL server_uuid; MariaDB server_id + binlog basename)
 	Current Position // end of the binlog now (SHOW MASTER STATUS / SHOW BINARY LOG STATUS)
 	Oldest  string   // oldest binlog file still on the server
-	// GTIDSet is the GTID position at Current where the server reports it with the position
-	// (MySQL's Executed_Gtid_Set), else "" (the binlog adapter finds it when it opens).
+	// GTIDSet is the GTID position at Current (MySQL's Executed_Gtid_Set, MariaDB's
+	// BINLOG_GTID_POS of Current), "" when the server has none.
 	GTIDSet string
 }
 
@@ -331,7 +331,7 @@ func (r *Reader) startPoint(ctx context.Context, st SourceStatus) (Checkpoint, e
 			return Checkpoint{}, err
 		}
 		r.log.Warn("no checkpoint: starting at the source's current binlog position; earlier changes are the nightly resync's job",
-			"position", st.Current.String(), "epoch", fresh.Epoch, "epoch_from", why)
+			"position", st.Current.String(), "gtid_set", st.GTIDSet, "epoch", fresh.Epoch, "epoch_from", why)
 		return fresh, r.store.Save(ctx, fresh)
 	}
 	var reason, detail string

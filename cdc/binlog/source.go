@@ -192,6 +192,14 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 	}
 	if s.opts.Flavor == gomysql.MySQLFlavor {
 		st.GTIDSet = strings.ReplaceAll(executed.String, "\n", "") // one line per uuid
+	} else {
+		// The GTID position at exactly Current: a new reader's start point carries it, so a
+		// source failover before its first commit checkpoint still resumes by GTID.
+		var pos sql.NullString
+		if err := s.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", st.Current.File, st.Current.Pos).Scan(&pos); err != nil {
+			return st, fmt.Errorf("read GTID position at %s: %w", st.Current, err)
+		}
+		st.GTIDSet = pos.String
 	}
 	rows, err = s.db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
@@ -477,8 +485,9 @@ func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		UseDecimal:      false,
 		HeartbeatPeriod: heartbeatPeriod,
 		// No ReadTimeout: go-mysql would set a read deadline before every packet. The
-		// dialer's watchdog bounds a read instead (silence.go).
-		Dialer: dialWatched(silenceTimeout),
+		// dialer's watchdog bounds a read instead, and coalesces a live stream's reads
+		// (silence.go).
+		Dialer: dialWatched(silenceTimeout, coalesceWindow),
 		// go-mysql's own retry resumes mid-transaction, without the table map; the reader
 		// restarts from its checkpoint instead.
 		DisableRetrySync: true,
