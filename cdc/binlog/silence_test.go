@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -56,5 +57,69 @@ func TestAStreamThatIsNotReadingIsNotCutOff(t *testing.T) {
 	go server.Write([]byte("x"))
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("read after a pause without a pending read: %v", err)
+	}
+}
+
+// TestALiveStreamIsReadInBurstsNotEventByEvent prevents the reader from waking once per
+// binlog event at live rates: after a read that caught up, the next one waits the coalescing
+// window, and events sent meanwhile come in one read.
+func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			accepted <- s
+		}
+	}()
+	c, err := dialWatched(time.Minute, 500*time.Millisecond)(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server := <-accepted
+	defer server.Close()
+
+	buf := make([]byte, 64<<10)
+	server.Write([]byte("a"))
+	if n, err := c.Read(buf); n != 1 || err != nil {
+		t.Fatalf("first read: %d bytes, %v", n, err)
+	}
+	// Three events 5 ms apart: without coalescing the next read returns the first alone.
+	go func() {
+		for _, e := range []string{"b", "c", "d"} {
+			server.Write([]byte(e))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "bcd" {
+		t.Fatalf("read after a caught-up read: %q, %v; want the three events in one read", buf[:n], err)
+	}
+}
+
+// TestABacklogIsReadWithoutWaiting prevents the coalescing window from slowing a backlog: a
+// read that fills the buffer is followed by another at once.
+func TestABacklogIsReadWithoutWaiting(t *testing.T) {
+	client, server := net.Pipe()
+	c := watch(client, time.Minute)
+	c.window = time.Hour
+	t.Cleanup(func() { c.Close(); server.Close() })
+	go server.Write(make([]byte, 64<<10))
+	buf := make([]byte, 32<<10)
+	for i := range 2 {
+		done := make(chan error, 1)
+		go func() { _, err := io.ReadFull(c, buf); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("read %d of a backlog: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("read %d of a backlog waited for the coalescing window", i)
+		}
 	}
 }
