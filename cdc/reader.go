@@ -30,8 +30,18 @@ type Binlog interface {
 
 // Stream yields the binlog's items in commit order.
 type Stream interface {
-	Next(ctx context.Context) (Item, error)
+	// Items delivers the items, sent by the goroutine that reads the binlog: the reader's
+	// pace is the binlog's back-pressure, and no goroutine of the reader's sits between. The
+	// last value may carry Err (the stream failed or was closed); the channel is closed after.
+	Items() <-chan Streamed
+	// Close stops the stream; a send pending on Items is dropped.
 	Close()
+}
+
+// Streamed is one value of Stream.Items: an item, or the error that ended the stream.
+type Streamed struct {
+	Item
+	Err error
 }
 
 // SourceStatus identifies the source server and its binlog.
@@ -40,7 +50,7 @@ type SourceStatus struct {
 	Current Position // end of the binlog now (SHOW MASTER STATUS / SHOW BINARY LOG STATUS)
 	Oldest  string   // oldest binlog file still on the server
 	// GTIDSet is the GTID position at Current (MySQL's Executed_Gtid_Set, MariaDB's
-	// BINLOG_GTID_POS of Current), "" when the server has none.
+	// @@gtid_binlog_pos read the same before and after Current), "" when not known.
 	GTIDSet string
 }
 
@@ -454,8 +464,8 @@ func (r *Reader) firstEpoch(ctx context.Context, st SourceStatus, floor Checkpoi
 }
 
 // session streams from the checkpoint until an error or the loss of the lock: it decides
-// where to start, opens the broker channel and the binlog, starts the checkpoint loop and the
-// binlog goroutine, then runs the batcher's read loop; shutdown saves what is confirmed.
+// where to start, opens the broker channel and the binlog, starts the checkpoint loop, then
+// runs the batcher's read loop; shutdown saves what is confirmed.
 func (r *Reader) session(held context.Context) error {
 	ctx, cancel := context.WithCancelCause(held)
 	defer cancel(nil)
@@ -486,10 +496,9 @@ func (r *Reader) session(held context.Context) error {
 		}
 	})
 	defer r.shutdown(held, cancel, &wg, ch, tr)
-	items := readBinlog(ctx, stream, &wg)
 
 	r.publishing.Store(true)
-	return newBatcher(r, ch, tr, cp).run(ctx, items)
+	return newBatcher(r, ch, tr, cp).run(ctx, stream.Items())
 }
 
 // begin reads the source's status and decides where the session starts.
@@ -526,34 +535,6 @@ func (r *Reader) shutdown(held context.Context, cancel context.CancelCauseFunc, 
 		}
 	}
 	r.publishing.Store(false)
-}
-
-// readBinlog reads the binlog in its own goroutine (counted in wg) so that decoding overlaps
-// encoding and publishing; the bounded channel is the back-pressure from the broker to the
-// binlog. The channel is closed after the first error or when ctx ends.
-func readBinlog(ctx context.Context, stream Stream, wg *sync.WaitGroup) <-chan streamed {
-	items := make(chan streamed, 256)
-	wg.Go(func() {
-		defer close(items)
-		for {
-			item, err := stream.Next(ctx)
-			select {
-			case items <- streamed{item, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
-	return items
-}
-
-// streamed is one result of Stream.Next, passed from the binlog goroutine.
-type streamed struct {
-	item Item
-	err  error
 }
 
 type eventKey struct {
@@ -593,7 +574,7 @@ func newBatcher(r *Reader, ch Channel, tr *tracker, start Checkpoint) *batcher {
 
 // run is the session's read loop: it hands every binlog item to handle until the binlog, the
 // broker or the checkpoint loop fails, the session reaches Options.StopAt, or ctx ends.
-func (b *batcher) run(ctx context.Context, items <-chan streamed) error {
+func (b *batcher) run(ctx context.Context, items <-chan Streamed) error {
 	linger := time.NewTimer(time.Hour)
 	defer linger.Stop()
 	for {
@@ -607,21 +588,21 @@ func (b *batcher) run(ctx context.Context, items <-chan streamed) error {
 			}
 			return ctx.Err()
 		}
-		if s.err != nil {
+		if s.Err != nil {
 			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 				return c
 			}
-			return fmt.Errorf("read binlog: %w", s.err)
+			return fmt.Errorf("read binlog: %w", s.Err)
 		}
-		if err := b.handle(ctx, s.item); err != nil {
+		if err := b.handle(ctx, s.Item); err != nil {
 			return err
 		}
 	}
 }
 
-// next returns the next result of the binlog goroutine; ok is false once items is closed or
-// ctx ends. While it waits, it publishes a partial batch whose linger has run out.
-func (b *batcher) next(ctx context.Context, items <-chan streamed, linger *time.Timer) (s streamed, ok bool, err error) {
+// next returns the next value of the stream; ok is false once items is closed or ctx ends.
+// While it waits, it publishes a partial batch whose linger has run out.
+func (b *batcher) next(ctx context.Context, items <-chan Streamed, linger *time.Timer) (s Streamed, ok bool, err error) {
 	for {
 		select {
 		case s, ok = <-items:
@@ -634,7 +615,7 @@ func (b *batcher) next(ctx context.Context, items <-chan streamed, linger *time.
 			wait := b.linger - time.Since(b.batch.firstAt)
 			if wait <= 0 {
 				if err := b.flush(ctx); err != nil {
-					return streamed{}, false, err
+					return Streamed{}, false, err
 				}
 				b.lingerEnd = time.Now()
 				continue
@@ -647,7 +628,7 @@ func (b *batcher) next(ctx context.Context, items <-chan streamed, linger *time.
 			return s, ok, nil
 		case <-linger.C:
 		case <-ctx.Done():
-			return streamed{}, false, nil
+			return Streamed{}, false, nil
 		}
 	}
 }
@@ -800,7 +781,11 @@ func (r *Reader) waitConfirmed(ctx context.Context, ch Channel, seq uint64) erro
 
 // checkpointLoop saves the checkpoint as confirms arrive, at most once per interval.
 func (r *Reader) checkpointLoop(ctx context.Context, ch Channel, tr *tracker) error {
-	t := time.NewTicker(r.opts.CheckpointInterval)
+	// A session's first save comes within firstSave, the next ones every CheckpointInterval:
+	// a reader restarted after a crash records progress before it can crash again, so a crash
+	// loop still moves forward instead of republishing the same interval every time.
+	wait := min(firstSave, r.opts.CheckpointInterval)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -821,9 +806,14 @@ func (r *Reader) checkpointLoop(ctx context.Context, ch Channel, tr *tracker) er
 			}
 			tr.saved = cp
 			r.setCheckpointGauges(cp.Pos)
+			wait = r.opts.CheckpointInterval
 		}
+		t.Reset(wait)
 	}
 }
+
+// firstSave bounds the wait for a session's first checkpoint save.
+const firstSave = 200 * time.Millisecond
 
 func (r *Reader) setCheckpointGauges(p Position) {
 	r.m.CheckpointPos.Set(float64(p.Pos))

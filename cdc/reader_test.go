@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +25,7 @@ type fakeSource struct {
 func (s *fakeSource) Status(context.Context) (SourceStatus, error) {
 	return SourceStatus{ID: "src", Current: Position{File: "b.000001", Pos: 4}, Oldest: "b.000001"}, nil
 }
-func (s *fakeSource) Open(_ context.Context, from Checkpoint) (Stream, error) {
+func (s *fakeSource) Open(ctx context.Context, from Checkpoint) (Stream, error) {
 	s.opens++
 	s.froms = append(s.froms, from)
 	var rest []Item
@@ -37,32 +36,50 @@ func (s *fakeSource) Open(_ context.Context, from Checkpoint) (Stream, error) {
 				rest = s.items[i+1:]
 			}
 		}
-		return &fakeStream{items: rest}, nil
+		return newFakeStream(ctx, rest), nil
 	}
 	for _, it := range s.items {
 		if from.Pos.Less(it.Pos) {
 			rest = append(rest, it)
 		}
 	}
-	return &fakeStream{items: rest}, nil
+	return newFakeStream(ctx, rest), nil
 }
 func (s *fakeSource) Holds(_ context.Context, gtidSet string) (bool, string, error) {
 	s.asked = append(s.asked, gtidSet)
 	return s.holds == "yes", s.holds, nil
 }
 
-type fakeStream struct{ items []Item }
-
-func (s *fakeStream) Next(ctx context.Context) (Item, error) {
-	if len(s.items) == 0 {
-		<-ctx.Done()
-		return Item{}, io.EOF
-	}
-	it := s.items[0]
-	s.items = s.items[1:]
-	return it, nil
+// fakeStream sends its items, then nothing until it is closed or ctx ends.
+type fakeStream struct {
+	ch   chan Streamed
+	done chan struct{}
+	once sync.Once
 }
-func (s *fakeStream) Close() {}
+
+func newFakeStream(ctx context.Context, items []Item) *fakeStream {
+	s := &fakeStream{ch: make(chan Streamed), done: make(chan struct{})}
+	go func() {
+		defer close(s.ch)
+		for _, it := range items {
+			select {
+			case s.ch <- Streamed{Item: it}:
+			case <-s.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}()
+	return s
+}
+
+func (s *fakeStream) Items() <-chan Streamed { return s.ch }
+func (s *fakeStream) Close()                 { s.once.Do(func() { close(s.done) }) }
 
 type fakeStore struct {
 	mu    sync.Mutex
@@ -372,25 +389,49 @@ func TestBatchedTransactionCheckpointWaitsForItsMessage(t *testing.T) {
 // interval came round, so a restart does not publish it all again.
 func TestShutdownSavesTheConfirmedCheckpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}
+		src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110), rowsAt(200, 2), commitAt(210)}}
 		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
 		ch := newFakeChannel()
-		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour}, src, store, &fakeLeader{}, ch)
+		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour, BatchChanges: 1}, src, store, &fakeLeader{}, ch)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- r.Run(ctx) }()
-		time.Sleep(time.Second) // published (after the linger), not yet checkpointed
+		time.Sleep(time.Second) // both transactions published, each in its message
 		ch.confirm(1)
+		time.Sleep(time.Second) // the session's first save
+		ch.confirm(2)
 		synctest.Wait()
-		if got := store.saved().Pos; got != 4 {
-			t.Fatalf("checkpoint at %d before shutdown; the test wants the interval not to have come round", got)
+		if got := store.saved().Pos; got != 110 {
+			t.Fatalf("checkpoint at %d before shutdown; the test wants the first save (110) and the interval not come round", got)
 		}
 		cancel() // SIGTERM
 		if err := <-done; err != nil {
 			t.Fatalf("run: %v", err)
 		}
+		if got := store.saved().Pos; got != 210 {
+			t.Errorf("checkpoint at %d after shutdown, want 210 (the confirmed transaction)", got)
+		}
+	})
+}
+
+// TestASessionSavesItsFirstCheckpointWithoutWaitingTheInterval prevents a reader in a crash
+// loop (killed about every checkpoint interval) from republishing the same changes forever:
+// a session's first confirmed boundary is saved within firstSave, not a whole interval later.
+func TestASessionSavesItsFirstCheckpointWithoutWaitingTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{items: []Item{rowsAt(100, 1), commitAt(110)}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour}, src, store, &fakeLeader{}, ch)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go r.Run(ctx)
+		time.Sleep(time.Second) // published after the linger
+		ch.confirm(1)
+		time.Sleep(firstSave + time.Millisecond)
+		synctest.Wait()
 		if got := store.saved().Pos; got != 110 {
-			t.Errorf("checkpoint at %d after shutdown, want 110 (the confirmed transaction)", got)
+			t.Errorf("checkpoint at %d %v after the confirm, want 110 (the first save does not wait the hour)", got, firstSave)
 		}
 	})
 }

@@ -181,27 +181,10 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		return st, fmt.Errorf("read server version: %w", err)
 	}
-	stmt := statusStatement(s.opts.Flavor, version)
-	rows, err := s.db.QueryContext(ctx, stmt)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
+	if err := s.current(ctx, statusStatement(s.opts.Flavor, version), &st); err != nil {
+		return st, err
 	}
-	var doDB, ignoreDB, executed sql.NullString // MariaDB has no Executed_Gtid_Set column
-	if err := scanFirst(rows, &st.Current.File, &st.Current.Pos, &doDB, &ignoreDB, &executed); err != nil {
-		return st, fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
-	}
-	if s.opts.Flavor == gomysql.MySQLFlavor {
-		st.GTIDSet = strings.ReplaceAll(executed.String, "\n", "") // one line per uuid
-	} else {
-		// The GTID position at exactly Current: a new reader's start point carries it, so a
-		// source failover before its first commit checkpoint still resumes by GTID.
-		var pos sql.NullString
-		if err := s.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", st.Current.File, st.Current.Pos).Scan(&pos); err != nil {
-			return st, fmt.Errorf("read GTID position at %s: %w", st.Current, err)
-		}
-		st.GTIDSet = pos.String
-	}
-	rows, err = s.db.QueryContext(ctx, "SHOW BINARY LOGS")
+	rows, err := s.db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
 		return st, fmt.Errorf("show binary logs: %w", err)
 	}
@@ -210,6 +193,58 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 		return st, fmt.Errorf("show binary logs: %w", err)
 	}
 	return st, nil
+}
+
+// current reads the binlog's end and the GTID position there into st. MySQL reports both in
+// one row. MariaDB's @@gtid_binlog_pos is read before and after the position: equal, no
+// transaction was written in between (the position is read under the binlog's lock, never in
+// the middle of a transaction), so the position's GTID position is that one. A new reader's
+// start point carries it: a source failover before its first commit checkpoint still resumes
+// by GTID. BINLOG_GTID_POS would scan the file and answers NULL past an event larger than
+// max_allowed_packet; on a binlog too busy to read the same twice, the GTID set is left empty
+// (the stream finds it when it opens).
+func (s *Source) current(ctx context.Context, stmt string, st *cdc.SourceStatus) error {
+	status := func() error {
+		rows, err := s.db.QueryContext(ctx, stmt)
+		if err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
+		}
+		var doDB, ignoreDB, executed sql.NullString // MariaDB has no Executed_Gtid_Set column
+		if err := scanFirst(rows, &st.Current.File, &st.Current.Pos, &doDB, &ignoreDB, &executed); err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(stmt), err)
+		}
+		st.GTIDSet = strings.ReplaceAll(executed.String, "\n", "") // MySQL: one line per uuid
+		return nil
+	}
+	if s.opts.Flavor == gomysql.MySQLFlavor {
+		return status()
+	}
+	gtidPos := func() (string, error) {
+		var pos string
+		if err := s.db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+			return "", fmt.Errorf("read @@gtid_binlog_pos: %w", err)
+		}
+		return pos, nil
+	}
+	for range 10 {
+		before, err := gtidPos()
+		if err != nil {
+			return err
+		}
+		if err := status(); err != nil {
+			return err
+		}
+		after, err := gtidPos()
+		if err != nil {
+			return err
+		}
+		if before == after {
+			st.GTIDSet = after
+			return nil
+		}
+	}
+	st.GTIDSet = ""
+	return nil
 }
 
 // scanFirst scans the first columns of the first row into dst and closes rows.
@@ -255,12 +290,14 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	if err != nil {
 		return nil, err
 	}
-	st := &stream{src: s, file: from.Pos.File, tables: map[uint64]cachedTable{}, gtids: gtids}
+	st := &stream{src: s, file: from.Pos.File, tables: map[uint64]cachedTable{}, gtids: gtids,
+		items: make(chan cdc.Streamed, streamBuffer), done: make(chan struct{})}
 	cfg, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
 	}
 	cfg.RowsEventDecodeFunc = st.decodeRows
+	cfg.SynchronousEventHandler = st
 	st.syncer = replication.NewBinlogSyncer(cfg)
 	var bs *replication.BinlogStreamer
 	if from.ByGTID() {
@@ -273,8 +310,27 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 		st.syncer.Close()
 		return nil, fmt.Errorf("start binlog sync: %w", err)
 	}
-	st.bs = bs
+	go st.watch(bs)
 	return st, nil
+}
+
+// streamBuffer is how many items (a rows event's changes, a commit) wait between the binlog
+// and the reader; go-mysql's own event cache is unused (it hands every event to HandleEvent).
+const streamBuffer = 1024
+
+// watch delivers the error that ends go-mysql's reading (a failed read, an error returned by
+// HandleEvent, the syncer closed) as the stream's last value, then closes it. It sleeps until
+// then: go-mysql sends events only to HandleEvent.
+func (st *stream) watch(bs *replication.BinlogStreamer) {
+	defer close(st.items)
+	_, err := bs.GetEvent(context.Background())
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	select {
+	case st.items <- cdc.Streamed{Err: err}:
+	case <-st.done:
+	}
 }
 
 // Holds reports whether this server can stream every transaction after gtidSet: it must have
@@ -541,10 +597,14 @@ type cachedTable struct {
 	err string // why the table cannot be decoded, if it cannot
 }
 
+// stream turns binlog events into the reader's items in go-mysql's reading goroutine
+// (HandleEvent): every field below syncer belongs to that goroutine.
 type stream struct {
 	src    *Source
 	syncer *replication.BinlogSyncer
-	bs     *replication.BinlogStreamer
+	items  chan cdc.Streamed
+	done   chan struct{} // closed by Close: a pending send gives up
+	once   sync.Once
 
 	file     string
 	gtid     string     // the current transaction's GTID
@@ -577,7 +637,31 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	return nil
 }
 
-func (st *stream) Close() { st.syncer.Close() }
+func (st *stream) Items() <-chan cdc.Streamed { return st.items }
+
+func (st *stream) Close() {
+	st.once.Do(func() { close(st.done) })
+	st.syncer.Close()
+}
+
+// errStreamClosed ends go-mysql's reading when the reader has gone.
+var errStreamClosed = errors.New("binlog stream closed")
+
+// HandleEvent is go-mysql's SynchronousEventHandler: it runs in the goroutine that reads the
+// binlog and hands the event's item, if any, to the reader, waiting while the reader is busy
+// (the back-pressure from the broker reaches the binlog connection).
+func (st *stream) HandleEvent(ev *replication.BinlogEvent) error {
+	item, ok, err := st.item(ev)
+	if err != nil || !ok {
+		return err
+	}
+	select {
+	case st.items <- cdc.Streamed{Item: item}:
+		return nil
+	case <-st.done:
+		return errStreamClosed
+	}
+}
 
 // Query events that neither open nor end a transaction: a checkpoint there would sit in the
 // middle of one (invariant 1), and the rest of it would lose its GTID and commit time.
@@ -591,73 +675,64 @@ var (
 	reDDL      = regexp.MustCompile("(?i)^\\s*(ALTER|DROP|RENAME|CREATE)\\s+(?:TEMPORARY\\s+)?TABLE")
 )
 
-// Next returns the next item the reader cares about.
-func (st *stream) Next(ctx context.Context) (cdc.Item, error) {
-	for {
-		ev, err := st.bs.GetEvent(ctx)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return cdc.Item{}, err
+// item turns one binlog event into the item the reader cares about, if any (ok).
+func (st *stream) item(ev *replication.BinlogEvent) (item cdc.Item, ok bool, err error) {
+	pos := cdc.Position{File: st.file, Pos: ev.Header.LogPos}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		st.file = string(e.NextLogName)
+	case *replication.MariadbGTIDEvent:
+		st.gtid = string(appendMariadbGTID(make([]byte, 0, 32), e.GTID))
+		if st.gtids.mariadb != nil {
+			st.gtids.mariadb[e.GTID.DomainID] = e.GTID
 		}
-		pos := cdc.Position{File: st.file, Pos: ev.Header.LogPos}
-		switch e := ev.Event.(type) {
-		case *replication.RotateEvent:
-			st.file = string(e.NextLogName)
-		case *replication.MariadbGTIDEvent:
-			st.gtid = string(appendMariadbGTID(make([]byte, 0, 32), e.GTID))
-			if st.gtids.mariadb != nil {
-				st.gtids.mariadb[e.GTID.DomainID] = e.GTID
-			}
-			st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
-		case *replication.GTIDEvent:
-			if next, err := e.GTIDNext(); err == nil {
-				st.gtid = next.String()
-				if st.gtids.mysql != nil {
-					if err := st.gtids.mysql.Update(st.gtid); err != nil {
-						return cdc.Item{}, fmt.Errorf("add GTID %s: %w", st.gtid, err)
-					}
+		st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
+	case *replication.GTIDEvent:
+		if next, err := e.GTIDNext(); err == nil {
+			st.gtid = next.String()
+			if st.gtids.mysql != nil {
+				if err := st.gtids.mysql.Update(st.gtid); err != nil {
+					return cdc.Item{}, false, fmt.Errorf("add GTID %s: %w", st.gtid, err)
 				}
-			}
-			st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
-			if e.OriginalCommitTimestamp > 0 {
-				st.txnTS = time.UnixMicro(int64(e.OriginalCommitTimestamp)).Truncate(time.Second)
-			}
-		case *replication.XIDEvent:
-			return st.commit(pos), nil
-		case *replication.QueryEvent:
-			q := string(e.Query)
-			if strings.EqualFold(q, "BEGIN") || reXAStart.MatchString(q) {
-				if st.txnTS.IsZero() || st.gtid == "" {
-					st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
-				}
-				continue
-			}
-			if reInTxn.MatchString(q) {
-				continue // SAVEPOINT and friends are inside the transaction: not a commit point
-			}
-			item := st.commit(pos) // COMMIT/ROLLBACK of a non-transactional engine, XA COMMIT, or a DDL
-			if m := reTruncate.FindStringSubmatch(q); m != nil {
-				db, tbl := string(e.Schema), m[1]
-				if m[2] != "" {
-					db, tbl = m[1], m[2]
-				}
-				if st.src.followed[db][tbl] {
-					item.Resync = &cdc.ResyncMark{Table: db + "." + tbl, Reason: "truncate",
-						Detail: "TRUNCATE writes no row events: " + trim(q), Pos: pos}
-				}
-			} else if reDDL.MatchString(q) {
-				st.src.opts.Logger.Info("DDL in the binlog; row events carry their own columns", "schema", string(e.Schema),
-					"query", trim(q), "position", pos.String())
-			}
-			return item, nil
-		case *replication.RowsEvent:
-			if item, ok := st.rows(e, pos); ok {
-				return item, nil
 			}
 		}
+		st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
+		if e.OriginalCommitTimestamp > 0 {
+			st.txnTS = time.UnixMicro(int64(e.OriginalCommitTimestamp)).Truncate(time.Second)
+		}
+	case *replication.XIDEvent:
+		return st.commit(pos), true, nil
+	case *replication.QueryEvent:
+		q := string(e.Query)
+		if strings.EqualFold(q, "BEGIN") || reXAStart.MatchString(q) {
+			if st.txnTS.IsZero() || st.gtid == "" {
+				st.txnTS = time.Unix(int64(ev.Header.Timestamp), 0)
+			}
+			return cdc.Item{}, false, nil
+		}
+		if reInTxn.MatchString(q) {
+			return cdc.Item{}, false, nil // SAVEPOINT and friends are inside the transaction: not a commit point
+		}
+		item := st.commit(pos) // COMMIT/ROLLBACK of a non-transactional engine, XA COMMIT, or a DDL
+		if m := reTruncate.FindStringSubmatch(q); m != nil {
+			db, tbl := string(e.Schema), m[1]
+			if m[2] != "" {
+				db, tbl = m[1], m[2]
+			}
+			if st.src.followed[db][tbl] {
+				item.Resync = &cdc.ResyncMark{Table: db + "." + tbl, Reason: "truncate",
+					Detail: "TRUNCATE writes no row events: " + trim(q), Pos: pos}
+			}
+		} else if reDDL.MatchString(q) {
+			st.src.opts.Logger.Info("DDL in the binlog; row events carry their own columns", "schema", string(e.Schema),
+				"query", trim(q), "position", pos.String())
+		}
+		return item, true, nil
+	case *replication.RowsEvent:
+		item, ok := st.rows(e, pos)
+		return item, ok, nil
 	}
+	return cdc.Item{}, false, nil
 }
 
 func (st *stream) commit(pos cdc.Position) cdc.Item {
