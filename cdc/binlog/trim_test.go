@@ -1,6 +1,8 @@
 package binlog
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"reflect"
 	"testing"
@@ -46,7 +48,7 @@ func testParser(t testing.TB, cols []testCol, pk []int, decode func(*replication
 	copy(fde[2:], "5.0.0") // old enough to carry no checksum
 	fde = binary.LittleEndian.AppendUint32(fde, 0)
 	fde = append(fde, replication.EventHeaderSize)
-	for range 40 {
+	for range 200 { // through MariaDB's event types (compressed rows events are 166-171)
 		fde = append(fde, 8) // post-header length 8: 6-byte table ids
 	}
 	tm := []byte{7, 0, 0, 0, 0, 0, 0, 0, 1, 'd', 0, 1, 't', 0, byte(len(cols))}
@@ -337,15 +339,29 @@ func TestUnmeasurableUpdateIsDecodedWhole(t *testing.T) {
 	}
 }
 
-// TestCompressedRowsEventsAreRecognized prevents trimming MariaDB's compressed rows events,
-// whose row data is zlib until DecodeData inflates it: the flag is go-mysql's unexported
-// RowsEvent.compressed, and a go-mysql without it must turn trimming off, not guess.
-func TestCompressedRowsEventsAreRecognized(t *testing.T) {
+// TestCompressedUpdateIsDecodedWhole prevents measuring MariaDB's compressed rows events
+// (log_bin_compress: UPDATE_ROWS_COMPRESSED_EVENT_V1), whose row data reaches the decode
+// function still zlib-compressed (DecodeData inflates it): they are decoded whole. The flag is
+// go-mysql's unexported RowsEvent.compressed; a go-mysql without it turns trimming off.
+func TestCompressedUpdateIsDecodedWhole(t *testing.T) {
 	if compressedField < 0 {
 		t.Fatal("go-mysql's RowsEvent has no bool field compressed: no update is trimmed")
 	}
-	if c, known := compressed(&replication.RowsEvent{}); c || !known {
-		t.Errorf("a plain rows event reads as compressed=%v known=%v", c, known)
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	plain := updateEvent(len(itemsCols), itemImage(1, 5, "a", t0), itemImage(1, 6, "a", t0))
+	head := replication.EventHeaderSize + 9 + 2*((len(itemsCols)+7)/8) // table id, flags, count, bitmaps
+	rows := plain[head:]
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(rows)
+	zw.Close()
+	body := append(append([]byte{}, plain[replication.EventHeaderSize:head]...), 0x84)
+	body = append(binary.BigEndian.AppendUint32(body, uint32(len(rows))), z.Bytes()...)
+	ev := binlogEvent(replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1, body)
+	trimmed, full := decodeBoth(t, itemsCols, []int{0}, nil, ev)
+	checkKept(t, trimmed, full, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	if full.Rows[1][3] != int32(6) {
+		t.Fatalf("the hand-built compressed event decodes as %v", full.Rows)
 	}
 }
 
