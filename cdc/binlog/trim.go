@@ -111,12 +111,12 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 	}
 	nullLen := (kept + 7) / 8
 	size := 0
-	for j, s := range spans {
-		if j%n == 0 {
-			size += nullLen
-		}
-		if keep[j%n] && s.start >= 0 {
-			size += s.end - s.start
+	for img := 0; img < len(spans); img += n {
+		size += nullLen
+		for i, s := range spans[img : img+n] {
+			if keep[i] && s.start >= 0 {
+				size += s.end - s.start
+			}
 		}
 	}
 	// A new buffer per event: go-mysql's decoded strings and []byte values point into it.
@@ -200,9 +200,19 @@ func (tr *trimmer) plan(tme *replication.TableMapEvent) *trimPlan {
 	}
 	p = &trimPlan{tme: tme}
 	tr.plans[tme.TableID] = p
-	t, _, failed := tableOf(tme)
-	if failed != "" || len(tme.ColumnType) != len(tme.ColumnMeta) {
-		return p
+	n := int(tme.ColumnCount)
+	if len(tme.ColumnName) != n || len(tme.ColumnType) != n || len(tme.ColumnMeta) != n {
+		return p // no names (the stream marks such rows no_metadata): nothing to match
+	}
+	// The table's name, column names and primary key, from the event's exported fields only:
+	// tableOf would also fill go-mysql's lazy caches on tme (ColumnNameString...), which the
+	// Next goroutine's tableOf fills too (st.rows), and this is the parser goroutine.
+	t := &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, n)}
+	for i, name := range tme.ColumnName {
+		t.Columns[i].Name = string(name)
+	}
+	for _, k := range tme.PrimaryKey {
+		t.PK = append(t.PK, int(k))
 	}
 	p.inline = tr.whole.AppendInline(nil, t)
 	p.sizes = make([]colSize, len(tme.ColumnType))
