@@ -106,8 +106,10 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 			bitmap[i>>3] |= 1 << (i & 7)
 		}
 	}
-	if kept == n {
-		return nil, nil, false // nothing to leave out: decoding in place is the same
+	if kept == n || kept == 0 {
+		// All: nothing to leave out. None (no key, no whole column, images alike): images of
+		// no bytes would end go-mysql's row loop at once and lose the rows.
+		return nil, nil, false
 	}
 	nullLen := (kept + 7) / 8
 	size := 0

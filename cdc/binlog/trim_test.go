@@ -236,6 +236,19 @@ func TestUpdateThatChangesNothingDecodesOnlyTheKey(t *testing.T) {
 	checkKept(t, trimmed, full, 0)
 }
 
+// TestUpdateWithoutKeyOrChangeKeepsItsRows prevents losing the rows of an update of a table
+// without a primary key whose images are alike: with no column to keep, the rewritten rows
+// would have no bytes and go-mysql would read no row at all.
+func TestUpdateWithoutKeyOrChangeKeepsItsRows(t *testing.T) {
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	img := itemImage(9, 5, "same", t0)
+	trimmed, full := decodeBoth(t, itemsCols, nil, nil, updateEvent(len(itemsCols), img, img, img, img))
+	if len(trimmed.Rows) != 4 {
+		t.Fatalf("%d images decoded, want 4", len(trimmed.Rows))
+	}
+	checkKept(t, trimmed, full, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+}
+
 // TestCharOver255BytesIsMeasuredWithATwoByteLength prevents mis-measuring a CHAR whose
 // maximum length in bytes exceeds 255 (CHAR(100) utf8mb4: 400 bytes): the table map folds
 // bits 8-9 of the length into the real type byte (MySQL bug 37426), and the value then has a
