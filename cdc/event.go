@@ -152,6 +152,19 @@ const InlineMax = 256
 // primary key is always whole. Names compare case-insensitively, as MySQL's do.
 type WholeColumns map[string][]string
 
+// AppendInline appends to dst, per column of t, whether its values are sent whole and always
+// carried by an update's images: t's primary key and the columns w names for t. The binlog
+// source decodes, of an update, only these and the changed columns (docs/cdc.md, "Update
+// images"), so this rule is the one both sides apply.
+func (w WholeColumns) AppendInline(dst []bool, t *Table) []bool {
+	whole := w[t.FullName()]
+	for i, col := range t.Columns {
+		dst = append(dst, slices.Contains(t.PK, i) ||
+			slices.ContainsFunc(whole, func(n string) bool { return strings.EqualFold(n, col.Name) }))
+	}
+	return dst
+}
+
 // What the before and after images of an update carry (cdc.update_images, docs/cdc.md,
 // "Update images"). Inserts and deletes always carry every column.
 const (
@@ -192,12 +205,9 @@ type encoder struct {
 func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 	if c.Table != e.table {
 		e.table, e.name = c.Table, c.Table.FullName()
-		e.keys, e.inline = e.keys[:0], e.inline[:0]
-		whole := e.whole[e.name]
-		for i, col := range c.Table.Columns {
+		e.keys, e.inline = e.keys[:0], e.whole.AppendInline(e.inline[:0], c.Table)
+		for _, col := range c.Table.Columns {
 			e.keys = append(e.keys, append(appendString(nil, col.Name), ':'))
-			e.inline = append(e.inline, slices.Contains(c.Table.PK, i) ||
-				slices.ContainsFunc(whole, func(w string) bool { return strings.EqualFold(w, col.Name) }))
 		}
 	}
 	b = append(b, `{"table":`...)

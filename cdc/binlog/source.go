@@ -38,6 +38,13 @@ type SourceOptions struct {
 	// that connection.
 	TLS    func() (*tls.Config, error)
 	Logger *slog.Logger
+	// UpdateImages is the reader's cdc.update_images. With cdc.UpdateImagesChanged an update
+	// decodes only the columns its images will carry (the primary key, WholeColumns, and the
+	// columns any row of its rows event changes: trim.go); the others stay nil in both images.
+	// Any other value, "" included, decodes every column.
+	UpdateImages string
+	// WholeColumns are the reader's cdc.Options.WholeColumns: decoded in every update.
+	WholeColumns cdc.WholeColumns
 }
 
 // Source reads the binlog of one server.
@@ -292,6 +299,9 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	}
 	st := &stream{src: s, file: from.Pos.File, tables: map[uint64]cachedTable{}, gtids: gtids,
 		items: make(chan cdc.Streamed, streamBuffer), done: make(chan struct{})}
+	if s.opts.UpdateImages == cdc.UpdateImagesChanged {
+		st.trim = &trimmer{whole: s.opts.WholeColumns}
+	}
 	cfg, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
@@ -614,10 +624,12 @@ type stream struct {
 	warned   map[string]bool // tables whose unknown column types were logged this session
 	decodeMu sync.Mutex
 	badRows  map[*replication.RowsEvent]error // undecodable followed rows, set by decodeRows
+	trim     *trimmer                         // nil: every column decoded; only decodeRows uses it
 }
 
 // decodeRows runs in go-mysql's parser goroutine: it decodes only the rows of followed tables
-// (the table name is in the table map event, checked before any row is decoded).
+// (the table name is in the table map event, checked before any row is decoded) and, with
+// trimmed update images, of an update only the columns the images carry (trim.go).
 func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
@@ -626,7 +638,12 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	if !st.src.followed[string(e.Table.Schema)][string(e.Table.Table)] {
 		return nil // e.Rows stays nil: skipped cheaply
 	}
-	if err := e.DecodeData(pos, data); err != nil {
+	if st.trim != nil {
+		err = st.trim.decode(e, pos, data)
+	} else {
+		err = e.DecodeData(pos, data)
+	}
+	if err != nil {
 		st.decodeMu.Lock()
 		if st.badRows == nil {
 			st.badRows = map[*replication.RowsEvent]error{}

@@ -67,7 +67,7 @@ the ratios of the best rates, and the message bytes per change (as sent and as J
 				return usageError{err}
 			}
 			log := slog.Default()
-			src, err := newCDCSource(cfg, tables, log)
+			src, err := newCDCSource(cfg, tables, model, log)
 			if err != nil {
 				return usageError{err}
 			}

@@ -120,7 +120,7 @@ func runCDC(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) error 
 	defer stopHTTP()
 	metrics := cdc.NewMetrics(ep.reg)
 
-	src, err := newCDCSource(cfg, tables, log)
+	src, err := newCDCSource(cfg, tables, model, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -323,11 +323,13 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready func() bool) (fun
 	}, nil
 }
 
-// newCDCSource builds the binlog source of cfg.Source following tables.
-func newCDCSource(cfg *config.Config, tables []string, log *slog.Logger) (*binlog.Source, error) {
+// newCDCSource builds the binlog source of cfg.Source following tables, decoding of an update
+// what the reader's images carry (the whole columns of model, cfg.CDC.UpdateImages).
+func newCDCSource(cfg *config.Config, tables []string, model *indexer.Model, log *slog.Logger) (*binlog.Source, error) {
 	return binlog.NewSource(binlog.SourceOptions{
 		Flavor: string(cfg.Source.Flavor), Host: cfg.Source.Host, Port: uint16(cfg.Source.Port),
 		User: cfg.Source.User, Password: cfg.Source.Password.Reveal(), ServerID: cfg.Source.ServerID,
 		TLS: cfg.Source.TLSConfig, Tables: tables, Logger: log,
+		UpdateImages: cfg.CDC.UpdateImages, WholeColumns: wholeColumns(model),
 	})
 }
