@@ -616,18 +616,21 @@ type stream struct {
 	done   chan struct{} // closed by Close: a pending send gives up
 	once   sync.Once
 
-	file     string
-	gtid     string     // the current transaction's GTID
-	gtids    *gtidState // the GTID position after the current transaction
-	txnTS    time.Time
-	tables   map[uint64]cachedTable
-	warned   map[string]bool // tables whose unknown column types were logged this session
-	decodeMu sync.Mutex
-	badRows  map[*replication.RowsEvent]error // undecodable followed rows, set by decodeRows
-	trim     *trimmer                         // nil: every column decoded; only decodeRows uses it
+	file   string
+	gtid   string     // the current transaction's GTID
+	gtids  *gtidState // the GTID position after the current transaction
+	txnTS  time.Time
+	tables map[uint64]cachedTable
+	warned map[string]bool // tables whose unknown column types were logged this session
+	// bad is the rows event decodeRows could not decode, and badErr why: HandleEvent's item
+	// for that event, next in the same goroutine, is a resync mark.
+	bad    *replication.RowsEvent
+	badErr error
+	trim   *trimmer // nil: every column decoded
 }
 
-// decodeRows runs in go-mysql's parser goroutine: it decodes only the rows of followed tables
+// decodeRows runs in go-mysql's reading goroutine, before HandleEvent gets the event: it
+// decodes only the rows of followed tables
 // (the table name is in the table map event, checked before any row is decoded) and, with
 // trimmed update images, of an update only the columns the images carry (trim.go).
 func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
@@ -644,12 +647,7 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 		err = e.DecodeData(pos, data)
 	}
 	if err != nil {
-		st.decodeMu.Lock()
-		if st.badRows == nil {
-			st.badRows = map[*replication.RowsEvent]error{}
-		}
-		st.badRows[e] = err
-		st.decodeMu.Unlock()
+		st.bad, st.badErr = e, err
 	}
 	return nil
 }
@@ -759,14 +757,11 @@ func (st *stream) commit(pos cdc.Position) cdc.Item {
 }
 
 func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bool) {
-	st.decodeMu.Lock()
-	bad, isBad := st.badRows[e]
-	delete(st.badRows, e)
-	st.decodeMu.Unlock()
 	name := string(e.Table.Schema) + "." + string(e.Table.Table)
-	if isBad {
+	if e == st.bad {
+		st.bad = nil
 		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "undecodable",
-			Detail: bad.Error(), Pos: pos}}, true
+			Detail: st.badErr.Error(), Pos: pos}}, true
 	}
 	if e.Rows == nil {
 		return cdc.Item{}, false

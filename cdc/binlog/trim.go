@@ -19,7 +19,7 @@ import (
 // images, which the encoder leaves out as unchanged. Values are still decoded by go-mysql
 // only; an event it cannot measure for sure is decoded whole.
 //
-// It runs in go-mysql's parser goroutine (RowsEventDecodeFunc) and is touched by no other.
+// It runs in go-mysql's reading goroutine (RowsEventDecodeFunc) and is touched by no other.
 type trimmer struct {
 	whole cdc.WholeColumns
 	plans map[uint64]*trimPlan // by table id
@@ -206,9 +206,9 @@ func (tr *trimmer) plan(tme *replication.TableMapEvent) *trimPlan {
 	if len(tme.ColumnName) != n || len(tme.ColumnType) != n || len(tme.ColumnMeta) != n {
 		return p // no names (the stream marks such rows no_metadata): nothing to match
 	}
-	// The table's name, column names and primary key, from the event's exported fields only:
-	// tableOf would also fill go-mysql's lazy caches on tme (ColumnNameString...), which the
-	// Next goroutine's tableOf fills too (st.rows), and this is the parser goroutine.
+	// The table's name, column names and primary key, all the plan needs, from the event's
+	// fields (tableOf, which st.rows runs after the decode, also reads types, charsets and
+	// enum members).
 	t := &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, n)}
 	for i, name := range tme.ColumnName {
 		t.Columns[i].Name = string(name)
