@@ -160,9 +160,14 @@ func readChanges(ctx context.Context, t *testing.T, src *binlog.Source, from, to
 	defer st.Close()
 	var out []cdc.Change
 	for {
-		item, err := st.Next(ctx)
-		if err != nil {
-			t.Fatalf("read binlog (%d changes so far, up to %s): %v", len(out), to, err)
+		var item cdc.Streamed
+		select {
+		case item = <-st.Items():
+		case <-ctx.Done():
+			t.Fatalf("read binlog (%d changes so far, up to %s): %v", len(out), to, ctx.Err())
+		}
+		if item.Err != nil {
+			t.Fatalf("read binlog (%d changes so far, up to %s): %v", len(out), to, item.Err)
 		}
 		if item.Resync != nil {
 			t.Fatalf("resync mark at %s: %s: %s", item.Pos, item.Resync.Reason, item.Resync.Detail)
