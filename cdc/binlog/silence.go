@@ -34,16 +34,23 @@ const (
 	trickleBytes = 16 << 10
 )
 
-// dialWatched is the replication connection's dialer: a TCP connection whose reads are
-// bounded by timeout and coalesced over window (watchedConn).
+// dialWatched is the replication connection's dialer, one per stream: a TCP connection whose
+// reads are bounded by timeout and coalesced over window (watchedConn). Once a connection it
+// made went silent it dials no more: go-mysql's close would otherwise open one through the
+// same silent network to KILL the old one and wait out the silence bound a second time (the
+// server drops the old connection itself once its net_write_timeout passes).
 func dialWatched(timeout, window time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var silenced atomic.Bool
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if silenced.Load() {
+			return nil, fmt.Errorf("binlog connection to %s went silent: not dialing it again for this stream", addr)
+		}
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		c := watch(conn, timeout)
-		c.window = window
+		c.window, c.silenced = window, &silenced
 		return c, nil
 	}
 }
@@ -59,11 +66,13 @@ type watchedConn struct {
 	net.Conn
 	timeout time.Duration
 	window  time.Duration
-	caught  bool         // the last read returned less than trickleBytes; only the reader touches it
-	since   atomic.Int64 // UnixNano when the pending read started; 0: no read pending
-	silent  atomic.Bool  // closed by the watchdog
-	stop    chan struct{}
-	once    sync.Once
+	caught  bool // the last read returned less than trickleBytes; only the reader touches it
+	// silenced, when set, is raised with silent: its dialer's other connections are not made.
+	silenced *atomic.Bool
+	since    atomic.Int64 // UnixNano when the pending read started; 0: no read pending
+	silent   atomic.Bool  // closed by the watchdog
+	stop     chan struct{}
+	once     sync.Once
 }
 
 func watch(conn net.Conn, timeout time.Duration) *watchedConn {
@@ -102,6 +111,9 @@ func (c *watchedConn) watchdog(tick time.Duration) {
 			return
 		case now := <-t.C:
 			if since := c.since.Load(); since != 0 && now.Sub(time.Unix(0, since)) > c.timeout {
+				if c.silenced != nil {
+					c.silenced.Store(true)
+				}
 				c.silent.Store(true)
 				c.Close()
 				return

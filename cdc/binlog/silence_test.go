@@ -123,3 +123,51 @@ func TestABacklogIsReadWithoutWaiting(t *testing.T) {
 		}
 	}
 }
+
+// TestASilencedStreamDoesNotDialTheSilentNetworkAgain prevents a session on a silent network
+// from taking twice the silence bound to end: go-mysql's close dials a second connection to
+// KILL the first, which would wait out the same silence.
+func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 8) // accepted, never written to
+	defer func() {
+		ln.Close()
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	}()
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- s
+		}
+	}()
+	dial := dialWatched(100*time.Millisecond, 0)
+	c, err := dial(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Read(make([]byte, 16)); err == nil || !strings.Contains(err.Error(), "no data from the server") {
+		t.Fatalf("read of a silent server: %v, want the silence error", err)
+	}
+	start := time.Now()
+	if _, err := dial(t.Context(), "tcp", ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "went silent") {
+		t.Fatalf("second dial of a silenced stream: %v, want a refusal", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	other, err := dialWatched(time.Minute, 0)(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("another stream's dialer refused too: %v", err)
+	}
+	other.Close()
+}
