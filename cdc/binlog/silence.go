@@ -39,12 +39,8 @@ const (
 // made went silent it dials no more: go-mysql's close would otherwise open one through the
 // same silent network to KILL the old one and wait out the silence bound a second time (the
 // server drops the old connection itself once its net_write_timeout passes).
-//
-// The first connection it makes is the replication connection (go-mysql runs every query of
-// the stream's setup on it, and reads the binlog from it): before each of its reads of the
-// network, in go-mysql's reading goroutine, it calls beforeRead when not nil.
-func dialWatched(timeout, window time.Duration, beforeRead func()) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	var silenced, dialed atomic.Bool
+func dialWatched(timeout, window time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var silenced atomic.Bool
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if silenced.Load() {
 			return nil, fmt.Errorf("binlog connection to %s went silent: not dialing it again for this stream", addr)
@@ -55,9 +51,6 @@ func dialWatched(timeout, window time.Duration, beforeRead func()) func(ctx cont
 		}
 		c := watch(conn, timeout)
 		c.window, c.silenced = window, &silenced
-		if !dialed.Swap(true) {
-			c.beforeRead = beforeRead
-		}
 		return c, nil
 	}
 }
@@ -76,12 +69,10 @@ type watchedConn struct {
 	caught  bool // the last read returned less than trickleBytes; only the reader touches it
 	// silenced, when set, is raised with silent: its dialer's other connections are not made.
 	silenced *atomic.Bool
-	// beforeRead, when set, runs at the start of every Read (in the reading goroutine).
-	beforeRead func()
-	since      atomic.Int64 // UnixNano when the pending read started; 0: no read pending
-	silent     atomic.Bool  // closed by the watchdog
-	stop       chan struct{}
-	once       sync.Once
+	since    atomic.Int64 // UnixNano when the pending read started; 0: no read pending
+	silent   atomic.Bool  // closed by the watchdog
+	stop     chan struct{}
+	once     sync.Once
 }
 
 func watch(conn net.Conn, timeout time.Duration) *watchedConn {
@@ -91,9 +82,6 @@ func watch(conn net.Conn, timeout time.Duration) *watchedConn {
 }
 
 func (c *watchedConn) Read(b []byte) (int, error) {
-	if c.beforeRead != nil {
-		c.beforeRead()
-	}
 	if c.caught && c.window > 0 {
 		time.Sleep(c.window)
 	}

@@ -75,7 +75,7 @@ func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
 			accepted <- s
 		}
 	}()
-	c, err := dialWatched(time.Minute, 500*time.Millisecond, nil)(t.Context(), "tcp", ln.Addr().String())
+	c, err := dialWatched(time.Minute, 500*time.Millisecond)(t.Context(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 			held <- s
 		}
 	}()
-	dial := dialWatched(100*time.Millisecond, 0, nil)
+	dial := dialWatched(100*time.Millisecond, 0)
 	c, err := dial(t.Context(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the refusal took %v", took)
 	}
-	other, err := dialWatched(time.Minute, 0, nil)(t.Context(), "tcp", ln.Addr().String())
+	other, err := dialWatched(time.Minute, 0)(t.Context(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatalf("another stream's dialer refused too: %v", err)
 	}

@@ -302,7 +302,7 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	if s.opts.UpdateImages == cdc.UpdateImagesChanged {
 		st.trim = &trimmer{whole: s.opts.WholeColumns}
 	}
-	cfg, err := s.syncerConfig(st.flush)
+	cfg, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,6 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 
 // streamBuffer is how many items (a rows event's changes, a commit) wait between the binlog
 // and the reader; go-mysql's own event cache is unused (it hands every event to HandleEvent).
-// A flush of more waits for room.
 const streamBuffer = 1024
 
 // watch delivers the error that ends go-mysql's reading (a failed read, an error returned by
@@ -525,7 +524,7 @@ func appendMariadbGTID(b []byte, g gomysql.MariadbGTID) []byte {
 }
 
 // syncerConfig is the configuration of one replication connection, with its TLS built now.
-func (s *Source) syncerConfig(beforeRead func()) (replication.BinlogSyncerConfig, error) {
+func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
 	var tlsConf *tls.Config
 	if s.opts.TLS != nil {
 		var err error
@@ -554,7 +553,7 @@ func (s *Source) syncerConfig(beforeRead func()) (replication.BinlogSyncerConfig
 		// No ReadTimeout: go-mysql would set a read deadline before every packet. The
 		// dialer's watchdog bounds a read instead, and coalesces a live stream's reads
 		// (silence.go).
-		Dialer: dialWatched(silenceTimeout, coalesceWindow, beforeRead),
+		Dialer: dialWatched(silenceTimeout, coalesceWindow),
 		// go-mysql's own retry resumes mid-transaction, without the table map; the reader
 		// restarts from its checkpoint instead.
 		DisableRetrySync: true,
@@ -566,7 +565,7 @@ func (s *Source) syncerConfig(beforeRead func()) (replication.BinlogSyncerConfig
 // benchmark (every event parsed and every row decoded by go-mysql, nothing else). It returns
 // the number of row changes decoded.
 func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error) {
-	cfg, err := s.syncerConfig(nil)
+	cfg, err := s.syncerConfig()
 	if err != nil {
 		return 0, err
 	}
@@ -611,12 +610,11 @@ type cachedTable struct {
 // stream turns binlog events into the reader's items in go-mysql's reading goroutine
 // (HandleEvent): every field below syncer belongs to that goroutine.
 type stream struct {
-	src     *Source
-	syncer  *replication.BinlogSyncer
-	items   chan cdc.Streamed
-	done    chan struct{}  // closed by Close: a pending send gives up
-	pending []cdc.Streamed // items not handed over yet (flush)
-	once    sync.Once
+	src    *Source
+	syncer *replication.BinlogSyncer
+	items  chan cdc.Streamed
+	done   chan struct{} // closed by Close: a pending send gives up
+	once   sync.Once
 
 	file   string
 	gtid   string     // the current transaction's GTID
@@ -665,37 +663,19 @@ func (st *stream) Close() {
 var errStreamClosed = errors.New("binlog stream closed")
 
 // HandleEvent is go-mysql's SynchronousEventHandler: it runs in the goroutine that reads the
-// binlog and keeps the event's item, if any, for flush.
+// binlog and hands the event's item, if any, to the reader, waiting while the reader is busy
+// (the back-pressure from the broker reaches the binlog connection).
 func (st *stream) HandleEvent(ev *replication.BinlogEvent) error {
 	item, ok, err := st.item(ev)
-	if err != nil {
-		st.flush()
+	if err != nil || !ok {
 		return err
 	}
-	if ok {
-		st.pending = append(st.pending, cdc.Streamed{Item: item})
+	select {
+	case st.items <- cdc.Streamed{Item: item}:
+		return nil
+	case <-st.done:
+		return errStreamClosed
 	}
-	return nil
-}
-
-// flush hands the pending items to the reader, waiting while the reader is busy (the
-// back-pressure from the broker reaches the binlog connection). The replication connection
-// calls it before each read of the network (dialWatched), in go-mysql's reading goroutine:
-// the items of the events already read go over at once, and a live stream wakes the reader
-// once per burst of events rather than once per item. Items wait at most until go-mysql has
-// parsed what its buffer holds (64 KiB).
-func (st *stream) flush() {
-	for i, it := range st.pending {
-		select {
-		case st.items <- it:
-		case <-st.done:
-			clear(st.pending)
-			st.pending = st.pending[:0]
-			return
-		}
-		st.pending[i] = cdc.Streamed{}
-	}
-	st.pending = st.pending[:0]
 }
 
 // Query events that neither open nor end a transaction: a checkpoint there would sit in the
