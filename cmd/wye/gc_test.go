@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -29,5 +30,21 @@ func TestGCDefaultsYieldToGOGCAndGOMEMLIMITFromTheEnvironment(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != DefaultMemoryLimit {
 		t.Errorf("without GOMEMLIMIT, the memory limit is %d, want %d", got, DefaultMemoryLimit)
+	}
+}
+
+// `wye run` must take one P by default and yield to GOMAXPROCS from the environment.
+func TestRunTakesOneProcUnlessGOMAXPROCSIsSet(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3)
+	setRunProcs()
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("with GOMAXPROCS=3 set, wye run took %d procs", got)
+	}
+	os.Unsetenv("GOMAXPROCS") // t.Setenv restores it afterwards
+	setRunProcs()
+	if got := runtime.GOMAXPROCS(0); got != DefaultRunProcs {
+		t.Errorf("without GOMAXPROCS, wye run took %d procs, want %d", got, DefaultRunProcs)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -60,6 +61,9 @@ func newRootCmd() (*cobra.Command, *globalFlags) {
 		if streaming[cmd.Name()] {
 			setGCDefaults()
 		}
+		if cmd.Name() == "run" {
+			setRunProcs()
+		}
 		return nil
 	}
 	for _, add := range subcommands {
@@ -88,6 +92,19 @@ func setGCDefaults() {
 	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(DefaultMemoryLimit)
+	}
+}
+
+// DefaultRunProcs is GOMAXPROCS for `wye run` unless the environment sets GOMAXPROCS. Its
+// stages (binlog reader, batcher, broker, indexer, HTTP) hand work to one another many times
+// per batch; with more Ps the Go scheduler spends CPU looking for work between the hand-offs,
+// and one core carries far more changes than the engines take (docs/configuration.md,
+// "GOMAXPROCS"). `wye cdc` and `wye indexer`, deployed apart, keep Go's default.
+const DefaultRunProcs = 1
+
+func setRunProcs() {
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		runtime.GOMAXPROCS(DefaultRunProcs)
 	}
 }
 
