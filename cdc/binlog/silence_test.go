@@ -64,18 +64,8 @@ func TestAStreamThatIsNotReadingIsNotCutOff(t *testing.T) {
 // binlog event at live rates: after a read that caught up, the next one waits the coalescing
 // window, and events sent meanwhile come in one read.
 func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if s, err := ln.Accept(); err == nil {
-			accepted <- s
-		}
-	}()
-	c, err := dialWatched(time.Minute, 500*time.Millisecond)(t.Context(), "tcp", ln.Addr().String())
+	addr, accepted := tcpServer(t)
+	c, err := dialWatched(time.Minute, 500*time.Millisecond)(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,29 +118,9 @@ func TestABacklogIsReadWithoutWaiting(t *testing.T) {
 // from taking twice the silence bound to end: go-mysql's close dials a second connection to
 // KILL the first, which would wait out the same silence.
 func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	held := make(chan net.Conn, 8) // accepted, never written to
-	defer func() {
-		ln.Close()
-		for len(held) > 0 {
-			(<-held).Close()
-		}
-	}()
-	go func() {
-		for {
-			s, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held <- s
-		}
-	}()
+	addr, _ := tcpServer(t) // accepts and says nothing
 	dial := dialWatched(100*time.Millisecond, 0)
-	c, err := dial(t.Context(), "tcp", ln.Addr().String())
+	c, err := dial(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,15 +129,41 @@ func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 		t.Fatalf("read of a silent server: %v, want the silence error", err)
 	}
 	start := time.Now()
-	if _, err := dial(t.Context(), "tcp", ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "went silent") {
+	if _, err := dial(t.Context(), "tcp", addr); err == nil || !strings.Contains(err.Error(), "went silent") {
 		t.Fatalf("second dial of a silenced stream: %v, want a refusal", err)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the refusal took %v", took)
 	}
-	other, err := dialWatched(time.Minute, 0)(t.Context(), "tcp", ln.Addr().String())
+	other, err := dialWatched(time.Minute, 0)(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatalf("another stream's dialer refused too: %v", err)
 	}
 	other.Close()
+}
+
+// tcpServer listens on a loopback port until the test ends and sends every connection it
+// accepts on the channel (closed with the test).
+func tcpServer(t *testing.T) (string, <-chan net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 8)
+	t.Cleanup(func() {
+		ln.Close()
+		for len(accepted) > 0 {
+			(<-accepted).Close()
+		}
+	})
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- s
+		}
+	}()
+	return ln.Addr().String(), accepted
 }
