@@ -207,9 +207,9 @@ func (s *Source) Status(ctx context.Context) (cdc.SourceStatus, error) {
 // transaction was written in between (the position is read under the binlog's lock, never in
 // the middle of a transaction), so the position's GTID position is that one. A new reader's
 // start point carries it: a source failover before its first commit checkpoint still resumes
-// by GTID. BINLOG_GTID_POS would scan the file and answers NULL past an event larger than
-// max_allowed_packet; on a binlog too busy to read the same twice, the GTID set is left empty
-// (the stream finds it when it opens).
+// by GTID. BINLOG_GTID_POS would scan the file, and answered NULL on a binlog that SHOW
+// BINLOG EVENTS cannot read through either (docs/cdc.md, "Source failover"); on a binlog too
+// busy to read the same twice, the GTID set is left empty (the stream then asks BINLOG_GTID_POS).
 func (s *Source) current(ctx context.Context, stmt string, st *cdc.SourceStatus) error {
 	status := func() error {
 		rows, err := s.db.QueryContext(ctx, stmt)
