@@ -871,12 +871,8 @@ func tableOf(tme *replication.TableMapEvent) (t *cdc.Table, unknown []string, fa
 		col := cdc.Column{Name: names[i]}
 		tp, meta := tme.ColumnType[i], tme.ColumnMeta[i]
 		length := int(meta) // CHAR/BINARY: the column's length in bytes (go-mysql decodeValue)
-		if tp == gomysql.MYSQL_TYPE_STRING && meta >= 256 {
-			if b0 := byte(meta >> 8); b0&0x30 != 0x30 {
-				tp, length = b0|0x30, int(meta&0xFF)|int((b0&0x30)^0x30)<<4
-			} else {
-				tp, length = b0, int(meta&0xFF)
-			}
+		if tp == gomysql.MYSQL_TYPE_STRING {
+			tp, length = stringType(meta)
 		}
 		switch tp {
 		case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24,

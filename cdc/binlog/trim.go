@@ -237,18 +237,7 @@ func columnSize(tp byte, meta uint16) (colSize, bool) {
 	fixed := func(n int) (colSize, bool) { return colSize{fixed: n}, true }
 	prefixed := func(n int) (colSize, bool) { return colSize{prefix: n}, n >= 1 && n <= 4 }
 	if tp == gomysql.MYSQL_TYPE_STRING {
-		// CHAR, BINARY, ENUM and SET all log as STRING: the real type in meta's high byte
-		// and the maximum length in bytes in its low byte, with bits 4-5 of the high byte
-		// (inverted) as bits 8-9 of lengths over 255 (MySQL bug 37426).
-		length := int(meta)
-		if meta >= 256 {
-			b0 := byte(meta >> 8)
-			if b0&0x30 != 0x30 {
-				tp, length = b0|0x30, int(meta&0xFF)|int((b0&0x30)^0x30)<<4
-			} else {
-				tp, length = b0, int(meta&0xFF)
-			}
-		}
+		tp, length := stringType(meta)
 		switch tp {
 		case gomysql.MYSQL_TYPE_STRING:
 			return prefixed(lengthPrefix(length))
@@ -360,4 +349,19 @@ func compressed(e *replication.RowsEvent) (yes, known bool) {
 		return false, false
 	}
 	return reflect.ValueOf(e).Elem().Field(compressedField).Bool(), true
+}
+
+// stringType is the real type and the maximum length in bytes of a column the binlog logs as
+// MYSQL_TYPE_STRING (CHAR, BINARY, ENUM and SET), from its table map metadata: the type in
+// meta's high byte and the length in its low byte, with bits 4-5 of the high byte (inverted)
+// as bits 8-9 of lengths over 255 (MySQL bug 37426), as go-mysql's decodeValue reads them.
+func stringType(meta uint16) (tp byte, length int) {
+	if meta < 256 {
+		return gomysql.MYSQL_TYPE_STRING, int(meta)
+	}
+	b0 := byte(meta >> 8)
+	if b0&0x30 != 0x30 {
+		return b0 | 0x30, int(meta&0xFF) | int((b0&0x30)^0x30)<<4
+	}
+	return b0, int(meta & 0xFF)
 }
