@@ -343,7 +343,7 @@ func (e *encoder) appendColumn(b []byte, c *Change, i int, row []any) ([]byte, e
 // Batch builds one message: {"schema":2,"changes":[...]}. Changes are appended in binlog
 // order; a change that cannot be encoded leaves the batch as it was.
 type Batch struct {
-	Compress bool // zstd the body (Message.ContentEncoding "zstd")
+	Compress bool // zstd a body of CompressMinBytes or more (Message.ContentEncoding "zstd")
 	// Whole names the columns sent whole however large (keys and link columns); every other
 	// value over InlineMax is sent as its digest.
 	Whole WholeColumns
@@ -397,7 +397,7 @@ func (bt *Batch) Take() Message {
 	raw := append(bt.buf, "]}"...)
 	m := Message{RoutingKey: bt.table, Body: raw, Changes: bt.n,
 		MessageID: strconv.FormatInt(int64(bt.first), 10) + "+" + strconv.Itoa(bt.n)}
-	if bt.Compress {
+	if bt.Compress && len(raw) >= CompressMinBytes {
 		m.Body = zstdEncoder.EncodeAll(raw, make([]byte, 0, len(raw)/4))
 		m.ContentEncoding = "zstd"
 		bt.buf = raw[:0]
@@ -407,6 +407,12 @@ func (bt *Batch) Take() Message {
 	bt.n = 0
 	return m
 }
+
+// CompressMinBytes is the smallest body Batch compresses; a smaller one is sent plain. A small
+// body is what a light stream publishes each linger, one message at a time: there, compressing
+// cost most of the CPU of publishing it (the encoder's tables are cold by the next message) and
+// saved the broker a few KiB. Batches of a backlog (up to 1 MiB) are compressed.
+const CompressMinBytes = 64 << 10
 
 // zstdEncoder compresses message bodies; EncodeAll is safe for concurrent use. The fastest
 // level: batches of JSON changes shrink many times over at a few hundred MB/s of one core.
@@ -645,26 +651,53 @@ func appendSet(b []byte, members []string, v any) ([]byte, error) {
 	return appendString(b, strings.Join(names, ",")), nil
 }
 
-// timestampRFC3339 turns go-mysql's UTC "YYYY-MM-DD hh:mm:ss[.f]" into RFC 3339. The zero
-// timestamp has no instant: it stays "0000-00-00 00:00:00".
 // timeLayouts render DATETIME values with 0-6 fractional digits, as the server does.
 var timeLayouts = [7]string{"2006-01-02 15:04:05", "2006-01-02 15:04:05.0", "2006-01-02 15:04:05.00",
 	"2006-01-02 15:04:05.000", "2006-01-02 15:04:05.0000", "2006-01-02 15:04:05.00000", "2006-01-02 15:04:05.000000"}
 
 // appendTime appends t, in UTC, as a JSON string with frac fractional digits: a DATETIME
 // "YYYY-MM-DD hh:mm:ss[.f]", or, rfc3339, a TIMESTAMP "YYYY-MM-DDThh:mm:ss[.f]Z". The same
-// text as the string go-mysql would have formatted without ParseTime, without fmt.
+// text as the string go-mysql would have formatted without ParseTime, without fmt. Written
+// out by hand for the years 0-9999 a column holds (time.AppendFormat's layout parsing was a
+// third of encoding a change with two DATETIMEs); the digits are time.AppendFormat's, the
+// fraction truncated as it does (TestHandFormattedTimesMatchAppendFormat).
 func appendTime(b []byte, t time.Time, frac int, rfc3339 bool) []byte {
+	frac = min(max(frac, 0), 6)
+	t = t.UTC()
 	b = append(b, '"')
-	start := len(b)
-	b = t.UTC().AppendFormat(b, timeLayouts[min(max(frac, 0), 6)])
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		start := len(b)
+		b = t.AppendFormat(b, timeLayouts[frac])
+		if rfc3339 {
+			b[start+10] = 'T'
+		}
+	} else {
+		hour, minute, sec := t.Clock()
+		sep := byte(' ')
+		if rfc3339 {
+			sep = 'T'
+		}
+		b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+			byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), sep,
+			byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+			byte('0'+sec/10), byte('0'+sec%10))
+		if frac > 0 {
+			b = append(b, '.')
+			ns := t.Nanosecond()
+			for d := 100_000_000; frac > 0; d, frac = d/10, frac-1 {
+				b = append(b, byte('0'+ns/d%10))
+			}
+		}
+	}
 	if rfc3339 {
-		b[start+10] = 'T'
 		b = append(b, 'Z')
 	}
 	return append(b, '"')
 }
 
+// timestampRFC3339 turns go-mysql's UTC "YYYY-MM-DD hh:mm:ss[.f]" into RFC 3339. The zero
+// timestamp has no instant: it stays "0000-00-00 00:00:00".
 func timestampRFC3339(s string) string {
 	if len(s) < 19 || strings.HasPrefix(s, "0000-00-00") {
 		return s

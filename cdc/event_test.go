@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -176,6 +178,39 @@ func TestBatchIsOneSchema2MessageInBinlogOrder(t *testing.T) {
 	b.Add(&Change{Table: other, Op: OpInsert, After: []any{int64(1)}})
 	if m := b.Take(); m.RoutingKey != MixedRoutingKey || !json.Valid(m.Body) {
 		t.Fatalf("mixed batch routed %q, body %s", m.RoutingKey, m.Body)
+	}
+}
+
+// A small body goes plain and a large one compressed: a body under CompressMinBytes must not
+// claim content-encoding zstd (the indexer would fail to decompress JSON), and one over it
+// must decompress to exactly the JSON the batch built.
+func TestASmallBatchIsSentPlainAndALargeOneCompressed(t *testing.T) {
+	upd := goldenChanges()["update"]
+	b := Batch{Compress: true}
+	if err := b.Add(&upd); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Take(); m.ContentEncoding != "" || !json.Valid(m.Body) {
+		t.Fatalf("a %d-byte body: content-encoding %q, valid JSON %v", len(m.Body), m.ContentEncoding, json.Valid(m.Body))
+	}
+	plain := Batch{}
+	for b.Size() < CompressMinBytes {
+		if err := b.Add(&upd); err != nil {
+			t.Fatal(err)
+		}
+		plain.Add(&upd)
+	}
+	m, want := b.Take(), plain.Take().Body
+	if m.ContentEncoding != "zstd" || len(m.Body) >= len(want) {
+		t.Fatalf("a %d-byte body: content-encoding %q, %d bytes sent", len(want), m.ContentEncoding, len(m.Body))
+	}
+	got, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if body, err := got.DecodeAll(m.Body, nil); err != nil || !bytes.Equal(body, want) {
+		t.Fatalf("decompressed to %d bytes (%v), want the %d bytes of JSON", len(body), err, len(want))
 	}
 }
 
