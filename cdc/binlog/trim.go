@@ -20,17 +20,16 @@ import (
 // only; an event it cannot measure for sure is decoded whole.
 //
 // It runs in go-mysql's reading goroutine (RowsEventDecodeFunc) and is touched by no other.
+// Its plans are kept with the stream's description of each table (cachedTable).
 type trimmer struct {
 	whole cdc.WholeColumns
-	plans map[uint64]*trimPlan // by table id
-	spans []span               // scratch: each image's column spans, image after image
-	keep  []bool               // scratch: per column, decoded
+	spans []span // scratch: each image's column spans, image after image
+	keep  []bool // scratch: per column, decoded
 }
 
 // trimPlan is how the columns of one table map are measured.
 type trimPlan struct {
-	tme    *replication.TableMapEvent
-	ok     bool      // every column has a known size rule and the table a description
+	ok     bool      // every column has a known size rule
 	inline []bool    // per column: always decoded (cdc.WholeColumns.AppendInline)
 	sizes  []colSize // per column
 }
@@ -45,9 +44,10 @@ type colSize struct {
 // span is where one column's value lies in the row data; start < 0 for NULL.
 type span struct{ start, end int }
 
-// decode decodes the rows of e (data from pos) like e.DecodeData, trimmed when it can be.
-func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte) error {
-	rows, bitmap, ok := tr.trim(e, data[pos:])
+// decode decodes the rows of e (data from pos) like e.DecodeData, trimmed by p (the plan of
+// e's table map) when it can be.
+func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte, p *trimPlan) error {
+	rows, bitmap, ok := tr.trim(e, data[pos:], p)
 	if !ok {
 		return e.DecodeData(pos, data)
 	}
@@ -67,7 +67,7 @@ func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte) error 
 // is to be decoded whole: not a plain uncompressed update with every column in both images,
 // a column whose size rule is not known, data that does not measure up exactly, or nothing
 // to leave out.
-func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []byte, ok bool) {
+func (tr *trimmer) trim(e *replication.RowsEvent, data []byte, p *trimPlan) (rows, bitmap []byte, ok bool) {
 	n := int(e.ColumnCount)
 	// Type() is Unknown for PARTIAL_UPDATE_ROWS_EVENT; UPDATE_ROWS_EVENTv0 has one bitmap only
 	// in go-mysql (no ColumnBitmap2).
@@ -79,7 +79,6 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 	if c, known := compressed(e); c || !known {
 		return nil, nil, false // MariaDB's *_COMPRESSED_EVENT_V1: data is zlib, inflated by DecodeData
 	}
-	p := tr.plan(e.Table)
 	if !p.ok {
 		return nil, nil, false
 	}
@@ -189,35 +188,14 @@ func (s colSize) of(data []byte) (int, bool) {
 	return s.prefix + int(l), true
 }
 
-// plan returns the measuring plan of tme, cached per table id while its table maps describe
-// the table alike (every transaction repeats them).
-func (tr *trimmer) plan(tme *replication.TableMapEvent) *trimPlan {
-	p := tr.plans[tme.TableID]
-	if p != nil && (p.tme == tme || sameTableMap(p.tme, tme)) {
-		p.tme = tme
+// plan returns the measuring plan of tme, whose table t describes (tableOf): the stream
+// keeps it with t while the table maps of its id describe the table alike.
+func (tr *trimmer) plan(tme *replication.TableMapEvent, t *cdc.Table) *trimPlan {
+	p := &trimPlan{inline: tr.whole.AppendInline(nil, t)}
+	p.sizes = make([]colSize, len(tme.ColumnType))
+	if len(tme.ColumnMeta) != len(tme.ColumnType) {
 		return p
 	}
-	if tr.plans == nil {
-		tr.plans = map[uint64]*trimPlan{}
-	}
-	p = &trimPlan{tme: tme}
-	tr.plans[tme.TableID] = p
-	n := int(tme.ColumnCount)
-	if len(tme.ColumnName) != n || len(tme.ColumnType) != n || len(tme.ColumnMeta) != n {
-		return p // no names (the stream marks such rows no_metadata): nothing to match
-	}
-	// The table's name, column names and primary key, all the plan needs, from the event's
-	// fields (tableOf, which st.rows runs after the decode, also reads types, charsets and
-	// enum members).
-	t := &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, n)}
-	for i, name := range tme.ColumnName {
-		t.Columns[i].Name = string(name)
-	}
-	for _, k := range tme.PrimaryKey {
-		t.PK = append(t.PK, int(k))
-	}
-	p.inline = tr.whole.AppendInline(nil, t)
-	p.sizes = make([]colSize, len(tme.ColumnType))
 	for i, tp := range tme.ColumnType {
 		s, ok := columnSize(tp, tme.ColumnMeta[i])
 		if !ok {
