@@ -297,11 +297,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	if err != nil {
 		return nil, err
 	}
-	st := &stream{src: s, file: from.Pos.File, tables: map[uint64]cachedTable{}, gtids: gtids,
-		items: make(chan cdc.Streamed, streamBuffer), done: make(chan struct{})}
-	if s.opts.UpdateImages == cdc.UpdateImagesChanged {
-		st.trim = &trimmer{whole: s.opts.WholeColumns}
-	}
+	st := s.newStream()
+	st.file, st.gtids = from.Pos.File, gtids
 	cfg, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
@@ -322,6 +319,16 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	}
 	go st.watch(bs)
 	return st, nil
+}
+
+// newStream is a stream of s's followed tables, not yet reading.
+func (s *Source) newStream() *stream {
+	st := &stream{src: s, tables: map[uint64]*cachedTable{}, items: make(chan cdc.Streamed, streamBuffer),
+		done: make(chan struct{})}
+	if s.opts.UpdateImages == cdc.UpdateImagesChanged {
+		st.trim = &trimmer{whole: s.opts.WholeColumns}
+	}
+	return st
 }
 
 // streamBuffer is how many items (a rows event's changes, a commit) wait between the binlog
@@ -601,10 +608,16 @@ func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error
 	}
 }
 
+// cachedTable is what the stream knows of one table id, kept while the table maps of that id
+// describe the table alike (every transaction repeats them: sameTableMap): its description,
+// and how its updates are trimmed. decodeRows finds it for a rows event and rows, next in
+// the same goroutine, uses it.
 type cachedTable struct {
-	tme *replication.TableMapEvent
-	t   *cdc.Table
-	err string // why the table cannot be decoded, if it cannot
+	tme     *replication.TableMapEvent
+	t       *cdc.Table
+	err     string    // why the table cannot be decoded, if it cannot
+	unknown []string  // columns of a type cdc does not know, warned about once per session
+	plan    *trimPlan // how an update's images are trimmed; nil when every column is decoded
 }
 
 // stream turns binlog events into the reader's items in go-mysql's reading goroutine
@@ -620,8 +633,12 @@ type stream struct {
 	gtid   string     // the current transaction's GTID
 	gtids  *gtidState // the GTID position after the current transaction
 	txnTS  time.Time
-	tables map[uint64]cachedTable
+	tables map[uint64]*cachedTable
 	warned map[string]bool // tables whose unknown column types were logged this session
+	// lastRows is the rows event decodeRows last described, and lastTable its table: rows
+	// uses it for the same event instead of looking it up again.
+	lastRows  *replication.RowsEvent
+	lastTable *cachedTable
 	// bad is the rows event decodeRows could not decode, and badErr why: HandleEvent's item
 	// for that event, next in the same goroutine, is a resync mark.
 	bad    *replication.RowsEvent
@@ -641,8 +658,10 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	if !st.src.followed[string(e.Table.Schema)][string(e.Table.Table)] {
 		return nil // e.Rows stays nil: skipped cheaply
 	}
-	if st.trim != nil {
-		err = st.trim.decode(e, pos, data)
+	ct := st.describe(e.Table)
+	st.lastRows, st.lastTable = e, ct
+	if ct.plan != nil {
+		err = st.trim.decode(e, pos, data, ct.plan)
 	} else {
 		err = e.DecodeData(pos, data)
 	}
@@ -766,26 +785,18 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 	if e.Rows == nil {
 		return cdc.Item{}, false
 	}
-	ct, ok := st.tables[e.TableID]
-	if ok && ct.tme != e.Table && sameTableMap(ct.tme, e.Table) {
-		// Every transaction repeats its tables' maps: the same description serves it, and
-		// the encoder's per-table state with it.
-		ct.tme = e.Table
-		st.tables[e.TableID] = ct
+	ct := st.lastTable
+	if e != st.lastRows {
+		ct = st.describe(e.Table) // a rows event decodeRows did not see (not expected)
 	}
-	if !ok || ct.tme != e.Table {
-		ct = cachedTable{tme: e.Table}
-		var unknown []string
-		ct.t, unknown, ct.err = tableOf(e.Table)
-		st.tables[e.TableID] = ct
-		if len(unknown) > 0 && !st.warned[name] {
-			if st.warned == nil {
-				st.warned = map[string]bool{}
-			}
-			st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
-			st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
-				"table", name, "columns", unknown, "position", pos.String())
+	st.lastRows, st.lastTable = nil, nil
+	if len(ct.unknown) > 0 && !st.warned[name] {
+		if st.warned == nil {
+			st.warned = map[string]bool{}
 		}
+		st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
+		st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
+			"table", name, "columns", ct.unknown, "position", pos.String())
 	}
 	if ct.err != "" {
 		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
@@ -821,6 +832,27 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 		changes = append(changes, c)
 	}
 	return cdc.Item{Changes: changes, Pos: pos}, true
+}
+
+// describe returns the cached description of tme's table, made anew when tme describes the
+// table otherwise than the cached one (or none is cached): one lookup and, per new table map,
+// one comparison for both the decode and the changes.
+func (st *stream) describe(tme *replication.TableMapEvent) *cachedTable {
+	ct := st.tables[tme.TableID]
+	if ct != nil && ct.tme != tme && sameTableMap(ct.tme, tme) {
+		// Every transaction repeats its tables' maps: the same description serves it, and
+		// the encoder's per-table state with it.
+		ct.tme = tme
+	}
+	if ct == nil || ct.tme != tme {
+		ct = &cachedTable{tme: tme}
+		ct.t, ct.unknown, ct.err = tableOf(tme)
+		if st.trim != nil && ct.err == "" {
+			ct.plan = st.trim.plan(tme, ct.t)
+		}
+		st.tables[tme.TableID] = ct
+	}
+	return ct
 }
 
 func trim(q string) string {

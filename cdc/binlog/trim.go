@@ -14,25 +14,27 @@ import (
 // trimmed to the changed columns (cdc.UpdateImagesChanged, docs/cdc.md "Update images"): the
 // primary key, the whole columns, and every column whose null bit or bytes differ between the
 // before and after image of any row of the event. It measures each column's bytes in the raw
-// images, rewrites the rows without the other columns and lets go-mysql decode the rest, as
-// if the server had logged a minimal row image: the columns left out come back nil in both
-// images, which the encoder leaves out as unchanged. Values are still decoded by go-mysql
-// only; an event it cannot measure for sure is decoded whole.
+// images and decodes only the kept columns: itself when all of them are of the common types
+// decode.go decodes exactly as go-mysql does, else by rewriting the rows without the other
+// columns for go-mysql, as if the server had logged a minimal row image. Either way the
+// columns left out are nil in both images, which the encoder leaves out as unchanged. An
+// event it cannot measure for sure is decoded whole by go-mysql.
 //
 // It runs in go-mysql's reading goroutine (RowsEventDecodeFunc) and is touched by no other.
+// Its plans are kept with the stream's description of each table (cachedTable).
 type trimmer struct {
 	whole cdc.WholeColumns
-	plans map[uint64]*trimPlan // by table id
-	spans []span               // scratch: each image's column spans, image after image
-	keep  []bool               // scratch: per column, decoded
+	spans []span // scratch: each image's column spans, image after image
+	keep  []bool // scratch: per column, decoded
 }
 
 // trimPlan is how the columns of one table map are measured.
 type trimPlan struct {
-	tme    *replication.TableMapEvent
-	ok     bool      // every column has a known size rule and the table a description
-	inline []bool    // per column: always decoded (cdc.WholeColumns.AppendInline)
-	sizes  []colSize // per column
+	ok       bool      // every column has a known size rule
+	inline   []bool    // per column: always decoded (cdc.WholeColumns.AppendInline)
+	sizes    []colSize // per column
+	direct   []int     // per column: how decodeKept decodes it (directNone: it does not)
+	unsigned []bool    // per column: an unsigned integer (go-mysql's UnsignedMap)
 }
 
 // colSize is how many bytes a non-NULL value of a column takes in a row image: fixed bytes, or
@@ -45,12 +47,19 @@ type colSize struct {
 // span is where one column's value lies in the row data; start < 0 for NULL.
 type span struct{ start, end int }
 
-// decode decodes the rows of e (data from pos) like e.DecodeData, trimmed when it can be.
-func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte) error {
-	rows, bitmap, ok := tr.trim(e, data[pos:])
+// decode decodes the rows of e (data from pos) like e.DecodeData, trimmed by p (the plan of
+// e's table map) when it can be: the kept columns decoded directly when all of them are of a
+// type decodeKept decodes (decode.go), else by go-mysql from the rows rewritten without the
+// others.
+func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte, p *trimPlan) error {
+	bitmap, ok := tr.trim(e, data[pos:], p)
 	if !ok {
 		return e.DecodeData(pos, data)
 	}
+	if tr.direct(e, p) && tr.decodeKept(e, data[pos:], bitmap, p) {
+		return nil
+	}
+	rows := tr.rewrite(data[pos:])
 	b1, b2 := e.ColumnBitmap1, e.ColumnBitmap2
 	e.ColumnBitmap1, e.ColumnBitmap2 = bitmap, bitmap
 	if err := e.DecodeData(0, rows); err != nil {
@@ -62,31 +71,40 @@ func (tr *trimmer) decode(e *replication.RowsEvent, pos int, data []byte) error 
 	return nil
 }
 
-// trim returns the rows of e's row data without the columns no update of the event changes
-// (outside the always decoded ones), and the column bitmap of what is left; ok false when e
-// is to be decoded whole: not a plain uncompressed update with every column in both images,
-// a column whose size rule is not known, data that does not measure up exactly, or nothing
-// to leave out.
-func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []byte, ok bool) {
+// direct reports whether decodeKept decodes every column trim kept of e.
+func (tr *trimmer) direct(e *replication.RowsEvent, p *trimPlan) bool {
+	for i, k := range tr.keep {
+		if k && p.direct[i] == directNone {
+			return false
+		}
+	}
+	return directOptions(e)
+}
+
+// trim measures the rows of e's row data (into tr.spans) and decides which columns an update
+// of the event decodes (tr.keep): the always decoded ones and those some row changes. It
+// returns the column bitmap of the kept columns; ok false when e is to be decoded whole: not
+// a plain uncompressed update with every column in both images, a column whose size rule is
+// not known, data that does not measure up exactly, or nothing to leave out.
+func (tr *trimmer) trim(e *replication.RowsEvent, data []byte, p *trimPlan) (bitmap []byte, ok bool) {
 	n := int(e.ColumnCount)
 	// Type() is Unknown for PARTIAL_UPDATE_ROWS_EVENT; UPDATE_ROWS_EVENTv0 has one bitmap only
 	// in go-mysql (no ColumnBitmap2).
 	if e.Type() != replication.EnumRowsEventTypeUpdate || e.Version == 0 || n == 0 ||
 		n != len(e.Table.ColumnType) || n != len(e.Table.ColumnMeta) ||
 		!allSet(e.ColumnBitmap1, n) || !allSet(e.ColumnBitmap2, n) {
-		return nil, nil, false
+		return nil, false
 	}
 	if c, known := compressed(e); c || !known {
-		return nil, nil, false // MariaDB's *_COMPRESSED_EVENT_V1: data is zlib, inflated by DecodeData
+		return nil, false // MariaDB's *_COMPRESSED_EVENT_V1: data is zlib, inflated by DecodeData
 	}
-	p := tr.plan(e.Table)
 	if !p.ok {
-		return nil, nil, false
+		return nil, false
 	}
 	spans, ok := measure(data, n, p.sizes, tr.spans[:0])
-	tr.spans = spans[:0]
+	tr.spans = spans
 	if !ok {
-		return nil, nil, false
+		return nil, false
 	}
 	keep := append(tr.keep[:0], p.inline...)
 	tr.keep = keep
@@ -109,7 +127,20 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 	if kept == n || kept == 0 {
 		// All: nothing to leave out. None (no key, no whole column, images alike): images of
 		// no bytes would end go-mysql's row loop at once and lose the rows.
-		return nil, nil, false
+		return nil, false
+	}
+	return bitmap, true
+}
+
+// rewrite returns the rows of data, measured and decided by trim, with only the kept columns,
+// as a minimal row image would have them, for go-mysql to decode with trim's bitmap.
+func (tr *trimmer) rewrite(data []byte) []byte {
+	spans, keep, n := tr.spans, tr.keep, len(tr.keep)
+	kept := 0
+	for _, k := range keep {
+		if k {
+			kept++
+		}
 	}
 	nullLen := (kept + 7) / 8
 	size := 0
@@ -122,7 +153,7 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 		}
 	}
 	// A new buffer per event: go-mysql's decoded strings and []byte values point into it.
-	rows = make([]byte, 0, size)
+	rows := make([]byte, 0, size)
 	for img := 0; img < len(spans); img += n {
 		nulls := len(rows)
 		rows = append(rows, make([]byte, nullLen)...)
@@ -139,7 +170,7 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte) (rows, bitmap []b
 			bit++
 		}
 	}
-	return rows, bitmap, true
+	return rows
 }
 
 // measure appends to spans where each column of each image of data lies: images of n columns,
@@ -189,41 +220,22 @@ func (s colSize) of(data []byte) (int, bool) {
 	return s.prefix + int(l), true
 }
 
-// plan returns the measuring plan of tme, cached per table id while its table maps describe
-// the table alike (every transaction repeats them).
-func (tr *trimmer) plan(tme *replication.TableMapEvent) *trimPlan {
-	p := tr.plans[tme.TableID]
-	if p != nil && (p.tme == tme || sameTableMap(p.tme, tme)) {
-		p.tme = tme
+// plan returns the measuring plan of tme, whose table t describes (tableOf): the stream
+// keeps it with t while the table maps of its id describe the table alike.
+func (tr *trimmer) plan(tme *replication.TableMapEvent, t *cdc.Table) *trimPlan {
+	n := len(tme.ColumnType)
+	p := &trimPlan{inline: tr.whole.AppendInline(nil, t), sizes: make([]colSize, n), direct: make([]int, n),
+		unsigned: make([]bool, n)}
+	if len(tme.ColumnMeta) != n {
 		return p
 	}
-	if tr.plans == nil {
-		tr.plans = map[uint64]*trimPlan{}
-	}
-	p = &trimPlan{tme: tme}
-	tr.plans[tme.TableID] = p
-	n := int(tme.ColumnCount)
-	if len(tme.ColumnName) != n || len(tme.ColumnType) != n || len(tme.ColumnMeta) != n {
-		return p // no names (the stream marks such rows no_metadata): nothing to match
-	}
-	// The table's name, column names and primary key, all the plan needs, from the event's
-	// fields (tableOf, which st.rows runs after the decode, also reads types, charsets and
-	// enum members).
-	t := &cdc.Table{Schema: string(tme.Schema), Name: string(tme.Table), Columns: make([]cdc.Column, n)}
-	for i, name := range tme.ColumnName {
-		t.Columns[i].Name = string(name)
-	}
-	for _, k := range tme.PrimaryKey {
-		t.PK = append(t.PK, int(k))
-	}
-	p.inline = tr.whole.AppendInline(nil, t)
-	p.sizes = make([]colSize, len(tme.ColumnType))
+	unsigned := tme.UnsignedMap()
 	for i, tp := range tme.ColumnType {
 		s, ok := columnSize(tp, tme.ColumnMeta[i])
 		if !ok {
 			return p
 		}
-		p.sizes[i] = s
+		p.sizes[i], p.direct[i], p.unsigned[i] = s, directKind(tp, tme.ColumnMeta[i]), unsigned[i]
 	}
 	p.ok = true
 	return p
@@ -335,13 +347,7 @@ func allSet(bitmap []byte, n int) bool {
 // compressedField is the index of go-mysql's unexported RowsEvent.compressed (set for
 // MariaDB's *_ROWS_COMPRESSED_EVENT_V1, whose row data DecodeData inflates first), or -1 if
 // this go-mysql has no such field: then no event is trimmed.
-var compressedField = func() int {
-	f, ok := reflect.TypeFor[replication.RowsEvent]().FieldByName("compressed")
-	if !ok || len(f.Index) != 1 || f.Type.Kind() != reflect.Bool {
-		return -1
-	}
-	return f.Index[0]
-}()
+var compressedField = rowsEventBool("compressed")
 
 // compressed reports whether e's row data is compressed; known false when it cannot tell.
 func compressed(e *replication.RowsEvent) (yes, known bool) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"log/slog"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,6 +37,13 @@ func binlogEvent(tp replication.EventType, body []byte) []byte {
 // events with decode (nil: go-mysql's own).
 func testParser(t testing.TB, cols []testCol, pk []int, decode func(*replication.RowsEvent, []byte) error) *replication.BinlogParser {
 	t.Helper()
+	return testParserSigned(t, cols, pk, nil, decode)
+}
+
+// testParserSigned is testParser with the columns of unsigned (indexes of numeric columns)
+// unsigned in the table map's signedness metadata.
+func testParserSigned(t testing.TB, cols []testCol, pk, unsigned []int, decode func(*replication.RowsEvent, []byte) error) *replication.BinlogParser {
+	t.Helper()
 	p := replication.NewBinlogParser()
 	p.SetParseTime(true)
 	p.SetTimestampStringLocation(time.UTC)
@@ -63,6 +72,28 @@ func testParser(t testing.TB, cols []testCol, pk []int, decode func(*replication
 	}
 	tm = append(append(tm, byte(len(meta))), meta...)
 	tm = append(tm, make([]byte, (len(cols)+7)/8)...) // null bitmap
+	if len(unsigned) > 0 {
+		// One bit per numeric column, in column order, the high bit first (go-mysql UnsignedMap).
+		var signs []byte
+		bit := 0
+		for i, c := range cols {
+			switch c.tp {
+			case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24, gomysql.MYSQL_TYPE_LONG,
+				gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_DECIMAL, gomysql.MYSQL_TYPE_NEWDECIMAL,
+				gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE, gomysql.MYSQL_TYPE_YEAR:
+			default:
+				continue
+			}
+			if bit%8 == 0 {
+				signs = append(signs, 0)
+			}
+			if slices.Contains(unsigned, i) {
+				signs[bit/8] |= 0x80 >> (bit % 8)
+			}
+			bit++
+		}
+		tm = append(append(append(tm, replication.TABLE_MAP_OPT_META_SIGNEDNESS), byte(len(signs))), signs...)
+	}
 	tm = append(append(append(tm, replication.TABLE_MAP_OPT_META_COLUMN_NAME), byte(len(names))), names...)
 	tm = append(append(append(tm, replication.TABLE_MAP_OPT_META_SIMPLE_PRIMARY_KEY), byte(len(keys))), keys...)
 	for _, ev := range [][]byte{binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, fde), binlogEvent(replication.TABLE_MAP_EVENT, tm)} {
@@ -148,25 +179,28 @@ func itemImage(id int32, qty int32, note string, updated time.Time) [][]byte {
 		datetime2(time.Date(2024, 2, 29, 23, 5, 9, 0, time.UTC), 0), datetime2(updated, 6)}
 }
 
-// decodeBoth parses ev through a trimming decoder (whole columns of d.t) and through
-// go-mysql's own, returning both rows events.
+// testStream is a stream of testParser's table d.t, as Open makes it with update images
+// trimmed to the changed columns and whole the columns named.
+func testStream(whole ...string) *stream {
+	src := &Source{opts: SourceOptions{Logger: slog.New(slog.DiscardHandler), UpdateImages: cdc.UpdateImagesChanged,
+		WholeColumns: cdc.WholeColumns{"d.t": whole}}, followed: map[string]map[string]bool{"d": {"t": true}}}
+	return src.newStream()
+}
+
+// decodeBoth parses ev through a trimming stream's decoder (whole columns of d.t) and
+// through go-mysql's own, returning both rows events.
 func decodeBoth(t *testing.T, cols []testCol, pk []int, whole []string, ev []byte) (trimmed, full *replication.RowsEvent) {
 	t.Helper()
-	tr := &trimmer{whole: cdc.WholeColumns{"d.t": whole}}
-	for _, decode := range []func(*replication.RowsEvent, []byte) error{
-		func(e *replication.RowsEvent, data []byte) error {
-			pos, err := e.DecodeHeader(data)
-			if err != nil {
-				return err
-			}
-			return tr.decode(e, pos, data)
-		}, nil,
-	} {
+	st := testStream(whole...)
+	for _, decode := range []func(*replication.RowsEvent, []byte) error{st.decodeRows, nil} {
 		got, err := testParser(t, cols, pk, decode).Parse(ev)
 		if err != nil {
 			t.Fatalf("parse update: %v", err)
 		}
 		if decode != nil {
+			if st.bad != nil {
+				t.Fatalf("trimmed decode failed: %v", st.badErr)
+			}
 			trimmed = got.Event.(*replication.RowsEvent)
 		} else {
 			full = got.Event.(*replication.RowsEvent)
@@ -249,6 +283,47 @@ func TestUpdateWithoutKeyOrChangeKeepsItsRows(t *testing.T) {
 	checkKept(t, trimmed, full, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 }
 
+// TestATableMapThatChangesRedescribesTheTableForDecodeAndChanges prevents one cached
+// description serving a table whose map changed under the same table id (an ALTER between
+// transactions): the trim keeps the whole column where the new map has it and the changes
+// name the new columns, while a repeated map alike keeps the description (and the encoder's
+// per-table state keyed by it).
+func TestATableMapThatChangesRedescribesTheTableForDecodeAndChanges(t *testing.T) {
+	st := testStream("b")
+	long := func(n int32) []byte { return le32(n) }
+	read := func(cols []testCol, img []byte) (*replication.RowsEvent, cdc.Item) {
+		t.Helper()
+		ev, err := testParser(t, cols, []int{0}, st.decodeRows).Parse(img)
+		if err != nil || st.bad != nil {
+			t.Fatalf("parse: %v %v", err, st.badErr)
+		}
+		item, ok, err := st.item(ev)
+		if err != nil || !ok || len(item.Changes) != 1 {
+			t.Fatalf("item %+v %v %v, want one change", item, ok, err)
+		}
+		return ev.Event.(*replication.RowsEvent), item
+	}
+	v1 := []testCol{{"id", gomysql.MYSQL_TYPE_LONG, nil}, {"a", gomysql.MYSQL_TYPE_LONG, nil}, {"b", gomysql.MYSQL_TYPE_LONG, nil}}
+	v2 := []testCol{v1[0], v1[2], v1[1]} // the same columns, b moved before a
+	img := [][]byte{long(1), long(2), long(3)}
+	ev := updateEvent(3, img, img)
+	e1, first := read(v1, ev)
+	e1b, again := read(v1, ev)
+	e2, moved := read(v2, ev)
+	if e1.Table == e1b.Table || again.Changes[0].Table != first.Changes[0].Table {
+		t.Error("a repeated table map alike got a new description")
+	}
+	if got := e1.Rows[0]; got[0] != int32(1) || got[1] != nil || got[2] != int32(3) {
+		t.Errorf("first map: trimmed image %v, want id and b (column 2) only", got)
+	}
+	if got := e2.Rows[0]; got[0] != int32(1) || got[1] != int32(2) || got[2] != nil {
+		t.Errorf("changed map: trimmed image %v, want id and b (column 1) only", got)
+	}
+	if tb := moved.Changes[0].Table; tb == first.Changes[0].Table || tb.Columns[1].Name != "b" {
+		t.Errorf("changed map: changes describe the table as %+v", tb)
+	}
+}
+
 // TestCharOver255BytesIsMeasuredWithATwoByteLength prevents mis-measuring a CHAR whose
 // maximum length in bytes exceeds 255 (CHAR(100) utf8mb4: 400 bytes): the table map folds
 // bits 8-9 of the length into the real type byte (MySQL bug 37426), and the value then has a
@@ -329,26 +404,28 @@ func TestUnmeasurableUpdateIsDecodedWhole(t *testing.T) {
 	if _, ok := columnSize(gomysql.MYSQL_TYPE_DECIMAL, 0); ok {
 		t.Error("the old DECIMAL type measured")
 	}
-	tr := &trimmer{}
+	st := testStream()
 	p := testParser(t, cols[:2], []int{0}, func(e *replication.RowsEvent, data []byte) error {
 		pos, err := e.DecodeHeader(data)
 		if err != nil {
 			return err
 		}
-		if _, _, ok := tr.trim(e, data[pos:len(data)-1]); ok {
+		plan := st.describe(e.Table).plan
+		if _, ok := st.trim.trim(e, data[pos:len(data)-1], plan); ok {
 			t.Error("row data cut inside a value was trimmed")
 		}
-		if _, _, ok := tr.trim(e, data[pos:]); !ok {
+		if _, ok := st.trim.trim(e, data[pos:], plan); !ok {
 			t.Error("a measurable update was not trimmed")
 		}
-		return tr.decode(e, pos, data)
+		return st.trim.decode(e, pos, data, plan)
 	})
 	if _, err := p.Parse(updateEvent(2, [][]byte{le32(1), le32(1)}, [][]byte{le32(1), le32(1)})); err != nil {
 		t.Fatal(err)
 	}
-	if got := (&trimmer{}).plan(&replication.TableMapEvent{TableID: 1, ColumnCount: 1,
-		ColumnType: []byte{gomysql.MYSQL_TYPE_DECIMAL}, ColumnMeta: []uint16{0}, ColumnName: [][]byte{[]byte("d")}}); got.ok {
-		t.Error("a table with an old DECIMAL column has a trim plan")
+	old := &replication.TableMapEvent{TableID: 1, ColumnCount: 1, Schema: []byte("d"), Table: []byte("t"),
+		ColumnType: []byte{gomysql.MYSQL_TYPE_DECIMAL}, ColumnMeta: []uint16{0}, ColumnName: [][]byte{[]byte("d")}}
+	if got := st.describe(old).plan; got == nil || got.ok {
+		t.Errorf("a table with an old DECIMAL column has the trim plan %+v, want one not ok", got)
 	}
 }
 
@@ -384,7 +461,7 @@ func TestCompressedUpdateIsDecodedWhole(t *testing.T) {
 func BenchmarkDecodeUpdateRows(b *testing.B) {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	ev := updateEvent(len(itemsCols), itemImage(42, 5, "before", t0), itemImage(42, 6, "after", t0.Add(time.Millisecond)))
-	tr := &trimmer{whole: cdc.WholeColumns{}}
+	st := testStream()
 	for _, c := range []struct {
 		name   string
 		decode func(*replication.RowsEvent, []byte) error
@@ -396,13 +473,7 @@ func BenchmarkDecodeUpdateRows(b *testing.B) {
 			}
 			return e.DecodeData(pos, data)
 		}},
-		{"trim", func(e *replication.RowsEvent, data []byte) error {
-			pos, err := e.DecodeHeader(data)
-			if err != nil {
-				return err
-			}
-			return tr.decode(e, pos, data)
-		}},
+		{"trim", st.decodeRows},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			p := testParser(b, itemsCols, []int{0}, c.decode)
