@@ -45,24 +45,25 @@ func (n *node) behind(c *Change, row Row) bool {
 		return false // deleted since the update: newer
 	}
 	changed := false
-	// still reports whether col, which the update changed or not, leaves the row possibly older.
-	still := func(col string, before Value) bool {
-		if before == c.After.Get(col) {
+	// still reports whether col, which the update changed or not, leaves the row possibly older;
+	// i is where col is in the rows of the same columns (near).
+	still := func(col string, i int, before Value) bool {
+		if before == c.After.near(col, i) {
 			return true
 		}
 		changed = true
-		return row.Get(col) == before
+		return row.near(col, i) == before
 	}
 	if n.read == nil { // every column: those of the image, without collecting them first
-		for col, before := range c.Before.All() {
-			if !still(col, before) {
+		for i, before := range c.Before.vals {
+			if !still(c.Before.cols.names[i], i, before) {
 				return false
 			}
 		}
 		return changed
 	}
-	for _, col := range n.read {
-		if !still(col, c.Before.Get(col)) {
+	for i, col := range n.read { // the row read holds n.read in this order
+		if !still(col, i, c.Before.Get(col)) {
 			return false
 		}
 	}

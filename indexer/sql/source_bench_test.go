@@ -55,3 +55,18 @@ func TestARowEncodedAtOnceHoldsEachValueAsEncodeWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsOfOneReadKeepTheirOwnValues prevents the room shared by the rows of a read from
+// handing one row's values to another: every row of a long read holds its own values.
+func TestRowsOfOneReadKeepTheirOwnValues(t *testing.T) {
+	enc := newRowEncoder([]string{"id", "name"}, []string{"INT", "VARCHAR"})
+	var rows []indexer.Row
+	for i := range 3 * maxRowsRoom {
+		rows = append(rows, enc.row(enc.room(), []sql.RawBytes{sql.RawBytes(fmt.Sprint(i)), sql.RawBytes(fmt.Sprint("n", i))}))
+	}
+	for i, r := range rows {
+		if id, name := r.Get("id"), r.Get("name"); id != indexer.Value(fmt.Sprint(i)) || name != indexer.Value(fmt.Sprintf(`"n%d"`, i)) || r.Len() != 2 {
+			t.Fatalf("row %d: %s", i, r)
+		}
+	}
+}
