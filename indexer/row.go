@@ -72,9 +72,6 @@ func (c *Columns) at(name string) int {
 // Len is the number of columns.
 func (c *Columns) Len() int { return len(c.names) }
 
-// Names are the column names, in order; the caller must not change them.
-func (c *Columns) Names() []string { return c.names }
-
 // sameSet reports whether c and d hold the same names, in any order.
 func (c *Columns) sameSet(d *Columns) bool {
 	if c == d {
@@ -247,18 +244,16 @@ func (r Row) String() string {
 	return string(b)
 }
 
-// rowArena hands out the values of many rows from few allocations: the rows of one read or
-// of one message. A row's values stay valid as long as the row: the arena only ever moves to a
-// new backing array, never writes over one it gave out.
-type rowArena struct {
-	vals []Value
-	size int // values per backing array
-}
+// rowArena hands out the values of many rows from few allocations: the images of one message.
+// A row's values stay valid as long as the row: the arena only ever moves to a new backing
+// array, never writes over one it gave out.
+type rowArena struct{ vals []Value }
 
-// next returns room for n values, from the current backing array when it has the room.
-func (a *rowArena) next(n int) []Value {
+// next returns room for n values, from the current backing array when it has the room, else
+// from a new one of room for size (at least n).
+func (a *rowArena) next(n, size int) []Value {
 	if cap(a.vals)-len(a.vals) < n {
-		a.vals = make([]Value, 0, max(a.size, n))
+		a.vals = make([]Value, 0, max(size, n))
 	}
 	start := len(a.vals)
 	a.vals = a.vals[:start+n]

@@ -307,13 +307,10 @@ func (p *scanner) row() (Row, bool) {
 		}
 		p.last = cols
 	}
-	if p.arena.size == 0 || cap(p.arena.vals)-len(p.arena.vals) < len(vals) {
-		// Room for as many more values as the rest of the body holds at this image's size
-		// per value, at most arenaValues.
-		per := max((p.i-start)/max(len(vals), 1), 1)
-		p.arena.size = min(len(vals)+(len(p.s)-p.i)/per, arenaValues)
-	}
-	r := Row{cols: cols, vals: p.arena.next(len(vals))}
+	// When room runs out: room for as many more values as the rest of the body holds at this
+	// image's size per value, at most arenaValues.
+	per := max((p.i-start)/max(len(vals), 1), 1)
+	r := Row{cols: cols, vals: p.arena.next(len(vals), min(len(vals)+(len(p.s)-p.i)/per, arenaValues))}
 	copy(r.vals, vals)
 	return r, true
 }
