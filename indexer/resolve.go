@@ -101,6 +101,14 @@ func (n *node) changed(before, after Row) bool {
 	if n.cols == nil || n.where != "" {
 		return !before.Equal(after)
 	}
+	if before.cols == after.cols { // the usual images of one update: one lookup per column
+		for _, c := range n.read {
+			if i := before.cols.at(c); i >= 0 && before.vals[i] != after.vals[i] {
+				return true
+			}
+		}
+		return false
+	}
 	for _, c := range n.read {
 		if before.Get(c) != after.Get(c) {
 			return true

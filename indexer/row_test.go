@@ -187,3 +187,16 @@ func TestRowOfRepeatedNamesKeepsTheLastValue(t *testing.T) {
 		t.Errorf("row %s", row)
 	}
 }
+
+// TestAColumnInOneImageOnlyIsAChangeAndTheColumnOrderIsNone prevents the comparison of an
+// update's images from depending on their column lists: a column the documents show that only
+// one image holds is a change; the same values in another column order are none.
+func TestAColumnInOneImageOnlyIsAChangeAndTheColumnOrderIsNone(t *testing.T) {
+	db, w := catalogDB(), &fakeWriter{}
+	process(t, db, w, event("cat.programs", "update", 80, r("id", 100, "channel_id", 10), r("id", 100, "title", "News", "channel_id", 10)))
+	sameStrings(t, "written", w.written(), "100@80")
+	db, w = catalogDB(), &fakeWriter{}
+	process(t, db, w, []byte(`{"schema":2,"changes":[{"table":"cat.programs","op":"update","version":81,"commit_ts":"2026-01-02T03:04:05Z",`+
+		`"before":{"id":100,"title":"News","channel_id":10},"after":{"channel_id":10,"title":"News","id":100}}]}`))
+	sameStrings(t, "written", w.written())
+}
