@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,12 +24,13 @@ type Doc struct {
 // (node.children order) nil (JSON null), one *obj, or a []*obj.
 type obj struct {
 	row  Row
+	lay  *rowLayout // n's members for the row's columns
 	rels []any
 	enc  []byte // the object's JSON once encoded: a channel shared by many programs is encoded once
 }
 
 // newObjs are the objs of rows of node n, in rows order, in two allocations whatever their
-// number.
+// number. The members are laid out once per Columns of the rows: once per read.
 func newObjs(n *node, rows []Row) []*obj {
 	if len(rows) == 0 {
 		return nil
@@ -38,9 +38,13 @@ func newObjs(n *node, rows []Row) []*obj {
 	objs := make([]obj, len(rows))
 	rels := make([]any, len(rows)*len(n.children))
 	out := make([]*obj, len(rows))
+	var lay *rowLayout
 	for i, r := range rows {
+		if lay == nil || lay.cols != r.cols {
+			lay = n.layoutFor(r)
+		}
 		k := i * len(n.children)
-		objs[i] = obj{row: r, rels: rels[k : k+len(n.children) : k+len(n.children)]}
+		objs[i] = obj{row: r, lay: lay, rels: rels[k : k+len(n.children) : k+len(n.children)]}
 		out[i] = &objs[i]
 	}
 	return out
@@ -144,7 +148,7 @@ func (m *Model) DenormalizeRange(ctx context.Context, v View, entity string, aft
 	}
 	keys := make([]Value, len(rows))
 	for i, r := range rows {
-		keys[i] = r[e.root.col()]
+		keys[i] = r.Get(e.root.col())
 	}
 	docs, _, err := e.documents(ctx, q, rows, keys, func(Value) int64 { return version }, nil)
 	return docs, err
@@ -158,7 +162,7 @@ func (e *Entity) documents(ctx context.Context, q *counted, rows []Row, keys []V
 	found := make(map[Value]*obj, len(rows))
 	objs := newObjs(e.root, rows)
 	for _, o := range objs {
-		found[o.row[e.root.col()].match()] = o
+		found[o.row.Get(e.root.col()).match()] = o
 	}
 	if err := fill(ctx, q, e.root, objs); err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", e.Name, err)
@@ -222,7 +226,7 @@ const (
 func (n *node) fields(row Row) []field {
 	byName := map[string]field{}
 	if n.cols == nil {
-		for c := range row {
+		for c := range row.All() {
 			byName[c] = field{name: c, kind: fieldColumn, column: c}
 		}
 	}
@@ -253,30 +257,41 @@ func (n *node) fields(row Row) []field {
 	return out
 }
 
-// seenLayout is the layout of a node that reads every column, for rows of these columns.
-type seenLayout struct {
-	columns []string
-	fields  []field
+// rowLayout is a node's members for rows of the columns cols: fields, and at[i] the position
+// in cols of the column of fields[i] (-1: the rows do not hold it, or the member is no column).
+// Encoding a row then looks no column up by name, however wide the rows.
+type rowLayout struct {
+	cols   *Columns
+	fields []field
+	at     []int
 }
 
-// rowLayout is n.fields(row) of a node that reads every column, reused while the rows have
-// the columns of the last one laid out.
-func (n *node) rowLayout(row Row) []field {
-	if s := n.seen.Load(); s != nil && len(s.columns) == len(row) {
-		same := true
-		for _, c := range s.columns {
-			if _, ok := row[c]; !ok {
-				same = false
-				break
-			}
-		}
-		if same {
-			return s.fields
+// layoutFor is the node's members laid out for rows of row's columns: n.layout, or
+// n.fields(row) for a node that reads every column (the same for rows of the same names in
+// any order). The last one is reused while the rows share its Columns (one read, or images of
+// one table).
+func (n *node) layoutFor(row Row) *rowLayout {
+	last := n.seen.Load()
+	if last != nil && last.cols == row.cols {
+		return last
+	}
+	fs := n.layout
+	switch {
+	case fs != nil:
+	case last != nil && last.cols.sameSet(row.cols):
+		fs = last.fields
+	default:
+		fs = n.fields(row)
+	}
+	l := &rowLayout{cols: row.cols, fields: fs, at: make([]int, len(fs))}
+	for i, f := range fs {
+		l.at[i] = -1
+		if f.kind == fieldColumn {
+			l.at[i] = row.cols.at(f.column)
 		}
 	}
-	fs := n.fields(row)
-	n.seen.Store(&seenLayout{columns: slices.Collect(maps.Keys(row)), fields: fs})
-	return fs
+	n.seen.Store(l)
+	return l
 }
 
 // encode appends o as the JSON object of node n, byte for byte what encoding/json made of
@@ -289,12 +304,8 @@ func (n *node) encode(b []byte, o *obj, version int64) []byte {
 		return append(b, o.enc...)
 	}
 	start := len(b)
-	fs := n.layout
-	if fs == nil {
-		fs = n.rowLayout(o.row)
-	}
 	b = append(b, '{')
-	for i, f := range fs {
+	for i, f := range o.lay.fields {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -302,8 +313,8 @@ func (n *node) encode(b []byte, o *obj, version int64) []byte {
 		b = append(b, ':')
 		switch f.kind {
 		case fieldColumn:
-			if v, ok := o.row[f.column]; ok && v != "" {
-				b = appendHTMLSafe(b, v)
+			if j := o.lay.at[i]; j >= 0 && o.row.vals[j] != "" {
+				b = appendHTMLSafe(b, o.row.vals[j])
 			} else {
 				b = append(b, NullValue...)
 			}
@@ -347,7 +358,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 		case linkFrom:
 			want := versions{}
 			for _, p := range parents {
-				want.add(p.row[n.from], 1)
+				want.add(p.row.Get(n.from), 1)
 			}
 			byKey := map[Value]*obj{}
 			if len(want) > 0 {
@@ -357,18 +368,18 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				}
 				children = newObjs(n, rows)
 				for _, o := range children {
-					byKey[o.row[n.col()].match()] = o
+					byKey[o.row.Get(n.col()).match()] = o
 				}
 			}
 			for _, p := range parents {
-				if o := byKey[p.row[n.from].match()]; o != nil {
+				if o := byKey[p.row.Get(n.from).match()]; o != nil {
 					p.rels[ci] = o
 				}
 			}
 		case linkParentKey, linkThrough:
 			want := versions{}
 			for _, p := range parents {
-				want.add(p.row[parent.col()], 1)
+				want.add(p.row.Get(parent.col()), 1)
 			}
 			// groups: parent key -> child keys (through) or child rows (parent_key)
 			groups := map[Value][]*obj{}
@@ -380,7 +391,7 @@ func fill(ctx context.Context, q *counted, parent *node, parents []*obj) error {
 				}
 			}
 			for _, p := range parents {
-				g := groups[p.row[parent.col()].match()]
+				g := groups[p.row.Get(parent.col()).match()]
 				slices.SortStableFunc(g, func(a, b *obj) int { return n.compare(a.row, b.row) })
 				switch {
 				case n.many:
@@ -409,7 +420,7 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 		}
 		children = newObjs(n, rows)
 		for _, o := range children {
-			k := o.row[n.parentKey].match()
+			k := o.row.Get(n.parentKey).match()
 			groups[k] = append(groups[k], o)
 		}
 		return children, nil
@@ -420,7 +431,7 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 	}
 	want := versions{}
 	for _, l := range links {
-		want.add(l[n.through.Key], 1)
+		want.add(l.Get(n.through.Key), 1)
 	}
 	if len(want) == 0 {
 		return nil, nil
@@ -432,11 +443,11 @@ func readChildren(ctx context.Context, q *counted, n *node, parentKeys []Value, 
 	byKey := map[Value]*obj{}
 	children = newObjs(n, rows)
 	for _, o := range children {
-		byKey[o.row[n.col()].match()] = o
+		byKey[o.row.Get(n.col()).match()] = o
 	}
 	for _, l := range links {
-		if o := byKey[l[n.through.Key].match()]; o != nil { // a join row may point at a missing row
-			k := l[n.through.ParentKey].match()
+		if o := byKey[l.Get(n.through.Key).match()]; o != nil { // a join row may point at a missing row
+			k := l.Get(n.through.ParentKey).match()
 			groups[k] = append(groups[k], o)
 		}
 	}
@@ -455,7 +466,7 @@ func (n *node) filter() Filter { return Filter{Where: n.where, Order: n.order} }
 // for byte (docs/indexer.md).
 func (n *node) compare(a, b Row) int {
 	for _, o := range n.order {
-		if c := compareOrder(a[o.Column], b[o.Column]); c != 0 {
+		if c := compareOrder(a.Get(o.Column), b.Get(o.Column)); c != 0 {
 			if o.Desc {
 				return -c
 			}
@@ -463,7 +474,7 @@ func (n *node) compare(a, b Row) int {
 		}
 	}
 	for _, k := range n.key {
-		if c := compareValues(a[k], b[k]); c != 0 {
+		if c := compareValues(a.Get(k), b.Get(k)); c != 0 {
 			return c
 		}
 	}

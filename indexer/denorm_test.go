@@ -13,12 +13,12 @@ import (
 func refMap(n *node, o *obj, version int64) map[string]any {
 	out := map[string]any{}
 	if n.cols == nil {
-		for k, v := range o.row {
+		for k, v := range o.row.All() {
 			out[k] = v
 		}
 	}
 	for _, c := range n.cols {
-		if v, ok := o.row[c.Name]; ok {
+		if v, ok := o.row.Lookup(c.Name); ok {
 			out[c.Field] = v
 		} else {
 			out[c.Field] = NullValue
@@ -62,7 +62,7 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 			db.set("cat.channels", "id", r("id", 12, "name", "Solo", "network_id", nil, "meta", map[string]any{"k": []any{1, "<", nil}}))
 			db.set("cat.episodes", "id", r("id", 1003, "title", nil, "program_id", 103))
 			// A JSON column as SQL reads it: compact, not HTML-escaped.
-			db.set("cat.credits", "id", Row{"id": "6", "episode_id": "1003", "person": `{"a":"<&> "}`, "note": `"x<y"`})
+			db.set("cat.credits", "id", RowOf("id", "6", "episode_id", "1003", "person", `{"a":"<&> "}`, "note", `"x<y"`))
 			root := m.entities[0].root
 			rows, err := db.Rows(context.Background(), root.table, root.fetch(), root.col(), []Value{"100", "101", "102", "103", "104"}, Filter{})
 			if err != nil || len(rows) != 5 {
@@ -79,10 +79,10 @@ func TestDocumentBytesAreWhatEncodingJSONWrites(t *testing.T) {
 				}
 				got := root.encode([]byte("prefix"), o, 1<<62+5)
 				if !bytes.Equal(got[len("prefix"):], want) {
-					t.Errorf("document %s:\n got %s\nwant %s", o.row["id"], got[len("prefix"):], want)
+					t.Errorf("document %s:\n got %s\nwant %s", o.row.Get("id"), got[len("prefix"):], want)
 				}
 				if !json.Valid(got[len("prefix"):]) {
-					t.Errorf("document %s is not JSON", o.row["id"])
+					t.Errorf("document %s is not JSON", o.row.Get("id"))
 				}
 			}
 		})

@@ -26,7 +26,7 @@ func (m *Model) Exists(ctx context.Context, v View, entity string, ids []string)
 	}
 	q := count(v)
 	err := q.Each(ctx, e.root.table, []string{e.root.col()}, e.root.col(), keys, Filter{}, func(r Row) {
-		out[r[e.root.col()].ID()] = true
+		out[r.Get(e.root.col()).ID()] = true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Name, err)

@@ -46,16 +46,8 @@ func (f *fakeDB) Rows(_ context.Context, table string, cols []string, where stri
 	var out []Row
 	for _, r := range f.tables[table] {
 		// As MySQL compares: a string holding an integer equals the integer.
-		if slices.ContainsFunc(values, func(v Value) bool { return v.match() == r[where].match() }) && holds(r) {
-			if cols == nil {
-				out = append(out, r)
-				continue
-			}
-			p := Row{}
-			for _, c := range cols {
-				p[c] = r[c]
-			}
-			out = append(out, p)
+		if slices.ContainsFunc(values, func(v Value) bool { return v.match() == r.Get(where).match() }) && holds(r) {
+			out = append(out, project(r, cols))
 		}
 	}
 	return out, nil
@@ -78,13 +70,13 @@ func each(fn func(Row)) func([]Row, error) error {
 func (f *fakeDB) Scan(_ context.Context, table string, cols []string, key string, after Value, limit int) ([]Row, error) {
 	f.queries = append(f.queries, table+"."+key+">")
 	rows := slices.Clone(f.tables[table])
-	slices.SortFunc(rows, func(a, b Row) int { return compareValues(a[key], b[key]) })
+	slices.SortFunc(rows, func(a, b Row) int { return compareValues(a.Get(key), b.Get(key)) })
 	var out []Row
 	for _, r := range rows {
 		if len(out) == limit {
 			break
 		}
-		if after.IsNull() || compareValues(r[key], after) > 0 {
+		if after.IsNull() || compareValues(r.Get(key), after) > 0 {
 			out = append(out, project(r, cols))
 		}
 	}
@@ -95,18 +87,18 @@ func project(r Row, cols []string) Row {
 	if cols == nil {
 		return r
 	}
-	p := Row{}
+	kv := make([]string, 0, 2*len(cols))
 	for _, c := range cols {
-		p[c] = r[c]
+		kv = append(kv, c, string(r.Get(c)))
 	}
-	return p
+	return RowOf(kv...)
 }
 
 // set replaces the row of table whose column id equals r[id].
 func (f *fakeDB) set(table, id string, r Row) {
 	rows := f.tables[table]
 	for i := range rows {
-		if rows[i][id] == r[id] {
+		if rows[i].Get(id) == r.Get(id) {
 			rows[i] = r
 			return
 		}
@@ -115,17 +107,17 @@ func (f *fakeDB) set(table, id string, r Row) {
 }
 
 func (f *fakeDB) del(table, id string, v Value) {
-	f.tables[table] = slices.DeleteFunc(f.tables[table], func(r Row) bool { return r[id] == v })
+	f.tables[table] = slices.DeleteFunc(f.tables[table], func(r Row) bool { return r.Get(id) == v })
 }
 
 // r builds a row from alternating column names and Go values.
 func r(kv ...any) Row {
-	row := Row{}
+	pairs := make([]string, len(kv))
 	for i := 0; i < len(kv); i += 2 {
 		b, _ := json.Marshal(kv[i+1])
-		row[kv[i].(string)] = Value(b)
+		pairs[i], pairs[i+1] = kv[i].(string), string(b)
 	}
-	return row
+	return RowOf(pairs...)
 }
 
 // catalogEntity is the sample catalog: program -> channel -> network (two levels of
@@ -190,10 +182,10 @@ func event(table, op string, version int64, before, after Row) []byte {
 // change is one element of a schema 2 message's "changes".
 func change(table, op string, version int64, before, after Row) []byte {
 	m := map[string]any{"table": table, "op": op, "version": version, "commit_ts": "2026-01-02T03:04:05Z"}
-	if before != nil {
+	if !before.IsNil() {
 		m["before"] = before
 	}
-	if after != nil {
+	if !after.IsNil() {
 		m["after"] = after
 	}
 	b, _ := json.Marshal(m)

@@ -14,11 +14,11 @@ const ReadBehindReason = "the read did not show the change yet (snapshot behind 
 // expect records c as the latest change of its root row in the batch, unless it moved the row
 // to another key (then there is no one row to compare with).
 func (r *resolver) expect(n *node, c *Change) {
-	key := c.After[n.col()]
+	key := c.After.Get(n.col())
 	switch {
-	case c.After == nil:
-		key = c.Before[n.col()]
-	case c.Before != nil && c.Before[n.col()].match() != key.match():
+	case c.After.IsNil():
+		key = c.Before.Get(n.col())
+	case !c.Before.IsNil() && c.Before.Get(n.col()).match() != key.match():
 		return
 	}
 	ref := Ref{Entity: n.entity.Name, Key: key.match()}
@@ -37,32 +37,33 @@ func (r *resolver) expect(n *node, c *Change) {
 func (n *node) behind(c *Change, row Row) bool {
 	switch c.Op {
 	case "insert":
-		return row == nil
+		return row.IsNil()
 	case "delete":
-		return row != nil
+		return !row.IsNil()
 	}
-	if row == nil {
+	if row.IsNil() {
 		return false // deleted since the update: newer
 	}
 	changed := false
-	// still reports whether col, which the update changed or not, leaves the row possibly older.
-	still := func(col string, before Value) bool {
-		if before == c.After[col] {
+	// still reports whether col, which the update changed or not, leaves the row possibly older;
+	// i is where col is in the rows of the same columns (near).
+	still := func(col string, i int, before Value) bool {
+		if before == c.After.near(col, i) {
 			return true
 		}
 		changed = true
-		return row[col] == before
+		return row.near(col, i) == before
 	}
 	if n.read == nil { // every column: those of the image, without collecting them first
-		for col, before := range c.Before {
-			if !still(col, before) {
+		for i, before := range c.Before.vals {
+			if !still(c.Before.cols.names[i], i, before) {
 				return false
 			}
 		}
 		return changed
 	}
-	for _, col := range n.read {
-		if !still(col, c.Before[col]) {
+	for i, col := range n.read { // the row read holds n.read in this order
+		if !still(col, i, c.Before.Get(col)) {
 			return false
 		}
 	}

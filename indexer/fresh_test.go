@@ -43,8 +43,8 @@ func TestSnapshotBehindTheEventIsRetriedThenWrittenFresh(t *testing.T) {
 func TestInsertOrDeleteNotVisibleYetIsRetriedNotWritten(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
 	out := process(t, db, w,
-		event("cat.programs", "insert", 5, nil, r("id", 500, "title", "New", "channel_id", 10)),
-		event("cat.programs", "delete", 6, r("id", 101, "title", "Sport", "channel_id", 11), nil))
+		event("cat.programs", "insert", 5, Row{}, r("id", 500, "title", "New", "channel_id", 10)),
+		event("cat.programs", "delete", 6, r("id", 101, "title", "Sport", "channel_id", 11), Row{}))
 	if len(w.written()) != 0 || len(out.Retries) != 2 || out.Behind != 2 {
 		t.Fatalf("wrote %v, retries %d (behind %d); want nothing written and both retried", w.written(), len(out.Retries), out.Behind)
 	}

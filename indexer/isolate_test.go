@@ -41,7 +41,7 @@ func TestDroppedColumnParksOnlyTheChangesOfTheEntityThatShowsIt(t *testing.T) {
 	progChange := change("cat.programs", "update", 9, prog, r("id", 100, "title", "News!", "channel_id", 10))
 	out, err := p.Process(context.Background(), msgs(batch(
 		progChange,
-		change("cat.networks", "insert", 10, nil, r("id", 2, "name", "ZDF")),
+		change("cat.networks", "insert", 10, Row{}, r("id", 2, "name", "ZDF")),
 	), batch(change("cat.networks", "update", 11, r("id", 1, "name", "ARD"), r("id", 1, "name", "ARD1")))))
 	if err != nil {
 		t.Fatalf("Process: %v (the batch must not stall on one entity's refused read)", err)
@@ -128,7 +128,7 @@ func TestRefusedRetryIsParkedWithItsAttempts(t *testing.T) {
 	p := NewPipeline(twoEntities(t), db, w, Options{})
 	retry := Message{Body: EncodeRetry(Retry{Entity: "program", Key: "100", Version: 5}), Attempt: 3, Cluster: "es7"}
 	out, err := p.Process(context.Background(), []Message{retry,
-		{Body: batch(change("cat.networks", "insert", 10, nil, r("id", 2, "name", "ZDF")))}})
+		{Body: batch(change("cat.networks", "insert", 10, Row{}, r("id", 2, "name", "ZDF")))}})
 	if err != nil {
 		t.Fatal(err)
 	}

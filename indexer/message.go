@@ -25,8 +25,8 @@ const SchemaVersion = 2
 type Change struct {
 	Table    string // "db.table"
 	Op       string // insert | update | delete
-	Before   Row    // nil for inserts
-	After    Row    // nil for deletes
+	Before   Row    // nil (IsNil) for inserts
+	After    Row    // nil (IsNil) for deletes
 	Version  int64
 	CommitTS time.Time
 
@@ -263,8 +263,8 @@ func (m *Model) decodeChange(w *wire, last *commitTimes, c *Change) (*Change, er
 	*c = Change{Table: w.Table, Op: w.Op, Version: w.Version}
 	c.Before, c.After = w.images()
 	switch {
-	case w.Op == "insert" && c.After == nil, w.Op == "update" && (c.After == nil || c.Before == nil),
-		w.Op == "delete" && c.Before == nil:
+	case w.Op == "insert" && c.After.IsNil(), w.Op == "update" && (c.After.IsNil() || c.Before.IsNil()),
+		w.Op == "delete" && c.Before.IsNil():
 		return nil, poison("%s of %s without its row image", w.Op, w.Table)
 	case w.Op != "insert" && w.Op != "update" && w.Op != "delete":
 		return nil, poison("unknown op %q", w.Op)
@@ -286,16 +286,8 @@ func (m *Model) decodeChange(w *wire, last *commitTimes, c *Change) (*Change, er
 	return c, nil
 }
 
-func row(m map[string]json.RawMessage) Row {
-	if m == nil {
-		return nil
-	}
-	r := make(Row, len(m))
-	for k, v := range m {
-		r[k] = valueOf(v)
-	}
-	return r
-}
+// row is the image encoding/json read (nil: the nil Row), its columns in name order.
+func row(m map[string]json.RawMessage) Row { return rowOf(m, valueOf) }
 
 // EncodeRetry is the body of a retry message for one entity.
 func EncodeRetry(r Retry) []byte {

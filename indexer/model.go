@@ -95,9 +95,9 @@ type node struct {
 	depth     int
 	layout    []field  // members of its JSON objects; nil when every column is read (cols nil)
 	read      []string // columns to read (fetch), fixed with the layout: read for every change and row
-	// seen is, when every column is read, the layout of the last row's columns: the rows of
-	// one table mostly have the same columns, and laying them out is costly (denorm.go rowLayout).
-	seen atomic.Pointer[seenLayout]
+	// seen is the layout of the last rows' columns: the rows of one table mostly have the same
+	// columns, and laying them out is costly (denorm.go layoutFor).
+	seen atomic.Pointer[rowLayout]
 }
 
 // link is how a node's rows attach to their parent's.
@@ -207,7 +207,7 @@ func (n *node) col() string { return n.key[0] }
 // once the tree is built.
 func (n *node) setLayout() {
 	if n.cols != nil {
-		n.layout = n.fields(nil)
+		n.layout = n.fields(Row{})
 	}
 	n.read = n.fetch()
 	for _, c := range n.children {

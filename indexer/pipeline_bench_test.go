@@ -16,14 +16,17 @@ type flatBench struct {
 	msg   Message
 }
 
+// flatColumns are the flat table's columns, shared by its rows as by the rows of one SQL read.
+var flatColumns = NewColumns("id", "title", "code", "qty", "price", "active", "mark", "note", "created_at", "updated_at")
+
 // flatRow is row id of the flat table, at revision rev.
 func flatRow(id, rev int) Row {
-	return Row{
-		"id": Value(fmt.Sprint(id)), "title": Value(fmt.Sprintf(`"item number %d of the flat bench"`, id)),
-		"code": Value(fmt.Sprintf(`"C%06d"`, id)), "qty": Value(fmt.Sprint(id%1000 + rev)), "price": Value(fmt.Sprintf(`"%d.%02d"`, id%5000, id%100)),
-		"active": Value(fmt.Sprint(id % 2)), "mark": "0", "note": Value(fmt.Sprintf(`"changed %d"`, 7919*id+rev)),
-		"created_at": `"2026-01-02 03:04:05"`, "updated_at": Value(fmt.Sprintf(`"2026-01-02 03:04:%02d.%06d"`, rev%60, id)),
-	}
+	return NewRow(flatColumns, []Value{
+		Value(fmt.Sprint(id)), Value(fmt.Sprintf(`"item number %d of the flat bench"`, id)),
+		Value(fmt.Sprintf(`"C%06d"`, id)), Value(fmt.Sprint(id%1000 + rev)), Value(fmt.Sprintf(`"%d.%02d"`, id%5000, id%100)),
+		Value(fmt.Sprint(id % 2)), "0", Value(fmt.Sprintf(`"changed %d"`, 7919*id+rev)),
+		`"2026-01-02 03:04:05"`, Value(fmt.Sprintf(`"2026-01-02 03:04:%02d.%06d"`, rev%60, id)),
+	})
 }
 
 func newFlatBench(b *testing.B, n int, compress bool) *flatBench {
@@ -36,7 +39,7 @@ func newFlatBench(b *testing.B, n int, compress bool) *flatBench {
 	for i := range n {
 		id := 1 + i*7
 		before, after := flatRow(id, 0), flatRow(id, 1)
-		db.tables["bench.items"][after["id"]] = after // the read shows the change
+		db.tables["bench.items"][after.Get("id")] = after // the read shows the change
 		changes = append(changes, change("bench.items", "update", int64(1000+i), before, after))
 	}
 	msg := Message{Body: batch(changes...)}

@@ -60,7 +60,7 @@ func TestGrandchildChangeReachesTheRootThroughTwoLevels(t *testing.T) {
 		db, w := catalogDB(), &fakeWriter{}
 		c := r("id", 6, "episode_id", 1002, "person", "Bob")
 		db.set("cat.credits", "id", c)
-		process(t, db, w, event("cat.credits", "insert", 61, nil, c))
+		process(t, db, w, event("cat.credits", "insert", 61, Row{}, c))
 		sameStrings(t, "written", w.written(), "101@61")
 		if !strings.Contains(w.source("101"), `"credits":[{"episode_id":1002,"id":6,"person":"Bob"}]`) {
 			t.Errorf("nested credit not in document: %s", w.source("101"))
@@ -75,7 +75,7 @@ func TestCoalescesToTheHighestVersionPerEntity(t *testing.T) {
 	process(t, db, w,
 		event("cat.programs", "update", 70, p, r("id", 100, "title", "x", "channel_id", 10)),
 		event("cat.programs", "update", 90, p, r("id", 100, "title", "y", "channel_id", 10)),
-		event("cat.program_tags", "insert", 80, nil, r("program_id", 100, "tag_id", 8)),
+		event("cat.program_tags", "insert", 80, Row{}, r("program_id", 100, "tag_id", 8)),
 	)
 	sameStrings(t, "written", w.written(), "100@90")
 }
@@ -97,7 +97,7 @@ func TestDenormalizeQueriesDoNotGrowWithEntitiesOrEvents(t *testing.T) {
 			db.set("cat.programs", "id", row)
 			db.set("cat.episodes", "id", r("id", 3000+i, "title", "e", "program_id", id))
 			db.set("cat.program_tags", "program_id", r("program_id", id, "tag_id", 7))
-			bodies = append(bodies, event("cat.programs", "insert", int64(100+i), nil, row), event("cat.programs", "update", int64(100+i), row, row))
+			bodies = append(bodies, event("cat.programs", "insert", int64(100+i), Row{}, row), event("cat.programs", "update", int64(100+i), row, row))
 		}
 		if _, err := p.Process(context.Background(), msgs(bodies...)); err != nil {
 			t.Fatal(err)
@@ -116,8 +116,8 @@ func TestDenormalizeQueriesDoNotGrowWithEntitiesOrEvents(t *testing.T) {
 func TestDeletedRootBecomesVersionedDelete(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
 	p := r("id", 102, "title", "Film", "channel_id", 12)
-	db.del("cat.programs", "id", p["id"])
-	process(t, db, w, event("cat.programs", "delete", 99, p, nil))
+	db.del("cat.programs", "id", p.Get("id"))
+	process(t, db, w, event("cat.programs", "delete", 99, p, Row{}))
 	sameStrings(t, "written", w.written(), "102@99:delete")
 }
 
@@ -150,8 +150,8 @@ func TestPoisonMessagesAreParkedWithAReasonNotRetried(t *testing.T) {
 	out := process(t, db, w,
 		[]byte(`{not json`),
 		[]byte(`{"schema":3,"changes":[{"table":"cat.programs","op":"insert","after":{"id":1},"version":3}]}`),
-		event("cat.unknown", "insert", 4, nil, r("id", 1)),
-		event("cat.programs", "insert", 0, nil, r("id", 1)),
+		event("cat.unknown", "insert", 4, Row{}, r("id", 1)),
+		event("cat.programs", "insert", 0, Row{}, r("id", 1)),
 		event("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)),
 	)
 	var reasons []string
@@ -184,7 +184,7 @@ func TestMasterFailuresRetryTargetedAtTheMasterThenPark(t *testing.T) {
 	p1 := r("id", 100, "title", "News", "channel_id", 10)
 	p2 := r("id", 101, "title", "Sport", "channel_id", 11)
 	p3 := r("id", 102, "title", "Film", "channel_id", 12)
-	out := process(t, db, w, event("cat.programs", "insert", 1, nil, p1), event("cat.programs", "insert", 1, nil, p2), event("cat.programs", "insert", 1, nil, p3))
+	out := process(t, db, w, event("cat.programs", "insert", 1, Row{}, p1), event("cat.programs", "insert", 1, Row{}, p2), event("cat.programs", "insert", 1, Row{}, p3))
 	if len(out.Retries) != 1 || out.Retries[0].Cluster != "es7" || out.Retries[0].Attempt != 2 {
 		t.Fatalf("retries = %+v, want one for the master, attempt 2", out.Retries)
 	}
@@ -213,7 +213,7 @@ func TestSourceDownDecidesNothing(t *testing.T) {
 	db, w := catalogDB(), &fakeWriter{}
 	db.fail = context.DeadlineExceeded
 	p := NewPipeline(catalogModel(t), db, w, Options{})
-	if _, err := p.Process(context.Background(), msgs(event("cat.programs", "delete", 3, r("id", 1), nil))); err == nil {
+	if _, err := p.Process(context.Background(), msgs(event("cat.programs", "delete", 3, r("id", 1), Row{}))); err == nil {
 		t.Fatal("want an error: the batch must be kept, not acked")
 	}
 	if len(w.batches) != 0 {
@@ -230,9 +230,9 @@ func TestPoisonChangeInABatchParksOnlyThatChange(t *testing.T) {
 	good := r("id", 100, "title", "News", "channel_id", 10)
 	body := batch(
 		change("cat.programs", "update", 9, good, r("id", 100, "title", "News!", "channel_id", 10)),
-		change("cat.unknown", "insert", 10, nil, r("id", 1)),
+		change("cat.unknown", "insert", 10, Row{}, r("id", 1)),
 		[]byte(`"not an object"`),
-		change("cat.programs", "insert", 11, nil, r("id", 101, "title", "Sport", "channel_id", 11)),
+		change("cat.programs", "insert", 11, Row{}, r("id", 101, "title", "Sport", "channel_id", 11)),
 	)
 	out := process(t, db, w, body)
 	if len(out.Parked) != 2 {

@@ -37,7 +37,7 @@ func hrEntity() EntityDef {
 // hrDB holds employees 1-4 in departments d1 and d2 whose dept_emp rows share from_date
 // values across departments: a climb by from_date would reach every employee.
 func hrDB() *fakeDB {
-	return &fakeDB{where: map[string]func(Row) bool{currentWhere: func(r Row) bool { return r["to_date"] == `"9999-01-01"` }},
+	return &fakeDB{where: map[string]func(Row) bool{currentWhere: func(r Row) bool { return r.Get("to_date") == `"9999-01-01"` }},
 		tables: map[string][]Row{
 			"hr.employees":   {r("emp_no", 1, "name", "Ann"), r("emp_no", 2, "name", "Bob"), r("emp_no", 3, "name", "Cy"), r("emp_no", 4, "name", "Di")},
 			"hr.departments": {r("dept_no", "d1", "dept_name", "Sales"), r("dept_no", "d2", "dept_name", "R&D")},

@@ -67,18 +67,18 @@ func (r *resolver) add(c *Change) {
 			r.expect(n, c)
 		}
 		for _, img := range images {
-			if img == nil {
+			if img.IsNil() {
 				continue
 			}
 			switch n.kind() {
 			case linkRoot, linkFrom, linkThrough:
 				// Root: the id itself. from/through: this row's key, which parents hold;
 				// which parents hold it takes a lookup.
-				r.at(n).add(img[n.col()], c.Version)
+				r.at(n).add(img.Get(n.col()), c.Version)
 			case linkParentKey:
 				// The image names its parent: before AND after, so a child moved from
 				// parent A to B re-indexes both (invariant 5).
-				r.at(n.parent).add(img[n.parentKey], c.Version)
+				r.at(n.parent).add(img.Get(n.parentKey), c.Version)
 			}
 		}
 	}
@@ -87,8 +87,8 @@ func (r *resolver) add(c *Change) {
 			continue
 		}
 		for _, img := range images {
-			if img != nil {
-				r.at(n.parent).add(img[n.through.ParentKey], c.Version)
+			if !img.IsNil() {
+				r.at(n.parent).add(img.Get(n.through.ParentKey), c.Version)
 			}
 		}
 	}
@@ -99,10 +99,18 @@ func (r *resolver) add(c *Change) {
 // parsed): any change to a filtered table's row counts, since it can move the row in or out.
 func (n *node) changed(before, after Row) bool {
 	if n.cols == nil || n.where != "" {
-		return !maps.Equal(before, after)
+		return !before.Equal(after)
+	}
+	if before.cols == after.cols { // the usual images of one update: one lookup per column
+		for _, c := range n.read {
+			if i := before.cols.at(c); i >= 0 && before.vals[i] != after.vals[i] {
+				return true
+			}
+		}
+		return false
 	}
 	for _, c := range n.read {
-		if before[c] != after[c] {
+		if before.Get(c) != after.Get(c) {
 			return true
 		}
 	}
@@ -172,8 +180,8 @@ func (r *resolver) up(ctx context.Context, q *counted, n *node, vs versions) (*n
 	err := q.Each(ctx, table, []string{match, parent}, match, vs.keys(), filter, func(row Row) {
 		// MySQL's comparison may return rows that hold none of the values byte for byte
 		// (another case under a _ci collation): they are not linked in any document.
-		if ver, ok := vs[row[match].match()]; ok {
-			up.add(row[parent], ver)
+		if ver, ok := vs[row.Get(match).match()]; ok {
+			up.add(row.Get(parent), ver)
 		}
 	})
 	if err != nil {

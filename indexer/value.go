@@ -14,9 +14,6 @@ import (
 // a key from an event find the rows read from the database.
 type Value string
 
-// Row is one table row, column name -> value.
-type Row map[string]Value
-
 // NullValue is SQL NULL.
 const NullValue Value = "null"
 

@@ -17,7 +17,7 @@ func TestForeignKeyTypedAsTextFindsItsIntegerParent(t *testing.T) {
 	db.set("cat.episodes", "id", ep)
 	prog := r("id", 103, "title", "Text link", "channel_id", "10")
 	db.set("cat.programs", "id", prog)
-	process(t, db, w, batch(change("cat.episodes", "insert", 42, nil, ep), change("cat.programs", "insert", 43, nil, prog)))
+	process(t, db, w, batch(change("cat.episodes", "insert", 42, Row{}, ep), change("cat.programs", "insert", 43, Row{}, prog)))
 	sameStrings(t, "written", w.written(), "100@42", "103@43")
 	if !strings.Contains(w.source("100"), `"name":"e4"`) || !strings.Contains(w.source("100"), `"name":"e1"`) {
 		t.Errorf("program 100 lacks the episode linked by text: %s", w.source("100"))

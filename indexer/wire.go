@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -45,9 +46,13 @@ func fastWire(body []byte, view bool) (w wire, ok bool) {
 const changesHint = 2048
 
 type scanner struct {
-	s    string
-	i    int
-	cols int // columns of the last image: the size of the next one's map
+	s     string
+	i     int
+	last  *Columns // the columns of the last image
+	arena rowArena // the values of the images
+	// names and vals are the image being read, reused from image to image.
+	names []string
+	vals  []Value
 }
 
 // Fields of a message and of a change. A field name that is not one of these but equal to
@@ -266,13 +271,17 @@ func (p *scanner) int() (int64, bool) {
 	return n, err == nil
 }
 
-// row reads an image: null (nil), or an object of column -> value, each value its compact
-// JSON text (valueOf) as a substring of the body when it is a scalar.
+// row reads an image: null (the nil Row), or an object of column -> value, each value its
+// compact JSON text (valueOf) as a substring of the body when it is a scalar. Its columns are
+// the previous image's when they are the same names in the same order (the images of one
+// table mostly are): then no Columns is built. An image that repeats a column makes it give
+// up (encoding/json keeps the last value).
 func (p *scanner) row() (Row, bool) {
 	if p.null() {
-		return nil, true
+		return Row{}, true
 	}
-	r := make(Row, p.cols)
+	names, vals := p.names[:0], p.vals[:0]
+	start := p.i
 	ok := p.object(func(col string) bool {
 		p.space()
 		start := p.i
@@ -280,17 +289,34 @@ func (p *scanner) row() (Row, bool) {
 			return false
 		}
 		raw := p.s[start:p.i]
-		switch raw[0] {
-		case '{', '[':
-			r[col] = valueOf(json.RawMessage(raw)) // compacted: may hold space
-		default:
-			r[col] = Value(raw)
+		v := Value(raw)
+		if raw[0] == '{' || raw[0] == '[' {
+			v = valueOf(json.RawMessage(raw)) // compacted: may hold space
 		}
+		names, vals = append(names, col), append(vals, v)
 		return true
 	})
-	p.cols = len(r)
-	return r, ok
+	p.names, p.vals = names, vals
+	if !ok {
+		return Row{}, false
+	}
+	cols := p.last
+	if cols == nil || !slices.Equal(cols.names, names) {
+		if cols, ok = newColumns(slices.Clone(names)); !ok {
+			return Row{}, false
+		}
+		p.last = cols
+	}
+	// When room runs out: room for as many more values as the rest of the body holds at this
+	// image's size per value, at most arenaValues.
+	per := max((p.i-start)/max(len(vals), 1), 1)
+	r := Row{cols: cols, vals: p.arena.next(len(vals), min(len(vals)+(len(p.s)-p.i)/per, arenaValues))}
+	copy(r.vals, vals)
+	return r, true
 }
+
+// arenaValues bounds the values of images one allocation holds: 64 KiB.
+const arenaValues = 4096
 
 // skip passes over one valid JSON value.
 func (p *scanner) skip() bool {

@@ -58,7 +58,7 @@ type fakeView struct {
 }
 
 func (v *fakeView) row(id int) indexer.Row {
-	return indexer.Row{"id": indexer.Value(strconv.Itoa(id)), "title": indexer.Value(strconv.Quote(v.rows[id]))}
+	return indexer.RowOf("id", strconv.Itoa(id), "title", strconv.Quote(v.rows[id]))
 }
 
 func (v *fakeView) Rows(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter) ([]indexer.Row, error) {

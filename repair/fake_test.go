@@ -35,7 +35,7 @@ func (s *source) Each(_ context.Context, _ string, _ []string, _ string, values 
 			return err
 		}
 		if t, ok := s.titles[id]; ok {
-			fn(indexer.Row{"id": indexer.Value(strconv.Itoa(id)), "title": indexer.Value(strconv.Quote(t))})
+			fn(indexer.RowOf("id", strconv.Itoa(id), "title", strconv.Quote(t)))
 		}
 	}
 	return nil

@@ -15,7 +15,7 @@ func (s oneRow) View(context.Context) (indexer.View, error) { return s, nil }
 func (s oneRow) Rows(_ context.Context, table string, _ []string, _ string, values []indexer.Value, _ indexer.Filter) ([]indexer.Row, error) {
 	for _, v := range values {
 		if table == s.table && v == "7" {
-			return []indexer.Row{{"id": "7", "title": `"Seven"`}}, nil
+			return []indexer.Row{indexer.RowOf("id", "7", "title", `"Seven"`)}, nil
 		}
 	}
 	return nil, nil

@@ -182,7 +182,7 @@ func (v *view) Rows(ctx context.Context, table string, cols []string, where stri
 	return v.query(ctx, table, q, args)
 }
 
-// Each is Rows one row at a time, in one map reused for every row.
+// Each is Rows one row at a time, its values in one slice reused for every row.
 func (v *view) Each(ctx context.Context, table string, cols []string, where string, values []indexer.Value, filter indexer.Filter, fn func(indexer.Row)) error {
 	q, args, err := v.in(ctx, table, cols, where, values, filter)
 	if err != nil || q == "" {
@@ -287,8 +287,9 @@ func (v *view) query(ctx context.Context, table, q string, args []any) ([]indexe
 	return out, nil
 }
 
-// each runs one statement in the view and calls fn with every row, encoded: in one map it
-// reuses when reuse is set, else in a map of its own.
+// each runs one statement in the view and calls fn with every row, encoded: every row under
+// one Columns, its values in one slice reused for every row when reuse is set, else in room of
+// its own (shared with other rows: few allocations for many rows).
 func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool, fn func(indexer.Row)) error {
 	rows, err := v.tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -302,21 +303,21 @@ func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool
 	}
 	raw := make([]sql.RawBytes, len(types))
 	dest := make([]any, len(types))
-	enc := rowEncoder{names: make([]string, len(types)), typs: make([]string, len(types)), ends: make([]int, len(types))}
+	names, typs := make([]string, len(types)), make([]string, len(types))
 	for i, ct := range types {
 		dest[i] = &raw[i]
-		enc.names[i], enc.typs[i] = ct.Name(), ct.DatabaseTypeName()
+		names[i], typs[i] = ct.Name(), ct.DatabaseTypeName()
 	}
-	r := make(indexer.Row, len(types))
+	enc := newRowEncoder(names, typs)
+	var vals []indexer.Value
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read %s: %w", table, err)
 		}
-		if !reuse {
-			r = make(indexer.Row, len(types))
+		if !reuse || vals == nil {
+			vals = enc.room()
 		}
-		enc.row(r, raw)
-		fn(r)
+		fn(enc.row(vals, raw))
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", table, err)
@@ -326,26 +327,52 @@ func (v *view) each(ctx context.Context, table, q string, args []any, reuse bool
 
 func quote(id string) string { return "`" + strings.ReplaceAll(id, "`", "``") + "`" }
 
-// rowEncoder encodes the rows of one query: its columns' names and database types.
+// rowEncoder encodes the rows of one query: its columns (names, shared by every row) and
+// their database types.
 type rowEncoder struct {
-	names, typs []string
-	buf         []byte // the row being encoded, reused from row to row
-	ends        []int  // where each column's value ends in buf
+	cols   *indexer.Columns
+	typs   []string
+	buf    []byte          // the row being encoded, reused from row to row
+	ends   []int           // where each column's value ends in buf
+	shared []indexer.Value // room for the values of the next rows
+	rows   int             // rows given room so far
 }
 
-// row sets the columns of r to the values of raw, encoded (encode) into one string: one
-// allocation per row, not one per value.
-func (e *rowEncoder) row(r indexer.Row, raw []sql.RawBytes) {
+// newRowEncoder encodes rows of the columns names of database types typs.
+func newRowEncoder(names, typs []string) *rowEncoder {
+	return &rowEncoder{cols: indexer.NewColumns(names...), typs: typs, ends: make([]int, len(names))}
+}
+
+// maxRowsRoom bounds the rows whose values one allocation holds.
+const maxRowsRoom = 256
+
+// room returns room for the values of one row, from one allocation for many rows: as many
+// more as were read so far, from 8 up to maxRowsRoom (a read of a few rows reserves little).
+func (e *rowEncoder) room() []indexer.Value {
+	n := len(e.ends)
+	if len(e.shared) < n {
+		e.shared = make([]indexer.Value, n*min(max(e.rows, 8), maxRowsRoom))
+	}
+	e.rows++
+	vals := e.shared[:n:n]
+	e.shared = e.shared[n:]
+	return vals
+}
+
+// row is the row of the values of raw, encoded (encode) into one string (one allocation per
+// row, not one per value) and set in vals (one per column).
+func (e *rowEncoder) row(vals []indexer.Value, raw []sql.RawBytes) indexer.Row {
 	e.buf = e.buf[:0]
 	for i, b := range raw {
 		e.buf = appendValue(e.buf, e.typs[i], b)
 		e.ends[i] = len(e.buf)
 	}
 	s, start := string(e.buf), 0
-	for i, name := range e.names {
-		r[name] = indexer.Value(s[start:e.ends[i]])
+	for i := range vals {
+		vals[i] = indexer.Value(s[start:e.ends[i]])
 		start = e.ends[i]
 	}
+	return indexer.NewRow(e.cols, vals)
 }
 
 // encode renders one column value in the cdc message encoding (docs/cdc.md), so a document

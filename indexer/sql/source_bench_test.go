@@ -25,15 +25,13 @@ func BenchmarkEncodeRowsOf500FlatRows(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		enc := rowEncoder{names: names, typs: typs, ends: make([]int, len(names))}
+		enc := newRowEncoder(names, typs)
 		out := make([]indexer.Row, 0, len(rows))
 		for _, raw := range rows {
-			r := make(indexer.Row, len(names))
-			enc.row(r, raw)
-			out = append(out, r)
+			out = append(out, enc.row(enc.room(), raw))
 		}
-		if out[499]["title"] != `"item number 3494 of the flat bench"` {
-			b.Fatalf("title %s", out[499]["title"])
+		if out[499].Get("title") != `"item number 3494 of the flat bench"` {
+			b.Fatalf("title %s", out[499].Get("title"))
 		}
 	}
 }
@@ -49,12 +47,26 @@ func TestARowEncodedAtOnceHoldsEachValueAsEncodeWrites(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("c%d", i)
 	}
-	enc := rowEncoder{names: names, typs: typs, ends: make([]int, len(names))}
-	r := indexer.Row{}
-	enc.row(r, raws)
+	enc := newRowEncoder(names, typs)
+	r := enc.row(enc.room(), raws)
 	for i, n := range names {
-		if want := encode(typs[i], raws[i]); r[n] != want {
-			t.Errorf("%s %q: %s, want %s", typs[i], raws[i], r[n], want)
+		if want := encode(typs[i], raws[i]); r.Get(n) != want {
+			t.Errorf("%s %q: %s, want %s", typs[i], raws[i], r.Get(n), want)
+		}
+	}
+}
+
+// TestRowsOfOneReadKeepTheirOwnValues prevents the room shared by the rows of a read from
+// handing one row's values to another: every row of a long read holds its own values.
+func TestRowsOfOneReadKeepTheirOwnValues(t *testing.T) {
+	enc := newRowEncoder([]string{"id", "name"}, []string{"INT", "VARCHAR"})
+	var rows []indexer.Row
+	for i := range 3 * maxRowsRoom {
+		rows = append(rows, enc.row(enc.room(), []sql.RawBytes{sql.RawBytes(fmt.Sprint(i)), sql.RawBytes(fmt.Sprint("n", i))}))
+	}
+	for i, r := range rows {
+		if id, name := r.Get("id"), r.Get("name"); id != indexer.Value(fmt.Sprint(i)) || name != indexer.Value(fmt.Sprintf(`"n%d"`, i)) || r.Len() != 2 {
+			t.Fatalf("row %d: %s", i, r)
 		}
 	}
 }
