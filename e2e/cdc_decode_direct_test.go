@@ -3,14 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/wyehq/wye/cdc"
-	"github.com/wyehq/wye/cdc/binlog"
 )
 
 // TestCDCDirectlyDecodedUpdateValuesEqualGoMySQLsOwn prevents the source's own decoding of an
@@ -23,25 +21,9 @@ import (
 // same Go value of the same type, every change must encode to the same bytes, and the
 // unchanged columns must be left out of the trimmed read.
 func TestCDCDirectlyDecodedUpdateValuesEqualGoMySQLsOwn(t *testing.T) {
-	requireReachable(t, "MariaDB", mysqlAddr)
-	dbName := fmt.Sprintf("wye_direct_%d%03d", time.Now().Unix()%1000000, rand.IntN(1000))
-	root := openMySQL(t, mysqlAppUser, mysqlAppPass, "")
-	if _, err := root.Exec("CREATE DATABASE " + dbName + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() { root.Exec("DROP DATABASE IF EXISTS " + dbName) })
-	db := openMySQL(t, mysqlAppUser, mysqlAppPass, dbName)
-	db.SetMaxOpenConns(1) // one session: its time_zone and sql_mode hold for every statement
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 	defer cancel()
-	exec := func(qs ...string) {
-		t.Helper()
-		for _, q := range qs {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
+	dbName, exec := scratchDB(ctx, t, "wye_direct")
 	exec("SET SESSION time_zone = '+00:00', sql_mode = ''", // zero dates and a zero month are values
 		`CREATE TABLE v (id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
 		   mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
@@ -58,47 +40,35 @@ func TestCDCDirectlyDecodedUpdateValuesEqualGoMySQLsOwn(t *testing.T) {
 		   '2024-03-01 10:00:00.12345', '2024-03-01 10:00:00.123456', 'a text no update changes')`, id))
 	}
 
-	src, err := binlog.NewSource(binlog.SourceOptions{Host: hostOf(t), Port: portOf(t), User: mysqlSrcUser,
-		Password: mysqlSrcPass, ServerID: uint32(9100 + rand.IntN(800)), Tables: []string{dbName + ".v"}})
-	must(t, err)
-	defer src.Close()
-	from := sourceEnd(ctx, t, src)
-	exec(
-		`UPDATE v SET ti = -128, tiu = 255, si = -32768, siu = 65535, mi = -8388608, miu = 16777215,
+	trimmed, full := readTrimmedAndFull(ctx, t, dbName+".v", nil, func() {
+		exec(
+			`UPDATE v SET ti = -128, tiu = 255, si = -32768, siu = 65535, mi = -8388608, miu = 16777215,
 		   i = -2147483648, iu = 4294967295, bi = -9223372036854775808, biu = 18446744073709551615 WHERE id = 1`,
-		`UPDATE v SET ti = 127, tiu = 0, si = 32767, siu = 0, mi = 8388607, miu = 0,
+			`UPDATE v SET ti = 127, tiu = 0, si = 32767, siu = 0, mi = 8388607, miu = 0,
 		   i = 2147483647, iu = 0, bi = 9223372036854775807, biu = 0 WHERE id = 2`,
-		`UPDATE v SET ti = 0, si = -1, mi = -1, i = -1, bi = -1, tiu = NULL, biu = NULL WHERE id = 3`,
-		`UPDATE v SET dec2 = -99999999.99, dec65 = '-99999999999999999999999999999999999.999999999999999999999999999999',
+			`UPDATE v SET ti = 0, si = -1, mi = -1, i = -1, bi = -1, tiu = NULL, biu = NULL WHERE id = 3`,
+			`UPDATE v SET dec2 = -99999999.99, dec65 = '-99999999999999999999999999999999999.999999999999999999999999999999',
 		   dec0 = 99999999999999999999, decf = -0.00001 WHERE id = 1`,
-		`UPDATE v SET dec2 = 0, dec65 = '0.000000000000000000000000000001', dec0 = -1, decf = 0.99999 WHERE id = 2`,
-		`UPDATE v SET dec2 = NULL, dec65 = 12345678901234567890.5, dec0 = 0 WHERE id = 3`,
-		`UPDATE v SET ch = REPEAT('é', 100), chl = 'café', vc = REPEAT('😀', 75), vcl = '', bin = x'00ff0000',
+			`UPDATE v SET dec2 = 0, dec65 = '0.000000000000000000000000000001', dec0 = -1, decf = 0.99999 WHERE id = 2`,
+			`UPDATE v SET dec2 = NULL, dec65 = 12345678901234567890.5, dec0 = 0 WHERE id = 3`,
+			`UPDATE v SET ch = REPEAT('é', 100), chl = 'café', vc = REPEAT('😀', 75), vcl = '', bin = x'00ff0000',
 		   vb = x'' WHERE id = 1`,
-		`UPDATE v SET ch = '', chl = NULL, vc = '', vcl = 'ñandú', bin = 'abcd', vb = x'00' WHERE id = 2`,
-		`UPDATE v SET ch = 'trailing  ', vc = 'héllo wörld ✓', bin = x'00000000', vb = NULL WHERE id = 3`,
-		`UPDATE v SET dt = '0000-00-00 00:00:00', dt1 = '0000-00-00 00:00:00', dt3 = '1969-07-20 20:17:40.5',
+			`UPDATE v SET ch = '', chl = NULL, vc = '', vcl = 'ñandú', bin = 'abcd', vb = x'00' WHERE id = 2`,
+			`UPDATE v SET ch = 'trailing  ', vc = 'héllo wörld ✓', bin = x'00000000', vb = NULL WHERE id = 3`,
+			`UPDATE v SET dt = '0000-00-00 00:00:00', dt1 = '0000-00-00 00:00:00', dt3 = '1969-07-20 20:17:40.5',
 		   dt4 = '2024-00-10 00:00:00', dt6 = '9999-12-31 23:59:59.999999',
 		   ts = '0000-00-00 00:00:00', ts2 = '1970-01-01 00:00:01', ts5 = '2038-01-19 03:14:07.99999', ts6 = NULL WHERE id = 1`,
-		`UPDATE v SET dt = '1000-01-01 00:00:00', dt1 = '1970-01-01 00:00:00.1', dt3 = '2024-05-00 01:02:03.004',
+			`UPDATE v SET dt = '1000-01-01 00:00:00', dt1 = '1970-01-01 00:00:00.1', dt3 = '2024-05-00 01:02:03.004',
 		   dt4 = '1969-12-31 23:59:59.9999', dt6 = '1970-01-01 00:00:00.000000',
 		   ts = '2038-01-19 03:14:07', ts2 = '2001-09-09 01:46:40.99', ts5 = '1970-01-01 00:00:01.00001',
 		   ts6 = '2024-02-29 12:34:56.000001' WHERE id = 2`,
-		`UPDATE v SET dt6 = NULL, ts2 = NULL, dt1 = '2025-06-07 08:09:10.9' WHERE id = 3`,
-		// One rows event, rows changing different columns of several types.
-		`UPDATE v SET i = IF(id = 1, i + 1, i), vc = IF(id = 2, 'changed', vc), dt6 = IF(id = 3, NOW(6), dt6),
+			`UPDATE v SET dt6 = NULL, ts2 = NULL, dt1 = '2025-06-07 08:09:10.9' WHERE id = 3`,
+			// One rows event, rows changing different columns of several types.
+			`UPDATE v SET i = IF(id = 1, i + 1, i), vc = IF(id = 2, 'changed', vc), dt6 = IF(id = 3, NOW(6), dt6),
 		   dec65 = IF(id = 4, -dec65, dec65) WHERE id IN (1, 2, 3, 4)`,
-		"UPDATE v SET i = i WHERE id = 4", // no row changes
-	)
-	to := sourceEnd(ctx, t, src)
-
-	trimmedSrc, err := binlog.NewSource(binlog.SourceOptions{Host: hostOf(t), Port: portOf(t), User: mysqlSrcUser,
-		Password: mysqlSrcPass, ServerID: uint32(9100 + rand.IntN(800)), Tables: []string{dbName + ".v"},
-		UpdateImages: cdc.UpdateImagesChanged})
-	must(t, err)
-	defer trimmedSrc.Close()
-	trimmed := readChanges(ctx, t, trimmedSrc, from, to)
-	full := readChanges(ctx, t, src, from, to) // every column, decoded by go-mysql
+			"UPDATE v SET i = i WHERE id = 4", // no row changes
+		)
+	}) // full: every column, decoded by go-mysql
 	if len(trimmed) != len(full) || len(full) != 3+3+3+3+4 {
 		t.Fatalf("trimmed read has %d changes, full %d, want 16", len(trimmed), len(full))
 	}

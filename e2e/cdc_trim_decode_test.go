@@ -23,24 +23,9 @@ import (
 // unchanged column must be nil in the trimmed stream's image and decoded in the full one.
 func TestCDCTrimmedUpdateDecodingPublishesTheSameChanges(t *testing.T) {
 	requireReachable(t, "MariaDB", mysqlAddr)
-	dbName := fmt.Sprintf("wye_trim_%d%03d", time.Now().Unix()%1000000, rand.IntN(1000))
-	root := openMySQL(t, mysqlAppUser, mysqlAppPass, "")
-	if _, err := root.Exec("CREATE DATABASE " + dbName + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() { root.Exec("DROP DATABASE IF EXISTS " + dbName) })
-	db := openMySQL(t, mysqlAppUser, mysqlAppPass, dbName)
-	db.SetMaxOpenConns(1) // one session: its time_zone and sql_mode hold for every statement
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 	defer cancel()
-	exec := func(qs ...string) {
-		t.Helper()
-		for _, q := range qs {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
+	dbName, exec := scratchDB(ctx, t, "wye_trim")
 	exec("SET SESSION time_zone = '+00:00'",
 		`CREATE TABLE w (id INT PRIMARY KEY, link_id BIGINT,
 		   ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED,
@@ -62,38 +47,26 @@ func TestCDCTrimmedUpdateDecodingPublishesTheSameChanges(t *testing.T) {
 		   '2024-03-01 10:00:00', '2024-03-01 10:00:00.654321', '{"a": [1, 2]}', NULL)`, id, 10*id))
 	}
 
-	src, err := binlog.NewSource(binlog.SourceOptions{Host: hostOf(t), Port: portOf(t), User: mysqlSrcUser,
-		Password: mysqlSrcPass, ServerID: uint32(9100 + rand.IntN(800)), Tables: []string{dbName + ".w"}})
-	must(t, err)
-	defer src.Close()
-	from := sourceEnd(ctx, t, src)
-	exec(
-		"UPDATE w SET i = i + 1 WHERE id = 1",    // one column
-		"UPDATE w SET n = 7 WHERE id = 1",        // NULL -> value
-		"UPDATE w SET vc = NULL WHERE id = 2",    // value -> NULL
-		"UPDATE w SET d = d, f = f WHERE id = 5", // the same values: no row changes
-		// One rows event, two rows changing different columns.
-		`UPDATE w SET vc300 = IF(id = 3, CONCAT(LEFT(vc300, 299), '!'), vc300), dec5 = IF(id = 4, dec5 + 1, dec5),
+	whole := cdc.WholeColumns{dbName + ".w": {"LINK_ID"}}
+	trimmed, full := readTrimmedAndFull(ctx, t, dbName+".w", whole, func() {
+		exec(
+			"UPDATE w SET i = i + 1 WHERE id = 1",    // one column
+			"UPDATE w SET n = 7 WHERE id = 1",        // NULL -> value
+			"UPDATE w SET vc = NULL WHERE id = 2",    // value -> NULL
+			"UPDATE w SET d = d, f = f WHERE id = 5", // the same values: no row changes
+			// One rows event, two rows changing different columns.
+			`UPDATE w SET vc300 = IF(id = 3, CONCAT(LEFT(vc300, 299), '!'), vc300), dec5 = IF(id = 4, dec5 + 1, dec5),
 		   js = IF(id = 4, '{"b": 1}', js) WHERE id IN (3, 4)`,
-		"UPDATE w SET id = 100 WHERE id = 6", // the primary key
-		`UPDATE w SET lt = REPEAT('L', 400), mt = CONCAT(mt, 'x'), tm3 = '23:59:59.999', dtm6 = '2030-01-01 00:00:00.000001',
+			"UPDATE w SET id = 100 WHERE id = 6", // the primary key
+			`UPDATE w SET lt = REPEAT('L', 400), mt = CONCAT(mt, 'x'), tm3 = '23:59:59.999', dtm6 = '2030-01-01 00:00:00.000001',
 		   ts6 = '2031-05-06 07:08:09.000010', b17 = b'1', b1 = b'0', en = 'c', st = '', y = 1999, bin = 'zz', vbin = x'',
 		   tb = NULL, ch100 = 'short now', ch = 'é', dec65 = -dec65, biu = 1, mi = 0, f = -2.5, dt = '1000-01-01',
 		   tm = '00:00:00', dtm = '1969-07-20 20:17:40', ts = '1970-01-01 00:00:01', tt = '', tx = NULL WHERE id = 5`,
-		"UPDATE w SET ti = ti + id WHERE id BETWEEN 1 AND 5", // one column in many rows
-		"UPDATE w SET d = -0.0 WHERE id = 2",
-		"DELETE FROM w WHERE id = 100",
-	)
-	to := sourceEnd(ctx, t, src)
-
-	whole := cdc.WholeColumns{dbName + ".w": {"LINK_ID"}}
-	trimmedSrc, err := binlog.NewSource(binlog.SourceOptions{Host: hostOf(t), Port: portOf(t), User: mysqlSrcUser,
-		Password: mysqlSrcPass, ServerID: uint32(9100 + rand.IntN(800)), Tables: []string{dbName + ".w"},
-		UpdateImages: cdc.UpdateImagesChanged, WholeColumns: whole})
-	must(t, err)
-	defer trimmedSrc.Close()
-	trimmed := readChanges(ctx, t, trimmedSrc, from, to)
-	full := readChanges(ctx, t, src, from, to)
+			"UPDATE w SET ti = ti + id WHERE id BETWEEN 1 AND 5", // one column in many rows
+			"UPDATE w SET d = -0.0 WHERE id = 2",
+			"DELETE FROM w WHERE id = 100",
+		)
+	})
 	if len(trimmed) != len(full) {
 		t.Fatalf("trimmed read has %d changes, full %d", len(trimmed), len(full))
 	}
@@ -138,6 +111,50 @@ func TestCDCTrimmedUpdateDecodingPublishesTheSameChanges(t *testing.T) {
 // hostOf and portOf split mysqlAddr.
 func hostOf(t *testing.T) string { h, _ := splitHostPort(t, mysqlAddr); return h }
 func portOf(t *testing.T) uint16 { _, p := splitHostPort(t, mysqlAddr); return p }
+
+// scratchDB creates a database named prefix and a unique suffix, dropped when t ends, and
+// returns its name and exec, which runs statements in order in one session of it (a SET
+// SESSION holds for every later statement) and fails t on the first error.
+func scratchDB(ctx context.Context, t *testing.T, prefix string) (string, func(qs ...string)) {
+	t.Helper()
+	requireReachable(t, "MariaDB", mysqlAddr)
+	dbName := fmt.Sprintf("%s_%d%03d", prefix, time.Now().Unix()%1000000, rand.IntN(1000))
+	root := openMySQL(t, mysqlAppUser, mysqlAppPass, "")
+	if _, err := root.Exec("CREATE DATABASE " + dbName + " CHARACTER SET utf8mb4"); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() { root.Exec("DROP DATABASE IF EXISTS " + dbName) })
+	db := openMySQL(t, mysqlAppUser, mysqlAppPass, dbName)
+	db.SetMaxOpenConns(1)
+	return dbName, func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+}
+
+// readTrimmedAndFull reads the changes to table that run commits twice from the binlog: by a
+// source with trimmed update images (cdc.UpdateImagesChanged, whole columns whole) and by one
+// decoding every column through go-mysql.
+func readTrimmedAndFull(ctx context.Context, t *testing.T, table string, whole cdc.WholeColumns, run func()) (trimmed, full []cdc.Change) {
+	t.Helper()
+	source := func(images string, whole cdc.WholeColumns) *binlog.Source {
+		src, err := binlog.NewSource(binlog.SourceOptions{Host: hostOf(t), Port: portOf(t), User: mysqlSrcUser,
+			Password: mysqlSrcPass, ServerID: uint32(9100 + rand.IntN(800)), Tables: []string{table},
+			UpdateImages: images, WholeColumns: whole})
+		must(t, err)
+		t.Cleanup(func() { src.Close() })
+		return src
+	}
+	src := source("", nil)
+	from := sourceEnd(ctx, t, src)
+	run()
+	to := sourceEnd(ctx, t, src)
+	return readChanges(ctx, t, source(cdc.UpdateImagesChanged, whole), from, to), readChanges(ctx, t, src, from, to)
+}
 
 // sourceEnd is the end of src's binlog now: a transaction boundary.
 func sourceEnd(ctx context.Context, t *testing.T, src *binlog.Source) cdc.Position {
