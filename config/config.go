@@ -186,6 +186,9 @@ type Indexer struct {
 	BatchSize  int           `mapstructure:"batch_size" yaml:"batch_size"`
 	BatchBytes int           `mapstructure:"batch_bytes" yaml:"batch_bytes"`
 	BatchWait  time.Duration `mapstructure:"batch_wait" yaml:"batch_wait"`
+	// Consumers is the batches one indexer process takes from the queue at once: each a consumer
+	// of its own, as a replica would be (writes are versioned: any order is safe).
+	Consumers int `mapstructure:"consumers" yaml:"consumers"`
 	// SlaveBacklog is the batches queued per slave before its writes go to the repair ledger;
 	// SlaveInFlight the _bulk requests one slave has in flight.
 	SlaveBacklog  int `mapstructure:"slave_backlog" yaml:"slave_backlog"`

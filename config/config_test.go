@@ -293,7 +293,7 @@ func TestValidationRejects(t *testing.T) {
 			[]string{`cdc.name: "` + strings.Repeat("n", 65) + `": at most 64 bytes: the name of the reader's checkpoint row`}},
 		{"indexer knobs", func(c *Config) {
 			c.Indexer = Indexer{RetryDelays: []time.Duration{time.Second, 0}, MaxAttempts: 0, BatchSize: 0, BatchBytes: -1,
-				BatchWait: 0, SlaveBacklog: 0, SlaveInFlight: 0, RolesPoll: 0, StopTimeout: -time.Second,
+				BatchWait: 0, SlaveBacklog: 0, SlaveInFlight: 0, Consumers: 0, RolesPoll: 0, StopTimeout: -time.Second,
 				IndexTargets: "x", IndicesTTL: 0}
 		}, []string{
 			`indexer.retry_delays[1]: "0s": must be greater than 0`,
@@ -303,6 +303,7 @@ func TestValidationRejects(t *testing.T) {
 			`indexer.batch_wait: "0s": must be greater than 0`,
 			`indexer.slave_backlog: "0": must be at least 1`,
 			`indexer.slave_in_flight: "0": must be at least 1`,
+			`indexer.consumers: "0": must be at least 1`,
 			`indexer.slave_backlog_bytes: "0": must be at least 1`,
 			`indexer.chunk_docs: "0": must be at least 1`,
 			`indexer.chunk_bytes: "0": must be at least 1`,

@@ -69,6 +69,7 @@ func Default() Config {
 			BatchSize:         consumer.DefaultBatchSize,
 			BatchBytes:        consumer.DefaultBatchBytes,
 			BatchWait:         consumer.DefaultBatchWait,
+			Consumers:         consumer.DefaultConsumers,
 			SlaveBacklog:      indexer.DefaultSlaveBacklog,
 			SlaveInFlight:     indexer.DefaultSlaveInFlight,
 			SlaveBacklogBytes: indexer.DefaultSlaveBacklogBytes,

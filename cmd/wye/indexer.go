@@ -95,7 +95,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	defer stopHTTP()
 	metrics := indexer.NewMetrics(ep.reg)
 
-	src, err := indexersql.Open(cfg.Source.MySQLConfig(), 4)
+	src, err := indexersql.Open(cfg.Source.MySQLConfig(), max(4, 2*cfg.Indexer.Consumers)) // room for every consumer's batch
 	if err != nil {
 		return err
 	}
@@ -125,16 +125,20 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		SlaveInFlight: x.SlaveInFlight})
 	pipe := indexer.NewPipeline(model, src, fan, indexer.Options{MaxAttempts: x.MaxAttempts,
 		ChunkDocs: x.ChunkDocs, ChunkBytes: x.ChunkBytes, BulkBytes: x.BulkBytes})
-	cons := consumer.New(consumer.Options{
-		URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
-		DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
-		BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, Metrics: metrics, Logger: log,
-	}, pipe)
-
-	ep.addReady(cons.Ready)
+	// Each consumer takes its own batches, as a replica would: the pipeline, the fan-out and the
+	// writers serve them concurrently (docs/indexer.md, "Consumers").
+	consumers := make([]*consumer.Consumer, x.Consumers)
+	for i := range consumers {
+		consumers[i] = consumer.New(consumer.Options{
+			URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
+			DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
+			BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, Metrics: metrics, Logger: log,
+		}, pipe)
+		ep.addReady(consumers[i].Ready)
+	}
 	master, epoch := roles.Master()
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", master, "epoch", epoch,
-		"index_targets", x.IndexTargets, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
+		"index_targets", x.IndexTargets, "consumers", x.Consumers, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
 
 	// The fan-out outlives the consumer: slaves drain what the last batches queued.
 	fanCtx, stopFan := context.WithCancel(context.WithoutCancel(ctx))
@@ -149,7 +153,13 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		names = append(names, c.Name)
 	}
 	wg.Go(func() { store.WatchGauges(ctx, gauges, names, control.DefaultGaugesPoll, log) })
-	err = cons.Run(ctx)
+	errs := make([]error, len(consumers))
+	var running sync.WaitGroup
+	for i, c := range consumers {
+		running.Go(func() { errs[i] = c.Run(ctx) }) // each retries its sessions until ctx ends
+	}
+	running.Wait()
+	err = errors.Join(errs...)
 	wg.Wait()
 	stop, cancel := context.WithTimeout(context.Background(), x.StopTimeout)
 	defer cancel()

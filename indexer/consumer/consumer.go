@@ -68,6 +68,10 @@ const (
 	// DefaultBatchWait is how long a batch waits for more deliveries after its first one: the
 	// latency a quiet stream pays for batching.
 	DefaultBatchWait = 200 * time.Millisecond
+	// DefaultConsumers is the consumers one indexer process runs (indexer.consumers): two, so
+	// that one batch's SQL read and decoding overlap the other's _bulk. Each is a replica of
+	// the other in all but the process (docs/indexer.md, "Consumers").
+	DefaultConsumers = 2
 )
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
