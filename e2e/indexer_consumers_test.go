@@ -2,24 +2,21 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/wyehq/wye/indexer/consumer"
 )
 
 // TestOneIndexerProcessRunsItsConsumersAndConverges prevents an indexer process from taking
 // one batch at a time when indexer.consumers asks for more (docs/indexer.md, "Consumers"):
-// one `wye indexer` with the default must hold consumer.DefaultConsumers consumers on the
-// change queue, and a random catalog workload through it alone must converge on every
-// cluster: its consumers share the pipeline, the fan-out and the writers, as replicas in one
-// process.
+// one `wye indexer` with WYE_INDEXER_CONSUMERS=2 must hold two consumers on the change
+// queue, and a random catalog workload through it alone must converge on every cluster: its
+// consumers share the pipeline, the fan-out and the writers, as replicas in one process.
 func TestOneIndexerProcessRunsItsConsumersAndConverges(t *testing.T) {
-	if consumer.DefaultConsumers < 2 {
-		t.Fatalf("consumer.DefaultConsumers is %d: this test needs the default to run several", consumer.DefaultConsumers)
-	}
+	const consumers = 2
+	t.Setenv("WYE_INDEXER_CONSUMERS", strconv.Itoa(consumers)) // the indexer process inherits it
 	r := newIndexerRig(t)
 	r.start()
 	conn, err := amqp.Dial(amqpURL)
@@ -35,8 +32,8 @@ func TestOneIndexerProcessRunsItsConsumersAndConverges(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if q.Consumers != consumer.DefaultConsumers {
-			return fmt.Errorf("queue %s has %d consumers, want %d from one process", r.queue, q.Consumers, consumer.DefaultConsumers)
+		if q.Consumers != consumers {
+			return fmt.Errorf("queue %s has %d consumers, want %d from one process", r.queue, q.Consumers, consumers)
 		}
 		return nil
 	})

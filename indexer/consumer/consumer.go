@@ -68,10 +68,11 @@ const (
 	// DefaultBatchWait is how long a batch waits for more deliveries after its first one: the
 	// latency a quiet stream pays for batching.
 	DefaultBatchWait = 200 * time.Millisecond
-	// DefaultConsumers is the consumers one indexer process runs (indexer.consumers): two, so
-	// that one batch's SQL read and decoding overlap the other's _bulk. Each is a replica of
-	// the other in all but the process (docs/indexer.md, "Consumers").
-	DefaultConsumers = 2
+	// DefaultConsumers is the consumers one indexer process runs (indexer.consumers): one, so
+	// that a mapping version bump sees the batches in order (docs/indexer.md, "Consumers": two
+	// drain a backlog about twice as fast, but concurrent batches can leave the new index an
+	// older version of a document than the old one until it is backfilled).
+	DefaultConsumers = 1
 )
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
