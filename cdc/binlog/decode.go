@@ -87,11 +87,8 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 	n := int(e.ColumnCount)
 	spans, keep := tr.spans, tr.keep
 	images := len(spans) / n
-	kept, textLen := 0, 0
+	kept, textLen := tr.kept, 0
 	for i, k := range keep {
-		if k {
-			kept++
-		}
 		if k && p.direct[i] == directString {
 			for img := i; img < len(spans); img += n {
 				if s := spans[img]; s.start >= 0 {

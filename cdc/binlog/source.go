@@ -610,8 +610,8 @@ func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error
 
 // cachedTable is what the stream knows of one table id, kept while the table maps of that id
 // describe the table alike (every transaction repeats them: sameTableMap): its description,
-// and how its updates are trimmed. decodeRows finds it for a rows event and rows, next in
-// the same goroutine, uses it.
+// and how its updates are trimmed. decodeRows and rows, next in the same goroutine, find it
+// (describe).
 type cachedTable struct {
 	tme     *replication.TableMapEvent
 	t       *cdc.Table
@@ -635,10 +635,6 @@ type stream struct {
 	txnTS  time.Time
 	tables map[uint64]*cachedTable
 	warned map[string]bool // tables whose unknown column types were logged this session
-	// lastRows is the rows event decodeRows last described, and lastTable its table: rows
-	// uses it for the same event instead of looking it up again.
-	lastRows  *replication.RowsEvent
-	lastTable *cachedTable
 	// bad is the rows event decodeRows could not decode, and badErr why: HandleEvent's item
 	// for that event, next in the same goroutine, is a resync mark.
 	bad    *replication.RowsEvent
@@ -659,7 +655,6 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 		return nil // e.Rows stays nil: skipped cheaply
 	}
 	ct := st.describe(e.Table)
-	st.lastRows, st.lastTable = e, ct
 	if ct.plan != nil {
 		err = st.trim.decode(e, pos, data, ct.plan)
 	} else {
@@ -785,11 +780,7 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 	if e.Rows == nil {
 		return cdc.Item{}, false
 	}
-	ct := st.lastTable
-	if e != st.lastRows {
-		ct = st.describe(e.Table) // a rows event decodeRows did not see (not expected)
-	}
-	st.lastRows, st.lastTable = nil, nil
+	ct := st.describe(e.Table) // decodeRows described it: found by its id, the same map
 	if len(ct.unknown) > 0 && !st.warned[name] {
 		if st.warned == nil {
 			st.warned = map[string]bool{}

@@ -26,6 +26,7 @@ type trimmer struct {
 	whole cdc.WholeColumns
 	spans []span // scratch: each image's column spans, image after image
 	keep  []bool // scratch: per column, decoded
+	kept  int    // how many of keep are set (trim)
 }
 
 // trimPlan is how the columns of one table map are measured.
@@ -124,6 +125,7 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte, p *trimPlan) (bit
 			bitmap[i>>3] |= 1 << (i & 7)
 		}
 	}
+	tr.kept = kept
 	if kept == n || kept == 0 {
 		// All: nothing to leave out. None (no key, no whole column, images alike): images of
 		// no bytes would end go-mysql's row loop at once and lose the rows.
@@ -136,13 +138,7 @@ func (tr *trimmer) trim(e *replication.RowsEvent, data []byte, p *trimPlan) (bit
 // as a minimal row image would have them, for go-mysql to decode with trim's bitmap.
 func (tr *trimmer) rewrite(data []byte) []byte {
 	spans, keep, n := tr.spans, tr.keep, len(tr.keep)
-	kept := 0
-	for _, k := range keep {
-		if k {
-			kept++
-		}
-	}
-	nullLen := (kept + 7) / 8
+	nullLen := (tr.kept + 7) / 8
 	size := 0
 	for img := 0; img < len(spans); img += n {
 		size += nullLen
