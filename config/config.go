@@ -189,6 +189,9 @@ type Indexer struct {
 	// Consumers is the batches one indexer process takes from the queue at once: each a consumer
 	// of its own, as a replica would be (writes are versioned: any order is safe).
 	Consumers int `mapstructure:"consumers" yaml:"consumers"`
+	// InFlight is the batches one consumer processes at once while a backlog lasts, their
+	// writes and acks in batch order.
+	InFlight int `mapstructure:"batches_in_flight" yaml:"batches_in_flight"`
 	// SlaveBacklog is the batches queued per slave before its writes go to the repair ledger;
 	// SlaveInFlight the _bulk requests one slave has in flight.
 	SlaveBacklog  int `mapstructure:"slave_backlog" yaml:"slave_backlog"`

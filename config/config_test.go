@@ -304,6 +304,7 @@ func TestValidationRejects(t *testing.T) {
 			`indexer.slave_backlog: "0": must be at least 1`,
 			`indexer.slave_in_flight: "0": must be at least 1`,
 			`indexer.consumers: "0": must be at least 1`,
+			`indexer.batches_in_flight: "0": must be at least 1`,
 			`indexer.slave_backlog_bytes: "0": must be at least 1`,
 			`indexer.chunk_docs: "0": must be at least 1`,
 			`indexer.chunk_bytes: "0": must be at least 1`,

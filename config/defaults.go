@@ -70,6 +70,7 @@ func Default() Config {
 			BatchBytes:        consumer.DefaultBatchBytes,
 			BatchWait:         consumer.DefaultBatchWait,
 			Consumers:         consumer.DefaultConsumers,
+			InFlight:          consumer.DefaultInFlight,
 			SlaveBacklog:      indexer.DefaultSlaveBacklog,
 			SlaveInFlight:     indexer.DefaultSlaveInFlight,
 			SlaveBacklogBytes: indexer.DefaultSlaveBacklogBytes,

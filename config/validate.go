@@ -147,6 +147,7 @@ func (x *Indexer) validate(f *Errors) {
 	atLeastOne(f, "indexer.slave_backlog", x.SlaveBacklog)
 	atLeastOne(f, "indexer.slave_in_flight", x.SlaveInFlight)
 	atLeastOne(f, "indexer.consumers", x.Consumers)
+	atLeastOne(f, "indexer.batches_in_flight", x.InFlight)
 	atLeastOne(f, "indexer.slave_backlog_bytes", x.SlaveBacklogBytes)
 	atLeastOne(f, "indexer.chunk_docs", x.ChunkDocs)
 	atLeastOne(f, "indexer.chunk_bytes", x.ChunkBytes)

@@ -84,6 +84,12 @@ type slave struct {
 	mu       sync.Mutex
 	dropped  []Doc // ids of batches the backlog had no room for, for the ledger
 	overflow int   // dropped beyond maxDropped, not recorded
+
+	// take is held by one worker from taking the next batch until its write's indices are
+	// fixed, so that a slave resolves its indices in queue order, as the master does in batch
+	// order (Turn). left is a batch taken that did not fit the last write: the next taken.
+	take sync.Mutex
+	left *job
 }
 
 // NewStream builds the streaming fan-out; Start runs the slave workers.
@@ -235,33 +241,39 @@ func (sl *slave) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	m := sl.s.opts.Metrics
-	var left *job // a batch taken from the queue that did not fit the last write
 	for {
+		sl.take.Lock()
 		var j job
-		if left != nil {
-			j, left = *left, nil
+		if sl.left != nil {
+			j, sl.left = *sl.left, nil
 		} else {
 			select {
 			case next, ok := <-sl.queue:
 				if !ok {
+					sl.take.Unlock()
 					sl.flushDropped(ctx)
 					return
 				}
 				sl.queued.Add(-int64(next.size))
 				j = next
 			case <-tick.C:
+				sl.take.Unlock()
 				sl.flushDropped(ctx)
 				continue
 			}
 		}
 		m.SlaveBacklog.WithLabelValues(sl.w.Name()).Set(float64(len(sl.queue)))
 		if ctx.Err() != nil {
+			sl.take.Unlock()
 			m.Items.WithLabelValues(sl.w.Name(), "dropped").Add(float64(len(j.docs)))
 			sl.missed(ctx, j.docs, nil, "dropped", "shut down before the write")
 			continue
 		}
-		j, left = sl.coalesce(j)
-		sl.missed(ctx, j.docs, sl.w.Write(ctx, j.docs), "", "")
+		j, sl.left = sl.coalesce(j)
+		fixed := sync.OnceFunc(sl.take.Unlock)
+		results := sl.w.Write(withIndicesFixed(ctx, fixed), j.docs)
+		fixed() // a writer that never fixed its indices
+		sl.missed(ctx, j.docs, results, "", "")
 	}
 }
 

@@ -41,7 +41,7 @@ func (is *isolation) narrow(ctx context.Context, u work, e *Entity) error {
 	if u.size() == 0 {
 		return nil
 	}
-	o, err := is.p.run(ctx, u, e)
+	o, err := is.p.run(ctx, u, e, nil) // the batch holds its turn (ProcessInTurn)
 	if err == nil {
 		is.out.add(o)
 		return nil

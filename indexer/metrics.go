@@ -17,6 +17,7 @@ type Metrics struct {
 	LedgerLost   *prometheus.CounterVec   // wye_indexer_ledger_lost_total{cluster}
 	SlaveBacklog *prometheus.GaugeVec     // wye_indexer_slave_backlog_batches{cluster}
 	Failures     prometheus.Counter       // wye_indexer_batch_failures_total: batches kept for a retry
+	Overlapped   prometheus.Counter       // wye_indexer_batches_overlapped_total: batches started while another was in flight
 	ReadsBehind  prometheus.Counter       // wye_indexer_reads_behind_total: entities read before their change was visible
 	// MasterUnavailable is wye_indexer_master_unavailable: 1 while a batch waits for a master
 	// that takes no write (down, or blocking writes).
@@ -63,6 +64,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Batches waiting for a slave."}, []string{"cluster"}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batch_failures_total",
 			Help: "Batches that could not be processed (source or broker down) and were kept for another try."}),
+		Overlapped: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_batches_overlapped_total",
+			Help: "Batches started while the batch before them was still in flight (a backlog: indexer.batches_in_flight)."}),
 		ReadsBehind: prometheus.NewCounter(prometheus.CounterOpts{Name: "wye_indexer_reads_behind_total",
 			Help: "Entities whose read did not show their change yet (the snapshot was behind the binlog): retried instead of written."}),
 		MasterUnavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wye_indexer_master_unavailable",
@@ -81,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Decided, m.Fenced)
 		reg.MustRegister(m.Items, m.BulkSeconds, m.BulkBytes, m.Queries, m.BatchDocs, m.BatchSeconds, m.LagSeconds,
-			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth,
+			m.Messages, m.Ledger, m.LedgerLost, m.SlaveBacklog, m.Failures, m.Overlapped, m.ReadsBehind, m.MasterUnavailable, m.QueueDepth,
 			m.FieldsProjected, m.OtherIndexRefused)
 	}
 	return m

@@ -160,18 +160,32 @@ func (e readError) Unwrap() error { return e.error }
 // for: written, in Retries or in Parked. A read the source refuses for good parks only the
 // changes it concerns (isolate); the rest of the batch is written.
 func (p *Pipeline) Process(ctx context.Context, msgs []Message) (Outcome, error) {
+	return p.ProcessInTurn(ctx, msgs, nil)
+}
+
+// ProcessInTurn is Process for a batch processed while the one before it is still written:
+// its reads go ahead, its writes wait for turn (Turn). The turn passes once the batch's last
+// write knows its indices, or when the batch is decided; a batch that could not be decided
+// keeps it, so that the next batch waits for its next try.
+func (p *Pipeline) ProcessInTurn(ctx context.Context, msgs []Message, turn *Turn) (Outcome, error) {
 	var out Outcome
 	w := p.decodeAll(msgs, &out)
 	if w.size() == 0 {
+		turn.pass()
 		return out, nil // only poison
 	}
-	o, err := p.run(ctx, w, nil)
+	o, err := p.run(ctx, w, nil, turn)
 	if se, ok := errors.AsType[*SourceError](err); ok && se.Permanent && errors.As(err, new(readError)) {
+		// A read failed before the batch's last write: the turn is still this batch's.
+		if err := turn.wait(ctx); err != nil {
+			return Outcome{}, err
+		}
 		o, err = p.isolate(ctx, w, msgs)
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
+	turn.pass()
 	out.add(o)
 	return out, nil
 }
@@ -186,8 +200,9 @@ func (o *Outcome) add(part Outcome) {
 	o.Queries += part.Queries
 }
 
-// run resolves, denormalizes and writes w, the changes of every entity or of only one.
-func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, error) {
+// run resolves, denormalizes and writes w, the changes of every entity or of only one. Its
+// writes wait for turn, and its last one passes it (nil: no order).
+func (p *Pipeline) run(ctx context.Context, w work, only *Entity, turn *Turn) (Outcome, error) {
 	var out Outcome
 	gs := groups{}
 	for _, r := range w.retries {
@@ -220,7 +235,7 @@ func (p *Pipeline) run(ctx context.Context, w work, only *Entity) (Outcome, erro
 		}
 	}
 	gs.mergeRetries()
-	err = p.writeChunks(ctx, q, gs, res.latest, &out)
+	err = p.writeChunks(ctx, q, gs, res.latest, &out, turn)
 	out.Queries = q.queries
 	if err != nil {
 		return Outcome{}, err
@@ -302,7 +317,7 @@ func (gs groups) mergeRetries() {
 //
 // A document whose root row is older than its latest change in the batch (fresh.go) is not
 // written: it goes to a retry for every cluster, whose fresh read is written.
-func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, latest map[Ref]*Change, out *Outcome) error {
+func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, latest map[Ref]*Change, out *Outcome, turn *Turn) error {
 	// A batch that fans out to many documents holds their keys, not their documents: one
 	// map of them (the groups' own when there is one group) and their order.
 	all := map[Ref]int64{}
@@ -333,8 +348,9 @@ func (p *Pipeline) writeChunks(ctx context.Context, q *counted, gs groups, lates
 		}
 		p.retryBehind(gs[""], behind, all, out)
 		p.sized(docs)
-		for _, cluster := range clusters {
-			if err := p.write(ctx, gs[cluster], cluster, docs, out); err != nil {
+		for i, cluster := range clusters {
+			o := order{turn: turn, last: len(refs) == 0 && i == len(clusters)-1}
+			if err := p.write(ctx, gs[cluster], cluster, docs, out, o); err != nil {
 				return err
 			}
 		}
@@ -386,7 +402,7 @@ func (p *Pipeline) sized(docs []Doc) {
 // the deciding cluster's results into out: retryable ones retry until MaxAttempts, then park
 // with the permanent ones. docs are the chunk's documents as denormalize returns them: of one
 // entity, one per key, in key order (compareRefs), the order they are written in.
-func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []Doc, out *Outcome) error {
+func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []Doc, out *Outcome, o order) error {
 	var batch []Doc
 	size := 0
 	for i, d := range docs {
@@ -396,7 +412,7 @@ func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []D
 		// A retry and a change of one entity in one batch share the highest version: the
 		// body is read after both were committed, so it reflects both.
 		if len(batch) > 0 && size+d.BulkSize() > p.opts.BulkBytes {
-			if err := p.send(ctx, g, cluster, batch, out); err != nil {
+			if err := p.send(ctx, g, cluster, batch, out, order{turn: o.turn}); err != nil {
 				return err
 			}
 			batch, size = nil, 0
@@ -410,12 +426,26 @@ func (p *Pipeline) write(ctx context.Context, g *group, cluster string, docs []D
 	if len(batch) == 0 {
 		return nil
 	}
-	return p.send(ctx, g, cluster, batch, out)
+	return p.send(ctx, g, cluster, batch, out, o)
+}
+
+// order places one write among the batches in flight: it waits for turn, and when it is the
+// batch's last write, it passes turn once its indices are fixed.
+type order struct {
+	turn *Turn
+	last bool
 }
 
 // send writes one batch of documents and sorts the deciding cluster's results into out.
-func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []Doc, out *Outcome) error {
-	decider, results, err := p.writer.Write(ctx, batch, cluster)
+func (p *Pipeline) send(ctx context.Context, g *group, cluster string, batch []Doc, out *Outcome, o order) error {
+	if err := o.turn.wait(ctx); err != nil {
+		return err
+	}
+	wctx := ctx
+	if o.last && o.turn != nil {
+		wctx = withIndicesFixed(ctx, o.turn.pass)
+	}
+	decider, results, err := p.writer.Write(wctx, batch, cluster)
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}

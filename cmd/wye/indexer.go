@@ -95,7 +95,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 	defer stopHTTP()
 	metrics := indexer.NewMetrics(ep.reg)
 
-	src, err := indexersql.Open(cfg.Source.MySQLConfig(), max(4, 2*cfg.Indexer.Consumers)) // room for every consumer's batch
+	src, err := indexersql.Open(cfg.Source.MySQLConfig(), max(4, 2*cfg.Indexer.Consumers*cfg.Indexer.InFlight)) // room for every batch in flight
 	if err != nil {
 		return err
 	}
@@ -132,13 +132,13 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		consumers[i] = consumer.New(consumer.Options{
 			URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
 			DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
-			BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, Metrics: metrics, Logger: log,
+			BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, InFlight: x.InFlight, Metrics: metrics, Logger: log,
 		}, pipe)
 		ep.addReady(consumers[i].Ready)
 	}
 	master, epoch := roles.Master()
 	log.Info("indexer starting", "entities", len(cfg.Entities), "tables", model.Tables(), "master", master, "epoch", epoch,
-		"index_targets", x.IndexTargets, "consumers", x.Consumers, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
+		"index_targets", x.IndexTargets, "consumers", x.Consumers, "batches_in_flight", x.InFlight, "broker", cfg.AMQP.Host(), "queue", cfg.AMQP.Queue, "parked", cfg.AMQP.Parked, "metrics", cfg.Metrics.Listen)
 
 	// The fan-out outlives the consumer: slaves drain what the last batches queued.
 	fanCtx, stopFan := context.WithCancel(context.WithoutCancel(ctx))

@@ -32,9 +32,10 @@ const (
 	HeaderReason    = "x-wye-reason"     // parked: readable reason
 )
 
-// Processor handles one batch (indexer.Pipeline).
+// Processor handles one batch (indexer.Pipeline), its writes in turn after the batch before
+// it (indexer.Turn).
 type Processor interface {
-	Process(ctx context.Context, msgs []indexer.Message) (indexer.Outcome, error)
+	ProcessInTurn(ctx context.Context, msgs []indexer.Message, turn *indexer.Turn) (indexer.Outcome, error)
 }
 
 var _ Processor = (*indexer.Pipeline)(nil)
@@ -51,6 +52,7 @@ type Options struct {
 	BatchSize     int             // row changes per batch, counted by each message's x-wye-changes header (1 without) [DefaultBatchSize]
 	BatchBytes    int             // message bytes per batch [DefaultBatchBytes]
 	BatchWait     time.Duration   // how long a batch waits for more after its first delivery [DefaultBatchWait]
+	InFlight      int             // batches processed at once while a backlog lasts [DefaultInFlight]
 	Metrics       *indexer.Metrics
 	Logger        *slog.Logger
 }
@@ -73,6 +75,12 @@ const (
 	// drain a backlog about twice as fast, but concurrent batches can leave the new index an
 	// older version of a document than the old one until it is backfilled).
 	DefaultConsumers = 1
+	// DefaultInFlight is the batches one consumer processes at once while a backlog lasts (a
+	// batch that closed full): the next one is read while the last one is written, and the
+	// master has two _bulk requests in flight. Their writes stay in batch order (indexer.Turn)
+	// and their acks too. A batch that closed on its wait is processed alone: the next one
+	// gathers what arrives meanwhile.
+	DefaultInFlight = 2
 )
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
@@ -116,6 +124,7 @@ func New(opts Options, p Processor) *Consumer {
 	opts.BatchSize = defaults.Positive(opts.BatchSize, DefaultBatchSize)
 	opts.BatchBytes = defaults.Positive(opts.BatchBytes, DefaultBatchBytes)
 	opts.BatchWait = defaults.Positive(opts.BatchWait, DefaultBatchWait)
+	opts.InFlight = defaults.Positive(opts.InFlight, DefaultInFlight)
 	opts.Metrics = cmp.Or(opts.Metrics, indexer.NewMetrics(nil))
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	c := &Consumer{opts: opts, p: p}
@@ -273,6 +282,15 @@ func (c *Consumer) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", c.opts.Queue, err)
 	}
 	c.ready.Store(true)
+	var flights []*flight // oldest first, at most InFlight
+	defer func() {
+		// A batch still in flight ends with the session, unacked: its deliveries return to
+		// the queue when the connection closes.
+		cancel(errSessionOver)
+		for _, f := range flights {
+			<-f.done
+		}
+	}()
 	var sampled time.Time
 	for {
 		if time.Since(sampled) > 5*time.Second {
@@ -281,9 +299,29 @@ func (c *Consumer) session(ctx context.Context) error {
 				return broker.Classify("inspect queues", err)
 			}
 		}
-		batch, err := c.collect(ctx, deliveries)
+		var err error
+		if len(flights) == c.opts.InFlight {
+			f := flights[0]
+			flights = flights[1:]
+			<-f.done
+			err = f.err
+		}
+		var batch []amqp.Delivery
+		full := false
+		if err == nil {
+			batch, full, err = c.collect(ctx, deliveries)
+		}
 		if err == nil && len(batch) > 0 {
-			err = c.handle(ctx, pub, ch, returns, batch)
+			f := c.start(ctx, cancel, pub, ch, returns, batch, flights)
+			flights = append(flights, f)
+			if !full {
+				// The stream is light: the next batch gathers what arrives meanwhile.
+				for _, f := range flights {
+					<-f.done
+					err = cmp.Or(err, f.err)
+				}
+				flights = nil
+			}
 		}
 		if cause := context.Cause(ctx); err == nil && cause != context.Canceled {
 			err = cause // closed by the broker; nil while ctx is live
@@ -338,15 +376,15 @@ func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
 
 // collect waits for a first delivery, then gathers more until the batch is full (row changes,
 // bytes, or every prefetched delivery: no more can arrive before an ack) or the wait for
-// company (at most BatchWait, see adapt) has passed since the first one.
-func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery) ([]amqp.Delivery, error) {
-	var batch []amqp.Delivery
+// company (at most BatchWait, see adapt) has passed since the first one. full reports the
+// former: a backlog.
+func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery) (batch []amqp.Delivery, full bool, err error) {
 	select {
 	case <-ctx.Done():
-		return nil, nil
+		return nil, false, nil
 	case d, ok := <-deliveries:
 		if !ok {
-			return nil, errors.New("delivery channel closed")
+			return nil, false, errors.New("delivery channel closed")
 		}
 		batch = append(batch, d)
 	}
@@ -356,19 +394,53 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery)
 	for changes < c.opts.BatchSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
 		select {
 		case <-ctx.Done():
-			return batch, nil
+			return batch, false, nil
 		case <-timer.C:
-			return batch, nil
+			return batch, false, nil
 		case d, ok := <-deliveries:
 			if !ok {
-				return batch, nil
+				return batch, false, nil
 			}
 			batch = append(batch, d)
 			size += len(d.Body)
 			changes += changesIn(d)
 		}
 	}
-	return batch, nil
+	return batch, true, nil
+}
+
+// errSessionOver cancels the batches still in flight when a session returns.
+var errSessionOver = errors.New("consume session over")
+
+// flight is a batch being handled in a goroutine of its own. done is closed when handle
+// returned: err is its error, acked whether the batch was acked.
+type flight struct {
+	turn  *indexer.Turn
+	done  chan struct{}
+	err   error
+	acked bool
+}
+
+// start handles batch in a goroutine, after the batches in flight (oldest first): its writes
+// wait for the last one's turn, its ack for the last one's ack. Its error ends the session
+// (cancel), whatever the session is waiting for.
+func (c *Consumer) start(ctx context.Context, cancel context.CancelCauseFunc, pub, ch *amqp.Channel, returns <-chan amqp.Return,
+	batch []amqp.Delivery, flights []*flight) *flight {
+	f := &flight{turn: indexer.NewTurn(), done: make(chan struct{})}
+	var prev *flight
+	if n := len(flights); n > 0 {
+		prev = flights[n-1]
+		f.turn = prev.turn.Next()
+		c.opts.Metrics.Overlapped.Inc()
+	}
+	go func() {
+		defer close(f.done)
+		f.acked, f.err = c.handle(ctx, pub, ch, returns, batch, f.turn, prev)
+		if f.err != nil {
+			cancel(f.err)
+		}
+	}()
+	return f
 }
 
 // changesIn is the row changes a delivery carries (header x-wye-changes; 1 for a retry or a
@@ -383,35 +455,44 @@ func changesIn(d amqp.Delivery) int {
 // handle processes one batch, publishes its retries and parked messages with confirms, and
 // only then acks every delivery of the batch (docs/architecture.md invariant 1). A batch the
 // pipeline cannot decide (source down) is kept and tried again with backoff, not requeued:
-// requeues count against the queue's delivery limit.
-func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-chan amqp.Return, batch []amqp.Delivery) error {
+// requeues count against the queue's delivery limit. prev is the batch before it still in
+// flight, if any: this one publishes and acks only after prev was acked (an ack covers every
+// earlier delivery), and not at all if prev was not.
+func (c *Consumer) handle(ctx context.Context, pub, ch *amqp.Channel, returns <-chan amqp.Return, batch []amqp.Delivery,
+	turn *indexer.Turn, prev *flight) (acked bool, err error) {
 	start := time.Now()
-	out, ok := c.process(ctx, batch)
+	out, ok := c.process(ctx, batch, turn)
 	if !ok {
-		return nil // ctx is done: the unacked deliveries return to the queue on close
+		return false, nil // ctx is done: the unacked deliveries return to the queue on close
+	}
+	if prev != nil {
+		<-prev.done // prev ends with ctx at the latest
+		if !prev.acked {
+			return false, nil // the session ends with prev's error or ctx: this batch returns to the queue too
+		}
 	}
 	// No ack before the broker has confirmed every retry and parked message and returned none.
 	if err := c.publishOutcome(ctx, pub, returns, out); err != nil {
-		return broker.Classify("publish", err)
+		return false, broker.Classify("publish", err)
 	}
 	if err := ch.Ack(batch[len(batch)-1].DeliveryTag, true); err != nil {
-		return broker.Classify("ack", fmt.Errorf("ack batch: %w", err))
+		return false, broker.Classify("ack", fmt.Errorf("ack batch: %w", err))
 	}
 	c.record(batch, out, start)
 	c.adapt(time.Since(start))
-	return nil
+	return true, nil
 }
 
 // process runs the pipeline on batch until it decides, with capped backoff between tries.
 // It reports false when ctx ended first.
-func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) (indexer.Outcome, bool) {
+func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery, turn *indexer.Turn) (indexer.Outcome, bool) {
 	msgs := make([]indexer.Message, len(batch))
 	for i, d := range batch {
 		msgs[i] = message(d)
 	}
 	defer c.hold(false)
 	for failures := 0; ; failures++ {
-		out, err := c.p.Process(ctx, msgs)
+		out, err := c.p.ProcessInTurn(ctx, msgs, turn)
 		if err == nil {
 			return out, true
 		}

@@ -26,9 +26,9 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		for range 5 {
 			ch <- body(1)
 		}
-		b, err := c.collect(t.Context(), ch)
-		if err != nil || len(b) != 3 {
-			t.Errorf("count: got %d deliveries (%v), want 3", len(b), err)
+		b, full, err := c.collect(t.Context(), ch)
+		if err != nil || len(b) != 3 || !full {
+			t.Errorf("count: got %d deliveries (%v, full %v), want 3, full", len(b), err, full)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
@@ -36,8 +36,8 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		for range 5 {
 			ch <- body(60)
 		}
-		b, _ := c.collect(t.Context(), ch)
-		if len(b) != 2 {
+		b, full, _ := c.collect(t.Context(), ch)
+		if len(b) != 2 || !full {
 			t.Errorf("bytes: got %d deliveries, want 2 (120 bytes >= 100)", len(b))
 		}
 	})
@@ -45,15 +45,15 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 		ch := make(chan amqp.Delivery, 10)
 		ch <- body(1)
 		start := time.Now()
-		b, _ := c.collect(t.Context(), ch)
-		if len(b) != 1 || time.Since(start) != 200*time.Millisecond {
-			t.Errorf("time: got %d deliveries after %v, want 1 after the 200ms batch wait", len(b), time.Since(start))
+		b, full, _ := c.collect(t.Context(), ch)
+		if len(b) != 1 || time.Since(start) != 200*time.Millisecond || full {
+			t.Errorf("time: got %d deliveries after %v (full %v), want 1 after the 200ms batch wait, not full", len(b), time.Since(start), full)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() { time.Sleep(time.Second); cancel() }()
-		b, err := c.collect(ctx, make(chan amqp.Delivery))
+		b, _, err := c.collect(ctx, make(chan amqp.Delivery))
 		if len(b) != 0 || err != nil {
 			t.Errorf("shutdown while idle: %d deliveries, %v", len(b), err)
 		}
@@ -70,7 +70,7 @@ func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
 		for range 5 {
 			ch <- amqp.Delivery{Body: []byte("{}")}
 		}
-		b, _ := c.collect(t.Context(), ch)
+		b, _, _ := c.collect(t.Context(), ch)
 		if len(b) != 3 {
 			t.Errorf("batch of %d deliveries with prefetch 3", len(b))
 		}
@@ -81,7 +81,7 @@ func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
 		for range 5 {
 			ch <- amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{"x-wye-changes": int32(200)}}
 		}
-		b, _ := c.collect(t.Context(), ch)
+		b, _, _ := c.collect(t.Context(), ch)
 		if len(b) != 3 {
 			t.Errorf("batch of %d messages of 200 changes with a batch size of 500 changes, want 3", len(b))
 		}
@@ -166,7 +166,7 @@ func TestBatchWaitFollowsProcessingTimeWithinItsBounds(t *testing.T) {
 			ch := make(chan amqp.Delivery, 1)
 			ch <- amqp.Delivery{Body: []byte("{}")}
 			start := time.Now()
-			if b, _ := c.collect(t.Context(), ch); len(b) != 1 || time.Since(start) != tc.want {
+			if b, _, _ := c.collect(t.Context(), ch); len(b) != 1 || time.Since(start) != tc.want {
 				t.Errorf("after a batch of %v: %d deliveries after %v, want 1 after %v", tc.took, len(b), time.Since(start), tc.want)
 			}
 		})

@@ -165,6 +165,7 @@ func (w *Writer) Write(ctx context.Context, docs []indexer.Doc) []indexer.Result
 		}
 		send, at = append(send, w.project(d, targets)), append(at, i)
 	}
+	indexer.IndicesFixed(ctx) // the next batch in flight may resolve its indices now (indexer.Turn)
 	if len(send) > 0 {
 		for j, r := range w.send(ctx, send) {
 			out[at[j]] = r
