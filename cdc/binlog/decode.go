@@ -97,10 +97,10 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 			}
 		}
 	}
-	text := make([]byte, 0, textLen)
-	values := make([]any, images*n)
-	skips := make([]int, 0, images*(n-kept))
-	rows, skipped := make([][]any, 0, images), make([][]int, 0, images)
+	text := carve(&tr.text, textLen)[:0]
+	values := carve(&tr.values, images*n)
+	skips := carve(&tr.skips, images*(n-kept))[:0]
+	rows, skipped := carve(&tr.rows, images)[:0], carve(&tr.skipped, images)[:0]
 	meta := e.Table.ColumnMeta
 	for img := range images {
 		row := values[img*n : (img+1)*n : (img+1)*n]
@@ -126,6 +126,24 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 	e.Rows, e.SkippedColumns = rows, skipped
 	e.ColumnBitmap1, e.ColumnBitmap2 = bitmap, bitmap
 	return true
+}
+
+// carveChunk is how many elements decodeKept's chunks (trimmer) hold: a few dozen events' worth.
+const carveChunk = 1024
+
+// carve returns the next n zero elements of *chunk, capacity n, from a new chunk when *chunk
+// has fewer than n left. A slice carved is never carved again nor written by the trimmer once
+// decodeKept returned: the rows, their values and the text their strings point into are the
+// event's, then the changes' (the encoder only reads them), as if made for the event alone;
+// a chunk is freed once nothing carved from it is referenced.
+func carve[T any](chunk *[]T, n int) []T {
+	c := *chunk
+	if cap(c)-len(c) < n {
+		c = make([]T, 0, max(n, carveChunk))
+	}
+	s := c[len(c) : len(c)+n : len(c)+n]
+	*chunk = c[:len(c)+n]
+	return s
 }
 
 // directValue is go-mysql's value of b, one whole non-NULL value of a column of kind k (not

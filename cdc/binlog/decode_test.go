@@ -6,9 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -362,5 +364,46 @@ func TestUpdateKeepingAColumnNotDecodedDirectlyGoesThroughGoMySQL(t *testing.T) 
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		checkKept(t, trimmed.Event.(*replication.RowsEvent), full.Event.(*replication.RowsEvent), c.kept...)
+	}
+}
+
+// TestRowsOfEarlierUpdatesKeepTheirValuesWhileLaterOnesAreDecoded prevents a directly decoded
+// row, value or text shared with a later event (decodeKept carves them from chunks): the rows
+// of every update stay as decoded while hundreds more, over several chunks, are decoded by
+// the same stream, and growing one row does not touch another.
+func TestRowsOfEarlierUpdatesKeepTheirValuesWhileLaterOnesAreDecoded(t *testing.T) {
+	st := testStream()
+	p := testParser(t, itemsCols, []int{0}, st.decodeRows)
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var events []*replication.RowsEvent
+	var want [][][]any
+	for k := range 300 {
+		before := itemImage(int32(k), int32(k), strings.Repeat("b", k%40+1), t0)
+		after := itemImage(int32(k), int32(k+1), strings.Repeat("a", k%50+1), t0.Add(time.Duration(k+1)*time.Second))
+		ev, err := p.Parse(updateEvent(len(itemsCols), before, after, after, before))
+		if err != nil || st.bad != nil {
+			t.Fatalf("update %d: %v %v", k, err, st.badErr)
+		}
+		e := ev.Event.(*replication.RowsEvent)
+		events = append(events, e)
+		var rows [][]any
+		for _, r := range e.Rows {
+			rows = append(rows, slices.Clone(r))
+		}
+		want = append(want, rows)
+		if e.Rows[0][3] != int32(k) || e.Rows[1][7] != strings.Repeat("a", k%50+1) {
+			t.Fatalf("update %d decoded as %v", k, e.Rows)
+		}
+	}
+	for _, e := range events {
+		e.Rows[0] = append(e.Rows[0], "grown")
+		e.Rows = append(e.Rows, []any{"grown"})
+		e.SkippedColumns = append(e.SkippedColumns, []int{-1})
+	}
+	for k, e := range events {
+		if !reflect.DeepEqual(e.Rows[1:4], want[k][1:]) || !reflect.DeepEqual(e.Rows[0][:len(itemsCols)], want[k][0]) ||
+			len(e.SkippedColumns) != 5 || !slices.Equal(e.SkippedColumns[0], []int{1, 2, 4, 5, 6, 8}) {
+			t.Fatalf("update %d: rows now %v, decoded as %v", k, e.Rows, want[k])
+		}
 	}
 }
