@@ -194,12 +194,12 @@ type encoder struct {
 	inline []bool   // per column of table: sent whole whatever its size (a key or link column)
 	// full sends every column of an update's images; else they hold the inline columns and
 	// the columns the update changed: sent, per column, for the change being appended.
-	full   bool
-	sent   []bool
-	pos    Position
-	posStr string
-	tsSec  int64
-	tsStr  string
+	full    bool
+	sent    []bool
+	pos     Position
+	posJSON []byte // pos as a JSON string
+	tsSec   int64
+	tsStr   string
 }
 
 func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
@@ -261,11 +261,11 @@ func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 	}
 	b = append(b, `,"commit_ts":"`...)
 	b = append(b, e.tsStr...)
-	if e.posStr == "" || c.Pos != e.pos {
-		e.pos, e.posStr = c.Pos, c.Pos.String()
+	if e.posJSON == nil || c.Pos != e.pos {
+		e.pos, e.posJSON = c.Pos, appendString(e.posJSON[:0], c.Pos.String())
 	}
 	b = append(b, `","position":`...)
-	b = appendString(b, e.posStr)
+	b = append(b, e.posJSON...)
 	if c.GTID != "" {
 		b = append(b, `,"gtid":`...)
 		b = appendString(b, c.GTID)

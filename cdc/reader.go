@@ -555,6 +555,10 @@ type batcher struct {
 	lastSeq uint64
 	lastTS  time.Time
 	counts  map[eventKey]int // events in batch, for the metrics at publish
+	// runKey, runN: the latest changes, runN of them, all of one table and op, not yet in counts:
+	// consecutive changes mostly share both, and cost no map update each.
+	runKey eventKey
+	runN   int
 	// linger is how long the current partial batch waits: Options.Linger, doubled up to
 	// maxLingerFactor times it while the binlog keeps going past each linger (adapt).
 	linger    time.Duration
@@ -715,7 +719,12 @@ func (b *batcher) add(ctx context.Context, c *Change) error {
 		}
 		return nil
 	}
-	b.counts[eventKey{b.batch.enc.name, c.Op}]++
+	if k := (eventKey{b.batch.enc.name, c.Op}); k == b.runKey {
+		b.runN++
+	} else {
+		b.countRun()
+		b.runKey, b.runN = k, 1
+	}
 	b.lastTS = c.CommitTS
 	if !r.highWater.Less(c.Pos) {
 		r.m.Republished.Inc()
@@ -744,6 +753,7 @@ func (b *batcher) flush(ctx context.Context) error {
 	}
 	b.lastSeq = seq
 	r := b.r
+	b.countRun()
 	for k, n := range b.counts {
 		r.m.Events.WithLabelValues(k.table, string(k.op)).Add(float64(n))
 		delete(b.counts, k)
@@ -759,6 +769,14 @@ func (b *batcher) flush(ctx context.Context) error {
 		b.open = nil
 	}
 	return nil
+}
+
+// countRun moves the run of changes of one table and op into counts.
+func (b *batcher) countRun() {
+	if b.runN > 0 {
+		b.counts[b.runKey] += b.runN
+		b.runN = 0
+	}
 }
 
 // waitConfirmed waits until every publish up to seq is confirmed, then ends the session.
