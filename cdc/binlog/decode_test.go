@@ -191,7 +191,7 @@ func directCases(rnd *rand.Rand) []directCase {
 		}
 		values := [][]byte{dt(0, 0, 0, 0, 0, 0, 0), dt(0, 0, 0, 0, 0, 0, 123456), dt(1970, 1, 1, 0, 0, 0, 0),
 			dt(1969, 12, 31, 23, 59, 59, 999999), nil, dt(1000, 1, 1, 0, 0, 0, 0), dt(9999, 12, 31, 23, 59, 59, 999999),
-			dt(2024, 2, 29, 12, 34, 56, 123456), dt(2024, 0, 10, 1, 2, 3, 0), dt(2024, 5, 0, 1, 2, 3, 500000),
+			dt(2024, 2, 29, 12, 34, 56, 123456), dt(2024, 2, 1, 0, 0, 0, 0), dt(2023, 2, 1, 0, 0, 0, 0), dt(2024, 0, 10, 1, 2, 3, 0), dt(2024, 5, 0, 1, 2, 3, 500000),
 			dt(0, 1, 1, 0, 0, 0, 1), dt(2038, 1, 19, 3, 14, 7, 999999), dt(1970, 1, 1, 0, 0, 0, 1), nil, nil,
 			dt(2025, 1, 2, 3, 4, 5, 100000), dt(2024, 2, 31, 25, 61, 61, 0)}
 		values = append(values, random(30, 5+(fsp+1)/2)...)
@@ -404,6 +404,35 @@ func TestRowsOfEarlierUpdatesKeepTheirValuesWhileLaterOnesAreDecoded(t *testing.
 		if !reflect.DeepEqual(e.Rows[1:4], want[k][1:]) || !reflect.DeepEqual(e.Rows[0][:len(itemsCols)], want[k][0]) ||
 			len(e.SkippedColumns) != 5 || !slices.Equal(e.SkippedColumns[0], []int{1, 2, 4, 5, 6, 8}) {
 			t.Fatalf("update %d: rows now %v, decoded as %v", k, e.Rows, want[k])
+		}
+	}
+}
+
+// TestDirectDecodingOnlyWithTheParserOptionsItFollows prevents values decoded directly when
+// go-mysql would decode them otherwise: with DECIMAL as decimal.Decimal (UseDecimal) or times
+// as text (ParseTime off) the event is not decoded directly.
+func TestDirectDecodingOnlyWithTheParserOptionsItFollows(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		parseTime, useDecimal bool
+		want                  bool
+	}{{"source's options", true, false, true}, {"UseDecimal", true, true, false}, {"ParseTime off", false, false, false}} {
+		p := replication.NewBinlogParser()
+		p.SetParseTime(c.parseTime)
+		p.SetUseDecimal(c.useDecimal)
+		var got, called bool
+		p.SetRowsEventDecodeFunc(func(e *replication.RowsEvent, data []byte) error {
+			got, called = directOptions(e), true
+			return nil
+		})
+		fde, tm := testMapEvents([]testCol{{"id", gomysql.MYSQL_TYPE_LONG, nil}}, []int{0}, nil)
+		for _, ev := range [][]byte{fde, tm, updateEvent(1, [][]byte{le32(1)}, [][]byte{le32(2)})} {
+			if _, err := p.Parse(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !called || got != c.want {
+			t.Errorf("%s: decoded directly %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -441,7 +441,7 @@ func TestUnmeasurableUpdateIsDecodedWhole(t *testing.T) {
 // function still zlib-compressed (DecodeData inflates it): they are decoded whole. The flag is
 // go-mysql's unexported RowsEvent.compressed; a go-mysql without it turns trimming off.
 func TestCompressedUpdateIsDecodedWhole(t *testing.T) {
-	if compressedField < 0 {
+	if !compressedField.found {
 		t.Fatal("go-mysql's RowsEvent has no bool field compressed: no update is trimmed")
 	}
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
