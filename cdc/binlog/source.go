@@ -647,6 +647,9 @@ type stream struct {
 	format     []byte
 	optMeta    []byte
 	optMetaSet bool
+	// asked is the table map follows answered for last, askedFollows its answer.
+	asked        *replication.TableMapEvent
+	askedFollows bool
 }
 
 // decodeRows runs in go-mysql's reading goroutine, before HandleEvent gets the event: it
@@ -658,7 +661,7 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if !st.src.followed[string(e.Table.Schema)][string(e.Table.Table)] {
+	if !st.follows(e.Table) {
 		return nil // e.Rows stays nil: skipped cheaply
 	}
 	ct := st.describe(e.Table)
@@ -671,6 +674,15 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 		st.bad, st.badErr = e, err
 	}
 	return nil
+}
+
+// follows reports whether tme's table is followed. The answer for the last table map asked
+// is kept: the rows events of a transaction ask about its table map again.
+func (st *stream) follows(tme *replication.TableMapEvent) bool {
+	if tme != st.asked {
+		st.asked, st.askedFollows = tme, st.src.followed[string(tme.Schema)][string(tme.Table)]
+	}
+	return st.askedFollows
 }
 
 func (st *stream) Items() <-chan cdc.Streamed { return st.items }
@@ -782,26 +794,27 @@ func (st *stream) commit(pos cdc.Position) cdc.Item {
 }
 
 func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bool) {
-	name := string(e.Table.Schema) + "." + string(e.Table.Table)
 	if e == st.bad {
 		st.bad = nil
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "undecodable",
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "undecodable",
 			Detail: st.badErr.Error(), Pos: pos}}, true
 	}
 	if e.Rows == nil {
 		return cdc.Item{}, false
 	}
 	ct := st.describe(e.Table) // decodeRows described it: found by its id, the same map
-	if len(ct.unknown) > 0 && !st.warned[name] {
-		if st.warned == nil {
-			st.warned = map[string]bool{}
+	if len(ct.unknown) > 0 {
+		if name := tableName(e.Table); !st.warned[name] {
+			if st.warned == nil {
+				st.warned = map[string]bool{}
+			}
+			st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
+			st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
+				"table", name, "columns", ct.unknown, "position", pos.String())
 		}
-		st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
-		st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
-			"table", name, "columns", ct.unknown, "position", pos.String())
 	}
 	if ct.err != "" {
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
 	}
 	ts := st.txnTS
 	if ts.IsZero() {
@@ -817,7 +830,7 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 	case replication.EnumRowsEventTypeUpdate:
 		op, step = cdc.OpUpdate, 2
 	default:
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "undecodable",
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "undecodable",
 			Detail: "unknown rows event type", Pos: pos}}, true
 	}
 	changes := make([]cdc.Change, 0, len(e.Rows)/step)
@@ -834,6 +847,11 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 		changes = append(changes, c)
 	}
 	return cdc.Item{Changes: changes, Pos: pos}, true
+}
+
+// tableName is the "db.table" of tme.
+func tableName(tme *replication.TableMapEvent) string {
+	return string(tme.Schema) + "." + string(tme.Table)
 }
 
 // describe returns the cached description of tme's table, made anew when tme describes the
@@ -875,7 +893,7 @@ func (st *stream) keepOptionalMeta(data []byte) error {
 func (st *stream) completeTableMap(tme *replication.TableMapEvent, raw []byte) error {
 	optMeta, kept := st.optMeta, st.optMetaSet
 	st.optMeta, st.optMetaSet = nil, false
-	if !kept || !st.src.followed[string(tme.Schema)][string(tme.Table)] {
+	if !kept || !st.follows(tme) {
 		return nil
 	}
 	if ct := st.tables[tme.TableID]; ct != nil && ct.optMeta != nil && bytes.Equal(ct.optMeta, optMeta) && sameFixedTableMap(ct.tme, tme) {
