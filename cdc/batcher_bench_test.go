@@ -7,8 +7,9 @@ import (
 )
 
 // BenchmarkBatcherAdd hands the batcher 2048 single-column inserts, four per rows event (one
-// position), of one table, as a live stream of small transactions does, and publishes them in
-// one message: the per-change work of the batcher (version, encoding, event counts).
+// position) and transaction, of one table, as a live stream of small transactions does, and
+// publishes them in one message: the per-change work of the batcher (version, encoding, event
+// counts, transaction boundaries).
 func BenchmarkBatcherAdd(b *testing.B) {
 	t := &Table{Schema: "d", Name: "t", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt}}}
 	changes := make([]Change, 2048)
@@ -22,9 +23,12 @@ func BenchmarkBatcherAdd(b *testing.B) {
 	bt := newBatcher(r, ch, &tracker{saved: cp, last: cp}, cp)
 	ctx := context.Background()
 	for b.Loop() {
-		for i := range changes {
-			c := changes[i]
-			if err := bt.add(ctx, &c); err != nil {
+		for i := 0; i < len(changes); i += 4 {
+			item := Item{Changes: append([]Change(nil), changes[i:i+4]...), Pos: changes[i].Pos}
+			if err := bt.handle(ctx, item); err != nil {
+				b.Fatal(err)
+			}
+			if err := bt.handle(ctx, Item{Commit: true, Pos: Position{File: changes[i].Pos.File, Pos: changes[i].Pos.Pos + 100}}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -551,7 +551,8 @@ type batcher struct {
 	tr      *tracker
 	start   Checkpoint // where the session started: its name, epoch and source stamp every boundary
 	batch   Batch
-	open    *Checkpoint // newest boundary whose last change is in batch
+	open    Checkpoint // newest boundary whose last change is in batch, if isOpen
+	isOpen  bool
 	lastSeq uint64
 	lastTS  time.Time
 	counts  map[eventKey]int // events in batch, for the metrics at publish
@@ -688,7 +689,7 @@ func (b *batcher) endTransaction(ctx context.Context, item Item) error {
 	}
 	cp := Checkpoint{Name: b.start.Name, Epoch: b.start.Epoch, SourceID: b.start.SourceID, Pos: item.Pos, GTIDSet: item.GTIDSet}
 	if b.batch.Len() > 0 {
-		b.open = &cp // the transaction ends in the batch: its boundary waits for the batch's seq
+		b.open, b.isOpen = cp, true // the transaction ends in the batch: its boundary waits for the batch's seq
 	} else {
 		b.tr.commit(b.lastSeq, cp, w)
 	}
@@ -760,13 +761,13 @@ func (b *batcher) flush(ctx context.Context) error {
 	}
 	r.m.Published.Add(float64(m.Changes))
 	r.m.LagSeconds.Set(time.Since(b.lastTS).Seconds())
-	if b.open != nil {
+	if b.isOpen {
 		w, _, err := b.ch.Confirmed()
 		if err != nil {
 			return fmt.Errorf("broker channel: %w", err)
 		}
-		b.tr.commit(seq, *b.open, w)
-		b.open = nil
+		b.tr.commit(seq, b.open, w)
+		b.open, b.isOpen = Checkpoint{}, false
 	}
 	return nil
 }
