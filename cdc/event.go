@@ -754,6 +754,15 @@ func toUint(v any) (uint64, bool) {
 	return n, err == nil
 }
 
+// plainJSON marks the bytes appendString copies as they are: ASCII from 0x20 on but for ", \
+// and the HTML characters <, > and &.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string, byte for byte as encoding/json writes it: <, >
 // and & escaped for HTML, U+2028 and U+2029 escaped, invalid UTF-8 (a latin1 column read as
 // bytes) replaced by U+FFFD.
@@ -763,11 +772,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainJSON[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
