@@ -194,12 +194,12 @@ type encoder struct {
 	inline []bool   // per column of table: sent whole whatever its size (a key or link column)
 	// full sends every column of an update's images; else they hold the inline columns and
 	// the columns the update changed: sent, per column, for the change being appended.
-	full   bool
-	sent   []bool
-	pos    Position
-	posStr string
-	tsSec  int64
-	tsStr  string
+	full    bool
+	sent    []bool
+	pos     Position
+	posJSON []byte // pos as a JSON string
+	tsSec   int64
+	tsStr   string
 }
 
 func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
@@ -261,11 +261,11 @@ func (e *encoder) appendChange(b []byte, c *Change) ([]byte, error) {
 	}
 	b = append(b, `,"commit_ts":"`...)
 	b = append(b, e.tsStr...)
-	if e.posStr == "" || c.Pos != e.pos {
-		e.pos, e.posStr = c.Pos, c.Pos.String()
+	if e.posJSON == nil || c.Pos != e.pos {
+		e.pos, e.posJSON = c.Pos, appendString(e.posJSON[:0], c.Pos.String())
 	}
 	b = append(b, `","position":`...)
-	b = appendString(b, e.posStr)
+	b = append(b, e.posJSON...)
 	if c.GTID != "" {
 		b = append(b, `,"gtid":`...)
 		b = appendString(b, c.GTID)
@@ -754,6 +754,15 @@ func toUint(v any) (uint64, bool) {
 	return n, err == nil
 }
 
+// plainJSON marks the bytes appendString copies as they are: ASCII from 0x20 on but for ", \
+// and the HTML characters <, > and &.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string, byte for byte as encoding/json writes it: <, >
 // and & escaped for HTML, U+2028 and U+2029 escaped, invalid UTF-8 (a latin1 column read as
 // bytes) replaced by U+FFFD.
@@ -763,11 +772,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainJSON[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

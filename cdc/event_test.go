@@ -320,3 +320,31 @@ func TestLargeValuesAreDigestedButNeverKeysOrLinkColumns(t *testing.T) {
 		t.Errorf("message of %d bytes: large values are not digested", len(body))
 	}
 }
+
+// TestEveryChangeCarriesItsOwnPosition prevents a change published with the position of the
+// change before it (the encoder keeps the last position's rendering): changes at one
+// position, another, and the first again, in a file whose name JSON must escape.
+func TestEveryChangeCarriesItsOwnPosition(t *testing.T) {
+	tb := &Table{Schema: "d", Name: "t", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt}}}
+	p1, p2 := Position{File: `b"<1>.000001`, Pos: 4}, Position{File: `b"<1>.000001`, Pos: 40}
+	var bt Batch
+	positions := []Position{p1, p1, p2, p1, {File: "c.000002", Pos: 4}}
+	for i, p := range positions {
+		if err := bt.Add(&Change{Table: tb, Op: OpInsert, After: []any{int64(i)}, Pos: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m struct {
+		Changes []struct {
+			Position string `json:"position"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal(bt.Take().Body, &m); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range positions {
+		if i >= len(m.Changes) || m.Changes[i].Position != p.String() {
+			t.Errorf("change %d: position %+v, want %s", i, m.Changes, p)
+		}
+	}
+}

@@ -551,10 +551,15 @@ type batcher struct {
 	tr      *tracker
 	start   Checkpoint // where the session started: its name, epoch and source stamp every boundary
 	batch   Batch
-	open    *Checkpoint // newest boundary whose last change is in batch
+	open    Checkpoint // newest boundary whose last change is in batch, if isOpen
+	isOpen  bool
 	lastSeq uint64
 	lastTS  time.Time
 	counts  map[eventKey]int // events in batch, for the metrics at publish
+	// runKey, runN: the latest changes, runN of them, all of one table and op, not yet in counts:
+	// consecutive changes mostly share both, and cost no map update each.
+	runKey eventKey
+	runN   int
 	// linger is how long the current partial batch waits: Options.Linger, doubled up to
 	// maxLingerFactor times it while the binlog keeps going past each linger (adapt).
 	linger    time.Duration
@@ -684,7 +689,7 @@ func (b *batcher) endTransaction(ctx context.Context, item Item) error {
 	}
 	cp := Checkpoint{Name: b.start.Name, Epoch: b.start.Epoch, SourceID: b.start.SourceID, Pos: item.Pos, GTIDSet: item.GTIDSet}
 	if b.batch.Len() > 0 {
-		b.open = &cp // the transaction ends in the batch: its boundary waits for the batch's seq
+		b.open, b.isOpen = cp, true // the transaction ends in the batch: its boundary waits for the batch's seq
 	} else {
 		b.tr.commit(b.lastSeq, cp, w)
 	}
@@ -715,7 +720,12 @@ func (b *batcher) add(ctx context.Context, c *Change) error {
 		}
 		return nil
 	}
-	b.counts[eventKey{b.batch.enc.name, c.Op}]++
+	if k := (eventKey{b.batch.enc.name, c.Op}); k == b.runKey {
+		b.runN++
+	} else {
+		b.countRun()
+		b.runKey, b.runN = k, 1
+	}
 	b.lastTS = c.CommitTS
 	if !r.highWater.Less(c.Pos) {
 		r.m.Republished.Inc()
@@ -744,21 +754,30 @@ func (b *batcher) flush(ctx context.Context) error {
 	}
 	b.lastSeq = seq
 	r := b.r
+	b.countRun()
 	for k, n := range b.counts {
 		r.m.Events.WithLabelValues(k.table, string(k.op)).Add(float64(n))
 		delete(b.counts, k)
 	}
 	r.m.Published.Add(float64(m.Changes))
 	r.m.LagSeconds.Set(time.Since(b.lastTS).Seconds())
-	if b.open != nil {
+	if b.isOpen {
 		w, _, err := b.ch.Confirmed()
 		if err != nil {
 			return fmt.Errorf("broker channel: %w", err)
 		}
-		b.tr.commit(seq, *b.open, w)
-		b.open = nil
+		b.tr.commit(seq, b.open, w)
+		b.open, b.isOpen = Checkpoint{}, false
 	}
 	return nil
+}
+
+// countRun moves the run of changes of one table and op into counts.
+func (b *batcher) countRun() {
+	if b.runN > 0 {
+		b.counts[b.runKey] += b.runN
+		b.runN = 0
+	}
 }
 
 // waitConfirmed waits until every publish up to seq is confirmed, then ends the session.

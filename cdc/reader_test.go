@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeSource streams a fixed list of items, then blocks. Opened by GTID, it streams the items
@@ -740,6 +742,49 @@ func TestSourceFailoverWithoutAUsableGTIDSetMarksAResync(t *testing.T) {
 			if len(store.marks) != 1 || store.marks[0].Reason != "source_changed" || store.marks[0].Table != "*" ||
 				!strings.Contains(store.marks[0].Detail, tc.why) {
 				t.Fatalf("gtid set %q: marks %+v, want one source_changed mark saying %q", tc.gtidSet, store.marks, tc.why)
+			}
+		}
+	})
+}
+
+// TestEventsAreCountedPerTableAndOp prevents a change missing from, or counted twice in,
+// wye_cdc_events_total when changes of several tables and ops interleave across messages.
+func TestEventsAreCountedPerTableAndOp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		other := &Table{Schema: "d", Name: "u", PK: []int{0}, Columns: []Column{{Name: "id", Kind: KindInt}}}
+		change := func(pos uint32, tb *Table, op Op, id int64) Item {
+			p := Position{File: "b.000001", Pos: pos}
+			c := Change{Table: tb, Op: op, Pos: p, CommitTS: time.Unix(0, 0)}
+			if op == OpDelete {
+				c.Before = []any{id}
+			} else {
+				c.After = []any{id}
+			}
+			return Item{Pos: p, Changes: []Change{c}}
+		}
+		src := &fakeSource{items: []Item{
+			rowsAt(100, 1, 2), change(110, other, OpDelete, 3), rowsAt(120, 4), change(130, tbl, OpDelete, 5),
+			rowsAt(140, 6, 7, 8), change(150, other, OpDelete, 9), commitAt(160),
+		}}
+		store := &fakeStore{cp: Checkpoint{Name: "t", Epoch: 1, SourceID: "src", Pos: Position{File: "b.000001", Pos: 4}}, ok: true}
+		ch := newFakeChannel()
+		stop := Position{File: "b.000001", Pos: 160}
+		m := NewMetrics(nil)
+		r := NewReader(Options{Name: "t", CheckpointInterval: time.Hour, StopAt: &stop, BatchChanges: 3, Metrics: m}, src, store, &fakeLeader{}, ch)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(context.Background()) }()
+		synctest.Wait()
+		ch.confirm(1, 2, 3)
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		for _, c := range []struct {
+			table string
+			op    Op
+			want  float64
+		}{{"d.t", OpInsert, 6}, {"d.t", OpDelete, 1}, {"d.u", OpDelete, 2}, {"d.u", OpInsert, 0}} {
+			if got := testutil.ToFloat64(m.Events.WithLabelValues(c.table, string(c.op))); got != c.want {
+				t.Errorf("events of %s %s: %v, want %v", c.table, c.op, got, c.want)
 			}
 		}
 	})

@@ -117,3 +117,60 @@ func TestClusterWholeBulkRejectionIsClassified(t *testing.T) {
 		}
 	}
 }
+
+// outcomesBody has the nine actions answered by testdata/bulk-full-*.json and
+// bulk-outcomes-*.json (index h-cpu-bulk-<engine>, strict mapping of a long field a).
+const outcomesBody = `{"index":{"_index":"p","_id":"1","version":5,"version_type":"external"}}
+{"a":1}
+{"index":{"_index":"p","_id":"1","version":3,"version_type":"external"}}
+{"a":2}
+{"delete":{"_index":"p","_id":"404","version":7,"version_type":"external"}}
+{"index":{"_index":"p","_id":"2"}}
+{"a":"notanumber"}
+{"index":{"_index":"p","_id":"3"}}
+{"b":1}
+{"update":{"_index":"p","_id":"1"}}
+{"doc":{"a":1}}
+{"create":{"_index":"p","_id":"1"}}
+{"a":1}
+{"index":{"_index":"p","_id":"4"}}
+{"a":4}
+{"delete":{"_index":"p","_id":"4"}}
+`
+
+// TestOutcomesOnlyGivesEachActionTheSameOutcome prevents a write judged otherwise, or
+// matched with another action, when the answer is filtered to the outcomes (OutcomesOnly):
+// the real answers of Elasticsearch 7.17, 8.14 and OpenSearch 2.19 to the same nine actions
+// (created, version conflicts, a delete not found, parsing and strict mapping refusals, an
+// update, a create conflict, deletes), filtered and not, give every item the same Op,
+// Status, ErrType, Reason and Class, in the same order; the filter is the request's.
+func TestOutcomesOnlyGivesEachActionTheSameOutcome(t *testing.T) {
+	for _, engine := range []string{"es7", "es8", "os2"} {
+		t.Run(engine, func(t *testing.T) {
+			_, c := newBulkFake(t, 200, golden(t, "bulk-full-"+engine+".json"))
+			full, err := c.Bulk(context.Background(), []byte(outcomesBody))
+			if err != nil {
+				t.Fatalf("Bulk: %v", err)
+			}
+			f, c := newBulkFake(t, 200, golden(t, "bulk-outcomes-"+engine+".json"))
+			outcomes, err := c.Bulk(context.Background(), []byte(outcomesBody), OutcomesOnly())
+			if err != nil {
+				t.Fatalf("Bulk, outcomes only: %v", err)
+			}
+			if q := f.requests()[len(f.requests())-1].query; q != "filter_path=errors%2Citems.%2A.status%2Citems.%2A.error" {
+				t.Errorf("request query %q, want the outcomes filter", q)
+			}
+			classes := map[Class]bool{}
+			for i, it := range full {
+				classes[it.Class] = true
+				want := BulkItem{Op: it.Op, Status: it.Status, ErrType: it.ErrType, Reason: it.Reason, Class: it.Class}
+				if outcomes[i] != want {
+					t.Errorf("item %d: filtered %+v, want %+v", i, outcomes[i], want)
+				}
+			}
+			if len(full) != 9 || !classes[OK] || !classes[Stale] || !classes[Permanent] {
+				t.Errorf("bad test: %d items of classes %v", len(full), classes)
+			}
+		})
+	}
+}

@@ -20,14 +20,27 @@ func okResponse(n int) []byte {
 	return []byte(b.String())
 }
 
+// okOutcomes is the answer of okResponse filtered by OutcomesOnly.
+func okOutcomes(n int) []byte {
+	return []byte(`{"errors":false,"items":[` + strings.Repeat(`{"index":{"status":200}},`, n-1) + `{"index":{"status":200}}]}`)
+}
+
+// BenchmarkParseBulkResponse parses the answer to 256 successful writes, whole and filtered by
+// OutcomesOnly.
 func BenchmarkParseBulkResponse(b *testing.B) {
-	body := okResponse(256)
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		items, err := parseBulkResponse(body)
-		if err != nil || len(items) != 256 {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"full", okResponse(256)}, {"outcomes", okOutcomes(256)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				items, err := parseBulkResponse(c.body)
+				if err != nil || len(items) != 256 {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -49,10 +62,12 @@ func BenchmarkCountActions(b *testing.B) {
 // gives, or declines and leaves the answer to it.
 func TestFastBulkParseNeverChangesAnItem(t *testing.T) {
 	answers := map[string]string{
-		"mixed es8": string(golden(t, "bulk-mixed-es8.json")),
-		"ok es7":    string(okResponse(3)),
-		"empty":     `{"took":1,"errors":false,"items":[]}`,
-		"no items":  `{"took":1,"errors":false}`,
+		"mixed es8":   string(golden(t, "bulk-mixed-es8.json")),
+		"ok es7":      string(okResponse(3)),
+		"outcomes":    string(golden(t, "bulk-outcomes-es8.json")),
+		"ok outcomes": string(okOutcomes(3)),
+		"empty":       `{"took":1,"errors":false,"items":[]}`,
+		"no items":    `{"took":1,"errors":false}`,
 		"os2 create and noop": `{"took":2,"errors":false,"items":[{"create":{"_index":"p","_id":"a","_version":1,"result":"created","forced_refresh":true,"status":201}},` +
 			`{"update":{"_index":"p","_id":"b","_version":-1,"result":"noop","status":200}}]}`,
 		"escaped id":           `{"items":[{"index":{"_index":"p","_id":"a\"b","status":201}}]}`,
@@ -73,7 +88,7 @@ func TestFastBulkParseNeverChangesAnItem(t *testing.T) {
 		"big version":          `{"items":[{"index":{"_index":"p","_id":"a","_version":9223372036854775807,"status":201}}]}`,
 		"version out of range": `{"items":[{"index":{"_index":"p","_id":"a","_version":9223372036854775808,"status":201}}]}`,
 	}
-	mustScan := map[string]bool{"mixed es8": true, "ok es7": true, "empty": true, "no items": true, "os2 create and noop": true,
+	mustScan := map[string]bool{"mixed es8": true, "ok es7": true, "outcomes": true, "ok outcomes": true, "empty": true, "no items": true, "os2 create and noop": true,
 		"unicode id": true, "escaped skipped": true, "nested skipped": true, "whitespace": true, "big version": true}
 	for name, body := range answers {
 		t.Run(name, func(t *testing.T) {

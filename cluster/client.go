@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,7 +124,6 @@ func (c *Client) Do(ctx context.Context, req esapi.Request) (status int, body []
 // do is Do under timeout: Bulk passes the cluster's BulkTimeout, everything else its
 // RequestTimeout.
 func (c *Client) do(ctx context.Context, req esapi.Request, timeout time.Duration) (status int, body []byte, err error) {
-	op := opName(req)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := req.Do(ctx, c.es)
@@ -131,17 +131,44 @@ func (c *Client) do(ctx context.Context, req esapi.Request, timeout time.Duratio
 		// Not transport failures, so not Retryable: a closed client, and the client's
 		// product check (its error is an unexported errors.New, matched by its text).
 		if errors.Is(err, elasticsearch.ErrClosed) || strings.Contains(err.Error(), "not Elasticsearch") {
-			return 0, nil, fmt.Errorf("cluster %s: %s: %w", c.name, op, err)
+			return 0, nil, fmt.Errorf("cluster %s: %s: %w", c.name, opName(req), err)
 		}
-		return 0, nil, &TransportError{Cluster: c.name, Op: op, Err: err}
+		return 0, nil, &TransportError{Cluster: c.name, Op: opName(req), Err: err}
 	}
 	defer res.Body.Close()
-	body, err = io.ReadAll(res.Body)
+	body, err = readBody(res)
 	if err != nil {
-		return 0, nil, &TransportError{Cluster: c.name, Op: op, Err: fmt.Errorf("read response body: %w", err)}
+		return 0, nil, &TransportError{Cluster: c.name, Op: opName(req), Err: fmt.Errorf("read response body: %w", err)}
 	}
 	return res.StatusCode, body, nil
 }
+
+// readBody reads res's body whole, into a buffer of its Content-Length when the answer states
+// one (up to preallocMax), without io.ReadAll's growing copies.
+func readBody(res *esapi.Response) ([]byte, error) {
+	n, err := strconv.ParseInt(res.Header.Get("Content-Length"), 10, 64)
+	if err != nil || n <= 0 || n > preallocMax {
+		return io.ReadAll(res.Body)
+	}
+	b := make([]byte, 0, n+1) // one more: the read that sees the end needs room
+	for {
+		m, err := res.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // more than stated: the rest as io.ReadAll would read it
+			rest, err := io.ReadAll(res.Body)
+			return append(b, rest...), err
+		}
+	}
+}
+
+// preallocMax is the largest Content-Length readBody allocates at once.
+const preallocMax = 64 << 20
 
 // Check turns an answer into nil when Classify calls it OK for op ("index", "delete",
 // ...), and into a *StatusError (NewStatusError, naming the cluster) carrying the class

@@ -11,8 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -238,4 +240,45 @@ func TestClusterRequestTimeoutIsRetryable(t *testing.T) {
 		t.Errorf("class %v op %q", ClassOf(err), te.Op)
 	}
 	t.Log(err)
+}
+
+// TestResponseBodyIsReadWholeWhateverItsStatedLength prevents an answer cut short or padded
+// when its body is read into a buffer of its Content-Length: stated exactly, too short, too
+// long, unparseable or absent, the bytes read are all the body's, as io.ReadAll reads them.
+func TestResponseBodyIsReadWholeWhateverItsStatedLength(t *testing.T) {
+	body := strings.Repeat(`{"items":[{"index":{"status":201}}]}`, 100)
+	for _, stated := range []string{strconv.Itoa(len(body)), "10", strconv.Itoa(len(body) + 100), "x", "", "0", "-1"} {
+		res := &esapi.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(iotest.HalfReader(strings.NewReader(body)))}
+		if stated != "" {
+			res.Header.Set("Content-Length", stated)
+		}
+		got, err := readBody(res)
+		if err != nil || string(got) != body {
+			t.Errorf("Content-Length %q: read %d bytes (%v), want the %d of the body", stated, len(got), err, len(body))
+		}
+	}
+	failing := &esapi.Response{Header: http.Header{"Content-Length": {"100"}}, Body: io.NopCloser(iotest.ErrReader(io.ErrUnexpectedEOF))}
+	if _, err := readBody(failing); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a failed read: error %v, want it", err)
+	}
+}
+
+// BenchmarkReadBody reads the answer to 256 successful writes (about 55 KB, with its
+// Content-Length) with io.ReadAll and with readBody.
+func BenchmarkReadBody(b *testing.B) {
+	body := string(okResponse(256))
+	for _, c := range []struct {
+		name string
+		read func(*esapi.Response) ([]byte, error)
+	}{{"ReadAll", func(r *esapi.Response) ([]byte, error) { return io.ReadAll(r.Body) }}, {"readBody", readBody}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res := &esapi.Response{Header: http.Header{"Content-Length": {strconv.Itoa(len(body))}}, Body: io.NopCloser(strings.NewReader(body))}
+				if got, err := c.read(res); err != nil || len(got) != len(body) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

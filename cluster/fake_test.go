@@ -29,8 +29,8 @@ type fakeAnswer struct {
 }
 
 type recorded struct {
-	method, path string
-	header       http.Header
+	method, path, query string
+	header              http.Header
 }
 
 func newFakeCluster(t *testing.T, root []byte, esHeader bool) *fakeCluster {
@@ -45,7 +45,7 @@ func newFakeCluster(t *testing.T, root []byte, esHeader bool) *fakeCluster {
 
 func (f *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.Header.Clone()})
+	f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone()})
 	f.mu.Unlock()
 	if f.esHeader {
 		w.Header().Set("X-Elastic-Product", "Elasticsearch")

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unsafe"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -54,13 +55,26 @@ func directKind(tp byte, meta uint16) int {
 	return directNone
 }
 
-// rowsEventBool is the index of go-mysql's unexported bool field name of RowsEvent, or -1.
-func rowsEventBool(name string) int {
+// boolField is an unexported bool field of go-mysql's RowsEvent: its offset, read without
+// reflection per event (found at start by reflect, which checked its type).
+type boolField struct {
+	off   uintptr
+	found bool
+}
+
+// rowsEventBool is go-mysql's unexported bool field name of RowsEvent; not found when this
+// go-mysql has no such field.
+func rowsEventBool(name string) boolField {
 	f, ok := reflect.TypeFor[replication.RowsEvent]().FieldByName(name)
 	if !ok || len(f.Index) != 1 || f.Type.Kind() != reflect.Bool {
-		return -1
+		return boolField{}
 	}
-	return f.Index[0]
+	return boolField{off: f.Offset, found: true}
+}
+
+// of is the field's value in e; the field was found.
+func (f boolField) of(e *replication.RowsEvent) bool {
+	return *(*bool)(unsafe.Add(unsafe.Pointer(e), f.off))
 }
 
 // The parser options go-mysql copies into each RowsEvent (unexported): a go-mysql without
@@ -70,11 +84,10 @@ var parseTimeField, useDecimalField = rowsEventBool("parseTime"), rowsEventBool(
 // directOptions reports whether e was parsed with the options the direct decoding follows:
 // ParseTime on, UseDecimal off.
 func directOptions(e *replication.RowsEvent) bool {
-	if parseTimeField < 0 || useDecimalField < 0 {
+	if !parseTimeField.found || !useDecimalField.found {
 		return false
 	}
-	v := reflect.ValueOf(e).Elem()
-	return v.Field(parseTimeField).Bool() && !v.Field(useDecimalField).Bool()
+	return parseTimeField.of(e) && !useDecimalField.of(e)
 }
 
 // decodeKept sets e's rows from data (e's row data, measured into tr.spans) as e.DecodeData
@@ -97,10 +110,10 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 			}
 		}
 	}
-	text := make([]byte, 0, textLen)
-	values := make([]any, images*n)
-	skips := make([]int, 0, images*(n-kept))
-	rows, skipped := make([][]any, 0, images), make([][]int, 0, images)
+	text := carve(&tr.text, textLen)[:0]
+	values := carve(&tr.values, images*n)
+	skips := carve(&tr.skips, images*(n-kept))[:0]
+	rows, skipped := carve(&tr.rows, images)[:0], carve(&tr.skipped, images)[:0]
 	meta := e.Table.ColumnMeta
 	for img := range images {
 		row := values[img*n : (img+1)*n : (img+1)*n]
@@ -115,7 +128,7 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 				text = append(text, data[s.start+p.sizes[i].prefix:s.end]...)
 				row[i] = utils.ByteSliceToString(text[at:])
 			default:
-				if row[i], ok = directValue(p.direct[i], data[s.start:s.end], meta[i], p.unsigned[i]); !ok {
+				if row[i], ok = directValue(p.direct[i], data[s.start:s.end], meta[i], p.unsigned[i], &tr.months); !ok {
 					return false
 				}
 			}
@@ -128,14 +141,32 @@ func (tr *trimmer) decodeKept(e *replication.RowsEvent, data, bitmap []byte, p *
 	return true
 }
 
+// carveChunk is how many elements decodeKept's chunks (trimmer) hold: a few dozen events' worth.
+const carveChunk = 1024
+
+// carve returns the next n zero elements of *chunk, capacity n, from a new chunk when *chunk
+// has fewer than n left. A slice carved is never carved again nor written by the trimmer once
+// decodeKept returned: the rows, their values and the text their strings point into are the
+// event's, then the changes' (the encoder only reads them), as if made for the event alone;
+// a chunk is freed once nothing carved from it is referenced.
+func carve[T any](chunk *[]T, n int) []T {
+	c := *chunk
+	if cap(c)-len(c) < n {
+		c = make([]T, 0, max(n, carveChunk))
+	}
+	s := c[len(c) : len(c)+n : len(c)+n]
+	*chunk = c[:len(c)+n]
+	return s
+}
+
 // directValue is go-mysql's value of b, one whole non-NULL value of a column of kind k (not
 // directString) with table map metadata meta; ok false where go-mysql fails.
-func directValue(k int, b []byte, meta uint16, unsigned bool) (any, bool) {
+func directValue(k int, b []byte, meta uint16, unsigned bool, months *monthStart) (any, bool) {
 	switch k {
 	case directInt:
 		return intValue(b, unsigned), true
 	case directDatetime:
-		return datetime2Value(b, int(meta)), true
+		return datetime2Value(b, int(meta), months), true
 	case directTime:
 		return timestamp2Value(b, int(meta)), true
 	case directDecimal:
@@ -196,7 +227,7 @@ func fraction(b []byte, fsp int) int64 {
 // datetime2Value is go-mysql's decodeDatetime2 with ParseTime: a time.Time in UTC from 1970
 // on, text (formatDatetime) before 1970 or with a zero month or day, "0000-00-00 00:00:00[.f]"
 // for the zero date.
-func datetime2Value(b []byte, fsp int) any {
+func datetime2Value(b []byte, fsp int, months *monthStart) any {
 	intPart := int64(b[0])<<32 | int64(b[1])<<24 | int64(b[2])<<16 | int64(b[3])<<8 | int64(b[4])
 	intPart -= replication.DATETIMEF_INT_OFS
 	frac := fraction(b[5:], fsp)
@@ -215,7 +246,25 @@ func datetime2Value(b []byte, fsp int) any {
 	if intPart < 107420450816 || month == 0 || day == 0 { // 107420450816: 1970-01-01 00:00:00
 		return datetimeText(year, month, day, hour, minute, second, int(frac), fsp)
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, second, int(frac*1000), time.UTC)
+	// time.Date(year, month, day, hour, minute, second, frac*1000, time.UTC), which normalizes
+	// each field past its range into the next one up, adding: the same seconds from the start
+	// of the month, and time.Unix normalizes the nanoseconds alike.
+	sec := months.unix(year, month) + int64(day-1)*86400 + int64(hour)*3600 + int64(minute)*60 + int64(second)
+	return time.Unix(sec, frac*1000).UTC()
+}
+
+// monthStart caches the Unix time of the first of the last month datetime2Value met: the
+// values of a stream mostly fall in one month.
+type monthStart struct {
+	year, month int
+	sec         int64
+}
+
+func (m *monthStart) unix(year, month int) int64 {
+	if m.month == 0 || year != m.year || month != m.month {
+		m.year, m.month, m.sec = year, month, time.Date(year, time.Month(month), 1, 0, 0, 0, 0, time.UTC).Unix()
+	}
+	return m.sec
 }
 
 // timestamp2Value is go-mysql's decodeTimestamp2 with ParseTime: time.Unix of the seconds and

@@ -6,9 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -189,7 +191,7 @@ func directCases(rnd *rand.Rand) []directCase {
 		}
 		values := [][]byte{dt(0, 0, 0, 0, 0, 0, 0), dt(0, 0, 0, 0, 0, 0, 123456), dt(1970, 1, 1, 0, 0, 0, 0),
 			dt(1969, 12, 31, 23, 59, 59, 999999), nil, dt(1000, 1, 1, 0, 0, 0, 0), dt(9999, 12, 31, 23, 59, 59, 999999),
-			dt(2024, 2, 29, 12, 34, 56, 123456), dt(2024, 0, 10, 1, 2, 3, 0), dt(2024, 5, 0, 1, 2, 3, 500000),
+			dt(2024, 2, 29, 12, 34, 56, 123456), dt(2024, 2, 1, 0, 0, 0, 0), dt(2023, 2, 1, 0, 0, 0, 0), dt(2024, 0, 10, 1, 2, 3, 0), dt(2024, 5, 0, 1, 2, 3, 500000),
 			dt(0, 1, 1, 0, 0, 0, 1), dt(2038, 1, 19, 3, 14, 7, 999999), dt(1970, 1, 1, 0, 0, 0, 1), nil, nil,
 			dt(2025, 1, 2, 3, 4, 5, 100000), dt(2024, 2, 31, 25, 61, 61, 0)}
 		values = append(values, random(30, 5+(fsp+1)/2)...)
@@ -362,5 +364,75 @@ func TestUpdateKeepingAColumnNotDecodedDirectlyGoesThroughGoMySQL(t *testing.T) 
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		checkKept(t, trimmed.Event.(*replication.RowsEvent), full.Event.(*replication.RowsEvent), c.kept...)
+	}
+}
+
+// TestRowsOfEarlierUpdatesKeepTheirValuesWhileLaterOnesAreDecoded prevents a directly decoded
+// row, value or text shared with a later event (decodeKept carves them from chunks): the rows
+// of every update stay as decoded while hundreds more, over several chunks, are decoded by
+// the same stream, and growing one row does not touch another.
+func TestRowsOfEarlierUpdatesKeepTheirValuesWhileLaterOnesAreDecoded(t *testing.T) {
+	st := testStream()
+	p := testParser(t, itemsCols, []int{0}, st.decodeRows)
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var events []*replication.RowsEvent
+	var want [][][]any
+	for k := range 300 {
+		before := itemImage(int32(k), int32(k), strings.Repeat("b", k%40+1), t0)
+		after := itemImage(int32(k), int32(k+1), strings.Repeat("a", k%50+1), t0.Add(time.Duration(k+1)*time.Second))
+		ev, err := p.Parse(updateEvent(len(itemsCols), before, after, after, before))
+		if err != nil || st.bad != nil {
+			t.Fatalf("update %d: %v %v", k, err, st.badErr)
+		}
+		e := ev.Event.(*replication.RowsEvent)
+		events = append(events, e)
+		var rows [][]any
+		for _, r := range e.Rows {
+			rows = append(rows, slices.Clone(r))
+		}
+		want = append(want, rows)
+		if e.Rows[0][3] != int32(k) || e.Rows[1][7] != strings.Repeat("a", k%50+1) {
+			t.Fatalf("update %d decoded as %v", k, e.Rows)
+		}
+	}
+	for _, e := range events {
+		e.Rows[0] = append(e.Rows[0], "grown")
+		e.Rows = append(e.Rows, []any{"grown"})
+		e.SkippedColumns = append(e.SkippedColumns, []int{-1})
+	}
+	for k, e := range events {
+		if !reflect.DeepEqual(e.Rows[1:4], want[k][1:]) || !reflect.DeepEqual(e.Rows[0][:len(itemsCols)], want[k][0]) ||
+			len(e.SkippedColumns) != 5 || !slices.Equal(e.SkippedColumns[0], []int{1, 2, 4, 5, 6, 8}) {
+			t.Fatalf("update %d: rows now %v, decoded as %v", k, e.Rows, want[k])
+		}
+	}
+}
+
+// TestDirectDecodingOnlyWithTheParserOptionsItFollows prevents values decoded directly when
+// go-mysql would decode them otherwise: with DECIMAL as decimal.Decimal (UseDecimal) or times
+// as text (ParseTime off) the event is not decoded directly.
+func TestDirectDecodingOnlyWithTheParserOptionsItFollows(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		parseTime, useDecimal bool
+		want                  bool
+	}{{"source's options", true, false, true}, {"UseDecimal", true, true, false}, {"ParseTime off", false, false, false}} {
+		p := replication.NewBinlogParser()
+		p.SetParseTime(c.parseTime)
+		p.SetUseDecimal(c.useDecimal)
+		var got, called bool
+		p.SetRowsEventDecodeFunc(func(e *replication.RowsEvent, data []byte) error {
+			got, called = directOptions(e), true
+			return nil
+		})
+		fde, tm := testMapEvents([]testCol{{"id", gomysql.MYSQL_TYPE_LONG, nil}}, []int{0}, nil)
+		for _, ev := range [][]byte{fde, tm, updateEvent(1, [][]byte{le32(1)}, [][]byte{le32(2)})} {
+			if _, err := p.Parse(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !called || got != c.want {
+			t.Errorf("%s: decoded directly %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -304,6 +304,7 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 		return nil, err
 	}
 	cfg.RowsEventDecodeFunc = st.decodeRows
+	cfg.TableMapOptionalMetaDecodeFunc = st.keepOptionalMeta
 	cfg.SynchronousEventHandler = st
 	st.syncer = replication.NewBinlogSyncer(cfg)
 	var bs *replication.BinlogStreamer
@@ -614,6 +615,7 @@ func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error
 // (describe).
 type cachedTable struct {
 	tme     *replication.TableMapEvent
+	optMeta []byte // tme's optional metadata as the event carried it; nil: not known (tme decoded elsewhere)
 	t       *cdc.Table
 	err     string    // why the table cannot be decoded, if it cannot
 	unknown []string  // columns of a type cdc does not know, warned about once per session
@@ -640,6 +642,14 @@ type stream struct {
 	bad    *replication.RowsEvent
 	badErr error
 	trim   *trimmer // nil: every column decoded
+	// format is the last format description event (raw) and optMeta the optional metadata of
+	// the table map go-mysql parsed last, left undecoded (keepOptionalMeta, completeTableMap).
+	format     []byte
+	optMeta    []byte
+	optMetaSet bool
+	// asked is the table map follows answered for last, askedFollows its answer.
+	asked        *replication.TableMapEvent
+	askedFollows bool
 }
 
 // decodeRows runs in go-mysql's reading goroutine, before HandleEvent gets the event: it
@@ -651,7 +661,7 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if !st.src.followed[string(e.Table.Schema)][string(e.Table.Table)] {
+	if !st.follows(e.Table) {
 		return nil // e.Rows stays nil: skipped cheaply
 	}
 	ct := st.describe(e.Table)
@@ -664,6 +674,15 @@ func (st *stream) decodeRows(e *replication.RowsEvent, data []byte) error {
 		st.bad, st.badErr = e, err
 	}
 	return nil
+}
+
+// follows reports whether tme's table is followed. The answer for the last table map asked
+// is kept: the rows events of a transaction ask about its table map again.
+func (st *stream) follows(tme *replication.TableMapEvent) bool {
+	if tme != st.asked {
+		st.asked, st.askedFollows = tme, st.src.followed[string(tme.Schema)][string(tme.Table)]
+	}
+	return st.askedFollows
 }
 
 func (st *stream) Items() <-chan cdc.Streamed { return st.items }
@@ -710,6 +729,10 @@ func (st *stream) item(ev *replication.BinlogEvent) (item cdc.Item, ok bool, err
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		st.file = string(e.NextLogName)
+	case *replication.FormatDescriptionEvent:
+		st.format = ev.RawData
+	case *replication.TableMapEvent:
+		return cdc.Item{}, false, st.completeTableMap(e, ev.RawData)
 	case *replication.MariadbGTIDEvent:
 		st.gtid = string(appendMariadbGTID(make([]byte, 0, 32), e.GTID))
 		if st.gtids.mariadb != nil {
@@ -771,26 +794,27 @@ func (st *stream) commit(pos cdc.Position) cdc.Item {
 }
 
 func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bool) {
-	name := string(e.Table.Schema) + "." + string(e.Table.Table)
 	if e == st.bad {
 		st.bad = nil
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "undecodable",
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "undecodable",
 			Detail: st.badErr.Error(), Pos: pos}}, true
 	}
 	if e.Rows == nil {
 		return cdc.Item{}, false
 	}
 	ct := st.describe(e.Table) // decodeRows described it: found by its id, the same map
-	if len(ct.unknown) > 0 && !st.warned[name] {
-		if st.warned == nil {
-			st.warned = map[string]bool{}
+	if len(ct.unknown) > 0 {
+		if name := tableName(e.Table); !st.warned[name] {
+			if st.warned == nil {
+				st.warned = map[string]bool{}
+			}
+			st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
+			st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
+				"table", name, "columns", ct.unknown, "position", pos.String())
 		}
-		st.warned[name] = true // once per table and session: a TABLE_MAP precedes every transaction
-		st.src.opts.Logger.Warn("columns of a type cdc does not know are sent as text, best effort; keys and links must not use them",
-			"table", name, "columns", ct.unknown, "position", pos.String())
 	}
 	if ct.err != "" {
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "no_metadata", Detail: ct.err, Pos: pos}}, true
 	}
 	ts := st.txnTS
 	if ts.IsZero() {
@@ -806,7 +830,7 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 	case replication.EnumRowsEventTypeUpdate:
 		op, step = cdc.OpUpdate, 2
 	default:
-		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: name, Reason: "undecodable",
+		return cdc.Item{Pos: pos, Resync: &cdc.ResyncMark{Table: tableName(e.Table), Reason: "undecodable",
 			Detail: "unknown rows event type", Pos: pos}}, true
 	}
 	changes := make([]cdc.Change, 0, len(e.Rows)/step)
@@ -823,6 +847,11 @@ func (st *stream) rows(e *replication.RowsEvent, pos cdc.Position) (cdc.Item, bo
 		changes = append(changes, c)
 	}
 	return cdc.Item{Changes: changes, Pos: pos}, true
+}
+
+// tableName is the "db.table" of tme.
+func tableName(tme *replication.TableMapEvent) string {
+	return string(tme.Schema) + "." + string(tme.Table)
 }
 
 // describe returns the cached description of tme's table, made anew when tme describes the
@@ -846,6 +875,81 @@ func (st *stream) describe(tme *replication.TableMapEvent) *cachedTable {
 	return ct
 }
 
+// keepOptionalMeta is go-mysql's TableMapOptionalMetaDecodeFunc: it keeps a table map's
+// optional metadata (column names, signedness, charsets, ENUM/SET members, primary key), which
+// go-mysql would decode in full for every table map, every transaction repeating them, for
+// completeTableMap, called next in the same goroutine with that table map (HandleEvent).
+func (st *stream) keepOptionalMeta(data []byte) error {
+	st.optMeta, st.optMetaSet = data, true
+	return nil
+}
+
+// completeTableMap gives tme, a table map whose optional metadata keepOptionalMeta kept
+// undecoded, the fields go-mysql decodes from it, for a followed table (the others' rows are
+// not decoded: decodeRows): taken from the cached table map of its id when both events carry
+// the same bytes (the fields go-mysql decodes from them are then equal too), else decoded by
+// go-mysql from the event itself (a first map, an ALTER TABLE, a table id reused). Without
+// kept metadata (go-mysql decoded it) tme is complete already.
+func (st *stream) completeTableMap(tme *replication.TableMapEvent, raw []byte) error {
+	optMeta, kept := st.optMeta, st.optMetaSet
+	st.optMeta, st.optMetaSet = nil, false
+	if !kept || !st.follows(tme) {
+		return nil
+	}
+	if ct := st.tables[tme.TableID]; ct != nil && ct.optMeta != nil && bytes.Equal(ct.optMeta, optMeta) && sameFixedTableMap(ct.tme, tme) {
+		copyOptionalMeta(tme, ct.tme)
+		ct.tme = tme // as describe does for a map alike (sameTableMap)
+		return nil
+	}
+	full, err := decodeTableMap(st.src.opts.Flavor, st.format, raw)
+	if err != nil {
+		return fmt.Errorf("decode table map of %s.%s: %w", tme.Schema, tme.Table, err)
+	}
+	copyOptionalMeta(tme, full)
+	st.describe(tme).optMeta = optMeta
+	return nil
+}
+
+// decodeTableMap decodes the table map event raw with every field, as go-mysql's parser of
+// flavor does after the format description event format.
+func decodeTableMap(flavor string, format, raw []byte) (*replication.TableMapEvent, error) {
+	if format == nil {
+		return nil, errors.New("no format description event before it")
+	}
+	p := replication.NewBinlogParser()
+	p.SetFlavor(flavor)
+	if _, err := p.Parse(format); err != nil {
+		return nil, err
+	}
+	ev, err := p.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	tme, ok := ev.Event.(*replication.TableMapEvent)
+	if !ok {
+		return nil, fmt.Errorf("event type %s is not a table map", ev.Header.EventType)
+	}
+	return tme, nil
+}
+
+// sameFixedTableMap reports whether two table maps carry the same fields before the optional
+// metadata.
+func sameFixedTableMap(a, b *replication.TableMapEvent) bool {
+	return a.TableID == b.TableID && a.Flags == b.Flags && bytes.Equal(a.Schema, b.Schema) && bytes.Equal(a.Table, b.Table) &&
+		a.ColumnCount == b.ColumnCount && bytes.Equal(a.ColumnType, b.ColumnType) && slices.Equal(a.ColumnMeta, b.ColumnMeta) &&
+		bytes.Equal(a.NullBitmap, b.NullBitmap)
+}
+
+// copyOptionalMeta sets the fields go-mysql v1.15 decodes from a table map's optional
+// metadata (decodeOptionalMeta) in dst to those of src; sameTableMap compares them.
+func copyOptionalMeta(dst, src *replication.TableMapEvent) {
+	dst.SignednessBitmap, dst.DefaultCharset, dst.ColumnCharset = src.SignednessBitmap, src.DefaultCharset, src.ColumnCharset
+	dst.SetStrValue, dst.EnumStrValue, dst.ColumnName = src.SetStrValue, src.EnumStrValue, src.ColumnName
+	dst.GeometryType, dst.PrimaryKey, dst.PrimaryKeyPrefix = src.GeometryType, src.PrimaryKey, src.PrimaryKeyPrefix
+	dst.EnumSetDefaultCharset, dst.EnumSetColumnCharset = src.EnumSetDefaultCharset, src.EnumSetColumnCharset
+	dst.VisibilityBitmap = src.VisibilityBitmap
+}
+
 func trim(q string) string {
 	q = strings.Join(strings.Fields(q), " ")
 	if len(q) > 200 {
@@ -861,9 +965,7 @@ func trim(q string) string {
 // tableOf would return the same description for both.
 func sameTableMap(a, b *replication.TableMapEvent) bool {
 	eqNested := func(x, y [][]byte) bool { return slices.EqualFunc(x, y, bytes.Equal) }
-	return a.TableID == b.TableID && a.Flags == b.Flags && bytes.Equal(a.Schema, b.Schema) && bytes.Equal(a.Table, b.Table) &&
-		a.ColumnCount == b.ColumnCount && bytes.Equal(a.ColumnType, b.ColumnType) && slices.Equal(a.ColumnMeta, b.ColumnMeta) &&
-		bytes.Equal(a.NullBitmap, b.NullBitmap) && bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) &&
+	return sameFixedTableMap(a, b) && bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) &&
 		slices.Equal(a.DefaultCharset, b.DefaultCharset) && slices.Equal(a.ColumnCharset, b.ColumnCharset) &&
 		slices.EqualFunc(a.SetStrValue, b.SetStrValue, eqNested) && slices.EqualFunc(a.EnumStrValue, b.EnumStrValue, eqNested) &&
 		eqNested(a.ColumnName, b.ColumnName) && slices.Equal(a.GeometryType, b.GeometryType) &&

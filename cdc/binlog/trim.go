@@ -2,7 +2,6 @@ package binlog
 
 import (
 	"bytes"
-	"reflect"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -27,6 +26,14 @@ type trimmer struct {
 	spans []span // scratch: each image's column spans, image after image
 	keep  []bool // scratch: per column, decoded
 	kept  int    // how many of keep are set (trim)
+	// Chunks decodeKept carves each event's rows from (carve), instead of five allocations
+	// per event.
+	text    []byte
+	values  []any
+	skips   []int
+	rows    [][]any
+	skipped [][]int
+	months  monthStart // datetime2Value's
 }
 
 // trimPlan is how the columns of one table map are measured.
@@ -340,17 +347,17 @@ func allSet(bitmap []byte, n int) bool {
 	return true
 }
 
-// compressedField is the index of go-mysql's unexported RowsEvent.compressed (set for
-// MariaDB's *_ROWS_COMPRESSED_EVENT_V1, whose row data DecodeData inflates first), or -1 if
-// this go-mysql has no such field: then no event is trimmed.
+// compressedField is go-mysql's unexported RowsEvent.compressed (set for MariaDB's
+// *_ROWS_COMPRESSED_EVENT_V1, whose row data DecodeData inflates first); when this go-mysql
+// has no such field, no event is trimmed.
 var compressedField = rowsEventBool("compressed")
 
 // compressed reports whether e's row data is compressed; known false when it cannot tell.
 func compressed(e *replication.RowsEvent) (yes, known bool) {
-	if compressedField < 0 {
+	if !compressedField.found {
 		return false, false
 	}
-	return reflect.ValueOf(e).Elem().Field(compressedField).Bool(), true
+	return compressedField.of(e), true
 }
 
 // stringType is the real type and the maximum length in bytes of a column the binlog logs as

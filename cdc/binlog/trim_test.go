@@ -51,6 +51,18 @@ func testParserSigned(t testing.TB, cols []testCol, pk, unsigned []int, decode f
 	if decode != nil {
 		p.SetRowsEventDecodeFunc(decode)
 	}
+	fde, tm := testMapEvents(cols, pk, unsigned)
+	for _, ev := range [][]byte{fde, tm} {
+		if _, err := p.Parse(ev); err != nil {
+			t.Fatalf("parse: %v", err)
+		}
+	}
+	return p
+}
+
+// testMapEvents returns a format description event (6-byte table ids, no checksum) and the
+// table map event of cols (table d.t, id 7, primary key pk, unsigned as testParserSigned).
+func testMapEvents(cols []testCol, pk, unsigned []int) (fdeEvent, tableMapEvent []byte) {
 	fde := make([]byte, 0, 100)
 	fde = binary.LittleEndian.AppendUint16(fde, 4)
 	fde = append(fde, make([]byte, 50)...)
@@ -96,12 +108,7 @@ func testParserSigned(t testing.TB, cols []testCol, pk, unsigned []int, decode f
 	}
 	tm = append(append(append(tm, replication.TABLE_MAP_OPT_META_COLUMN_NAME), byte(len(names))), names...)
 	tm = append(append(append(tm, replication.TABLE_MAP_OPT_META_SIMPLE_PRIMARY_KEY), byte(len(keys))), keys...)
-	for _, ev := range [][]byte{binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, fde), binlogEvent(replication.TABLE_MAP_EVENT, tm)} {
-		if _, err := p.Parse(ev); err != nil {
-			t.Fatalf("parse: %v", err)
-		}
-	}
-	return p
+	return binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, fde), binlogEvent(replication.TABLE_MAP_EVENT, tm)
 }
 
 // updateEvent builds an UPDATE_ROWS_EVENTv1 of table 7 with n columns: images alternate
@@ -434,7 +441,7 @@ func TestUnmeasurableUpdateIsDecodedWhole(t *testing.T) {
 // function still zlib-compressed (DecodeData inflates it): they are decoded whole. The flag is
 // go-mysql's unexported RowsEvent.compressed; a go-mysql without it turns trimming off.
 func TestCompressedUpdateIsDecodedWhole(t *testing.T) {
-	if compressedField < 0 {
+	if !compressedField.found {
 		t.Fatal("go-mysql's RowsEvent has no bool field compressed: no update is trimmed")
 	}
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
