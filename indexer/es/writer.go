@@ -208,7 +208,9 @@ func (w *Writer) send(ctx context.Context, docs []write) []indexer.Result {
 	}
 	w.opts.Metrics.BulkBytes.WithLabelValues(w.opts.Name).Observe(float64(len(b)))
 	start := time.Now()
-	items, err := w.opts.Client.Bulk(ctx, b)
+	// The answer carries each item's outcome only: fold reads nothing else, and a small
+	// answer is parsed several times faster.
+	items, err := w.opts.Client.Bulk(ctx, b, cluster.OutcomesOnly())
 	w.opts.Metrics.BulkSeconds.WithLabelValues(w.opts.Name).Observe(time.Since(start).Seconds())
 	if cluster.ClassOf(err) == cluster.TooLarge && len(docs) > 1 {
 		h := len(docs) / 2
