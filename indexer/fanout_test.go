@@ -23,6 +23,12 @@ type fakeCluster struct {
 
 func (f *fakeCluster) Name() string { return f.name }
 
+func (f *fakeCluster) called() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
 func (f *fakeCluster) Write(ctx context.Context, docs []Doc) []Result {
 	f.mu.Lock()
 	f.calls++
@@ -148,9 +154,14 @@ func TestSlaveBacklogIsBoundedInBytes(t *testing.T) {
 		Clusters: []ClusterWriter{&fakeCluster{name: "es7", class: OK}, slow}})
 	s.Start(context.Background())
 	doc := Doc{ID: "1", Version: 1, Source: make([]byte, 1_000)} // about 1 kB on the wire
-	for range 50 {
+	for i := range 50 {
 		if _, _, err := s.Write(context.Background(), []Doc{doc}, ""); err != nil {
 			t.Fatal(err)
+		}
+		for i == 0 && slow.called() == 0 {
+			// The worker holds the first batch in its write: the others queue, or drop, and
+			// none is merged into that write (which would leave room in the backlog).
+			time.Sleep(time.Millisecond)
 		}
 	}
 	queued := s.slaves["os2"].queued.Load()

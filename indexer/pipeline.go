@@ -208,7 +208,7 @@ func (p *Pipeline) run(ctx context.Context, w work, only *Entity, turn *Turn) (O
 	for _, r := range w.retries {
 		gs.addRetry(r)
 	}
-	res := newResolver(p.model, only)
+	res := newResolver(p.model, only, len(w.changes))
 	for _, c := range w.changes {
 		res.add(c)
 	}

@@ -39,8 +39,10 @@ type resolver struct {
 	latest map[Ref]*Change
 }
 
-func newResolver(m *Model, only *Entity) *resolver {
-	return &resolver{m: m, only: only, pending: map[*node]versions{}, latest: map[Ref]*Change{}}
+// newResolver is the resolver of about changes changes: the latest change per root row is
+// sized for them at once, instead of growing through every power of two.
+func newResolver(m *Model, only *Entity, changes int) *resolver {
+	return &resolver{m: m, only: only, pending: map[*node]versions{}, latest: make(map[Ref]*Change, changes)}
 }
 
 func (r *resolver) at(n *node) versions {

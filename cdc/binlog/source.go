@@ -879,6 +879,11 @@ func (st *stream) describe(tme *replication.TableMapEvent) *cachedTable {
 // optional metadata (column names, signedness, charsets, ENUM/SET members, primary key), which
 // go-mysql would decode in full for every table map, every transaction repeating them, for
 // completeTableMap, called next in the same goroutine with that table map (HandleEvent).
+//
+// Invariant: data is kept past the call, so it must not be go-mysql's to reuse. go-mysql v1.15
+// reads every packet into a slice of its own (packet.Conn.ReadPacket: ReadPacketReuseMem(nil)
+// copies it out of the pooled buffer); a go-mysql that handed out a reused buffer would need a
+// copy here.
 func (st *stream) keepOptionalMeta(data []byte) error {
 	st.optMeta, st.optMetaSet = data, true
 	return nil

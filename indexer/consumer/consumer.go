@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -283,6 +284,17 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	c.ready.Store(true)
 	var flights []*flight // oldest first, at most InFlight
+	// Batches run on InFlight goroutines that live as long as the session: a goroutine per
+	// batch would grow a new stack for each (1.5% of wye run's CPU at 3,000 changes/s).
+	work := make(chan func())
+	var workers sync.WaitGroup
+	for range c.opts.InFlight {
+		workers.Go(func() {
+			for f := range work {
+				f()
+			}
+		})
+	}
 	defer func() {
 		// A batch still in flight ends with the session, unacked: its deliveries return to
 		// the queue when the connection closes.
@@ -290,6 +302,8 @@ func (c *Consumer) session(ctx context.Context) error {
 		for _, f := range flights {
 			<-f.done
 		}
+		close(work)
+		workers.Wait()
 	}()
 	var sampled time.Time
 	for {
@@ -312,7 +326,7 @@ func (c *Consumer) session(ctx context.Context) error {
 			batch, full, err = c.collect(ctx, deliveries)
 		}
 		if err == nil && len(batch) > 0 {
-			f := c.start(ctx, cancel, pub, ch, returns, batch, flights)
+			f := c.start(ctx, cancel, pub, ch, returns, batch, flights, work)
 			flights = append(flights, f)
 			if !full {
 				// The stream is light: the next batch gathers what arrives meanwhile.
@@ -421,11 +435,12 @@ type flight struct {
 	acked bool
 }
 
-// start handles batch in a goroutine, after the batches in flight (oldest first): its writes
-// wait for the last one's turn, its ack for the last one's ack. Its error ends the session
-// (cancel), whatever the session is waiting for.
+// start hands batch to a worker (work; fewer than InFlight batches are in flight, so one is
+// free), after the batches in flight (oldest first): its writes wait for the last one's
+// turn, its ack for the last one's ack. Its error ends the session (cancel), whatever the
+// session is waiting for.
 func (c *Consumer) start(ctx context.Context, cancel context.CancelCauseFunc, pub, ch *amqp.Channel, returns <-chan amqp.Return,
-	batch []amqp.Delivery, flights []*flight) *flight {
+	batch []amqp.Delivery, flights []*flight, work chan<- func()) *flight {
 	f := &flight{turn: indexer.NewTurn(), done: make(chan struct{})}
 	var prev *flight
 	if n := len(flights); n > 0 {
@@ -433,13 +448,13 @@ func (c *Consumer) start(ctx context.Context, cancel context.CancelCauseFunc, pu
 		f.turn = prev.turn.Next()
 		c.opts.Metrics.Overlapped.Inc()
 	}
-	go func() {
+	work <- func() {
 		defer close(f.done)
 		f.acked, f.err = c.handle(ctx, pub, ch, returns, batch, f.turn, prev)
 		if f.err != nil {
 			cancel(f.err)
 		}
-	}()
+	}
 	return f
 }
 
