@@ -9,7 +9,8 @@ import (
 // (docs/indexer.md, "Batches in flight"): a batch reads its documents while the batch before
 // it is written, but its first write waits until every write of that batch knows its indices.
 //
-// Invariant: the indices of a cluster's writes are resolved in batch order. The set of an
+// Invariant (docs/architecture.md, invariant 9): the indices of a cluster's writes are
+// resolved in batch order. The set of an
 // alias's indices only grows during a version bump (`wye mapping apply` adds `_vN+1`), so a
 // newer batch's write reaches every index an older batch's write of the same document
 // reached, and the new index never keeps an older version than the alias's index. Two
