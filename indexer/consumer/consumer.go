@@ -77,11 +77,12 @@ const (
 	// older version of a document than the old one until it is backfilled).
 	DefaultConsumers = 1
 	// DefaultInFlight is the batches one consumer processes at once while a backlog lasts (a
-	// batch that closed full): the next one is read while the last one is written, and the
-	// master has two _bulk requests in flight. Their writes stay in batch order (indexer.Turn)
-	// and their acks too. A batch that closed on its wait is processed alone: the next one
-	// gathers what arrives meanwhile.
-	DefaultInFlight = 2
+	// batch that closed full): the next ones are read while the first is written, and the
+	// master has up to three _bulk requests in flight. Their writes stay in batch order
+	// (indexer.Turn) and their acks too. A batch that closed on its wait is processed alone:
+	// the next one gathers what arrives meanwhile. Three drained a backlog x1.17 as fast as two
+	// at the same CPU per change (docs/indexer.md, "Batches in flight").
+	DefaultInFlight = 3
 )
 
 // DefaultRetryDelays are the retry tiers: attempt 2 waits 1s, attempt 3 waits 5s, ...,
