@@ -97,7 +97,7 @@ type Consumer struct {
 	opts  Options
 	p     Processor
 	ready atomic.Bool
-	held  atomic.Bool // a batch waits for the master, which takes no write
+	held  atomic.Int32 // batches in flight that wait for the master, which takes no write
 	// wait is how long the next batch waits for company after its first delivery (collect):
 	// BatchWait at first, then as long as the last batch took to process (adapt).
 	wait atomic.Int64
@@ -151,7 +151,7 @@ func (c *Consumer) adapt(took time.Duration) {
 
 // Ready reports whether the consumer is connected and consuming (/readyz).
 // Ready is false while a batch waits for a master that takes no write.
-func (c *Consumer) Ready() bool { return c.ready.Load() && !c.held.Load() }
+func (c *Consumer) Ready() bool { return c.ready.Load() && c.held.Load() == 0 }
 
 // RetryQueue is the tier queue for a delay: broker.RetryQueue, "<queue>.retry.5s".
 func (c *Consumer) RetryQueue(d time.Duration) string { return broker.RetryQueue(c.opts.Queue, d) }
@@ -509,7 +509,12 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery, turn *ind
 	for i, d := range batch {
 		msgs[i] = message(d)
 	}
-	defer c.hold(false)
+	held := false // this batch counts in c.held
+	defer func() {
+		if held {
+			c.hold(-1)
+		}
+	}()
 	for failures := 0; ; failures++ {
 		out, err := c.p.ProcessInTurn(ctx, msgs, turn)
 		if err == nil {
@@ -528,7 +533,10 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery, turn *ind
 		}
 		if _, ok := errors.AsType[*indexer.UnavailableError](err); ok {
 			// A master outage holds the batch (no attempt spent, nothing parked), and shows.
-			c.hold(true)
+			if !held {
+				held = true
+				c.hold(1)
+			}
 			msg = "the master takes no write; holding the batch until it does (no attempt spent)"
 		}
 		// The error may quote a server's message: bounded like every logged reason.
@@ -541,12 +549,12 @@ func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery, turn *ind
 	}
 }
 
-// hold marks a batch waiting for the master: /readyz is false and
-// wye_indexer_master_unavailable is 1 meanwhile.
-func (c *Consumer) hold(on bool) {
-	c.held.Store(on)
+// hold counts a batch in flight that starts (+1) or stops (-1) waiting for the master: while
+// any does, /readyz is false and wye_indexer_master_unavailable is 1 (one batch that goes on
+// does not clear what another still waits for).
+func (c *Consumer) hold(delta int32) {
 	v := 0.0
-	if on {
+	if c.held.Add(delta) > 0 {
 		v = 1
 	}
 	c.opts.Metrics.MasterUnavailable.Set(v)
