@@ -48,7 +48,10 @@ import (
 // measured to the master's realtime GET (the _bulk answered); a search sees the document up
 // to index.refresh_interval later (1s, the engines' default, on these indices).
 // WYE_BENCH_CPUPROFILE=<dir> writes a CPU profile of each phase of each binary that has
-// `wye run --cpuprofile`.
+// `wye run --cpuprofile`. WYE_BENCH_LOG=<level> runs wye at that log level (warn otherwise)
+// and logs its output of each drain, e.g. to read where its start-up goes.
+// WYE_BENCH_INDEXER="batch_size: 8192, ..." adds indexer.* keys to the tree's binary's
+// configuration only: a tuning measured against the baseline (or the same tree as baseline).
 func TestEndToEndBenchmark(t *testing.T) {
 	opt := e2eBenchOptions{
 		drain:    envInt(t, "WYE_BENCH_DRAIN", 50000),
@@ -65,6 +68,9 @@ func TestEndToEndBenchmark(t *testing.T) {
 		opt.rates = append(opt.rates, n)
 	}
 	bins := []benchBinary{{name: "new", path: wyeBinary(t)}}
+	if keys := os.Getenv("WYE_BENCH_INDEXER"); keys != "" {
+		bins[0].name, bins[0].indexerKeys = "new{"+keys+"}", ", "+keys
+	}
 	if ref := os.Getenv("WYE_BENCH_BASELINE"); ref != "" {
 		bins = append([]benchBinary{{name: "base(" + ref + ")", path: buildAt(t, ref)}}, bins...)
 	}
@@ -94,6 +100,9 @@ type e2eBenchOptions struct {
 type benchBinary struct {
 	name, path string
 	profiles   bool // the binary has `wye run --cpuprofile`
+	// indexerKeys are more indexer.* keys for this binary's config, as ", key: value, ..."
+	// (WYE_BENCH_INDEXER, for the tree's binary only: a tuning tried against the baseline).
+	indexerKeys string
 }
 
 // buildAt builds cmd/wye as of the git ref into a temporary directory: `git archive` of the
@@ -283,7 +292,7 @@ func deleteBenchQueues(exchange, queue string) {
 }
 
 // config writes the wye.yaml of one run.
-func (w *benchWorld) config(metrics string) string {
+func (w *benchWorld) config(bin benchBinary, metrics string) string {
 	u, _ := url.Parse(amqpURL)
 	u.User = url.User(u.User.Username())
 	var clusters strings.Builder
@@ -309,12 +318,12 @@ func (w *benchWorld) config(metrics string) string {
 	cfg := fmt.Sprintf(`source: {flavor: mariadb, host: 127.0.0.1, port: 3306, user: %s, password_env: WYE_SOURCE_PASSWORD, server_id: %d}
 control: {host: 127.0.0.1, port: 3306, user: wye, password_env: WYE_CONTROL_PASSWORD, database: wye}
 amqp: {url: %q, password_env: WYE_AMQP_PASSWORD, exchange: %s, queue: %s, parked: %s.parked}
-indexer: {index_targets: %s}
+indexer: {index_targets: %s%s}
 clusters:
 %smetrics: {listen: %q}
-log: {level: warn}
+log: {level: %s}
 entities:
-%s`, mysqlSrcUser, 7000+rand.IntN(2000), u.String(), w.exchange, w.queue, w.queue, targets, clusters.String(), metrics, entity)
+%s`, mysqlSrcUser, 7000+rand.IntN(2000), u.String(), w.exchange, w.queue, w.queue, targets, bin.indexerKeys, clusters.String(), metrics, env("WYE_BENCH_LOG", "warn"), entity)
 	p := filepath.Join(w.t.TempDir(), "wye.yaml")
 	must(w.t, os.WriteFile(p, []byte(cfg), 0o600))
 	return p
@@ -331,7 +340,7 @@ type wyeRun struct {
 func (w *benchWorld) start(bin benchBinary, profile string) *wyeRun {
 	w.t.Helper()
 	metrics := freePort(w.t)
-	args := []string{"run", "-c", w.config(metrics), "--name", "bench_" + w.id}
+	args := []string{"run", "-c", w.config(bin, metrics), "--name", "bench_" + w.id}
 	if profile != "" && bin.profiles {
 		args = append(args, "--cpuprofile", profile)
 	}
@@ -532,6 +541,29 @@ type benchPhase struct {
 	lags    []time.Duration // live: per marker, commit to written on the master
 	tail    time.Duration   // live: the last commit until it is on every cluster
 	batches string          // the indexer's batches: count, mean documents, mean seconds
+	ready   time.Duration   // drain: the process's start until its /readyz first answered 200
+}
+
+// readyAfter polls r's /readyz every 10 ms and sends how long after start it first answered
+// 200 (0 if the process ended first). The start-up is part of the drain figure: a restart
+// that takes long delays every change of the backlog.
+func (r *wyeRun) readyAfter(start time.Time) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		for {
+			if readyz(r.metrics) == nil {
+				out <- time.Since(start)
+				return
+			}
+			select {
+			case <-r.done:
+				out <- 0
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return out
 }
 
 // batches summarizes the indexer's batches from its /metrics (for reading a profile).
@@ -641,11 +673,15 @@ func (w *benchWorld) drain(bin benchBinary, n int, profile string) benchPhase {
 	quietHost(w.t)
 	start := time.Now()
 	r := w.start(bin, profile)
+	ready := r.readyAfter(start)
 	seen := w.waitMark(last, 10*time.Minute, r)
 	cpu, rss := r.usage(w.t)
 	batches := r.batches()
 	r.stop(w.t)
-	return benchPhase{changes: rows, elapsed: seen.Sub(start), cpu: cpu, rss: rss, batches: batches}
+	if os.Getenv("WYE_BENCH_LOG") != "" {
+		w.t.Logf("wye output of the drain (started %s):\n%s", start.Format("15:04:05.000"), r.out.String())
+	}
+	return benchPhase{changes: rows, elapsed: seen.Sub(start), cpu: cpu, rss: rss, batches: batches, ready: <-ready}
 }
 
 // live runs wye, then a paced workload at rate changes/s for d, markers every 100 ms among
@@ -766,7 +802,7 @@ func (w *benchWorld) run(bins []benchBinary, opt e2eBenchOptions) []string {
 		if opt.profiles == "" {
 			return ""
 		}
-		name := strings.NewReplacer("(", "-", ")", "", "/", "-").Replace(bin.name)
+		name := strings.NewReplacer("(", "-", ")", "", "/", "-", "{", "-", "}", "", ": ", "=", ", ", "-", " ", "").Replace(bin.name)
 		return filepath.Join(opt.profiles, fmt.Sprintf("%s-%s-%s-%d.pprof", w.kind, ph, name, round))
 	}
 	for round := range opt.rounds {
@@ -804,6 +840,9 @@ func (w *benchWorld) run(bins []benchBinary, opt e2eBenchOptions) []string {
 func (p benchPhase) String() string {
 	s := fmt.Sprintf("%d changes in %.2fs = %.0f/s, CPU %.3fs = %.4f s/1000 changes, peak RSS %.0f MB",
 		p.changes, p.elapsed.Seconds(), p.rate(), p.cpu.Seconds(), p.cpuPer1000(), p.rssMB())
+	if p.ready > 0 {
+		s += fmt.Sprintf(", ready after %.0f ms", p.ready.Seconds()*1000)
+	}
 	if len(p.lags) > 0 {
 		s += fmt.Sprintf(", lag p50 %.0f ms p99 %.0f ms max %.0f ms (%d markers), last commit to every cluster %.0f ms",
 			p.lag(0.5), p.lag(0.99), p.lag(1), len(p.lags), p.tail.Seconds()*1000)

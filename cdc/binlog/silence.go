@@ -37,24 +37,43 @@ const (
 	trickleBytes = 16 << 10
 )
 
-// dialWatched is the replication connection's dialer, one per stream: a TCP connection whose
-// reads are bounded by timeout and coalesced over window (watchedConn). Once a connection it
-// made went silent it dials no more: go-mysql's close would otherwise open one through the
-// same silent network to KILL the old one and wait out the silence bound a second time (the
-// server drops the old connection itself once its net_write_timeout passes).
-func dialWatched(timeout, window time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	var silenced atomic.Bool
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if silenced.Load() {
-			return nil, fmt.Errorf("binlog connection to %s went silent: not dialing it again for this stream", addr)
-		}
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		c := watch(conn, timeout)
-		c.window, c.silenced = window, &silenced
-		return c, nil
+// watchedDialer is the replication connection's dialer, one per stream: TCP connections whose
+// reads are bounded by timeout (watchedConn) and, once the stream is dumping the binlog,
+// coalesced over window. Once a connection it made went silent it dials no more: go-mysql's
+// close would otherwise open one through the same silent network to KILL the old one and
+// wait out the silence bound a second time (the server drops the old connection itself once
+// its net_write_timeout passes).
+type watchedDialer struct {
+	timeout, window time.Duration
+	silenced        atomic.Bool
+	last            atomic.Pointer[watchedConn]
+}
+
+func newWatchedDialer(timeout, window time.Duration) *watchedDialer {
+	return &watchedDialer{timeout: timeout, window: window}
+}
+
+func (d *watchedDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.silenced.Load() {
+		return nil, fmt.Errorf("binlog connection to %s went silent: not dialing it again for this stream", addr)
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := watch(conn, d.timeout)
+	c.window, c.silenced = d.window, &d.silenced
+	d.last.Store(c)
+	return c, nil
+}
+
+// dumping starts coalescing the reads of the connection dialed last: call it once that
+// connection has sent the binlog dump command. Until then every answer (the handshake, the
+// registration's statements) is short, and waiting window before each next one made a start
+// about 150 ms slower. Connections dialed later (go-mysql's KILL at close) never coalesce.
+func (d *watchedDialer) dumping() {
+	if c := d.last.Load(); c != nil {
+		c.dumping.Store(true)
 	}
 }
 
@@ -63,13 +82,15 @@ func dialWatched(timeout, window time.Duration) func(ctx context.Context, networ
 // stream is not reading: back-pressure from the broker) are not bounded, as with a deadline
 // set before each read.
 //
-// A read that follows a short one (the stream caught up with the server) first waits window
-// (zero: never), so that a live stream is read in bursts rather than event by event.
+// Once dumping, a read that follows a short one (the stream caught up with the server) first
+// waits window (zero: never), so that a live stream is read in bursts rather than event by
+// event.
 type watchedConn struct {
 	net.Conn
 	timeout time.Duration
 	window  time.Duration
-	caught  bool // the last read returned less than trickleBytes; only the reader touches it
+	dumping atomic.Bool // the binlog dump command was sent: reads may coalesce
+	caught  bool        // the last read returned less than trickleBytes; only the reader touches it
 	// silenced, when set, is raised with silent: its dialer's other connections are not made.
 	silenced *atomic.Bool
 	since    atomic.Int64 // UnixNano when the pending read started; 0: no read pending
@@ -85,7 +106,7 @@ func watch(conn net.Conn, timeout time.Duration) *watchedConn {
 }
 
 func (c *watchedConn) Read(b []byte) (int, error) {
-	if c.caught && c.window > 0 {
+	if c.caught && c.window > 0 && c.dumping.Load() {
 		time.Sleep(c.window)
 	}
 	c.since.Store(time.Now().UnixNano())

@@ -65,13 +65,15 @@ func TestAStreamThatIsNotReadingIsNotCutOff(t *testing.T) {
 // window, and events sent meanwhile come in one read.
 func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
 	addr, accepted := tcpServer(t)
-	c, err := dialWatched(time.Minute, 500*time.Millisecond)(t.Context(), "tcp", addr)
+	d := newWatchedDialer(time.Minute, 500*time.Millisecond)
+	c, err := d.dial(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	server := <-accepted
 	defer server.Close()
+	d.dumping()
 
 	buf := make([]byte, 64<<10)
 	server.Write([]byte("a"))
@@ -89,6 +91,40 @@ func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
 	if err != nil || string(buf[:n]) != "bcd" {
 		t.Fatalf("read after a caught-up read: %q, %v; want the three events in one read", buf[:n], err)
 	}
+}
+
+// TestTheHandshakeIsNotSlowedByTheCoalescingWindow prevents a slow start: before the dump
+// command every answer is short (the handshake, the registration's statements), and waiting
+// the window before each next read made every start of the stream about 150 ms longer. Nor
+// does a connection dialed after the dump (go-mysql's KILL at close) wait.
+func TestTheHandshakeIsNotSlowedByTheCoalescingWindow(t *testing.T) {
+	addr, accepted := tcpServer(t)
+	d := newWatchedDialer(time.Minute, time.Hour)
+	shortReads := func(what string) {
+		t.Helper()
+		c, err := d.dial(t.Context(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		server := <-accepted
+		defer server.Close()
+		for i := range 3 { // each answer shorter than trickleBytes
+			done := make(chan error, 1)
+			go func() { server.Write([]byte("ok")); _, err := c.Read(make([]byte, 64<<10)); done <- err }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s: read %d: %v", what, i, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: read %d after a short one waited for the coalescing window", what, i)
+			}
+		}
+		d.dumping()
+	}
+	shortReads("before the dump command")
+	shortReads("a connection dialed after the dump started")
 }
 
 // TestABacklogIsReadWithoutWaiting prevents the coalescing window from slowing a backlog: a
@@ -119,7 +155,7 @@ func TestABacklogIsReadWithoutWaiting(t *testing.T) {
 // KILL the first, which would wait out the same silence.
 func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 	addr, _ := tcpServer(t) // accepts and says nothing
-	dial := dialWatched(100*time.Millisecond, 0)
+	dial := newWatchedDialer(100*time.Millisecond, 0).dial
 	c, err := dial(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +171,7 @@ func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the refusal took %v", took)
 	}
-	other, err := dialWatched(time.Minute, 0)(t.Context(), "tcp", addr)
+	other, err := newWatchedDialer(time.Minute, 0).dial(t.Context(), "tcp", addr)
 	if err != nil {
 		t.Fatalf("another stream's dialer refused too: %v", err)
 	}

@@ -299,7 +299,7 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 	}
 	st := s.newStream()
 	st.file, st.gtids = from.Pos.File, gtids
-	cfg, err := s.syncerConfig()
+	cfg, dialer, err := s.syncerConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +318,7 @@ func (s *Source) Open(ctx context.Context, from cdc.Checkpoint) (cdc.Stream, err
 		st.syncer.Close()
 		return nil, fmt.Errorf("start binlog sync: %w", err)
 	}
+	dialer.dumping()
 	go st.watch(bs)
 	return st, nil
 }
@@ -531,15 +532,17 @@ func appendMariadbGTID(b []byte, g gomysql.MariadbGTID) []byte {
 	return strconv.AppendUint(b, g.SequenceNumber, 10)
 }
 
-// syncerConfig is the configuration of one replication connection, with its TLS built now.
-func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
+// syncerConfig is the configuration of one replication connection, with its TLS built now,
+// and the connection's dialer: call its dumping once the sync has started.
+func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, *watchedDialer, error) {
 	var tlsConf *tls.Config
 	if s.opts.TLS != nil {
 		var err error
 		if tlsConf, err = s.opts.TLS(); err != nil {
-			return replication.BinlogSyncerConfig{}, fmt.Errorf("open binlog stream: %w", err)
+			return replication.BinlogSyncerConfig{}, nil, fmt.Errorf("open binlog stream: %w", err)
 		}
 	}
+	dialer := newWatchedDialer(silenceTimeout, coalesceWindow)
 	return replication.BinlogSyncerConfig{
 		ServerID: s.opts.ServerID,
 		Flavor:   s.opts.Flavor,
@@ -561,19 +564,19 @@ func (s *Source) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		// No ReadTimeout: go-mysql would set a read deadline before every packet. The
 		// dialer's watchdog bounds a read instead, and coalesces a live stream's reads
 		// (silence.go).
-		Dialer: dialWatched(silenceTimeout, coalesceWindow),
+		Dialer: dialer.dial,
 		// go-mysql's own retry resumes mid-transaction, without the table map; the reader
 		// restarts from its checkpoint instead.
 		DisableRetrySync: true,
 		Logger:           s.opts.Logger.With("component", "go-mysql"),
-	}, nil
+	}, dialer, nil
 }
 
 // RawRead reads the binlog from `from` to `to` with a no-op handler: the baseline of the
 // benchmark (every event parsed and every row decoded by go-mysql, nothing else). It returns
 // the number of row changes decoded.
 func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error) {
-	cfg, err := s.syncerConfig()
+	cfg, dialer, err := s.syncerConfig()
 	if err != nil {
 		return 0, err
 	}
@@ -583,6 +586,7 @@ func (s *Source) RawRead(ctx context.Context, from, to cdc.Position) (int, error
 	if err != nil {
 		return 0, fmt.Errorf("start binlog sync: %w", err)
 	}
+	dialer.dumping()
 	rows := 0
 	file := from.File
 	for {
