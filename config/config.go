@@ -183,9 +183,12 @@ type Indexer struct {
 	MaxAttempts int `mapstructure:"max_attempts" yaml:"max_attempts"`
 	// BatchSize (row changes), BatchBytes (message bytes) and BatchWait (after the first
 	// delivery) close a batch, as does amqp.prefetch.
-	BatchSize  int           `mapstructure:"batch_size" yaml:"batch_size"`
-	BatchBytes int           `mapstructure:"batch_bytes" yaml:"batch_bytes"`
-	BatchWait  time.Duration `mapstructure:"batch_wait" yaml:"batch_wait"`
+	BatchSize int `mapstructure:"batch_size" yaml:"batch_size"`
+	// BacklogBatchSize is the row changes a full batch goes on taking while deliveries already
+	// wait (a backlog); at least BatchSize.
+	BacklogBatchSize int           `mapstructure:"backlog_batch_size" yaml:"backlog_batch_size"`
+	BatchBytes       int           `mapstructure:"batch_bytes" yaml:"batch_bytes"`
+	BatchWait        time.Duration `mapstructure:"batch_wait" yaml:"batch_wait"`
 	// Consumers is the batches one indexer process takes from the queue at once: each a consumer
 	// of its own, as a replica would be (writes are versioned: any order is safe).
 	Consumers int `mapstructure:"consumers" yaml:"consumers"`

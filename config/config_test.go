@@ -324,6 +324,8 @@ func TestValidationRejects(t *testing.T) {
 			`nightly.bytes_per_second: "-2": must not be negative (0: no limit)`,
 			`nightly.report: must not be empty`,
 		}},
+		{"a backlog batch smaller than a batch", func(c *Config) { c.Indexer.BatchSize, c.Indexer.BacklogBatchSize = 1000, 999 },
+			[]string{`indexer.backlog_batch_size: "999": must be at least indexer.batch_size (1000)`}},
 		{"no retry tier", func(c *Config) { c.Indexer.RetryDelays = nil }, []string{`indexer.retry_delays: must not be empty`}},
 		{"mapping settings", func(c *Config) { c.Mapping = Mapping{Dir: "", IndexPrefix: "_Demo", VersionField: "_v"} }, []string{
 			`mapping.dir: must not be empty`,

@@ -67,6 +67,7 @@ func Default() Config {
 			RetryDelays:       slices.Clone(consumer.DefaultRetryDelays),
 			MaxAttempts:       indexer.DefaultMaxAttempts,
 			BatchSize:         consumer.DefaultBatchSize,
+			BacklogBatchSize:  consumer.DefaultBacklogBatchSize,
 			BatchBytes:        consumer.DefaultBatchBytes,
 			BatchWait:         consumer.DefaultBatchWait,
 			Consumers:         consumer.DefaultConsumers,

@@ -45,6 +45,7 @@ func TestConfigDefaultsCannotDriftFromComponentDefaults(t *testing.T) {
 		{"indexer.retry_delays", d.Indexer.RetryDelays, consumer.DefaultRetryDelays},
 		{"indexer.max_attempts", d.Indexer.MaxAttempts, indexer.DefaultMaxAttempts},
 		{"indexer.batch_size", d.Indexer.BatchSize, consumer.DefaultBatchSize},
+		{"indexer.backlog_batch_size", d.Indexer.BacklogBatchSize, consumer.DefaultBacklogBatchSize},
 		{"indexer.batch_bytes", d.Indexer.BatchBytes, consumer.DefaultBatchBytes},
 		{"indexer.batch_wait", d.Indexer.BatchWait, consumer.DefaultBatchWait},
 		{"indexer.slave_backlog", d.Indexer.SlaveBacklog, indexer.DefaultSlaveBacklog},

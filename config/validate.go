@@ -142,6 +142,9 @@ func (x *Indexer) validate(f *Errors) {
 	}
 	atLeastOne(f, "indexer.max_attempts", x.MaxAttempts)
 	atLeastOne(f, "indexer.batch_size", x.BatchSize)
+	if x.BacklogBatchSize < x.BatchSize {
+		f.add("indexer.backlog_batch_size", strconv.Itoa(x.BacklogBatchSize), "must be at least indexer.batch_size (%d)", x.BatchSize)
+	}
 	atLeastOne(f, "indexer.batch_bytes", x.BatchBytes)
 	positive(f, "indexer.batch_wait", x.BatchWait)
 	atLeastOne(f, "indexer.slave_backlog", x.SlaveBacklog)

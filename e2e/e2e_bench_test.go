@@ -566,22 +566,60 @@ func (r *wyeRun) readyAfter(start time.Time) <-chan time.Duration {
 	return out
 }
 
-// batches summarizes the indexer's batches from its /metrics (for reading a profile).
-func (r *wyeRun) batches() string {
+// scrape reads r's /metrics: each series by its name and labels as written
+// (`wye_indexer_messages_total{result="acked"}`), and each name summed over its labels.
+func (r *wyeRun) scrape() (map[string]float64, error) {
 	res, err := benchHTTP.Get("http://" + r.metrics + "/metrics")
 	if err != nil {
-		return "no metrics"
+		return nil, err
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
 	v := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		name, val, ok := strings.Cut(line, " ")
-		name, _, _ = strings.Cut(name, "{") // summed over the labels
-		if ok && !strings.HasPrefix(name, "#") {
-			f, _ := strconv.ParseFloat(val, 64)
-			v[name] += f
+		series, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(series, "#") {
+			continue
 		}
+		f, _ := strconv.ParseFloat(val, 64)
+		name, _, labeled := strings.Cut(series, "{")
+		v[name] += f
+		if labeled {
+			v[series] = f
+		}
+	}
+	return v, nil
+}
+
+// allAcked waits until the indexer has acked every message cdc published (each batch is acked
+// after its master write): with batches in flight the batch of the last change can be written
+// before the ones before it have been answered.
+func (w *benchWorld) allAcked(r *wyeRun, timeout time.Duration) time.Time {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v, err := r.scrape()
+		if err == nil {
+			published := v["wye_cdc_confirm_seconds_count"]
+			if published > 0 && v[`wye_indexer_messages_total{result="acked"}`] >= published {
+				return time.Now()
+			}
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the indexer did not ack every published message within %v (%v)\nwye output:\n%s", timeout, err, r.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// batches summarizes the indexer's batches from its /metrics (for reading a profile).
+func (r *wyeRun) batches() string {
+	v, err := r.scrape()
+	if err != nil {
+		return "no metrics"
 	}
 	n := v["wye_indexer_batch_seconds_count"]
 	bulks := v["wye_indexer_bulk_seconds_count"]
@@ -653,7 +691,7 @@ func (w *benchWorld) count(cluster string) int {
 }
 
 // drain commits n row changes while wye is stopped, then starts it and measures until the
-// last one is written on every cluster.
+// last one is written on every cluster and every batch is acked (written to the master).
 func (w *benchWorld) drain(bin benchBinary, n int, profile string) benchPhase {
 	work := make(chan benchTxn, 256)
 	go func() {
@@ -674,7 +712,8 @@ func (w *benchWorld) drain(bin benchBinary, n int, profile string) benchPhase {
 	start := time.Now()
 	r := w.start(bin, profile)
 	ready := r.readyAfter(start)
-	seen := w.waitMark(last, 10*time.Minute, r)
+	w.waitMark(last, 10*time.Minute, r)
+	seen := w.allAcked(r, time.Minute)
 	cpu, rss := r.usage(w.t)
 	batches := r.batches()
 	r.stop(w.t)

@@ -132,7 +132,7 @@ func runIndexer(ctx context.Context, cfg *config.Config, ep *metricsEndpoint) er
 		consumers[i] = consumer.New(consumer.Options{
 			URL: cfg.AMQP.URLWithPassword(), Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Parked: cfg.AMQP.Parked,
 			DeliveryLimit: cfg.AMQP.DeliveryLimit, RetryDelays: x.RetryDelays, Prefetch: cfg.AMQP.Prefetch,
-			BatchSize: x.BatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, InFlight: x.InFlight, Metrics: metrics, Logger: log,
+			BatchSize: x.BatchSize, BacklogSize: x.BacklogBatchSize, BatchBytes: x.BatchBytes, BatchWait: x.BatchWait, InFlight: x.InFlight, Metrics: metrics, Logger: log,
 		}, pipe)
 		ep.addReady(consumers[i].Ready)
 	}

@@ -51,6 +51,7 @@ type Options struct {
 	DeliveryLimit int             // x-delivery-limit if this consumer declares the change queue [broker.DefaultDeliveryLimit]
 	Prefetch      int             // unacked deliveries in flight [DefaultPrefetch]
 	BatchSize     int             // row changes per batch, counted by each message's x-wye-changes header (1 without) [DefaultBatchSize]
+	BacklogSize   int             // row changes a full batch may reach with deliveries that already wait [DefaultBacklogBatchSize]
 	BatchBytes    int             // message bytes per batch [DefaultBatchBytes]
 	BatchWait     time.Duration   // how long a batch waits for more after its first delivery [DefaultBatchWait]
 	InFlight      int             // batches processed at once while a backlog lasts [DefaultInFlight]
@@ -61,19 +62,24 @@ type Options struct {
 const (
 	// DefaultBatchSize is the row changes a batch gathers before it is processed. cdc messages
 	// carry up to 2048 changes each (fewer when the binlog is quiet), retry messages one entity;
-	// a message is never split, so a batch holds at least one whatever its size. While a
-	// backlog lasts a batch takes eight full messages: an entity changed several times in them
-	// is read and written once, and the batch's fixed costs (its snapshot, its _bulk requests,
-	// its ack) are paid once for 16,384 changes. A light stream's batches close on their wait
-	// and are as small as before. Memory does not grow with it: documents are read and
-	// written a chunk at a time (indexer.DefaultChunkDocs). Measured against 512 in one run
-	// (WYE_BENCH_INDEXER="batch_size: 16384" make bench-e2e BASELINE=<the same tree>, 3
-	// alternating rounds): a 50,000-change backlog drained x1.40 as fast for the flat entity
-	// and x3.10 for the catalog entity into three clusters, at 0.91 and 0.65 of the CPU per
-	// change, the same peak RSS, live unchanged; 8,192 drained the flat one x1.30 as fast.
-	// (4096 was measured in an earlier round, x1.12 in one run and none in the next, while
-	// every stream start still lost about 150 ms to the binlog's read window.)
-	DefaultBatchSize = 16384
+	// a message is never split, so a batch holds at least one whatever its size.
+	DefaultBatchSize = 512
+	// DefaultBacklogBatchSize is the row changes a batch that reached BatchSize goes on taking
+	// while deliveries already wait (a backlog): eight full cdc messages. An entity changed
+	// several times in them is read and written once, and the batch's fixed costs (its
+	// snapshot, its _bulk requests, its ack) are paid once for all; a live stream's batches
+	// close at BatchSize or on their wait as before, so its latency does not grow. Memory does
+	// not grow with it: documents are read and written a chunk at a time
+	// (indexer.DefaultChunkDocs). Measured as batch_size 16384 against 512, one run, 3
+	// alternating rounds of a 50,000-change backlog (docs/indexer.md, "Batch size"): the flat
+	// entity drained x1.40 as fast and the catalog entity into three clusters x3.10, at 0.91
+	// and 0.65 of the CPU per change, the same peak RSS; but a live stream at about 8,000
+	// changes/s, whose batches then closed only on their wait, had its lag p50 go from 129 to
+	// 429 ms: hence two sizes.
+	DefaultBacklogBatchSize = 16384
+	// backlogGrace is how long a full batch waits for the next delivery before it closes: a
+	// backlog's deliveries wait in the client already and come in microseconds.
+	backlogGrace = time.Millisecond
 	// DefaultPrefetch is the unacked deliveries the broker sends ahead. It also closes a batch:
 	// no more can arrive before an ack.
 	DefaultPrefetch = 512
@@ -135,6 +141,7 @@ func New(opts Options, p Processor) *Consumer {
 	opts.DeliveryLimit = defaults.Positive(opts.DeliveryLimit, broker.DefaultDeliveryLimit)
 	opts.Prefetch = defaults.Positive(opts.Prefetch, DefaultPrefetch)
 	opts.BatchSize = defaults.Positive(opts.BatchSize, DefaultBatchSize)
+	opts.BacklogSize = max(defaults.Positive(opts.BacklogSize, DefaultBacklogBatchSize), opts.BatchSize)
 	opts.BatchBytes = defaults.Positive(opts.BatchBytes, DefaultBatchBytes)
 	opts.BatchWait = defaults.Positive(opts.BatchWait, DefaultBatchWait)
 	opts.InFlight = defaults.Positive(opts.InFlight, DefaultInFlight)
@@ -403,7 +410,8 @@ func (c *Consumer) sampleDepth(conn *amqp.Connection) error {
 // collect waits for a first delivery, then gathers more until the batch is full (row changes,
 // bytes, or every prefetched delivery: no more can arrive before an ack) or the wait for
 // company (at most BatchWait, see adapt) has passed since the first one. full reports the
-// former: a backlog.
+// former: a backlog. A full batch goes on taking the deliveries that already wait, up to
+// BacklogSize row changes.
 func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery) (batch []amqp.Delivery, full bool, err error) {
 	select {
 	case <-ctx.Done():
@@ -415,21 +423,36 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery)
 		batch = append(batch, d)
 	}
 	size, changes := len(batch[0].Body), changesIn(batch[0])
-	timer := time.NewTimer(time.Duration(c.wait.Load()))
-	defer timer.Stop()
-	for changes < c.opts.BatchSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
+	// take adds the next delivery; false when none came before timeout.
+	take := func(timeout <-chan time.Time) bool {
 		select {
 		case <-ctx.Done():
-			return batch, false, nil
-		case <-timer.C:
-			return batch, false, nil
+			return false
+		case <-timeout:
+			return false
 		case d, ok := <-deliveries:
 			if !ok {
-				return batch, false, nil
+				return false
 			}
 			batch = append(batch, d)
 			size += len(d.Body)
 			changes += changesIn(d)
+			return true
+		}
+	}
+	timer := time.NewTimer(time.Duration(c.wait.Load()))
+	defer timer.Stop()
+	for changes < c.opts.BatchSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
+		if !take(timer.C) {
+			return batch, false, nil
+		}
+	}
+	// Full: while deliveries already wait (a backlog), take them up to BacklogSize. A live
+	// stream's next delivery is not there yet, and its batch closes at once.
+	for changes < c.opts.BacklogSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
+		timer.Reset(backlogGrace)
+		if !take(timer.C) {
+			break
 		}
 	}
 	return batch, true, nil

@@ -18,7 +18,7 @@ import (
 )
 
 func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
-	c := New(Options{Prefetch: 100, BatchSize: 3, BatchBytes: 100, BatchWait: 200 * time.Millisecond}, nil)
+	c := New(Options{Prefetch: 100, BatchSize: 3, BacklogSize: 3, BatchBytes: 100, BatchWait: 200 * time.Millisecond}, nil)
 	body := func(n int) amqp.Delivery { return amqp.Delivery{Body: []byte(strings.Repeat("x", n))} }
 
 	synctest.Test(t, func(t *testing.T) {
@@ -60,6 +60,39 @@ func TestBatchIsCutByCountBytesOrTimeNeverGrowsUnbounded(t *testing.T) {
 	})
 }
 
+// TestABacklogBatchTakesWhatWaitsButALiveOneClosesAtItsSize prevents two failures of the
+// backlog size: a backlog cut into small batches (each pays a snapshot, a _bulk and an ack,
+// and an entity changed in several is written several times), and a live stream's full batch
+// held back waiting for deliveries that have not arrived (its lag would grow).
+func TestABacklogBatchTakesWhatWaitsButALiveOneClosesAtItsSize(t *testing.T) {
+	c := New(Options{Prefetch: 100, BatchSize: 3, BacklogSize: 10, BatchWait: time.Hour}, nil)
+	for _, waiting := range []int{5, 12} {
+		synctest.Test(t, func(t *testing.T) {
+			ch := make(chan amqp.Delivery, 20)
+			for range waiting {
+				ch <- amqp.Delivery{Body: []byte("{}")}
+			}
+			b, full, _ := c.collect(t.Context(), ch)
+			if want := min(waiting, 10); len(b) != want || !full {
+				t.Errorf("%d deliveries waiting: a batch of %d (full %v), want %d, full", waiting, len(b), full, want)
+			}
+		})
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan amqp.Delivery, 20)
+		for range 3 {
+			ch <- amqp.Delivery{Body: []byte("{}")}
+		}
+		go func() { time.Sleep(10 * time.Millisecond); ch <- amqp.Delivery{Body: []byte("{}")} }()
+		start := time.Now()
+		b, full, _ := c.collect(t.Context(), ch)
+		if len(b) != 3 || !full || time.Since(start) != backlogGrace {
+			t.Errorf("a live stream's full batch: %d deliveries after %v (full %v), want 3 after %v, full", len(b), time.Since(start), full, backlogGrace)
+		}
+		time.Sleep(time.Second) // the late delivery's sender ends
+	})
+}
+
 // TestBatchNeverWaitsForMoreThanPrefetch prevents a batch from waiting for deliveries the
 // broker never sends: with prefetch 3, the third delivery closes the batch whatever its size
 // in changes; and a batch of multi-change messages is counted in changes.
@@ -76,7 +109,7 @@ func TestBatchNeverWaitsForMoreThanPrefetch(t *testing.T) {
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
-		c := New(Options{Prefetch: 100, BatchSize: 500, BatchWait: time.Hour}, nil)
+		c := New(Options{Prefetch: 100, BatchSize: 500, BacklogSize: 500, BatchWait: time.Hour}, nil)
 		ch := make(chan amqp.Delivery, 10)
 		for range 5 {
 			ch <- amqp.Delivery{Body: []byte("{}"), Headers: amqp.Table{"x-wye-changes": int32(200)}}
