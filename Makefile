@@ -58,7 +58,9 @@ stack-clean:
 # The end-to-end benchmark (e2e/e2e_bench_test.go): `wye run` from binlog to documents, drain
 # and live phases, flat and catalog entities; not part of `make test`. Optional:
 # BASELINE=<git ref> (built with git archive, measured in alternating rounds),
-# CPUPROFILE=<dir> (one profile per phase), and WYE_BENCH_* in the environment (sizes, rates).
+# CPUPROFILE=<dir> (one profile per phase), and WYE_BENCH_* in the environment (sizes, rates;
+# WYE_BENCH_LOG=info logs wye's output of each drain; WYE_BENCH_INDEXER="batch_size: 4096"
+# tries indexer keys on this tree's binary only).
 bench-e2e: stack-up
 	mkdir -p $(or $(CPUPROFILE),/tmp)
 	flock /tmp/wye-bench.lock env WYE_BENCH_BASELINE=$(BASELINE) WYE_BENCH_CPUPROFILE=$(abspath $(CPUPROFILE)) \
