@@ -66,13 +66,7 @@ func TestAStreamThatIsNotReadingIsNotCutOff(t *testing.T) {
 func TestALiveStreamIsReadInBurstsNotEventByEvent(t *testing.T) {
 	addr, accepted := tcpServer(t)
 	d := newWatchedDialer(time.Minute, 500*time.Millisecond)
-	c, err := d.dial(t.Context(), "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	server := <-accepted
-	defer server.Close()
+	c, server := dialAccepted(t, d, addr, accepted)
 	d.dumping()
 
 	buf := make([]byte, 64<<10)
@@ -102,13 +96,7 @@ func TestTheHandshakeIsNotSlowedByTheCoalescingWindow(t *testing.T) {
 	d := newWatchedDialer(time.Minute, time.Hour)
 	shortReads := func(what string) {
 		t.Helper()
-		c, err := d.dial(t.Context(), "tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		server := <-accepted
-		defer server.Close()
+		c, server := dialAccepted(t, d, addr, accepted)
 		for i := range 3 { // each answer shorter than trickleBytes
 			done := make(chan error, 1)
 			go func() { server.Write([]byte("ok")); _, err := c.Read(make([]byte, 64<<10)); done <- err }()
@@ -176,6 +164,18 @@ func TestASilencedStreamDoesNotDialTheSilentNetworkAgain(t *testing.T) {
 		t.Fatalf("another stream's dialer refused too: %v", err)
 	}
 	other.Close()
+}
+
+// dialAccepted dials addr with d and returns both ends, closed when the test ends.
+func dialAccepted(t *testing.T, d *watchedDialer, addr string, accepted <-chan net.Conn) (net.Conn, net.Conn) {
+	t.Helper()
+	c, err := d.dial(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	t.Cleanup(func() { c.Close(); server.Close() })
+	return c, server
 }
 
 // tcpServer listens on a loopback port until the test ends and sends every connection it
