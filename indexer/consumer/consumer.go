@@ -450,7 +450,7 @@ func (c *Consumer) collect(ctx context.Context, deliveries <-chan amqp.Delivery)
 		}
 	}
 	// Full: while deliveries already wait (a backlog), take them up to BacklogSize. A live
-	// stream's next delivery is not there yet, and its batch closes at once.
+	// stream's next delivery is not there yet, and its batch closes within backlogGrace.
 	for changes < c.opts.BacklogSize && size < c.opts.BatchBytes && len(batch) < c.opts.Prefetch {
 		timer.Reset(backlogGrace)
 		if !take(timer.C) {
