@@ -566,34 +566,6 @@ func (r *wyeRun) readyAfter(start time.Time) <-chan time.Duration {
 	return out
 }
 
-// scrape reads r's /metrics: each series by its name and labels as written
-// (`wye_indexer_messages_total{result="acked"}`), and each name summed over its labels.
-func (r *wyeRun) scrape() (map[string]float64, error) {
-	res, err := benchHTTP.Get("http://" + r.metrics + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	v := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		series, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(series, "#") {
-			continue
-		}
-		f, _ := strconv.ParseFloat(val, 64)
-		name, _, labeled := strings.Cut(series, "{")
-		v[name] += f
-		if labeled {
-			v[series] = f
-		}
-	}
-	return v, nil
-}
-
 // allAcked waits until the indexer has acked every message cdc published (each batch is acked
 // after its master write): with batches in flight the batch of the last change can be written
 // before the ones before it have been answered.
@@ -601,15 +573,13 @@ func (w *benchWorld) allAcked(r *wyeRun, timeout time.Duration) time.Time {
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		v, err := r.scrape()
-		if err == nil {
-			published := v["wye_cdc_confirm_seconds_count"]
-			if published > 0 && v[`wye_indexer_messages_total{result="acked"}`] >= published {
-				return time.Now()
-			}
+		published := scrapeMetric(r.metrics, "wye_cdc_confirm_seconds_count")
+		acked := scrapeMetric(r.metrics, "wye_indexer_messages_total", "result", "acked")
+		if published > 0 && acked >= published {
+			return time.Now()
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("the indexer did not ack every published message within %v (%v)\nwye output:\n%s", timeout, err, r.out.String())
+			w.t.Fatalf("the indexer acked %.0f of %.0f published messages within %v\nwye output:\n%s", acked, published, timeout, r.out.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -617,9 +587,20 @@ func (w *benchWorld) allAcked(r *wyeRun, timeout time.Duration) time.Time {
 
 // batches summarizes the indexer's batches from its /metrics (for reading a profile).
 func (r *wyeRun) batches() string {
-	v, err := r.scrape()
+	res, err := benchHTTP.Get("http://" + r.metrics + "/metrics")
 	if err != nil {
 		return "no metrics"
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	v := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		name, _, _ = strings.Cut(name, "{") // summed over the labels
+		if ok && !strings.HasPrefix(name, "#") {
+			f, _ := strconv.ParseFloat(val, 64)
+			v[name] += f
+		}
 	}
 	n := v["wye_indexer_batch_seconds_count"]
 	bulks := v["wye_indexer_bulk_seconds_count"]

@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wyehq/wye/broker"
@@ -91,6 +92,25 @@ func TestABacklogBatchTakesWhatWaitsButALiveOneClosesAtItsSize(t *testing.T) {
 		}
 		time.Sleep(time.Second) // the late delivery's sender ends
 	})
+}
+
+// TestABatchThatGoesOnDoesNotClearAnotherStillHeld prevents /readyz and
+// wye_indexer_master_unavailable from saying the master is back while a batch in flight still
+// waits for it: with batches in flight, another batch that stops waiting must not clear it.
+func TestABatchThatGoesOnDoesNotClearAnotherStillHeld(t *testing.T) {
+	c := New(Options{}, nil)
+	c.ready.Store(true)
+	state := func() (bool, float64) { return c.Ready(), testutil.ToFloat64(c.opts.Metrics.MasterUnavailable) }
+	c.hold(1)
+	c.hold(1)
+	c.hold(-1)
+	if ready, gauge := state(); ready || gauge != 1 {
+		t.Errorf("one of two held batches went on: ready %v, master_unavailable %v; want not ready, 1", ready, gauge)
+	}
+	c.hold(-1)
+	if ready, gauge := state(); !ready || gauge != 0 {
+		t.Errorf("no batch held: ready %v, master_unavailable %v; want ready, 0", ready, gauge)
+	}
 }
 
 // TestBatchNeverWaitsForMoreThanPrefetch prevents a batch from waiting for deliveries the
