@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,6 +49,20 @@ func TestTwoNightlyRunsNeverOverlapAndProgressSurvivesTheProcess(t *testing.T) {
 	for _, id := range ids {
 		killer.ExecContext(ctx, "KILL ?", id)
 	}
+	// KILL returns before the session has ended (and released its locks): a process that died
+	// is gone once the server has dropped its connections.
+	eventually(t, 10*time.Second, func() error {
+		for _, id := range ids {
+			var n int
+			if err := killer.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("killed connection %d is still there", id)
+			}
+		}
+		return nil
+	})
 	if err := first.Save(ctx, run.ID, control.NightlyProgress{Entity: "program", Step: "rows", After: "6000"}); err == nil {
 		t.Fatal("a run whose lock connection died saved progress")
 	}
